@@ -1,0 +1,131 @@
+//! The capabilities the pipe logic needs, as traits. `component.rs` implements them over the WIT
+//! imports; unit tests implement them in memory. Nothing in here touches the network or a clock
+//! directly, so every decision the pipe makes can be tested natively.
+
+use crate::types::Event;
+
+/// Failures of the kv capability (mirrors `kv-error`).
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+pub enum KvError {
+    #[error("invalid kv argument: {0}")]
+    InvalidArgument(String),
+    #[error("kv value too large")]
+    TooLarge,
+    #[error("kv timed out")]
+    Timeout,
+    #[error("kv unavailable: {0}")]
+    Unavailable(String),
+    #[error("kv error: {0}")]
+    Other(String),
+}
+
+/// Shared key-value state (host memory or Redis).
+pub trait Kv {
+    fn get(&self, key: &str, max_bytes: u32) -> Result<Option<Vec<u8>>, KvError>;
+    fn set(&self, key: &str, value: &[u8], ttl_ms: Option<u64>) -> Result<(), KvError>;
+    fn delete(&self, key: &str) -> Result<bool, KvError>;
+    /// Take a named lock for `ttl_ms`; `Some(token)` when taken.
+    fn lock(&self, name: &str, ttl_ms: u64) -> Result<Option<String>, KvError>;
+    fn unlock(&self, name: &str, token: &str) -> Result<bool, KvError>;
+}
+
+/// Failures of the emit capability (mirrors `emit-error`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, thiserror::Error)]
+pub enum EmitError {
+    #[error("event too large")]
+    TooLarge,
+    #[error("caller went away")]
+    Closed,
+}
+
+/// Events back to the caller.
+pub trait Emit {
+    fn send(&mut self, event: Event) -> Result<(), EmitError>;
+}
+
+/// Wall clock and randomness (wasi:clocks, wasi:random in the component).
+pub trait Env {
+    /// Milliseconds since the Unix epoch.
+    fn now_ms(&self) -> u64;
+    /// Random bytes from the host's CSPRNG.
+    fn random_u64(&self) -> u64;
+}
+
+/// HTTP method of an upstream request.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Method {
+    Get,
+    Post,
+}
+
+/// One request to OpenRouter. `url` is absolute; the host adds the API key itself.
+#[derive(Clone, Debug)]
+pub struct HttpRequest {
+    pub method: Method,
+    pub url: String,
+    pub headers: Vec<(String, String)>,
+    pub body: Option<Vec<u8>>,
+}
+
+/// Why an upstream request did not produce a response (mirrors the wasi-http error codes we act on).
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+pub enum TransportError {
+    #[error("the host refused the destination ({0})")]
+    Denied(String),
+    #[error("timed out {0}")]
+    Timeout(String),
+    #[error("could not connect: {0}")]
+    Connect(String),
+    #[error("the response exceeded the host's size limit")]
+    TooLarge,
+    #[error("the connection failed: {0}")]
+    Protocol(String),
+}
+
+/// A streamed response body.
+pub trait BodyStream {
+    /// The next chunk of bytes; `None` at a clean end.
+    fn next_chunk(&mut self) -> impl Future<Output = Option<Result<Vec<u8>, TransportError>>>;
+}
+
+/// The response head plus its streaming body.
+pub struct HttpResponse<B> {
+    pub status: u16,
+    pub headers: Vec<(String, String)>,
+    pub body: B,
+}
+
+impl<B> HttpResponse<B> {
+    /// First header value of that name (case-insensitive).
+    pub fn header(&self, name: &str) -> Option<&str> {
+        self.headers
+            .iter()
+            .find(|(k, _)| k.eq_ignore_ascii_case(name))
+            .map(|(_, v)| v.as_str())
+    }
+}
+
+/// Outbound HTTP through the host's egress gate.
+pub trait Upstream {
+    type Body: BodyStream;
+    fn send(
+        &self,
+        request: HttpRequest,
+    ) -> impl Future<Output = Result<HttpResponse<Self::Body>, TransportError>>;
+}
+
+/// Read a whole body, refusing more than `max_bytes`.
+pub async fn read_body<B: BodyStream>(
+    body: &mut B,
+    max_bytes: usize,
+) -> Result<Vec<u8>, TransportError> {
+    let mut out = Vec::new();
+    while let Some(chunk) = body.next_chunk().await {
+        let chunk = chunk?;
+        if out.len() + chunk.len() > max_bytes {
+            return Err(TransportError::TooLarge);
+        }
+        out.extend_from_slice(&chunk);
+    }
+    Ok(out)
+}

@@ -1,0 +1,29 @@
+//! Responses Pipe: all pipe logic, as a wasm32-wasip2 component. Every module except
+//! `component` is plain Rust over capability traits (`caps`) and unit-tests natively;
+//! `component` implements those traits over the WIT imports and exports the `pipe` interface.
+//! Every module but `component` is `#[forbid(unsafe_code)]`; the generated ABI glue cannot be.
+
+#[forbid(unsafe_code)]
+pub mod caps;
+#[forbid(unsafe_code)]
+pub mod catalog;
+#[forbid(unsafe_code)]
+pub mod chat;
+#[forbid(unsafe_code)]
+pub mod errors;
+#[forbid(unsafe_code)]
+pub mod settings;
+#[forbid(unsafe_code)]
+pub mod stream;
+#[forbid(unsafe_code)]
+pub mod translate;
+#[forbid(unsafe_code)]
+pub mod types;
+
+// wit-bindgen's generated glue needs `unsafe` (canonical ABI); everything else forbids it.
+#[cfg(target_arch = "wasm32")]
+#[allow(unsafe_code, reason = "wit-bindgen generated canonical-ABI glue")]
+mod component;
+
+#[cfg(test)]
+mod testing;

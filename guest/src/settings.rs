@@ -1,0 +1,115 @@
+//! The settings document the host hands to every call: reference valve names, already validated by
+//! the host. Unknown keys are ignored here (the host owns validation); missing keys take the
+//! reference defaults so the pipe behaves sensibly even with an empty document.
+
+use serde::Deserialize;
+
+/// The valves the pipe logic reads. Names match `REFERENCE.md` §3.
+#[derive(Clone, Debug, Deserialize)]
+#[serde(default, rename_all = "SCREAMING_SNAKE_CASE")]
+pub struct Settings {
+    pub base_url: String,
+    pub model_id: String,
+    pub model_catalog_refresh_seconds: u64,
+    /// Whether the host holds an OpenRouter key (the key itself never enters the guest).
+    pub api_key_configured: bool,
+    pub http_referer_override: String,
+    pub http_connect_timeout_seconds: u64,
+    pub http_sock_read_seconds: u64,
+    pub support_email: String,
+    pub support_url: String,
+}
+
+impl Default for Settings {
+    fn default() -> Self {
+        Settings {
+            base_url: "https://openrouter.ai/api/v1".to_string(),
+            model_id: "auto".to_string(),
+            model_catalog_refresh_seconds: 3600,
+            api_key_configured: false,
+            http_referer_override: String::new(),
+            http_connect_timeout_seconds: 10,
+            http_sock_read_seconds: 300,
+            support_email: String::new(),
+            support_url: String::new(),
+        }
+    }
+}
+
+/// The project URL sent as `HTTP-Referer` when no override is set (OpenRouter app attribution).
+pub const DEFAULT_REFERER: &str = "https://github.com/openwebui/responses-pipe";
+/// The app title sent as `X-OpenRouter-Title`.
+pub const APP_TITLE: &str = "Responses Pipe";
+
+impl Settings {
+    /// Parse the host's settings document.
+    pub fn parse(json: &str) -> Result<Settings, serde_json::Error> {
+        if json.trim().is_empty() {
+            return Ok(Settings::default());
+        }
+        serde_json::from_str(json)
+    }
+
+    /// `BASE_URL` without a trailing slash, ready for `{base}/models`.
+    pub fn base(&self) -> &str {
+        self.base_url.trim_end_matches('/')
+    }
+
+    /// The catalog TTL, never below the reference minimum of 60 s.
+    pub fn catalog_ttl_ms(&self) -> u64 {
+        self.model_catalog_refresh_seconds
+            .max(60)
+            .saturating_mul(1000)
+    }
+
+    /// `HTTP-Referer` value: the override when it is a full http(s) URL, else the project URL.
+    pub fn referer(&self) -> &str {
+        let o = self.http_referer_override.trim();
+        if o.starts_with("https://") || o.starts_with("http://") {
+            o
+        } else {
+            DEFAULT_REFERER
+        }
+    }
+
+    /// Attribution headers sent on every OpenRouter call.
+    pub fn attribution_headers(&self) -> Vec<(String, String)> {
+        vec![
+            ("HTTP-Referer".to_string(), self.referer().to_string()),
+            ("X-OpenRouter-Title".to_string(), APP_TITLE.to_string()),
+            (
+                "X-OpenRouter-Categories".to_string(),
+                "general-chat".to_string(),
+            ),
+        ]
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn missing_keys_take_reference_defaults_and_unknown_keys_are_ignored() {
+        let s = Settings::parse(r#"{"MODEL_ID":"a/b","SOMETHING_NEW":1}"#).unwrap();
+        assert_eq!(s.model_id, "a/b");
+        assert_eq!(s.model_catalog_refresh_seconds, 3600);
+        assert_eq!(s.base(), "https://openrouter.ai/api/v1");
+    }
+
+    #[test]
+    fn referer_override_must_be_a_full_url() {
+        let mut s = Settings::default();
+        s.http_referer_override = "example.com".into();
+        assert_eq!(s.referer(), DEFAULT_REFERER);
+        s.http_referer_override = "https://example.com/app".into();
+        assert_eq!(s.referer(), "https://example.com/app");
+    }
+
+    #[test]
+    fn catalog_ttl_is_never_below_sixty_seconds() {
+        let mut s = Settings::default();
+        s.model_catalog_refresh_seconds = 5;
+        assert_eq!(s.catalog_ttl_ms(), 60_000);
+    }
+}

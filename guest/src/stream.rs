@@ -1,0 +1,254 @@
+//! The Responses SSE stream → caller events. One `ResponsesStream` per upstream response: each SSE
+//! `data` payload is fed in as it arrives; text and reasoning deltas are emitted at once; the
+//! terminal event (`response.completed`, `response.incomplete`, `response.failed`, `error`) ends
+//! it. Unknown event types are skipped; malformed payloads are counted and skipped.
+
+use crate::errors;
+use crate::types::{ErrorBody, Event, FinishReason, Usage};
+use serde_json::Value;
+
+/// What feeding one payload did.
+#[derive(Clone, Debug, PartialEq)]
+pub enum Step {
+    /// Keep reading.
+    Continue,
+    /// The response finished normally.
+    Completed {
+        finish: FinishReason,
+        usage: Option<Usage>,
+    },
+    /// The upstream reported a failure.
+    Failed(ErrorBody),
+}
+
+/// Translation state for one upstream response.
+#[derive(Debug, Default)]
+pub struct ResponsesStream {
+    /// Whether any user-visible delta was produced (decides HTTP error vs in-stream error).
+    pub visible_output: bool,
+    /// Payloads that were not JSON.
+    pub malformed: u32,
+    /// Event types we did not act on.
+    pub ignored: u32,
+    /// The last reasoning item and summary index a delta came from, to separate parts.
+    last_reasoning_part: Option<(String, i64)>,
+}
+
+/// OpenRouter usage (Responses names) → OpenAI chat usage.
+pub fn usage_from(v: &Value) -> Option<Usage> {
+    if !v.is_object() {
+        return None;
+    }
+    let n = |p: &str| v.pointer(p).and_then(Value::as_u64).unwrap_or(0);
+    let prompt = n("/input_tokens").max(n("/prompt_tokens"));
+    let completion = n("/output_tokens").max(n("/completion_tokens"));
+    let total = n("/total_tokens");
+    Some(Usage {
+        prompt_tokens: prompt,
+        completion_tokens: completion,
+        total_tokens: if total == 0 {
+            prompt + completion
+        } else {
+            total
+        },
+        cached_tokens: n("/input_tokens_details/cached_tokens")
+            .max(n("/prompt_tokens_details/cached_tokens")),
+        reasoning_tokens: n("/output_tokens_details/reasoning_tokens")
+            .max(n("/completion_tokens_details/reasoning_tokens")),
+        cost_usd: v.get("cost").and_then(Value::as_f64),
+    })
+}
+
+fn finish_of(response: &Value) -> FinishReason {
+    let reason = response
+        .pointer("/incomplete_details/reason")
+        .and_then(Value::as_str)
+        .unwrap_or("");
+    let incomplete = response.get("status").and_then(Value::as_str) == Some("incomplete");
+    if reason == "content_filter" {
+        FinishReason::ContentFilter
+    } else if incomplete || reason == "max_output_tokens" {
+        FinishReason::Length
+    } else {
+        FinishReason::Stop
+    }
+}
+
+impl ResponsesStream {
+    /// Feed one SSE `data` payload. `emit` receives the caller events it produces; `error_id`
+    /// supplies an id when the payload is an upstream failure.
+    pub fn feed(
+        &mut self,
+        data: &str,
+        emit: &mut dyn FnMut(Event) -> bool,
+        error_id: &mut dyn FnMut() -> String,
+    ) -> Step {
+        let data = data.trim();
+        if data.is_empty() {
+            return Step::Continue;
+        }
+        if data == "[DONE]" {
+            return Step::Continue;
+        }
+        let Ok(event) = serde_json::from_str::<Value>(data) else {
+            self.malformed += 1;
+            return Step::Continue;
+        };
+        let kind = event.get("type").and_then(Value::as_str).unwrap_or("");
+        match kind {
+            "response.output_text.delta" => {
+                if let Some(d) = event
+                    .get("delta")
+                    .and_then(Value::as_str)
+                    .filter(|d| !d.is_empty())
+                {
+                    self.visible_output = true;
+                    emit(Event::TextDelta(d.to_string()));
+                }
+                Step::Continue
+            }
+            "response.reasoning_text.delta"
+            | "response.reasoning_summary_text.delta"
+            | "response.reasoning.delta" => {
+                if let Some(d) = event
+                    .get("delta")
+                    .and_then(Value::as_str)
+                    .filter(|d| !d.is_empty())
+                {
+                    let part = (
+                        format!(
+                            "{}:{}",
+                            kind,
+                            event.get("item_id").and_then(Value::as_str).unwrap_or("")
+                        ),
+                        event
+                            .get("summary_index")
+                            .or_else(|| event.get("content_index"))
+                            .and_then(Value::as_i64)
+                            .unwrap_or(0),
+                    );
+                    let mut text = String::new();
+                    if self
+                        .last_reasoning_part
+                        .as_ref()
+                        .is_some_and(|p| *p != part)
+                    {
+                        text.push_str("\n\n");
+                    }
+                    text.push_str(d);
+                    self.last_reasoning_part = Some(part);
+                    self.visible_output = true;
+                    emit(Event::ReasoningDelta(text));
+                }
+                Step::Continue
+            }
+            "response.completed" | "response.done" | "response.incomplete" => {
+                let response = event.get("response").cloned().unwrap_or(Value::Null);
+                if response.get("status").and_then(Value::as_str) == Some("failed") {
+                    return Step::Failed(errors::from_stream_event(&error_id(), &event));
+                }
+                let mut finish = finish_of(&response);
+                if kind == "response.incomplete" {
+                    finish = match finish {
+                        FinishReason::ContentFilter => FinishReason::ContentFilter,
+                        _ => FinishReason::Length,
+                    };
+                }
+                Step::Completed {
+                    finish,
+                    usage: response.get("usage").and_then(usage_from),
+                }
+            }
+            "response.failed" | "error" | "response.error" => {
+                Step::Failed(errors::from_stream_event(&error_id(), &event))
+            }
+            _ => {
+                self.ignored += 1;
+                Step::Continue
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn run(payloads: &[&str]) -> (Vec<Event>, Step, ResponsesStream) {
+        let mut s = ResponsesStream::default();
+        let mut out = Vec::new();
+        let mut last = Step::Continue;
+        for p in payloads {
+            last = s.feed(
+                p,
+                &mut |e| {
+                    out.push(e);
+                    true
+                },
+                &mut || "e1".to_string(),
+            );
+            if last != Step::Continue {
+                break;
+            }
+        }
+        (out, last, s)
+    }
+
+    #[test]
+    fn text_and_reasoning_deltas_are_emitted_and_usage_ends_it() {
+        let (events, step, s) = run(&[
+            r#"{"type":"response.created","response":{}}"#,
+            r#"{"type":"response.reasoning_summary_text.delta","item_id":"rs1","summary_index":0,"delta":"Thinking"}"#,
+            r#"{"type":"response.reasoning_text.delta","item_id":"rs1","content_index":0,"delta":"deeply"}"#,
+            r#"{"type":"response.output_text.delta","delta":"Hi"}"#,
+            r#"{"type":"response.completed","response":{"status":"completed","usage":{"input_tokens":10,"input_tokens_details":{"cached_tokens":2},"output_tokens":5,"output_tokens_details":{"reasoning_tokens":3},"total_tokens":15,"cost":0.0012}}}"#,
+        ]);
+        assert_eq!(events[0], Event::ReasoningDelta("Thinking".into()));
+        assert_eq!(events[1], Event::ReasoningDelta("\n\ndeeply".into()));
+        assert_eq!(events[2], Event::TextDelta("Hi".into()));
+        assert!(s.visible_output);
+        let Step::Completed { finish, usage } = step else {
+            panic!("{step:?}")
+        };
+        assert_eq!(finish, FinishReason::Stop);
+        let u = usage.unwrap();
+        assert_eq!(
+            (u.prompt_tokens, u.completion_tokens, u.total_tokens),
+            (10, 5, 15)
+        );
+        assert_eq!((u.cached_tokens, u.reasoning_tokens), (2, 3));
+        assert_eq!(u.cost_usd, Some(0.0012));
+    }
+
+    #[test]
+    fn malformed_payloads_are_counted_and_skipped() {
+        let (events, step, s) = run(&[
+            r#"{"type":"response.output_text.delta","delta":"a"}"#,
+            "{not json",
+            r#"{"type":"response.output_text.delta","delta":"b"}"#,
+            r#"{"type":"response.completed","response":{"status":"completed"}}"#,
+        ]);
+        assert_eq!(events.len(), 2);
+        assert_eq!(s.malformed, 1);
+        assert!(matches!(step, Step::Completed { .. }));
+    }
+
+    #[test]
+    fn failures_and_incomplete_are_terminal() {
+        let (_, step, s) = run(&[
+            r#"{"type":"response.failed","response":{"status":"failed","error":{"code":"server_error","message":"x"}}}"#,
+        ]);
+        assert!(matches!(step, Step::Failed(ref e) if e.code.as_deref() == Some("server_error")));
+        assert!(!s.visible_output);
+        let (_, step, _) = run(&[
+            r#"{"type":"response.incomplete","response":{"status":"incomplete","incomplete_details":{"reason":"max_output_tokens"}}}"#,
+        ]);
+        assert!(matches!(
+            step,
+            Step::Completed {
+                finish: FinishReason::Length,
+                ..
+            }
+        ));
+    }
+}

@@ -1,0 +1,180 @@
+//! In-memory capabilities for native unit tests of the pipe logic.
+
+use crate::caps::{
+    BodyStream, Emit, EmitError, Env, HttpRequest, HttpResponse, Kv, KvError, TransportError,
+    Upstream,
+};
+use crate::types::Event;
+use std::cell::{Cell, RefCell};
+use std::collections::{HashMap, VecDeque};
+
+#[derive(Default)]
+pub struct MemKv {
+    pub map: RefCell<HashMap<String, Vec<u8>>>,
+    pub locks: RefCell<HashMap<String, String>>,
+}
+
+impl Kv for MemKv {
+    fn get(&self, key: &str, max_bytes: u32) -> Result<Option<Vec<u8>>, KvError> {
+        match self.map.borrow().get(key) {
+            Some(v) if v.len() > max_bytes as usize => Err(KvError::TooLarge),
+            v => Ok(v.cloned()),
+        }
+    }
+    fn set(&self, key: &str, value: &[u8], _ttl_ms: Option<u64>) -> Result<(), KvError> {
+        self.map
+            .borrow_mut()
+            .insert(key.to_string(), value.to_vec());
+        Ok(())
+    }
+    fn delete(&self, key: &str) -> Result<bool, KvError> {
+        Ok(self.map.borrow_mut().remove(key).is_some())
+    }
+    fn lock(&self, name: &str, _ttl_ms: u64) -> Result<Option<String>, KvError> {
+        let mut locks = self.locks.borrow_mut();
+        if locks.contains_key(name) {
+            return Ok(None);
+        }
+        locks.insert(name.to_string(), "tok".into());
+        Ok(Some("tok".into()))
+    }
+    fn unlock(&self, name: &str, token: &str) -> Result<bool, KvError> {
+        let mut locks = self.locks.borrow_mut();
+        Ok(locks.get(name).is_some_and(|t| t == token) && locks.remove(name).is_some())
+    }
+}
+
+#[derive(Default)]
+pub struct VecEmit {
+    pub events: Vec<Event>,
+    pub closed: bool,
+}
+
+impl Emit for VecEmit {
+    fn send(&mut self, event: Event) -> Result<(), EmitError> {
+        if self.closed {
+            return Err(EmitError::Closed);
+        }
+        self.events.push(event);
+        Ok(())
+    }
+}
+
+pub struct FixedEnv {
+    pub now: Cell<u64>,
+    pub rng: Cell<u64>,
+}
+
+impl Default for FixedEnv {
+    fn default() -> Self {
+        FixedEnv {
+            now: Cell::new(1_000_000),
+            rng: Cell::new(0xabc),
+        }
+    }
+}
+
+impl Env for FixedEnv {
+    fn now_ms(&self) -> u64 {
+        self.now.get()
+    }
+    fn random_u64(&self) -> u64 {
+        let v = self
+            .rng
+            .get()
+            .wrapping_mul(6364136223846793005)
+            .wrapping_add(1442695040888963407);
+        self.rng.set(v);
+        v
+    }
+}
+
+/// A canned response: status, headers, body chunks (an `Err` chunk cuts the body).
+#[derive(Clone)]
+pub struct Canned {
+    pub status: u16,
+    pub headers: Vec<(String, String)>,
+    pub chunks: Vec<Result<Vec<u8>, TransportError>>,
+}
+
+impl Canned {
+    pub fn json(status: u16, body: &str) -> Self {
+        Canned {
+            status,
+            headers: vec![("content-type".into(), "application/json".into())],
+            chunks: vec![Ok(body.as_bytes().to_vec())],
+        }
+    }
+    pub fn sse(chunks: &[&str]) -> Self {
+        Canned {
+            status: 200,
+            headers: vec![("content-type".into(), "text/event-stream".into())],
+            chunks: chunks.iter().map(|c| Ok(c.as_bytes().to_vec())).collect(),
+        }
+    }
+}
+
+/// Answers requests by URL suffix, in order per suffix; records every request.
+#[derive(Default)]
+pub struct ScriptedUpstream {
+    pub routes: RefCell<Vec<(String, VecDeque<Result<Canned, TransportError>>)>>,
+    pub requests: RefCell<Vec<HttpRequest>>,
+}
+
+impl ScriptedUpstream {
+    pub fn on(self, suffix: &str, answer: Result<Canned, TransportError>) -> Self {
+        {
+            let mut routes = self.routes.borrow_mut();
+            match routes.iter_mut().find(|(s, _)| s == suffix) {
+                Some((_, q)) => q.push_back(answer),
+                None => routes.push((suffix.to_string(), VecDeque::from([answer]))),
+            }
+        }
+        self
+    }
+    pub fn count(&self, suffix: &str) -> usize {
+        self.requests
+            .borrow()
+            .iter()
+            .filter(|r| r.url.ends_with(suffix))
+            .count()
+    }
+}
+
+pub struct CannedBody(VecDeque<Result<Vec<u8>, TransportError>>);
+
+impl BodyStream for CannedBody {
+    async fn next_chunk(&mut self) -> Option<Result<Vec<u8>, TransportError>> {
+        self.0.pop_front()
+    }
+}
+
+impl Upstream for ScriptedUpstream {
+    type Body = CannedBody;
+    async fn send(&self, request: HttpRequest) -> Result<HttpResponse<CannedBody>, TransportError> {
+        let url = request.url.clone();
+        self.requests.borrow_mut().push(request);
+        let mut routes = self.routes.borrow_mut();
+        let (_, queue) = routes
+            .iter_mut()
+            .find(|(s, _)| url.ends_with(s.as_str()))
+            .ok_or_else(|| TransportError::Connect(format!("no scripted answer for {url}")))?;
+        // The last answer repeats once the queue is down to one.
+        let canned = if queue.len() > 1 {
+            queue.pop_front()
+        } else {
+            queue.front().cloned()
+        }
+        .ok_or_else(|| TransportError::Connect("empty script".into()))??;
+        Ok(HttpResponse {
+            status: canned.status,
+            headers: canned.headers,
+            body: CannedBody(canned.chunks.into()),
+        })
+    }
+}
+
+/// Run a future to completion on the current thread (the logic under test never really waits).
+pub fn block_on<F: std::future::Future>(f: F) -> F::Output {
+    futures::executor::block_on(f)
+}

@@ -1,0 +1,249 @@
+//! Chat Completions request → Responses request. The incoming body is validated field by field
+//! (a wrong type names the field), messages become Responses `input` items, and only fields the
+//! Responses API accepts are forwarded (`null`s dropped: OpenRouter rejects them).
+
+use crate::catalog::ModelInfo;
+use serde_json::{Map, Value, json};
+
+/// Why a chat body was refused.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+#[error("{0}")]
+pub struct InvalidBody(pub String);
+
+fn invalid(msg: impl Into<String>) -> InvalidBody {
+    InvalidBody(msg.into())
+}
+
+/// The parts of a chat request the pipe works with.
+#[derive(Clone, Debug, PartialEq)]
+pub struct ChatRequest {
+    pub model: String,
+    pub stream: bool,
+    pub body: Map<String, Value>,
+}
+
+/// Parse and validate a Chat Completions body.
+pub fn parse_chat_body(bytes: &[u8]) -> Result<ChatRequest, InvalidBody> {
+    let value: Value = serde_json::from_slice(bytes)
+        .map_err(|e| invalid(format!("the request body is not valid JSON: {e}")))?;
+    let Value::Object(body) = value else {
+        return Err(invalid("the request body must be a JSON object"));
+    };
+    let model = match body.get("model") {
+        Some(Value::String(s)) if !s.trim().is_empty() => s.trim().to_string(),
+        Some(Value::String(_)) | None => return Err(invalid("`model` is required")),
+        Some(_) => return Err(invalid("`model` must be a string")),
+    };
+    let stream = match body.get("stream") {
+        None | Some(Value::Null) => false,
+        Some(Value::Bool(b)) => *b,
+        Some(_) => return Err(invalid("`stream` must be a boolean")),
+    };
+    match body.get("messages") {
+        Some(Value::Array(msgs)) if !msgs.is_empty() => {
+            for (i, m) in msgs.iter().enumerate() {
+                validate_message(i, m)?;
+            }
+        }
+        Some(Value::Array(_)) => return Err(invalid("`messages` must not be empty")),
+        Some(_) => return Err(invalid("`messages` must be an array")),
+        None => return Err(invalid("`messages` is required")),
+    }
+    Ok(ChatRequest {
+        model,
+        stream,
+        body,
+    })
+}
+
+fn validate_message(i: usize, m: &Value) -> Result<(), InvalidBody> {
+    let Value::Object(m) = m else {
+        return Err(invalid(format!("`messages[{i}]` must be an object")));
+    };
+    match m.get("role") {
+        Some(Value::String(r))
+            if matches!(
+                r.as_str(),
+                "system" | "developer" | "user" | "assistant" | "tool"
+            ) => {}
+        Some(Value::String(r)) => {
+            let shown: String = r.chars().take(40).collect();
+            return Err(invalid(format!(
+                "`messages[{i}].role` `{shown}` is not a known role"
+            )));
+        }
+        _ => return Err(invalid(format!("`messages[{i}].role` must be a string"))),
+    }
+    match m.get("content") {
+        None | Some(Value::Null) | Some(Value::String(_)) => Ok(()),
+        Some(Value::Array(parts)) => {
+            for (j, p) in parts.iter().enumerate() {
+                if !p.is_object() && !p.is_string() {
+                    return Err(invalid(format!(
+                        "`messages[{i}].content[{j}]` must be an object"
+                    )));
+                }
+            }
+            Ok(())
+        }
+        Some(_) => Err(invalid(format!(
+            "`messages[{i}].content` must be a string or an array of parts"
+        ))),
+    }
+}
+
+/// The text of a content value: a string, or the `text` of its text parts joined.
+pub fn content_text(content: Option<&Value>) -> String {
+    match content {
+        Some(Value::String(s)) => s.clone(),
+        Some(Value::Array(parts)) => parts
+            .iter()
+            .filter_map(|p| match p {
+                Value::String(s) => Some(s.as_str()),
+                Value::Object(o) => match o.get("type").and_then(Value::as_str) {
+                    Some("text" | "input_text" | "output_text") | None => {
+                        o.get("text").and_then(Value::as_str)
+                    }
+                    _ => None,
+                },
+                _ => None,
+            })
+            .collect::<Vec<_>>()
+            .join("\n"),
+        _ => String::new(),
+    }
+}
+
+/// Messages → Responses `input` items (text messages; each system/developer message stays its
+/// own item, as the reference does).
+pub fn messages_to_input(messages: &[Value]) -> Vec<Value> {
+    let mut input = Vec::with_capacity(messages.len());
+    for m in messages {
+        let role = m.get("role").and_then(Value::as_str).unwrap_or("user");
+        let text = content_text(m.get("content"));
+        match role {
+            "system" | "developer" | "user" => input.push(json!({
+                "type": "message",
+                "role": role,
+                "content": [{ "type": "input_text", "text": text }],
+            })),
+            "assistant" => {
+                if !text.is_empty() {
+                    input.push(json!({
+                        "type": "message",
+                        "role": "assistant",
+                        "content": [{ "type": "output_text", "text": text }],
+                    }));
+                }
+            }
+            // Tool results need the tool-call translation of a later stage; a bare tool
+            // message without its call would be rejected upstream, so it is not forwarded.
+            _ => {}
+        }
+    }
+    input
+}
+
+/// Sampling fields forwarded as they are when present and not null.
+const PASS_THROUGH: &[&str] = &[
+    "temperature",
+    "top_p",
+    "top_k",
+    "frequency_penalty",
+    "presence_penalty",
+    "parallel_tool_calls",
+];
+
+/// Build the `/responses` body for a validated chat request and its catalog entry.
+pub fn to_responses_request(req: &ChatRequest, model: &ModelInfo) -> Value {
+    let messages = req
+        .body
+        .get("messages")
+        .and_then(Value::as_array)
+        .map(Vec::as_slice)
+        .unwrap_or_default();
+    let mut out = Map::new();
+    out.insert("model".into(), Value::String(model.id.clone()));
+    out.insert("input".into(), Value::Array(messages_to_input(messages)));
+    out.insert("stream".into(), Value::Bool(true));
+    for key in PASS_THROUGH {
+        if let Some(v) = req.body.get(*key).filter(|v| !v.is_null()) {
+            out.insert((*key).into(), v.clone());
+        }
+    }
+    let max_tokens = ["max_output_tokens", "max_completion_tokens", "max_tokens"]
+        .iter()
+        .find_map(|k| req.body.get(*k).and_then(Value::as_u64));
+    if let Some(n) = max_tokens {
+        out.insert("max_output_tokens".into(), json!(n));
+    }
+    if let Some(effort) = req.body.get("reasoning_effort").and_then(Value::as_str) {
+        if model.capabilities.reasoning {
+            out.insert("reasoning".into(), json!({ "effort": effort }));
+        }
+    }
+    Value::Object(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::catalog::{Capabilities, ModelInfo};
+
+    fn model() -> ModelInfo {
+        ModelInfo {
+            id: "fake/echo".into(),
+            name: "Echo".into(),
+            created: None,
+            context_length: None,
+            max_completion_tokens: None,
+            capabilities: Capabilities::default(),
+            pricing: Value::Null,
+            supported_parameters: vec![],
+        }
+    }
+
+    #[test]
+    fn wrong_types_name_the_field() {
+        let e = parse_chat_body(br#"{"model":1,"messages":[]}"#).unwrap_err();
+        assert!(e.0.contains("`model`"));
+        let e = parse_chat_body(br#"{"model":"a","messages":"hi"}"#).unwrap_err();
+        assert!(e.0.contains("`messages`"));
+        let e = parse_chat_body(br#"{"model":"a","messages":[{"role":"user","content":5}]}"#)
+            .unwrap_err();
+        assert!(e.0.contains("messages[0].content"));
+        let e = parse_chat_body(br#"{"model":"a","stream":"yes","messages":[{"role":"user"}]}"#)
+            .unwrap_err();
+        assert!(e.0.contains("`stream`"));
+        assert!(
+            parse_chat_body(b"{nope")
+                .unwrap_err()
+                .0
+                .contains("not valid JSON")
+        );
+    }
+
+    #[test]
+    fn messages_become_input_items_in_order() {
+        let req = parse_chat_body(
+            br#"{"model":"fake/echo","max_tokens":50,"temperature":null,"messages":[
+                {"role":"system","content":"be brief"},
+                {"role":"developer","content":"dev"},
+                {"role":"user","content":[{"type":"text","text":"hello"},{"type":"text","text":"there"}]},
+                {"role":"assistant","content":"hi!"},
+                {"role":"user","content":"again"}]}"#,
+        )
+        .unwrap();
+        let body = to_responses_request(&req, &model());
+        assert_eq!(body["stream"], json!(true));
+        assert_eq!(body["max_output_tokens"], json!(50));
+        assert!(body.get("temperature").is_none(), "nulls are dropped");
+        let input = body["input"].as_array().unwrap();
+        assert_eq!(input.len(), 5);
+        assert_eq!(input[0]["role"], "system");
+        assert_eq!(input[1]["role"], "developer");
+        assert_eq!(input[2]["content"][0]["text"], "hello\nthere");
+        assert_eq!(input[3]["content"][0]["type"], "output_text");
+        assert_eq!(input[4]["content"][0]["text"], "again");
+    }
+}

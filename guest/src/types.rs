@@ -1,0 +1,94 @@
+//! Plain-Rust mirrors of the WIT records the pipe logic works with, so every module compiles and
+//! unit-tests natively; `component.rs` converts them to and from the generated bindings.
+
+/// Who is asking and in which conversation (see `request-context` in `wit/pipe.wit`).
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct RequestContext {
+    pub request_id: String,
+    pub user_id: Option<String>,
+    pub user_email: Option<String>,
+    pub user_name: Option<String>,
+    pub user_role: Option<String>,
+    pub chat_id: Option<String>,
+    pub message_id: Option<String>,
+    pub task: Option<String>,
+    pub openwebui_caller: bool,
+    pub received_at_ms: u64,
+}
+
+/// Token accounting in OpenAI chat terms, plus OpenRouter's cost in USD.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct Usage {
+    pub prompt_tokens: u64,
+    pub completion_tokens: u64,
+    pub total_tokens: u64,
+    pub cached_tokens: u64,
+    pub reasoning_tokens: u64,
+    pub cost_usd: Option<f64>,
+}
+
+/// An error as the caller sees it (OpenAI-style body plus the HTTP status to use).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ErrorBody {
+    pub message: String,
+    pub error_type: String,
+    pub code: Option<String>,
+    pub http_status: u16,
+    pub retry_after_seconds: Option<u32>,
+    pub error_id: String,
+}
+
+/// Why a chat ended.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum FinishReason {
+    Stop,
+    Length,
+    ToolCalls,
+    ContentFilter,
+    Error,
+}
+
+/// One function call made by the model.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ToolCall {
+    pub call_id: String,
+    pub name: String,
+    pub arguments_json: String,
+}
+
+/// Something to deliver to the caller, in order, as it happens.
+#[derive(Clone, Debug, PartialEq)]
+pub enum Event {
+    TextDelta(String),
+    ReasoningDelta(String),
+    ToolCalls(Vec<ToolCall>),
+    Usage(Usage),
+    OpenWebUiEvent(String),
+    Finish(FinishReason),
+    Error(ErrorBody),
+}
+
+/// Why a call into the pipe failed before any output reached the caller.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+pub enum PipeError {
+    #[error("invalid request: {}", .0.message)]
+    InvalidRequest(ErrorBody),
+    #[error("upstream error: {}", .0.message)]
+    Upstream(ErrorBody),
+    #[error("unavailable: {}", .0.message)]
+    Unavailable(ErrorBody),
+    #[error("internal error: {}", .0.message)]
+    Internal(ErrorBody),
+}
+
+impl PipeError {
+    /// The caller-facing body of this error.
+    pub fn body(&self) -> &ErrorBody {
+        match self {
+            PipeError::InvalidRequest(b)
+            | PipeError::Upstream(b)
+            | PipeError::Unavailable(b)
+            | PipeError::Internal(b) => b,
+        }
+    }
+}

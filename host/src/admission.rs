@@ -1,0 +1,105 @@
+//! Admission control before any instantiation: at most `MAX_CONCURRENT_REQUESTS` guests run at
+//! once, at most `MAX_QUEUED_REQUESTS` more wait for a slot, and everything beyond is refused at
+//! once with a 503 (the reference pipe's "server busy"), so overload never piles up unbounded.
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use tokio::sync::{OwnedSemaphorePermit, Semaphore};
+
+/// Refused: the queue is full.
+#[derive(Debug, thiserror::Error)]
+#[error("the server is busy: {running} requests running and {queued} waiting")]
+pub struct Busy {
+    pub running: usize,
+    pub queued: usize,
+}
+
+/// The gate every chat and model request passes.
+#[derive(Debug)]
+pub struct Admission {
+    permits: Arc<Semaphore>,
+    max_running: usize,
+    max_queued: usize,
+    queued: AtomicUsize,
+}
+
+/// Holding this is the right to run one guest.
+#[derive(Debug)]
+pub struct Ticket {
+    _permit: OwnedSemaphorePermit,
+}
+
+struct QueueSlot<'a>(&'a AtomicUsize);
+impl Drop for QueueSlot<'_> {
+    fn drop(&mut self) {
+        self.0.fetch_sub(1, Ordering::AcqRel);
+    }
+}
+
+impl Admission {
+    pub fn new(max_running: usize, max_queued: usize) -> Self {
+        Admission {
+            permits: Arc::new(Semaphore::new(max_running.max(1))),
+            max_running: max_running.max(1),
+            max_queued,
+            queued: AtomicUsize::new(0),
+        }
+    }
+
+    /// Take a running slot, waiting in the bounded queue if needed.
+    pub async fn admit(&self) -> Result<Ticket, Busy> {
+        if let Ok(p) = self.permits.clone().try_acquire_owned() {
+            return Ok(Ticket { _permit: p });
+        }
+        let queued = self.queued.fetch_add(1, Ordering::AcqRel);
+        let slot = QueueSlot(&self.queued);
+        if queued >= self.max_queued {
+            drop(slot);
+            return Err(Busy {
+                running: self.running(),
+                queued,
+            });
+        }
+        let permit = self.permits.clone().acquire_owned().await;
+        drop(slot);
+        permit.map(|p| Ticket { _permit: p }).map_err(|_| Busy {
+            running: self.running(),
+            queued: self.queued(),
+        })
+    }
+
+    pub fn running(&self) -> usize {
+        self.max_running - self.permits.available_permits()
+    }
+
+    pub fn queued(&self) -> usize {
+        self.queued.load(Ordering::Acquire)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn beyond_running_and_queued_limits_requests_are_refused_at_once() {
+        let a = Arc::new(Admission::new(1, 1));
+        let first = a.admit().await.unwrap();
+        let a2 = a.clone();
+        let waiter = tokio::spawn(async move { a2.admit().await.map(|_| ()) });
+        while a.queued() == 0 {
+            tokio::task::yield_now().await;
+        }
+        let refused = a.admit().await;
+        assert!(
+            refused.is_err(),
+            "the queue holds one; the third is refused"
+        );
+        drop(first);
+        assert!(
+            waiter.await.unwrap().is_ok(),
+            "the queued request runs once a slot frees"
+        );
+        assert_eq!(a.queued(), 0);
+    }
+}

@@ -1,0 +1,155 @@
+//! The assembled host: configuration, engine and component, egress gate, kv backend, admission
+//! and metrics, built once at start-up and shared by every request. Everything that can be wrong
+//! with the configuration is found here, before the listener binds.
+
+use crate::admission::Admission;
+use crate::config::Config;
+use crate::egress::client::{EgressClient, EgressLimits};
+use crate::egress::hooks::GateHooks;
+use crate::egress::policy::{Authority, EgressPolicy};
+use crate::egress::resolver::{Resolver, SystemResolver};
+use crate::engine::{EngineSizing, PipeEngine};
+use crate::instance::{GuestLimits, Runner, RunnerParts};
+use crate::kv::KvBackend;
+use crate::metrics::Metrics;
+use crate::server::auth::ClientKeys;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::sync::atomic::AtomicBool;
+
+/// The component embedded in this binary (built by `build.rs`).
+pub const EMBEDDED_COMPONENT: &[u8] = include_bytes!(env!("GUEST_WASM"));
+
+/// Why the host could not start.
+#[derive(Debug, thiserror::Error)]
+pub enum StartError {
+    #[error(transparent)]
+    Engine(#[from] crate::engine::EngineError),
+    #[error("the egress client could not be built: {0}")]
+    Egress(String),
+    #[error("the data directory {path} is unusable: {source}")]
+    DataDir {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+}
+
+/// Shared state of the running host.
+pub struct App {
+    pub config: Arc<Config>,
+    pub runner: Runner,
+    pub metrics: Arc<Metrics>,
+    pub admission: Admission,
+    pub keys: ClientKeys,
+    pub shutting_down: AtomicBool,
+}
+
+/// Builds an `App`; tests swap the resolver and the component.
+pub struct AppBuilder {
+    config: Config,
+    data_dir: PathBuf,
+    resolver: Arc<dyn Resolver>,
+    component: Vec<u8>,
+}
+
+impl AppBuilder {
+    pub fn new(config: Config, data_dir: &Path) -> Self {
+        AppBuilder {
+            config,
+            data_dir: data_dir.to_path_buf(),
+            resolver: Arc::new(SystemResolver),
+            component: EMBEDDED_COMPONENT.to_vec(),
+        }
+    }
+
+    /// Use another DNS resolver (tests map names to chosen addresses).
+    pub fn resolver(mut self, resolver: Arc<dyn Resolver>) -> Self {
+        self.resolver = resolver;
+        self
+    }
+
+    /// Run another component (the conformance suite's hostile guests).
+    pub fn component(mut self, wasm: Vec<u8>) -> Self {
+        self.component = wasm;
+        self
+    }
+
+    pub fn build(self) -> Result<Arc<App>, StartError> {
+        let AppBuilder {
+            config,
+            data_dir,
+            resolver,
+            component,
+        } = self;
+        std::fs::create_dir_all(&data_dir).map_err(|source| StartError::DataDir {
+            path: data_dir.clone(),
+            source,
+        })?;
+        let metrics = Arc::new(Metrics::default());
+        let to_auth = |v: Vec<(String, u16)>| {
+            v.into_iter()
+                .map(|(host, port)| Authority { host, port })
+                .collect()
+        };
+        let policy = Arc::new(EgressPolicy::new(
+            to_auth(config.egress_allowed()),
+            to_auth(config.egress_private_ok()),
+        ));
+        let limits = EgressLimits {
+            connect_timeout: config.http_connect_timeout(),
+            first_byte_timeout: config.http_first_byte_timeout(),
+            between_bytes_timeout: config.http_sock_read_timeout(),
+            total_timeout: config.http_total_timeout(),
+            max_response_bytes: config.http_max_response_bytes(),
+        };
+        let client = Arc::new(
+            EgressClient::new(policy.clone(), resolver, limits, metrics.clone())
+                .map_err(|e| StartError::Egress(e.to_string()))?,
+        );
+        let max_running = config.max_concurrent_requests();
+        let sizing = EngineSizing {
+            // Running chats, plus model listings and housekeeping that bypass the chat queue.
+            max_instances: u32::try_from(max_running + 16).unwrap_or(u32::MAX),
+            memory_limit_bytes: config.guest_memory_limit_bytes(),
+        };
+        let engine = Arc::new(PipeEngine::new(
+            &component,
+            Some(&data_dir.join("cache")),
+            &sizing,
+        )?);
+        tracing::info!(component = &engine.component_hash[..12], "component ready");
+        let (host, port, https) = config.base_authority();
+        let key_authority = Authority { host, port };
+        let api_key = config.api_key().cloned();
+        let hooks_client = client.clone();
+        let hooks = Arc::new(move |request_id: &str| {
+            GateHooks::new(
+                hooks_client.clone(),
+                api_key.clone(),
+                key_authority.clone(),
+                https,
+                request_id.to_string(),
+            )
+        });
+        let runner = Runner::new(RunnerParts {
+            engine,
+            policy,
+            hooks,
+            kv: Arc::new(KvBackend::memory()),
+            metrics: metrics.clone(),
+            limits: GuestLimits {
+                memory_bytes: config.guest_memory_limit_bytes(),
+                cpu_budget: config.guest_cpu_budget(),
+            },
+            guest_dir: data_dir.join("guest"),
+        })?;
+        Ok(Arc::new(App {
+            keys: ClientKeys::new(config.pipe_api_keys()),
+            admission: Admission::new(max_running, config.max_queued_requests()),
+            config: Arc::new(config),
+            runner,
+            metrics,
+            shutting_down: AtomicBool::new(false),
+        }))
+    }
+}

@@ -1,0 +1,129 @@
+//! The command line: `responses-pipe serve [--listen ADDR] [--data-dir DIR] [--config FILE]`.
+//! Only where to listen and where files live are flags; every other setting is a valve (TOML file
+//! or environment, see `config`), and secrets are environment-only, so nothing secret ever appears
+//! in a process listing or shell history.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+
+/// Shown under `--help`: where settings and secrets come from, and the variables most deployments
+/// set.
+const AFTER_HELP: &str = "\
+Settings: every valve of the reference Open WebUI pipe (same names and defaults), plus the host's
+own, can be set in the --config TOML file (NAME = value, names in any case) or as environment
+variables of the same name; the environment wins over the file.
+
+Secrets come from the environment only (a secret in the config file is a start-up error):
+  OPENROUTER_API_KEY   OpenRouter API key (also read as API_KEY)
+  PIPE_API_KEYS        comma-separated keys clients must present (empty: no key required)
+  ARTIFACT_ENCRYPTION_KEY, SESSION_LOG_ZIP_PASSWORD, WEBUI_SECRET_KEY
+
+Most used settings:
+  BASE_URL             OpenRouter API root (default https://openrouter.ai/api/v1;
+                       also read as OPENROUTER_API_BASE_URL)
+  MODEL_ID             comma-separated model allowlist, or `auto` for the whole catalog
+  LOG_LEVEL            DEBUG, INFO, WARNING, ERROR or CRITICAL (also GLOBAL_LOG_LEVEL)
+  LOG_FORMAT           text or json";
+
+/// Responses Pipe: an OpenAI-compatible API in front of OpenRouter's Responses API, with the
+/// request logic running in a sandboxed WebAssembly component.
+#[derive(Debug, clap::Parser)]
+#[command(
+    name = "responses-pipe",
+    version,
+    about = "OpenAI-compatible gateway to OpenRouter's Responses API, with the pipe logic in a sandboxed WebAssembly component",
+    after_help = AFTER_HELP
+)]
+pub struct Cli {
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Debug, clap::Subcommand)]
+pub enum Command {
+    /// Run the HTTP server.
+    #[command(after_help = AFTER_HELP)]
+    Serve(ServeArgs),
+}
+
+#[derive(Debug, Clone, clap::Args)]
+pub struct ServeArgs {
+    /// Address to listen on.
+    #[arg(long, value_name = "ADDR", default_value = "127.0.0.1:8080")]
+    pub listen: SocketAddr,
+
+    /// Directory for the SQLite database, the compiled-component cache and session logs.
+    #[arg(long, value_name = "DIR", default_value = "./data")]
+    pub data_dir: PathBuf,
+
+    /// TOML file with settings (valve names as keys); environment variables override it.
+    /// Secrets are not accepted here: set them in the environment.
+    #[arg(long, value_name = "FILE")]
+    pub config: Option<PathBuf>,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use clap::{CommandFactory, Parser};
+
+    #[test]
+    fn the_clap_definition_is_consistent() {
+        Cli::command().debug_assert();
+    }
+
+    #[test]
+    fn serve_uses_the_documented_defaults() {
+        let cli = Cli::try_parse_from(["responses-pipe", "serve"]).unwrap();
+        let Command::Serve(args) = cli.command;
+        assert_eq!(args.listen, "127.0.0.1:8080".parse().unwrap());
+        assert_eq!(args.data_dir, PathBuf::from("./data"));
+        assert_eq!(args.config, None);
+    }
+
+    #[test]
+    fn serve_takes_listen_data_dir_and_config() {
+        let cli = Cli::try_parse_from([
+            "responses-pipe",
+            "serve",
+            "--listen",
+            "0.0.0.0:9000",
+            "--data-dir",
+            "/var/lib/pipe",
+            "--config",
+            "pipe.toml",
+        ])
+        .unwrap();
+        let Command::Serve(args) = cli.command;
+        assert_eq!(args.listen, "0.0.0.0:9000".parse().unwrap());
+        assert_eq!(args.data_dir, PathBuf::from("/var/lib/pipe"));
+        assert_eq!(args.config, Some(PathBuf::from("pipe.toml")));
+    }
+
+    #[test]
+    fn a_bad_listen_address_or_missing_subcommand_is_refused() {
+        assert!(
+            Cli::try_parse_from(["responses-pipe", "serve", "--listen", "not-an-address"]).is_err()
+        );
+        assert!(Cli::try_parse_from(["responses-pipe"]).is_err());
+    }
+
+    #[test]
+    fn help_explains_where_secrets_come_from() {
+        let help = Cli::command().render_long_help().to_string();
+        for needle in [
+            "OPENROUTER_API_KEY",
+            "BASE_URL",
+            "PIPE_API_KEYS",
+            "MODEL_ID",
+            "environment only",
+        ] {
+            assert!(help.contains(needle), "--help lacks {needle}:\n{help}");
+        }
+        let mut cmd = Cli::command();
+        let serve = cmd.find_subcommand_mut("serve").unwrap();
+        let serve_help = serve.render_long_help().to_string();
+        assert!(serve_help.contains("OPENROUTER_API_KEY"), "{serve_help}");
+        assert!(serve_help.contains("127.0.0.1:8080"), "{serve_help}");
+    }
+}

@@ -1,0 +1,1323 @@
+//! Host configuration, loaded and fully validated before the listener binds.
+//!
+//! Two phases. First every setting of the valve table (`valves::VALVES`) is layered from its
+//! built-in default, then the TOML file (`--config`, a flat table keyed by valve name, any case),
+//! then the environment (the valve name or one of its aliases), each raw value checked against the
+//! setting's kind as it arrives. Then the checked values are turned into the typed `Config` the
+//! rest of the host reads, with the cross-field work (BASE_URL's authority, egress lists) done
+//! once, and the JSON settings document for the guest built once.
+//!
+//! Threat handled: secret leakage. Secrets (`API_KEY`, `ARTIFACT_ENCRYPTION_KEY`,
+//! `SESSION_LOG_ZIP_PASSWORD`, `WEBUI_SECRET_KEY`, `PIPE_API_KEYS`) are accepted from the
+//! environment only, so they never sit in a config file that gets committed or copied; a secret
+//! key in the file stops start-up. They are held as `SecretString`, left out of `Debug`, of error
+//! messages (an invalid value is shown as `<redacted>`) and of the guest's settings document, which
+//! only learns whether an API key is configured. Not handled here: secrets read from the process
+//! environment by other code, and what the egress layer does with the key.
+
+mod parse;
+pub mod valves;
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::fmt;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use secrecy::{ExposeSecret, SecretString};
+use serde_json::Value;
+use tracing::level_filters::LevelFilter;
+
+pub use parse::HostPortProblem;
+pub use valves::{DefaultValue, Scope, VALVES, ValveKind, ValveSpec};
+
+use parse::{Input, Parsed};
+
+/// Longest piece of an offending value quoted back in an error; templates can be kilobytes.
+const SHOWN_VALUE_MAX_CHARS: usize = 80;
+
+/// Where a value came from, for error messages.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Origin {
+    /// The valve table's built-in default.
+    Default,
+    /// The TOML file at this path.
+    File(PathBuf),
+    /// This environment variable (the valve's own name or an alias).
+    Env(String),
+}
+
+impl fmt::Display for Origin {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Self::Default => f.write_str("built-in default"),
+            Self::File(path) => write!(f, "config file {}", path.display()),
+            Self::Env(var) => write!(f, "environment ({var})"),
+        }
+    }
+}
+
+/// What a refused value should have been.
+#[derive(Debug, Clone, PartialEq)]
+#[non_exhaustive]
+pub enum Expected {
+    /// The setting's kind (its range, spellings, or type).
+    Kind(ValveKind),
+    /// One entry of a `host:port` list was malformed.
+    HostPort {
+        entry: String,
+        problem: HostPortProblem,
+    },
+    /// BASE_URL is joined with endpoint paths, so a query or fragment would be mangled.
+    BaseUrlWithoutQuery,
+}
+
+impl fmt::Display for Expected {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Self::Kind(kind) => kind.fmt(f),
+            Self::HostPort { entry, problem } => write!(f, "entry `{entry}` {problem}"),
+            Self::BaseUrlWithoutQuery => {
+                f.write_str("must not contain a query (?...) or fragment (#...)")
+            }
+        }
+    }
+}
+
+/// Why the configuration could not be loaded. Every variant names the setting or the file.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum ConfigError {
+    #[error("cannot read config file {path}: {source}")]
+    ReadFile {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    #[error("config file {path} is not valid TOML: {source}")]
+    ParseFile {
+        path: PathBuf,
+        source: toml::de::Error,
+    },
+    #[error("unknown setting `{key}` in config file {path}{}", suggestion_text(*.suggestion))]
+    UnknownKey {
+        key: String,
+        path: PathBuf,
+        suggestion: Option<&'static str>,
+    },
+    #[error(
+        "setting {key} is given more than once in config file {path} (keys are case-insensitive)"
+    )]
+    DuplicateKey { key: &'static str, path: PathBuf },
+    #[error("secret {key} must come from the environment, not the config file ({path})")]
+    SecretInFile { key: &'static str, path: PathBuf },
+    #[error("{key}={shown} from {origin}: {expected}")]
+    Invalid {
+        key: &'static str,
+        shown: String,
+        origin: Origin,
+        expected: Expected,
+    },
+    /// A setting the host reads is missing from the valve table: a bug, caught by the tests.
+    #[error("internal error: setting {0} is missing from the valve table or has the wrong type")]
+    Table(&'static str),
+    #[error("{} configuration errors:{}", .0.len(), list_errors(.0))]
+    Several(Vec<ConfigError>),
+}
+
+fn suggestion_text(suggestion: Option<&'static str>) -> String {
+    suggestion
+        .map(|s| format!("; did you mean {s}?"))
+        .unwrap_or_default()
+}
+
+fn list_errors(errors: &[ConfigError]) -> String {
+    errors.iter().map(|e| format!("\n  - {e}")).collect()
+}
+
+/// Whether the guest may emit Open WebUI `{"event": ...}` lines (`OPENWEBUI_EVENTS`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum OpenWebUiEvents {
+    /// Only when the request looks like it came from Open WebUI (forwarded user headers).
+    Auto,
+    Always,
+    Never,
+}
+
+/// The validated configuration.
+pub struct Config {
+    /// Every non-secret setting, keyed by canonical name, in its typed JSON form.
+    values: BTreeMap<&'static str, Value>,
+    /// The secrets that are set (non-empty), except `PIPE_API_KEYS`, which is split below.
+    secrets: BTreeMap<&'static str, SecretString>,
+    pipe_api_keys: Vec<SecretString>,
+    base_url: url::Url,
+    base_authority: (String, u16, bool),
+    egress_allowed: Vec<(String, u16)>,
+    egress_private_ok: Vec<(String, u16)>,
+    guest_settings_json: String,
+    typed: Typed,
+}
+
+/// The settings the host itself reads, converted once.
+#[derive(Debug, Clone, Copy)]
+struct Typed {
+    http_connect_timeout: Duration,
+    http_total_timeout: Option<Duration>,
+    http_sock_read_timeout: Duration,
+    http_first_byte_timeout: Duration,
+    http_max_response_bytes: u64,
+    max_concurrent_requests: usize,
+    max_queued_requests: usize,
+    max_request_body_bytes: usize,
+    guest_memory_limit_bytes: usize,
+    guest_cpu_budget: Duration,
+    shutdown_grace: Duration,
+    openwebui_events: OpenWebUiEvents,
+    log_json: bool,
+    model_catalog_refresh_seconds: u64,
+}
+
+/// One layer's view while loading: each checked value and where it came from.
+struct Layered {
+    values: BTreeMap<&'static str, (Value, Origin)>,
+    secrets: BTreeMap<&'static str, SecretString>,
+}
+
+impl Config {
+    /// Load defaults, then `file` (if given), then the environment as read by `env`, and validate
+    /// everything. `env` returns a variable's value or `None`; empty values count as unset.
+    pub fn load(
+        file: Option<&Path>,
+        env: &dyn Fn(&str) -> Option<String>,
+    ) -> Result<Config, ConfigError> {
+        let mut layered = defaults()?;
+        let mut errors = Vec::new();
+        if let Some(path) = file {
+            apply_file(&mut layered, path, &mut errors)?;
+        }
+        apply_env(&mut layered, env, &mut errors);
+        if !errors.is_empty() {
+            return Err(collapse(errors));
+        }
+        let config = Self::build(layered)?;
+        tracing::debug!(
+            file = file.map(|p| p.display().to_string()),
+            base_url = %config.base_url,
+            api_key_configured = config.api_key().is_some(),
+            client_keys = config.pipe_api_keys.len(),
+            "configuration loaded"
+        );
+        Ok(config)
+    }
+
+    /// `load(None, ...)` over the process environment.
+    pub fn from_env() -> Result<Config, ConfigError> {
+        Self::load(None, &process_env)
+    }
+
+    /// Phase two: typed fields, cross-field values and the guest document.
+    fn build(layered: Layered) -> Result<Config, ConfigError> {
+        let Layered {
+            values,
+            mut secrets,
+        } = layered;
+        let (base_url, base_authority) = base_url(&values)?;
+        let base_pair = (base_authority.0.clone(), base_authority.1);
+
+        let mut errors = Vec::new();
+        let mut egress_allowed = host_list(&values, "EGRESS_ALLOWED_HOSTS", &mut errors);
+        egress_allowed.push(base_pair.clone());
+        dedup(&mut egress_allowed);
+        let mut egress_private_ok = host_list(&values, "EGRESS_PRIVATE_HOSTS", &mut errors);
+        // Only when the operator literally pointed BASE_URL at a local address: a domain that
+        // resolves to a private address is exactly what DNS rebinding looks like.
+        if matches!(
+            base_url.host(),
+            Some(url::Host::Ipv4(_) | url::Host::Ipv6(_))
+        ) || base_authority.0 == "localhost"
+        {
+            egress_private_ok.push(base_pair);
+        }
+        dedup(&mut egress_private_ok);
+        if !errors.is_empty() {
+            return Err(collapse(errors));
+        }
+
+        let pipe_api_keys = secrets
+            .remove("PIPE_API_KEYS")
+            .map(|joined| {
+                joined
+                    .expose_secret()
+                    .split(',')
+                    .map(str::trim)
+                    .filter(|k| !k.is_empty())
+                    .map(|k| SecretString::from(k.to_owned()))
+                    .collect()
+            })
+            .unwrap_or_default();
+
+        let mut values: BTreeMap<&'static str, Value> =
+            values.into_iter().map(|(k, (v, _))| (k, v)).collect();
+        // One spelling of BASE_URL for host and guest alike: no trailing slash.
+        values.insert("BASE_URL", Value::String(render_base_url(&base_url)));
+
+        let typed = Typed::from_values(&values)?;
+        let guest_settings_json = guest_document(&values, secrets.contains_key("API_KEY"));
+        Ok(Config {
+            values,
+            secrets,
+            pipe_api_keys,
+            base_url,
+            base_authority,
+            egress_allowed,
+            egress_private_ok,
+            guest_settings_json,
+            typed,
+        })
+    }
+
+    /// The OpenRouter API root, with any trailing slash trimmed from its path (a bare host keeps
+    /// the `/` a URL always has; `get("BASE_URL")` gives the string without it).
+    pub fn base_url(&self) -> &url::Url {
+        &self.base_url
+    }
+
+    /// BASE_URL's host (lower-case; IPv6 in brackets), port (scheme default if not given), and
+    /// whether it is https.
+    pub fn base_authority(&self) -> (String, u16, bool) {
+        self.base_authority.clone()
+    }
+
+    /// The OpenRouter API key, if one is configured.
+    pub fn api_key(&self) -> Option<&SecretString> {
+        self.secrets.get("API_KEY")
+    }
+
+    /// `ARTIFACT_ENCRYPTION_KEY`, if set.
+    pub fn artifact_encryption_key(&self) -> Option<&SecretString> {
+        self.secrets.get("ARTIFACT_ENCRYPTION_KEY")
+    }
+
+    /// `SESSION_LOG_ZIP_PASSWORD`, if set.
+    pub fn session_log_zip_password(&self) -> Option<&SecretString> {
+        self.secrets.get("SESSION_LOG_ZIP_PASSWORD")
+    }
+
+    /// `WEBUI_SECRET_KEY`, if set.
+    pub fn webui_secret_key(&self) -> Option<&SecretString> {
+        self.secrets.get("WEBUI_SECRET_KEY")
+    }
+
+    /// Client keys accepted by the front door; empty means no key is required.
+    pub fn pipe_api_keys(&self) -> &[SecretString] {
+        &self.pipe_api_keys
+    }
+
+    /// Hosts the guest may reach: `EGRESS_ALLOWED_HOSTS` plus BASE_URL's authority, canonical
+    /// (lower-case, IPv6 in brackets) and de-duplicated.
+    pub fn egress_allowed(&self) -> Vec<(String, u16)> {
+        self.egress_allowed.clone()
+    }
+
+    /// Allowed hosts that may resolve to private or loopback addresses: `EGRESS_PRIVATE_HOSTS`,
+    /// plus BASE_URL's authority when BASE_URL names an IP literal or `localhost`.
+    pub fn egress_private_ok(&self) -> Vec<(String, u16)> {
+        self.egress_private_ok.clone()
+    }
+
+    pub fn http_connect_timeout(&self) -> Duration {
+        self.typed.http_connect_timeout
+    }
+
+    /// `None` when `HTTP_TOTAL_TIMEOUT_SECONDS` is null (no total limit; streams may run long).
+    pub fn http_total_timeout(&self) -> Option<Duration> {
+        self.typed.http_total_timeout
+    }
+
+    pub fn http_sock_read_timeout(&self) -> Duration {
+        self.typed.http_sock_read_timeout
+    }
+
+    pub fn http_first_byte_timeout(&self) -> Duration {
+        self.typed.http_first_byte_timeout
+    }
+
+    pub fn http_max_response_bytes(&self) -> u64 {
+        self.typed.http_max_response_bytes
+    }
+
+    pub fn max_concurrent_requests(&self) -> usize {
+        self.typed.max_concurrent_requests
+    }
+
+    pub fn max_queued_requests(&self) -> usize {
+        self.typed.max_queued_requests
+    }
+
+    pub fn max_request_body_bytes(&self) -> usize {
+        self.typed.max_request_body_bytes
+    }
+
+    pub fn guest_memory_limit_bytes(&self) -> usize {
+        self.typed.guest_memory_limit_bytes
+    }
+
+    /// CPU time one guest call may execute.
+    pub fn guest_cpu_budget(&self) -> Duration {
+        self.typed.guest_cpu_budget
+    }
+
+    pub fn shutdown_grace(&self) -> Duration {
+        self.typed.shutdown_grace
+    }
+
+    pub fn openwebui_events(&self) -> OpenWebUiEvents {
+        self.typed.openwebui_events
+    }
+
+    /// `LOG_LEVEL` in the reference's spelling: DEBUG, INFO, WARNING, ERROR or CRITICAL.
+    pub fn log_level(&self) -> &str {
+        self.values
+            .get("LOG_LEVEL")
+            .and_then(Value::as_str)
+            .unwrap_or("INFO")
+    }
+
+    /// `LOG_LEVEL` as a `tracing` filter (CRITICAL has no tracing level and maps to ERROR).
+    pub fn log_level_filter(&self) -> LevelFilter {
+        match self.log_level() {
+            "DEBUG" => LevelFilter::DEBUG,
+            "WARNING" => LevelFilter::WARN,
+            "ERROR" | "CRITICAL" => LevelFilter::ERROR,
+            _ => LevelFilter::INFO,
+        }
+    }
+
+    /// Whether logs are JSON lines (`LOG_FORMAT=json`).
+    pub fn log_json(&self) -> bool {
+        self.typed.log_json
+    }
+
+    pub fn model_catalog_refresh_seconds(&self) -> u64 {
+        self.typed.model_catalog_refresh_seconds
+    }
+
+    /// The settings document handed to the guest on every call: a JSON object of every reference
+    /// valve that is not a secret and not host-only, keyed by valve name, with typed values
+    /// (bool/number/string/null; Csv as the string given), plus `"API_KEY_CONFIGURED": bool`.
+    /// Built once at load time.
+    pub fn guest_settings_json(&self) -> &str {
+        &self.guest_settings_json
+    }
+
+    /// Any non-secret setting's value by name (any case), host settings included.
+    pub fn get(&self, name: &str) -> Option<&Value> {
+        let spec = valves::find(name)?;
+        self.values.get(spec.name)
+    }
+}
+
+impl fmt::Debug for Config {
+    /// Non-secret values in full; secrets only by name, client keys only by count.
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Config")
+            .field("values", &self.values)
+            .field("secrets_set", &self.secrets.keys().collect::<Vec<_>>())
+            .field(
+                "pipe_api_keys",
+                &format_args!("{} key(s)", self.pipe_api_keys.len()),
+            )
+            .field("egress_allowed", &self.egress_allowed)
+            .field("egress_private_ok", &self.egress_private_ok)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Typed {
+    fn from_values(values: &BTreeMap<&'static str, Value>) -> Result<Self, ConfigError> {
+        let int = |name: &'static str| -> Result<u64, ConfigError> {
+            values
+                .get(name)
+                .and_then(Value::as_i64)
+                .and_then(|i| u64::try_from(i).ok())
+                .ok_or(ConfigError::Table(name))
+        };
+        let size = |name: &'static str| -> Result<usize, ConfigError> {
+            // Every range fits in usize on the 64-bit hosts we run on; saturate elsewhere.
+            Ok(usize::try_from(int(name)?).unwrap_or(usize::MAX))
+        };
+        let text = |name: &'static str| -> Result<&str, ConfigError> {
+            values
+                .get(name)
+                .and_then(Value::as_str)
+                .ok_or(ConfigError::Table(name))
+        };
+        let total = match values.get("HTTP_TOTAL_TIMEOUT_SECONDS") {
+            Some(Value::Null) => None,
+            Some(_) => Some(Duration::from_secs(int("HTTP_TOTAL_TIMEOUT_SECONDS")?)),
+            None => return Err(ConfigError::Table("HTTP_TOTAL_TIMEOUT_SECONDS")),
+        };
+        let openwebui_events = match text("OPENWEBUI_EVENTS")? {
+            "always" => OpenWebUiEvents::Always,
+            "never" => OpenWebUiEvents::Never,
+            _ => OpenWebUiEvents::Auto,
+        };
+        Ok(Typed {
+            http_connect_timeout: Duration::from_secs(int("HTTP_CONNECT_TIMEOUT_SECONDS")?),
+            http_total_timeout: total,
+            http_sock_read_timeout: Duration::from_secs(int("HTTP_SOCK_READ_SECONDS")?),
+            http_first_byte_timeout: Duration::from_secs(int("HTTP_FIRST_BYTE_TIMEOUT_SECONDS")?),
+            http_max_response_bytes: int("HTTP_MAX_RESPONSE_BYTES")?,
+            max_concurrent_requests: size("MAX_CONCURRENT_REQUESTS")?,
+            max_queued_requests: size("MAX_QUEUED_REQUESTS")?,
+            max_request_body_bytes: size("MAX_REQUEST_BODY_BYTES")?,
+            guest_memory_limit_bytes: size("GUEST_MEMORY_LIMIT_MB")?.saturating_mul(1024 * 1024),
+            guest_cpu_budget: Duration::from_millis(int("GUEST_CPU_BUDGET_MS")?),
+            shutdown_grace: Duration::from_secs(int("SHUTDOWN_GRACE_SECONDS")?),
+            openwebui_events,
+            log_json: text("LOG_FORMAT")? == "json",
+            model_catalog_refresh_seconds: int("MODEL_CATALOG_REFRESH_SECONDS")?,
+        })
+    }
+}
+
+/// The process environment as an `env` source. A set but non-UTF-8 variable is reported and
+/// treated as unset (it cannot be any valid setting value).
+fn process_env(name: &str) -> Option<String> {
+    match std::env::var(name) {
+        Ok(v) => Some(v),
+        Err(std::env::VarError::NotPresent) => None,
+        Err(std::env::VarError::NotUnicode(_)) => {
+            tracing::warn!(
+                variable = name,
+                "environment variable is not valid UTF-8; ignoring it"
+            );
+            None
+        }
+    }
+}
+
+fn collapse(mut errors: Vec<ConfigError>) -> ConfigError {
+    if errors.len() == 1
+        && let Some(only) = errors.pop()
+    {
+        return only;
+    }
+    ConfigError::Several(errors)
+}
+
+/// Layer zero: every default, checked by the same code as file and environment values.
+fn defaults() -> Result<Layered, ConfigError> {
+    let mut layered = Layered {
+        values: BTreeMap::new(),
+        secrets: BTreeMap::new(),
+    };
+    let mut errors = Vec::new();
+    for spec in VALVES {
+        let default = spec.default.to_toml();
+        set(
+            &mut layered,
+            spec,
+            Input::Toml(&default),
+            Origin::Default,
+            &mut errors,
+        );
+    }
+    if errors.is_empty() {
+        Ok(layered)
+    } else {
+        Err(collapse(errors))
+    }
+}
+
+/// Check one raw value and, if good, make it the setting's current value.
+fn set(
+    layered: &mut Layered,
+    spec: &'static ValveSpec,
+    input: Input<'_>,
+    origin: Origin,
+    errors: &mut Vec<ConfigError>,
+) {
+    match parse::parse(spec.kind, input) {
+        Ok(Parsed::Value(v)) => {
+            layered.values.insert(spec.name, (v, origin));
+        }
+        Ok(Parsed::Secret(Some(s))) => {
+            layered.secrets.insert(spec.name, s);
+        }
+        Ok(Parsed::Secret(None)) => {
+            layered.secrets.remove(spec.name);
+        }
+        Err(parse::Refused) => errors.push(ConfigError::Invalid {
+            key: spec.name,
+            shown: show(spec, input),
+            origin,
+            expected: Expected::Kind(spec.kind),
+        }),
+    }
+}
+
+/// The offending value as quoted in an error: secrets redacted, long values cut.
+fn show(spec: &ValveSpec, input: Input<'_>) -> String {
+    if spec.is_secret() {
+        return "<redacted>".to_owned();
+    }
+    let full = match input {
+        Input::Text(s) => s.to_owned(),
+        Input::Toml(toml::Value::String(s)) => s.clone(),
+        Input::Toml(other) => other.to_string(),
+    };
+    if full.chars().count() <= SHOWN_VALUE_MAX_CHARS {
+        return full;
+    }
+    let mut cut: String = full.chars().take(SHOWN_VALUE_MAX_CHARS).collect();
+    cut.push('…');
+    cut
+}
+
+/// Layer one: the TOML file. Read and parse errors stop at once; per-key errors are collected.
+fn apply_file(
+    layered: &mut Layered,
+    path: &Path,
+    errors: &mut Vec<ConfigError>,
+) -> Result<(), ConfigError> {
+    let text = std::fs::read_to_string(path).map_err(|source| ConfigError::ReadFile {
+        path: path.to_owned(),
+        source,
+    })?;
+    let table: toml::Table = toml::from_str(&text).map_err(|source| ConfigError::ParseFile {
+        path: path.to_owned(),
+        source,
+    })?;
+    let mut seen = BTreeSet::new();
+    for (key, value) in &table {
+        let Some(spec) = valves::find(key) else {
+            errors.push(unknown_key(key, path));
+            continue;
+        };
+        if spec.is_secret() {
+            errors.push(ConfigError::SecretInFile {
+                key: spec.name,
+                path: path.to_owned(),
+            });
+            continue;
+        }
+        if !seen.insert(spec.name) {
+            errors.push(ConfigError::DuplicateKey {
+                key: spec.name,
+                path: path.to_owned(),
+            });
+            continue;
+        }
+        set(
+            layered,
+            spec,
+            Input::Toml(value),
+            Origin::File(path.to_owned()),
+            errors,
+        );
+    }
+    Ok(())
+}
+
+/// The error for a key that names no setting: a secret's environment alias is still a secret;
+/// another alias points at its valve; otherwise suggest the nearest name within two edits.
+fn unknown_key(key: &str, path: &Path) -> ConfigError {
+    let alias_of = VALVES
+        .iter()
+        .find(|s| s.env_aliases.iter().any(|a| a.eq_ignore_ascii_case(key)));
+    if let Some(spec) = alias_of {
+        if spec.is_secret() {
+            return ConfigError::SecretInFile {
+                key: spec.name,
+                path: path.to_owned(),
+            };
+        }
+        return ConfigError::UnknownKey {
+            key: key.to_owned(),
+            path: path.to_owned(),
+            suggestion: Some(spec.name),
+        };
+    }
+    let upper = key.to_ascii_uppercase();
+    let suggestion = VALVES
+        .iter()
+        .map(|s| (parse::edit_distance(&upper, s.name), s.name))
+        .filter(|(d, _)| *d <= 2)
+        .min_by_key(|(d, _)| *d)
+        .map(|(_, name)| name);
+    ConfigError::UnknownKey {
+        key: key.to_owned(),
+        path: path.to_owned(),
+        suggestion,
+    }
+}
+
+/// Layer two: the environment. The valve's own name wins over its aliases.
+fn apply_env(
+    layered: &mut Layered,
+    env: &dyn Fn(&str) -> Option<String>,
+    errors: &mut Vec<ConfigError>,
+) {
+    for spec in VALVES {
+        let mut chosen: Option<(&'static str, String)> = None;
+        for var in spec.env_names() {
+            let Some(value) = env(var).filter(|v| !v.trim().is_empty()) else {
+                continue;
+            };
+            match &chosen {
+                None => chosen = Some((var, value)),
+                Some((winner, kept)) if *kept != value => {
+                    // Names only: the values may be secrets.
+                    tracing::warn!(
+                        setting = spec.name,
+                        used = *winner,
+                        ignored = var,
+                        "two environment variables set this setting differently; using the first"
+                    );
+                }
+                Some(_) => {}
+            }
+        }
+        if let Some((var, value)) = chosen {
+            set(
+                layered,
+                spec,
+                Input::Text(&value),
+                Origin::Env(var.to_owned()),
+                errors,
+            );
+        }
+    }
+}
+
+/// BASE_URL as a URL with its path's trailing slashes trimmed, and its authority.
+fn base_url(
+    values: &BTreeMap<&'static str, (Value, Origin)>,
+) -> Result<(url::Url, (String, u16, bool)), ConfigError> {
+    let (value, origin) = values
+        .get("BASE_URL")
+        .ok_or(ConfigError::Table("BASE_URL"))?;
+    let text = value.as_str().ok_or(ConfigError::Table("BASE_URL"))?;
+    let invalid = |expected| ConfigError::Invalid {
+        key: "BASE_URL",
+        shown: text.to_owned(),
+        origin: origin.clone(),
+        expected,
+    };
+    let mut url = parse::http_url(text)
+        .ok_or_else(|| invalid(Expected::Kind(ValveKind::Url { allow_empty: false })))?;
+    if url.query().is_some() || url.fragment().is_some() {
+        return Err(invalid(Expected::BaseUrlWithoutQuery));
+    }
+    let trimmed = url.path().trim_end_matches('/').to_owned();
+    url.set_path(&trimmed);
+    let host = url
+        .host()
+        .ok_or_else(|| invalid(Expected::Kind(ValveKind::Url { allow_empty: false })))?;
+    let port = url
+        .port_or_known_default()
+        .ok_or_else(|| invalid(Expected::Kind(ValveKind::Url { allow_empty: false })))?;
+    let authority = (host.to_string(), port, url.scheme() == "https");
+    Ok((url, authority))
+}
+
+fn render_base_url(url: &url::Url) -> String {
+    url.as_str().trim_end_matches('/').to_owned()
+}
+
+/// A checked `host:port` list setting; a bad entry is recorded against the setting's origin.
+fn host_list(
+    values: &BTreeMap<&'static str, (Value, Origin)>,
+    name: &'static str,
+    errors: &mut Vec<ConfigError>,
+) -> Vec<(String, u16)> {
+    let Some((value, origin)) = values.get(name) else {
+        errors.push(ConfigError::Table(name));
+        return Vec::new();
+    };
+    let text = value.as_str().unwrap_or_default();
+    match parse::host_ports(text) {
+        Ok(list) => list,
+        Err((entry, problem)) => {
+            errors.push(ConfigError::Invalid {
+                key: name,
+                shown: text.to_owned(),
+                origin: origin.clone(),
+                expected: Expected::HostPort { entry, problem },
+            });
+            Vec::new()
+        }
+    }
+}
+
+/// Remove later duplicates, keeping first-seen order.
+fn dedup(list: &mut Vec<(String, u16)>) {
+    let mut seen = BTreeSet::new();
+    list.retain(|pair| seen.insert(pair.clone()));
+}
+
+fn guest_document(values: &BTreeMap<&'static str, Value>, api_key_configured: bool) -> String {
+    let mut doc = serde_json::Map::new();
+    for spec in VALVES
+        .iter()
+        .filter(|s| s.scope == Scope::Reference && !s.is_secret())
+    {
+        if let Some(v) = values.get(spec.name) {
+            doc.insert(spec.name.to_owned(), v.clone());
+        }
+    }
+    doc.insert(
+        "API_KEY_CONFIGURED".to_owned(),
+        Value::Bool(api_key_configured),
+    );
+    Value::Object(doc).to_string()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::collections::HashMap;
+    use std::io::Write;
+
+    const KEY: &str = "sk-or-v1-0123456789abcdef-secret";
+
+    fn env_of(pairs: &[(&str, &str)]) -> impl Fn(&str) -> Option<String> + use<> {
+        let map: HashMap<String, String> = pairs
+            .iter()
+            .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
+            .collect();
+        move |k| map.get(k).cloned()
+    }
+
+    fn load(file: Option<&str>, env: &[(&str, &str)]) -> Result<Config, ConfigError> {
+        let tmp = file.map(|text| {
+            let mut f = tempfile::NamedTempFile::new().unwrap();
+            f.write_all(text.as_bytes()).unwrap();
+            f
+        });
+        Config::load(tmp.as_ref().map(|f| f.path()), &env_of(env))
+    }
+
+    fn err(file: Option<&str>, env: &[(&str, &str)]) -> ConfigError {
+        match load(file, env) {
+            Ok(c) => panic!("expected an error, got {c:?}"),
+            Err(e) => e,
+        }
+    }
+
+    #[test]
+    fn defaults_match_the_reference_valve_list() {
+        let c = load(None, &[]).unwrap();
+        assert_eq!(
+            c.get("BASE_URL"),
+            Some(&Value::from("https://openrouter.ai/api/v1"))
+        );
+        assert_eq!(c.base_url().as_str(), "https://openrouter.ai/api/v1");
+        assert_eq!(
+            c.get("MODEL_CATALOG_REFRESH_SECONDS"),
+            Some(&Value::from(3600))
+        );
+        assert_eq!(c.model_catalog_refresh_seconds(), 3600);
+        assert_eq!(c.get("MAX_CONCURRENT_REQUESTS"), Some(&Value::from(200)));
+        assert_eq!(c.max_concurrent_requests(), 200);
+        assert_eq!(c.get("HTTP_SOCK_READ_SECONDS"), Some(&Value::from(300)));
+        assert_eq!(c.http_sock_read_timeout(), Duration::from_secs(300));
+        assert_eq!(c.get("REASONING_EFFORT"), Some(&Value::from("medium")));
+        assert_eq!(c.get("STREAMING_IDLE_FLUSH_MS"), Some(&Value::from(30)));
+        assert_eq!(c.get("MAX_FUNCTION_CALL_LOOPS"), Some(&Value::from(25)));
+        assert_eq!(c.get("HTTP_TOTAL_TIMEOUT_SECONDS"), Some(&Value::Null));
+        assert_eq!(c.http_total_timeout(), None);
+        assert_eq!(c.get("TOOL_EXECUTION_MODE"), Some(&Value::from("Pipeline")));
+        assert_eq!(
+            c.get("ARTIFACT_CLEANUP_INTERVAL_HOURS"),
+            Some(&Value::from(1.0))
+        );
+        assert_eq!(
+            c.get("USAGE_STATUS_ICON_SET"),
+            Some(&Value::from("⧗,$,⇅,▲,▼,↺,▽"))
+        );
+        assert_eq!(c.get("RATE_LIMIT_TEMPLATE"), Some(&Value::from("")));
+        assert_eq!(c.log_level(), "INFO");
+        assert!(c.api_key().is_none());
+        assert!(c.pipe_api_keys().is_empty());
+    }
+
+    #[test]
+    fn host_settings_have_their_documented_defaults() {
+        let c = load(None, &[]).unwrap();
+        assert_eq!(c.max_request_body_bytes(), 32 * 1024 * 1024);
+        assert_eq!(c.max_queued_requests(), 1000);
+        assert_eq!(c.guest_memory_limit_bytes(), 256 * 1024 * 1024);
+        assert_eq!(c.guest_cpu_budget(), Duration::from_millis(30_000));
+        assert_eq!(c.http_first_byte_timeout(), Duration::from_secs(120));
+        assert_eq!(c.http_connect_timeout(), Duration::from_secs(10));
+        assert_eq!(c.http_max_response_bytes(), 64 * 1024 * 1024);
+        assert_eq!(c.shutdown_grace(), Duration::from_secs(30));
+        assert_eq!(c.openwebui_events(), OpenWebUiEvents::Auto);
+        assert!(!c.log_json());
+        assert_eq!(c.log_level_filter(), LevelFilter::INFO);
+    }
+
+    #[test]
+    fn the_file_overrides_defaults_and_the_environment_overrides_the_file() {
+        let file = "MODEL_ID = \"openai/gpt-4o\"\nmax_concurrent_requests = 50\nReasoning_Effort = \"HIGH\"\nLOG_FORMAT = \"json\"\nHTTP_TOTAL_TIMEOUT_SECONDS = 600\n";
+        let c = load(Some(file), &[]).unwrap();
+        assert_eq!(c.get("MODEL_ID"), Some(&Value::from("openai/gpt-4o")));
+        assert_eq!(c.max_concurrent_requests(), 50);
+        assert_eq!(c.get("REASONING_EFFORT"), Some(&Value::from("high")));
+        assert!(c.log_json());
+        assert_eq!(c.http_total_timeout(), Some(Duration::from_secs(600)));
+
+        let c = load(
+            Some(file),
+            &[
+                ("MAX_CONCURRENT_REQUESTS", "7"),
+                ("HTTP_TOTAL_TIMEOUT_SECONDS", "null"),
+                ("LOG_LEVEL", "warn"),
+            ],
+        )
+        .unwrap();
+        assert_eq!(c.max_concurrent_requests(), 7);
+        assert_eq!(c.get("MODEL_ID"), Some(&Value::from("openai/gpt-4o")));
+        assert_eq!(c.http_total_timeout(), None);
+        assert_eq!(c.log_level(), "WARNING");
+        assert_eq!(c.log_level_filter(), LevelFilter::WARN);
+    }
+
+    #[test]
+    fn toml_values_may_be_strings_and_empty_environment_values_count_as_unset() {
+        let c = load(
+            Some("ENABLE_REASONING = \"false\"\nMAX_CONCURRENT_REQUESTS = \"30\"\n"),
+            &[("ENABLE_REASONING", ""), ("MAX_CONCURRENT_REQUESTS", "  ")],
+        )
+        .unwrap();
+        assert_eq!(c.get("ENABLE_REASONING"), Some(&Value::Bool(false)));
+        assert_eq!(c.max_concurrent_requests(), 30);
+    }
+
+    #[test]
+    fn environment_aliases_set_their_valves() {
+        let c = load(
+            None,
+            &[
+                ("OPENROUTER_API_BASE_URL", "http://127.0.0.1:9999/api/v1/"),
+                ("OPENROUTER_API_KEY", KEY),
+                ("GLOBAL_LOG_LEVEL", "DEBUG"),
+            ],
+        )
+        .unwrap();
+        assert_eq!(c.base_url().as_str(), "http://127.0.0.1:9999/api/v1");
+        assert_eq!(
+            c.get("BASE_URL"),
+            Some(&Value::from("http://127.0.0.1:9999/api/v1"))
+        );
+        assert_eq!(c.api_key().map(|k| k.expose_secret()), Some(KEY));
+        assert_eq!(c.log_level(), "DEBUG");
+
+        let c = load(None, &[("API_KEY", KEY)]).unwrap();
+        assert_eq!(c.api_key().map(|k| k.expose_secret()), Some(KEY));
+    }
+
+    #[test]
+    fn the_valve_name_wins_over_its_alias() {
+        let c = load(
+            None,
+            &[
+                ("BASE_URL", "https://gw.example/v1"),
+                ("OPENROUTER_API_BASE_URL", "https://other.example/v1"),
+            ],
+        )
+        .unwrap();
+        assert_eq!(c.base_url().as_str(), "https://gw.example/v1");
+    }
+
+    #[test]
+    fn an_unknown_file_key_is_named_with_the_nearest_valve() {
+        match err(Some("MODEL_IDS = \"x\"\n"), &[]) {
+            ConfigError::UnknownKey {
+                key, suggestion, ..
+            } => {
+                assert_eq!(key, "MODEL_IDS");
+                assert_eq!(suggestion, Some("MODEL_ID"));
+            }
+            other => panic!("{other}"),
+        }
+        let e = err(Some("TOTALLY_UNRELATED = 1\n"), &[]);
+        let text = e.to_string();
+        assert!(text.contains("TOTALLY_UNRELATED"), "{text}");
+        assert!(!text.contains("did you mean"), "{text}");
+        let text = err(Some("reasoning_efort = \"low\"\n"), &[]).to_string();
+        assert!(
+            text.contains("reasoning_efort") && text.contains("did you mean REASONING_EFFORT?"),
+            "{text}"
+        );
+    }
+
+    #[test]
+    fn an_environment_alias_used_as_a_file_key_points_at_its_valve() {
+        match err(
+            Some("OPENROUTER_API_BASE_URL = \"https://x.example\"\n"),
+            &[],
+        ) {
+            ConfigError::UnknownKey { suggestion, .. } => assert_eq!(suggestion, Some("BASE_URL")),
+            other => panic!("{other}"),
+        }
+    }
+
+    #[test]
+    fn out_of_range_values_name_the_key_the_source_and_the_range() {
+        let text = err(None, &[("MODEL_CATALOG_REFRESH_SECONDS", "30")]).to_string();
+        assert!(
+            text.starts_with("MODEL_CATALOG_REFRESH_SECONDS=30 from environment"),
+            "{text}"
+        );
+        assert!(text.contains("must be an integer >= 60"), "{text}");
+
+        let text = err(Some("MAX_CONCURRENT_REQUESTS = 5000\n"), &[]).to_string();
+        assert!(
+            text.contains("MAX_CONCURRENT_REQUESTS=5000 from config file"),
+            "{text}"
+        );
+        assert!(text.contains("between 1 and 2000"), "{text}");
+    }
+
+    #[test]
+    fn wrong_types_name_the_key_the_source_and_the_expected_type() {
+        match err(Some("ENABLE_REASONING = 3\n"), &[]) {
+            ConfigError::Invalid {
+                key,
+                origin,
+                expected,
+                ..
+            } => {
+                assert_eq!(key, "ENABLE_REASONING");
+                assert!(matches!(origin, Origin::File(_)));
+                assert_eq!(expected, Expected::Kind(ValveKind::Bool));
+            }
+            other => panic!("{other}"),
+        }
+        let text = err(None, &[("REASONING_EFFORT", "extreme")]).to_string();
+        assert!(
+            text.contains("REASONING_EFFORT=extreme from environment"),
+            "{text}"
+        );
+        assert!(
+            text.contains("none, minimal, low, medium, high, xhigh"),
+            "{text}"
+        );
+        let text = err(None, &[("OPENROUTER_API_BASE_URL", "ftp://x")]).to_string();
+        assert!(
+            text.contains("BASE_URL=ftp://x from environment (OPENROUTER_API_BASE_URL)"),
+            "{text}"
+        );
+    }
+
+    #[test]
+    fn several_bad_values_are_reported_together() {
+        match err(
+            Some("MAX_CONCURRENT_REQUESTS = 0\nNOPE = 1\n"),
+            &[("SSE_WORKERS_PER_REQUEST", "99")],
+        ) {
+            ConfigError::Several(all) => assert_eq!(all.len(), 3),
+            other => panic!("{other}"),
+        }
+    }
+
+    #[test]
+    fn a_secret_in_the_file_is_refused_by_name() {
+        let e = err(Some(&format!("API_KEY = \"{KEY}\"\n")), &[]);
+        let text = e.to_string();
+        assert!(
+            text.starts_with("secret API_KEY must come from the environment, not the config file"),
+            "{text}"
+        );
+        assert!(!text.contains(KEY), "{text}");
+        for key in [
+            "openrouter_api_key",
+            "ARTIFACT_ENCRYPTION_KEY",
+            "SESSION_LOG_ZIP_PASSWORD",
+            "WEBUI_SECRET_KEY",
+            "PIPE_API_KEYS",
+        ] {
+            assert!(
+                matches!(
+                    err(Some(&format!("{key} = \"x\"\n")), &[]),
+                    ConfigError::SecretInFile { .. }
+                ),
+                "{key}"
+            );
+        }
+    }
+
+    #[test]
+    fn a_duplicate_key_in_another_case_is_refused() {
+        assert!(matches!(
+            err(Some("MODEL_ID = \"a\"\nmodel_id = \"b\"\n"), &[]),
+            ConfigError::DuplicateKey {
+                key: "MODEL_ID",
+                ..
+            }
+        ));
+    }
+
+    #[test]
+    fn unreadable_and_malformed_files_name_the_path() {
+        let missing = Path::new("/nonexistent/responses-pipe.toml");
+        let e = Config::load(Some(missing), &env_of(&[])).unwrap_err();
+        assert!(
+            e.to_string().contains("/nonexistent/responses-pipe.toml"),
+            "{e}"
+        );
+        let e = err(Some("this is not toml ="), &[]);
+        assert!(matches!(e, ConfigError::ParseFile { .. }), "{e}");
+        let e = err(Some("[section]\nMODEL_ID = \"x\"\n"), &[]);
+        assert!(
+            matches!(e, ConfigError::UnknownKey { ref key, .. } if key == "section"),
+            "{e}"
+        );
+    }
+
+    #[test]
+    fn the_guest_document_has_reference_valves_and_no_secrets() {
+        let c = load(
+            Some("MODEL_ID = \"openai/gpt-4o,anthropic/claude\"\n"),
+            &[
+                ("OPENROUTER_API_KEY", KEY),
+                ("ARTIFACT_ENCRYPTION_KEY", "artifact-secret-123456"),
+                ("SESSION_LOG_ZIP_PASSWORD", "zip-secret-654321"),
+                ("WEBUI_SECRET_KEY", "webui-secret-abcdef"),
+                ("PIPE_API_KEYS", "client-key-1,client-key-2"),
+            ],
+        )
+        .unwrap();
+        let json = c.guest_settings_json();
+        for secret in [
+            KEY,
+            "artifact-secret-123456",
+            "zip-secret-654321",
+            "webui-secret-abcdef",
+            "client-key-1",
+            "client-key-2",
+        ] {
+            assert!(!json.contains(secret), "guest document leaks {secret}");
+        }
+        let doc: serde_json::Map<String, Value> = serde_json::from_str(json).unwrap();
+        assert_eq!(
+            doc.get("MODEL_ID"),
+            Some(&Value::from("openai/gpt-4o,anthropic/claude"))
+        );
+        assert_eq!(doc.get("API_KEY_CONFIGURED"), Some(&Value::Bool(true)));
+        assert_eq!(
+            doc.get("BASE_URL"),
+            Some(&Value::from("https://openrouter.ai/api/v1"))
+        );
+        assert_eq!(doc.get("HTTP_TOTAL_TIMEOUT_SECONDS"), Some(&Value::Null));
+        assert_eq!(doc.get("ENABLE_REASONING"), Some(&Value::Bool(true)));
+        for absent in [
+            "API_KEY",
+            "PIPE_API_KEYS",
+            "WEBUI_SECRET_KEY",
+            "ARTIFACT_ENCRYPTION_KEY",
+            "EGRESS_ALLOWED_HOSTS",
+            "GUEST_MEMORY_LIMIT_MB",
+            "LOG_FORMAT",
+        ] {
+            assert!(
+                !doc.contains_key(absent),
+                "{absent} must not reach the guest"
+            );
+        }
+        // Every reference valve that is not a secret, plus the flag.
+        let expected = VALVES
+            .iter()
+            .filter(|s| s.scope == Scope::Reference && !s.is_secret())
+            .count();
+        assert_eq!(doc.len(), expected + 1);
+
+        let without = load(None, &[]).unwrap();
+        assert!(
+            without
+                .guest_settings_json()
+                .contains("\"API_KEY_CONFIGURED\":false")
+        );
+    }
+
+    #[test]
+    fn debug_output_never_contains_a_secret() {
+        let c = load(
+            None,
+            &[
+                ("OPENROUTER_API_KEY", KEY),
+                ("ARTIFACT_ENCRYPTION_KEY", "artifact-secret-123456"),
+                ("PIPE_API_KEYS", "client-key-1"),
+            ],
+        )
+        .unwrap();
+        let debug = format!("{c:?}");
+        for secret in [KEY, "artifact-secret-123456", "client-key-1"] {
+            assert!(!debug.contains(secret), "Debug leaks {secret}");
+        }
+        assert!(debug.contains("API_KEY"), "{debug}");
+    }
+
+    #[test]
+    fn an_invalid_secret_value_is_never_quoted_in_the_error() {
+        // Only reachable through the spec itself, since any text is a valid secret today.
+        let spec = valves::find("API_KEY").unwrap();
+        assert_eq!(show(spec, Input::Text(KEY)), "<redacted>");
+    }
+
+    #[test]
+    fn long_offending_values_are_cut_in_errors() {
+        let long = "x".repeat(500);
+        let text = err(None, &[("REASONING_EFFORT", &long)]).to_string();
+        assert!(text.len() < 300, "{text}");
+        assert!(text.contains('…'), "{text}");
+    }
+
+    #[test]
+    fn client_keys_are_split_on_commas() {
+        let c = load(None, &[("PIPE_API_KEYS", " a-key , ,b-key,")]).unwrap();
+        let keys: Vec<&str> = c
+            .pipe_api_keys()
+            .iter()
+            .map(|k| k.expose_secret())
+            .collect();
+        assert_eq!(keys, ["a-key", "b-key"]);
+    }
+
+    #[test]
+    fn egress_allows_base_url_authority_with_the_default_port() {
+        let c = load(None, &[]).unwrap();
+        assert_eq!(c.base_authority(), ("openrouter.ai".to_owned(), 443, true));
+        assert_eq!(c.egress_allowed(), vec![("openrouter.ai".to_owned(), 443)]);
+        assert!(c.egress_private_ok().is_empty());
+
+        let c = load(
+            None,
+            &[
+                ("BASE_URL", "http://Gateway.Example/v1"),
+                (
+                    "EGRESS_ALLOWED_HOSTS",
+                    "cdn.example.com:443, gateway.example:80,CDN.example.com:443",
+                ),
+            ],
+        )
+        .unwrap();
+        assert_eq!(
+            c.base_authority(),
+            ("gateway.example".to_owned(), 80, false)
+        );
+        assert_eq!(
+            c.egress_allowed(),
+            vec![
+                ("cdn.example.com".to_owned(), 443),
+                ("gateway.example".to_owned(), 80)
+            ]
+        );
+        assert!(c.egress_private_ok().is_empty());
+    }
+
+    #[test]
+    fn only_a_literal_local_base_url_is_allowed_to_resolve_privately() {
+        for (base, host, port) in [
+            ("http://127.0.0.1:8081/api/v1", "127.0.0.1", 8081),
+            ("http://localhost:3000", "localhost", 3000),
+            ("http://[::1]:9000/v1", "[::1]", 9000),
+        ] {
+            let c = load(None, &[("BASE_URL", base)]).unwrap();
+            assert_eq!(
+                c.egress_private_ok(),
+                vec![(host.to_owned(), port)],
+                "{base}"
+            );
+            assert!(
+                c.egress_allowed().contains(&(host.to_owned(), port)),
+                "{base}"
+            );
+        }
+        let c = load(
+            None,
+            &[
+                ("BASE_URL", "https://internal.corp.example/v1"),
+                ("EGRESS_PRIVATE_HOSTS", "redis.internal:6379"),
+            ],
+        )
+        .unwrap();
+        assert_eq!(
+            c.egress_private_ok(),
+            vec![("redis.internal".to_owned(), 6379)]
+        );
+    }
+
+    #[test]
+    fn malformed_egress_entries_name_the_setting_and_the_entry() {
+        let text = err(
+            None,
+            &[("EGRESS_ALLOWED_HOSTS", "ok.example:443,bad.example")],
+        )
+        .to_string();
+        assert!(text.contains("EGRESS_ALLOWED_HOSTS="), "{text}");
+        assert!(text.contains("from environment"), "{text}");
+        assert!(
+            text.contains("`bad.example` needs an explicit port"),
+            "{text}"
+        );
+    }
+
+    #[test]
+    fn base_url_with_a_query_or_credentials_is_refused() {
+        let text = err(None, &[("BASE_URL", "https://x.example/v1?key=1")]).to_string();
+        assert!(text.contains("must not contain a query"), "{text}");
+        assert!(matches!(
+            err(None, &[("BASE_URL", "https://u:p@x.example/v1")]),
+            ConfigError::Invalid {
+                key: "BASE_URL",
+                ..
+            }
+        ));
+    }
+
+    #[test]
+    fn a_bare_host_base_url_renders_without_a_trailing_slash() {
+        let c = load(None, &[("BASE_URL", "https://gw.example/")]).unwrap();
+        assert_eq!(c.get("BASE_URL"), Some(&Value::from("https://gw.example")));
+        assert_eq!(c.base_url().path(), "/");
+    }
+
+    #[test]
+    fn every_setting_can_be_set_from_the_environment_in_its_default_spelling() {
+        // Round trip: each non-secret default, written as environment text, loads unchanged.
+        let defaults = load(None, &[]).unwrap();
+        let pairs: Vec<(String, String)> = VALVES
+            .iter()
+            .filter(|s| !s.is_secret())
+            .filter_map(|s| {
+                let text = match defaults.get(s.name)? {
+                    Value::String(t) => t.clone(),
+                    Value::Null => "null".to_owned(),
+                    other => other.to_string(),
+                };
+                Some((s.name.to_owned(), text))
+            })
+            .collect();
+        let borrowed: Vec<(&str, &str)> = pairs
+            .iter()
+            .map(|(k, v)| (k.as_str(), v.as_str()))
+            .collect();
+        let again = load(None, &borrowed).unwrap();
+        assert_eq!(again.guest_settings_json(), defaults.guest_settings_json());
+    }
+
+    #[test]
+    fn openwebui_events_and_log_format_are_read() {
+        let c = load(
+            Some("OPENWEBUI_EVENTS = \"Never\"\n"),
+            &[("LOG_FORMAT", "JSON")],
+        )
+        .unwrap();
+        assert_eq!(c.openwebui_events(), OpenWebUiEvents::Never);
+        assert!(c.log_json());
+        assert!(load(None, &[("OPENWEBUI_EVENTS", "sometimes")]).is_err());
+    }
+}

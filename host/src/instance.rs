@@ -1,0 +1,349 @@
+//! One component instance per request: the store state that serves every import, the linker
+//! (full WASI p2 denied by context, wasi:http behind the egress gate, our capabilities), the
+//! per-instance bounds (memory limiter, CPU budget counted in epoch ticks spent executing), and
+//! the calls into the exported `pipe` interface. A trap, a CPU overrun or a memory overrun ends
+//! that call with a typed `GuestFailure`; the host carries on.
+
+use crate::bindings::ResponsesPipePre;
+use crate::bindings::types::{PipeError, RequestContext};
+use crate::egress::hooks::{GateHooks, check_outgoing};
+use crate::egress::policy::EgressPolicy;
+use crate::emit::EmitSink;
+use crate::engine::{EPOCH_TICK, PipeEngine};
+use crate::kv::{KvBackend, KvView};
+use crate::metrics::Metrics;
+use crate::store::StoreView;
+use crate::tools::ToolsView;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+use wasmtime::component::{HasData, HasSelf, Linker, Resource, ResourceTable};
+use wasmtime::{ResourceLimiter, Store, StoreContextMut, UpdateDeadline};
+use wasmtime_wasi::{FsPerms, WasiCtx, WasiCtxView, WasiView};
+use wasmtime_wasi_http::p2::bindings::http::outgoing_handler;
+use wasmtime_wasi_http::p2::bindings::http::types::{ErrorCode, Scheme};
+use wasmtime_wasi_http::p2::types::{HostFutureIncomingResponse, HostOutgoingRequest};
+use wasmtime_wasi_http::{WasiHttpCtx, WasiHttpCtxView, WasiHttpView};
+
+/// Why a call into the guest ended without a result of its own.
+#[derive(Debug, thiserror::Error)]
+pub enum GuestFailure {
+    #[error("the request used more CPU time than the per-request budget")]
+    CpuExceeded,
+    #[error("the request needed more memory than the per-request limit")]
+    MemoryExceeded,
+    #[error("the pipe failed unexpectedly (trap: {0})")]
+    Trap(String),
+    #[error("the server is at capacity (no instance slot free)")]
+    Capacity(String),
+}
+
+impl GuestFailure {
+    /// A stable label for logs and metrics.
+    pub fn kind(&self) -> &'static str {
+        match self {
+            GuestFailure::CpuExceeded => "guest_cpu_exceeded",
+            GuestFailure::MemoryExceeded => "guest_memory_exceeded",
+            GuestFailure::Trap(_) => "guest_trap",
+            GuestFailure::Capacity(_) => "instance_capacity",
+        }
+    }
+}
+
+/// Bounds applied to every instance.
+#[derive(Clone, Debug)]
+pub struct GuestLimits {
+    pub memory_bytes: usize,
+    pub cpu_budget: Duration,
+}
+
+/// Memory and table limiter that records why it refused.
+#[derive(Debug)]
+struct Limiter {
+    memory_bytes: usize,
+    memory_exceeded: bool,
+}
+
+impl ResourceLimiter for Limiter {
+    fn memory_growing(
+        &mut self,
+        _current: usize,
+        desired: usize,
+        _maximum: Option<usize>,
+    ) -> wasmtime::Result<bool> {
+        if desired > self.memory_bytes {
+            self.memory_exceeded = true;
+            return Err(wasmtime::Error::msg("memory limit exceeded"));
+        }
+        Ok(true)
+    }
+    fn table_growing(
+        &mut self,
+        _current: usize,
+        desired: usize,
+        _maximum: Option<usize>,
+    ) -> wasmtime::Result<bool> {
+        Ok(desired <= 100_000)
+    }
+}
+
+/// Everything one instance's imports need.
+pub struct HostState {
+    wasi: WasiCtx,
+    http: WasiHttpCtx,
+    table: ResourceTable,
+    hooks: GateHooks,
+    policy: Arc<EgressPolicy>,
+    metrics: Arc<Metrics>,
+    limiter: Limiter,
+    emit: EmitSink,
+    kv: Arc<KvBackend>,
+    tools: ToolsView,
+    cpu_ticks: u64,
+    cpu_budget_ticks: u64,
+    cpu_exceeded: bool,
+}
+
+impl WasiView for HostState {
+    fn ctx(&mut self) -> WasiCtxView<'_> {
+        WasiCtxView {
+            ctx: &mut self.wasi,
+            table: &mut self.table,
+        }
+    }
+}
+
+impl WasiHttpView for HostState {
+    fn http(&mut self) -> WasiHttpCtxView<'_> {
+        WasiHttpCtxView {
+            ctx: &mut self.http,
+            table: &mut self.table,
+            hooks: &mut self.hooks,
+        }
+    }
+}
+
+/// `types` declares records only; its (empty) host trait is served by the state itself.
+impl crate::bindings::types::Host for HostState {}
+
+struct KvData;
+impl HasData for KvData {
+    type Data<'a> = KvView<'a>;
+}
+struct StoreData;
+impl HasData for StoreData {
+    type Data<'a> = StoreView<'a>;
+}
+
+/// Build the linker: full WASI p2 (the context grants nothing), wasi:http with the `handle`
+/// gate shadowing the stock function, and our own interfaces.
+fn linker(engine: &wasmtime::Engine) -> wasmtime::Result<Linker<HostState>> {
+    let mut linker = Linker::<HostState>::new(engine);
+    wasmtime_wasi::p2::add_to_linker_async(&mut linker)?;
+    wasmtime_wasi_http::p2::add_only_http_to_linker_async(&mut linker)?;
+    crate::bindings::emit::add_to_linker::<HostState, HasSelf<EmitSink>>(&mut linker, |s| {
+        &mut s.emit
+    })?;
+    crate::bindings::kv::add_to_linker::<HostState, KvData>(&mut linker, |s| KvView {
+        backend: &s.kv,
+    })?;
+    crate::bindings::store::add_to_linker::<HostState, StoreData>(&mut linker, |s| StoreView {
+        table: &mut s.table,
+    })?;
+    crate::bindings::tools::add_to_linker::<HostState, HasSelf<ToolsView>>(&mut linker, |s| {
+        &mut s.tools
+    })?;
+    crate::bindings::types::add_to_linker::<HostState, HasSelf<HostState>>(&mut linker, |s| s)?;
+    linker.allow_shadowing(true);
+    linker.instance("wasi:http/outgoing-handler@0.2.12")?.func_wrap(
+        "handle",
+        |mut store: StoreContextMut<'_, HostState>,
+         (req, opts): (Resource<HostOutgoingRequest>, Option<Resource<wasmtime_wasi_http::RequestOptions>>)|
+         -> wasmtime::Result<(Result<Resource<HostFutureIncomingResponse>, ErrorCode>,)> {
+            let state = store.data_mut();
+            let verdict = {
+                let r = state.table.get(&req)?;
+                let scheme = r.scheme.as_ref().map(|s| match s {
+                    Scheme::Http => "http".to_string(),
+                    Scheme::Https => "https".to_string(),
+                    Scheme::Other(o) => o.clone(),
+                });
+                check_outgoing(&state.policy, scheme.as_deref(), r.authority.as_deref(), r.path_with_query.as_deref())
+            };
+            if let Err(denial) = verdict {
+                state.metrics.incr("egress_refused", denial.reason());
+                tracing::warn!(error.type = denial.reason(), layer = "handle", "outgoing request refused");
+                state.table.delete(req)?;
+                if let Some(o) = opts {
+                    state.table.delete(o)?;
+                }
+                return Ok((Err(denial.error_code()),));
+            }
+            let mut view = state.http();
+            match outgoing_handler::Host::handle(&mut view, req, opts) {
+                Ok(fut) => Ok((Ok(fut),)),
+                Err(e) => Ok((Err(e.downcast()?),)),
+            }
+        },
+    )?;
+    Ok(linker)
+}
+
+/// What the runner needs to build each instance.
+pub struct RunnerParts {
+    pub engine: Arc<PipeEngine>,
+    pub policy: Arc<EgressPolicy>,
+    pub hooks: Arc<dyn Fn(&str) -> GateHooks + Send + Sync>,
+    pub kv: Arc<KvBackend>,
+    pub metrics: Arc<Metrics>,
+    pub limits: GuestLimits,
+    /// Host directory preopened as `/data` in the guest.
+    pub guest_dir: PathBuf,
+}
+
+/// Instantiates the component per call and runs the exports.
+pub struct Runner {
+    parts: RunnerParts,
+    pre: ResponsesPipePre<HostState>,
+}
+
+impl Runner {
+    pub fn new(parts: RunnerParts) -> Result<Self, crate::engine::EngineError> {
+        let map = |e: wasmtime::Error| crate::engine::EngineError::Config(format!("{e:#}"));
+        let linker = linker(&parts.engine.engine).map_err(map)?;
+        let instance_pre = linker
+            .instantiate_pre(&parts.engine.component)
+            .map_err(map)?;
+        let pre = ResponsesPipePre::new(instance_pre).map_err(map)?;
+        Ok(Runner { parts, pre })
+    }
+
+    fn store(&self, request_id: &str, emit: EmitSink) -> Store<HostState> {
+        let mut wasi = WasiCtx::builder();
+        if std::fs::create_dir_all(&self.parts.guest_dir).is_ok() {
+            if let Err(e) = wasi.preopened_dir(&self.parts.guest_dir, "/data", FsPerms::ReadWrite) {
+                tracing::warn!(error = %e, "could not preopen the guest data directory");
+            }
+        }
+        let ticks =
+            (self.parts.limits.cpu_budget.as_millis() / EPOCH_TICK.as_millis()).max(1) as u64;
+        let state = HostState {
+            wasi: wasi.build(),
+            http: WasiHttpCtx::new(),
+            table: ResourceTable::new(),
+            hooks: (self.parts.hooks)(request_id),
+            policy: self.parts.policy.clone(),
+            metrics: self.parts.metrics.clone(),
+            limiter: Limiter {
+                memory_bytes: self.parts.limits.memory_bytes,
+                memory_exceeded: false,
+            },
+            emit,
+            kv: self.parts.kv.clone(),
+            tools: ToolsView,
+            cpu_ticks: 0,
+            cpu_budget_ticks: ticks,
+            cpu_exceeded: false,
+        };
+        let mut store = Store::new(&self.parts.engine.engine, state);
+        store.limiter(|s| &mut s.limiter);
+        store.set_epoch_deadline(1);
+        // Called once per epoch tick in which wasm was executing; time spent waiting in async
+        // host calls (upstream I/O) passes without a callback, so this counts CPU, not wall time.
+        store.epoch_deadline_callback(|mut ctx| {
+            let s = ctx.data_mut();
+            s.cpu_ticks += 1;
+            if s.cpu_ticks > s.cpu_budget_ticks {
+                s.cpu_exceeded = true;
+                return Err(wasmtime::Error::msg("CPU budget exceeded"));
+            }
+            Ok(UpdateDeadline::Yield(1))
+        });
+        store
+    }
+
+    fn failure(&self, store: &Store<HostState>, e: wasmtime::Error) -> GuestFailure {
+        let s = store.data();
+        let failure = if s.cpu_exceeded {
+            GuestFailure::CpuExceeded
+        } else if s.limiter.memory_exceeded {
+            GuestFailure::MemoryExceeded
+        } else {
+            GuestFailure::Trap(
+                format!("{e:#}")
+                    .lines()
+                    .next()
+                    .unwrap_or("")
+                    .chars()
+                    .take(300)
+                    .collect(),
+            )
+        };
+        self.parts.metrics.incr("guest_failures", failure.kind());
+        failure
+    }
+
+    async fn instantiate(
+        &self,
+        store: &mut Store<HostState>,
+    ) -> Result<crate::bindings::ResponsesPipe, GuestFailure> {
+        self.pre.instantiate_async(&mut *store).await.map_err(|e| {
+            let msg = format!("{e:#}");
+            if msg.contains("concurrent limit") || msg.contains("maximum concurrent") {
+                self.parts
+                    .metrics
+                    .incr("guest_failures", "instance_capacity");
+                GuestFailure::Capacity(msg)
+            } else {
+                self.failure(store, e)
+            }
+        })
+    }
+
+    /// Run `chat`; events go to `emit`.
+    pub async fn chat(
+        &self,
+        settings: &str,
+        ctx: RequestContext,
+        body: Vec<u8>,
+        emit: EmitSink,
+    ) -> Result<Result<(), PipeError>, GuestFailure> {
+        let mut store = self.store(&ctx.request_id, emit);
+        let pipe = self.instantiate(&mut store).await?;
+        let result = pipe
+            .openwebui_responses_pipe_pipe()
+            .call_chat(&mut store, settings, &ctx, &body)
+            .await;
+        result.map_err(|e| self.failure(&store, e))
+    }
+
+    /// Run `models`.
+    pub async fn models(
+        &self,
+        settings: &str,
+        request_id: &str,
+    ) -> Result<Result<String, PipeError>, GuestFailure> {
+        let mut store = self.store(request_id, EmitSink::closed());
+        let pipe = self.instantiate(&mut store).await?;
+        let result = pipe
+            .openwebui_responses_pipe_pipe()
+            .call_models(&mut store, settings)
+            .await;
+        result.map_err(|e| self.failure(&store, e))
+    }
+
+    /// Run `maintain`.
+    pub async fn maintain(
+        &self,
+        settings: &str,
+        request_id: &str,
+    ) -> Result<Result<(), PipeError>, GuestFailure> {
+        let mut store = self.store(request_id, EmitSink::closed());
+        let pipe = self.instantiate(&mut store).await?;
+        let result = pipe
+            .openwebui_responses_pipe_pipe()
+            .call_maintain(&mut store, settings)
+            .await;
+        result.map_err(|e| self.failure(&store, e))
+    }
+}

@@ -1,0 +1,344 @@
+//! The `kv` capability: shared state for caches, breakers, locks and queues. The embedded
+//! backend keeps it in host memory (one process); a Redis backend joins later for many workers.
+//! Every value and key is size-capped and the store holds a bounded number of keys, so a guest
+//! cannot grow host memory without limit.
+
+use crate::bindings::kv::{self, KvError};
+use std::collections::{HashMap, VecDeque};
+use std::sync::Mutex;
+use std::time::{Duration, Instant};
+
+/// Longest key accepted.
+pub const MAX_KEY_BYTES: usize = 512;
+/// Largest value accepted (the cached OpenRouter catalog is the biggest, ~1–2 MB).
+pub const MAX_VALUE_BYTES: usize = 16 << 20;
+/// Most keys (values, lists and locks together) held at once.
+pub const MAX_KEYS: usize = 100_000;
+/// Longest list kept by `list-push`, whatever the caller asks.
+pub const MAX_LIST_LEN: u32 = 10_000;
+
+#[derive(Debug)]
+struct Entry {
+    value: Vec<u8>,
+    expires_at: Option<Instant>,
+}
+
+impl Entry {
+    fn live(&self, now: Instant) -> bool {
+        self.expires_at.is_none_or(|t| t > now)
+    }
+}
+
+#[derive(Debug, Default)]
+struct Inner {
+    values: HashMap<String, Entry>,
+    lists: HashMap<String, VecDeque<Vec<u8>>>,
+    locks: HashMap<String, (String, Instant)>,
+    next_token: u64,
+}
+
+impl Inner {
+    fn len(&self) -> usize {
+        self.values.len() + self.lists.len() + self.locks.len()
+    }
+
+    /// Drop expired values and locks once the store is getting full.
+    fn sweep(&mut self, now: Instant) {
+        if self.len() >= MAX_KEYS / 2 {
+            self.values.retain(|_, e| e.live(now));
+            self.locks.retain(|_, (_, t)| *t > now);
+        }
+    }
+
+    fn room_for_new_key(&mut self, now: Instant) -> Result<(), KvError> {
+        self.sweep(now);
+        if self.len() >= MAX_KEYS {
+            return Err(KvError::Unavailable(
+                "the in-memory kv store is full".into(),
+            ));
+        }
+        Ok(())
+    }
+}
+
+/// The in-memory backend.
+#[derive(Debug, Default)]
+pub struct MemoryKv {
+    inner: Mutex<Inner>,
+}
+
+fn check_key(key: &str) -> Result<(), KvError> {
+    if key.is_empty() || key.len() > MAX_KEY_BYTES {
+        return Err(KvError::InvalidArgument(format!(
+            "keys must be 1 to {MAX_KEY_BYTES} bytes"
+        )));
+    }
+    Ok(())
+}
+
+fn check_value(value: &[u8]) -> Result<(), KvError> {
+    if value.len() > MAX_VALUE_BYTES {
+        return Err(KvError::TooLarge);
+    }
+    Ok(())
+}
+
+fn poisoned() -> KvError {
+    KvError::Unavailable("the kv store is unusable after an internal panic".into())
+}
+
+fn expiry(now: Instant, ttl_ms: Option<u64>) -> Option<Instant> {
+    ttl_ms.map(|ms| now + Duration::from_millis(ms))
+}
+
+impl MemoryKv {
+    pub fn get(&self, key: &str, max_bytes: u32) -> Result<Option<Vec<u8>>, KvError> {
+        check_key(key)?;
+        let inner = self.inner.lock().map_err(|_| poisoned())?;
+        let now = Instant::now();
+        match inner.values.get(key) {
+            Some(e) if e.live(now) => {
+                if e.value.len() > max_bytes as usize {
+                    return Err(KvError::TooLarge);
+                }
+                Ok(Some(e.value.clone()))
+            }
+            _ => Ok(None),
+        }
+    }
+
+    pub fn set(&self, key: &str, value: Vec<u8>, ttl_ms: Option<u64>) -> Result<(), KvError> {
+        check_key(key)?;
+        check_value(&value)?;
+        let mut inner = self.inner.lock().map_err(|_| poisoned())?;
+        let now = Instant::now();
+        if !inner.values.contains_key(key) {
+            inner.room_for_new_key(now)?;
+        }
+        inner.values.insert(
+            key.to_string(),
+            Entry {
+                value,
+                expires_at: expiry(now, ttl_ms),
+            },
+        );
+        Ok(())
+    }
+
+    pub fn delete(&self, key: &str) -> Result<bool, KvError> {
+        check_key(key)?;
+        let mut inner = self.inner.lock().map_err(|_| poisoned())?;
+        let now = Instant::now();
+        let had_value = inner.values.remove(key).is_some_and(|e| e.live(now));
+        let had_list = inner.lists.remove(key).is_some();
+        Ok(had_value || had_list)
+    }
+
+    pub fn incr(&self, key: &str, delta: i64, ttl_ms: Option<u64>) -> Result<i64, KvError> {
+        check_key(key)?;
+        let mut inner = self.inner.lock().map_err(|_| poisoned())?;
+        let now = Instant::now();
+        let current = match inner.values.get(key) {
+            Some(e) if e.live(now) => Some(
+                std::str::from_utf8(&e.value)
+                    .ok()
+                    .and_then(|s| s.parse::<i64>().ok())
+                    .ok_or_else(|| {
+                        KvError::InvalidArgument("the value is not an integer".into())
+                    })?,
+            ),
+            _ => None,
+        };
+        let next = current
+            .unwrap_or(0)
+            .checked_add(delta)
+            .ok_or_else(|| KvError::InvalidArgument("the counter would overflow".into()))?;
+        match (current, inner.values.get_mut(key)) {
+            (Some(_), Some(e)) => e.value = next.to_string().into_bytes(),
+            _ => {
+                if !inner.values.contains_key(key) {
+                    inner.room_for_new_key(now)?;
+                }
+                inner.values.insert(
+                    key.to_string(),
+                    Entry {
+                        value: next.to_string().into_bytes(),
+                        expires_at: expiry(now, ttl_ms),
+                    },
+                );
+            }
+        }
+        Ok(next)
+    }
+
+    pub fn list_push(&self, key: &str, value: Vec<u8>, max_len: u32) -> Result<u32, KvError> {
+        check_key(key)?;
+        check_value(&value)?;
+        let mut inner = self.inner.lock().map_err(|_| poisoned())?;
+        if !inner.lists.contains_key(key) {
+            inner.room_for_new_key(Instant::now())?;
+        }
+        let list = inner.lists.entry(key.to_string()).or_default();
+        list.push_back(value);
+        let cap = max_len.clamp(1, MAX_LIST_LEN) as usize;
+        while list.len() > cap {
+            list.pop_front();
+        }
+        Ok(list.len() as u32)
+    }
+
+    pub fn list_pop(&self, key: &str) -> Result<Option<Vec<u8>>, KvError> {
+        check_key(key)?;
+        let mut inner = self.inner.lock().map_err(|_| poisoned())?;
+        let Some(list) = inner.lists.get_mut(key) else {
+            return Ok(None);
+        };
+        let item = list.pop_front();
+        if list.is_empty() {
+            inner.lists.remove(key);
+        }
+        Ok(item)
+    }
+
+    pub fn lock(&self, name: &str, ttl_ms: u64) -> Result<Option<String>, KvError> {
+        check_key(name)?;
+        let mut inner = self.inner.lock().map_err(|_| poisoned())?;
+        let now = Instant::now();
+        if inner.locks.get(name).is_some_and(|(_, t)| *t > now) {
+            return Ok(None);
+        }
+        if !inner.locks.contains_key(name) {
+            inner.room_for_new_key(now)?;
+        }
+        inner.next_token += 1;
+        let token = format!("t{}", inner.next_token);
+        inner.locks.insert(
+            name.to_string(),
+            (token.clone(), now + Duration::from_millis(ttl_ms.max(1))),
+        );
+        Ok(Some(token))
+    }
+
+    pub fn unlock(&self, name: &str, token: &str) -> Result<bool, KvError> {
+        check_key(name)?;
+        let mut inner = self.inner.lock().map_err(|_| poisoned())?;
+        let now = Instant::now();
+        match inner.locks.get(name) {
+            Some((t, exp)) if t == token && *exp > now => {
+                inner.locks.remove(name);
+                Ok(true)
+            }
+            _ => Ok(false),
+        }
+    }
+}
+
+/// The backend chosen at start-up.
+#[derive(Debug)]
+pub enum KvBackend {
+    Memory(MemoryKv),
+}
+
+impl KvBackend {
+    pub fn memory() -> Self {
+        KvBackend::Memory(MemoryKv::default())
+    }
+
+    fn mem(&self) -> &MemoryKv {
+        match self {
+            KvBackend::Memory(m) => m,
+        }
+    }
+}
+
+/// The per-instance view the guest's `kv` calls land on.
+pub struct KvView<'a> {
+    pub backend: &'a KvBackend,
+}
+
+impl kv::Host for KvView<'_> {
+    async fn get(&mut self, key: String, max_bytes: u32) -> Result<Option<Vec<u8>>, KvError> {
+        self.backend.mem().get(&key, max_bytes)
+    }
+    async fn set(
+        &mut self,
+        key: String,
+        value: Vec<u8>,
+        ttl_ms: Option<u64>,
+    ) -> Result<(), KvError> {
+        self.backend.mem().set(&key, value, ttl_ms)
+    }
+    async fn delete(&mut self, key: String) -> Result<bool, KvError> {
+        self.backend.mem().delete(&key)
+    }
+    async fn incr(&mut self, key: String, delta: i64, ttl_ms: Option<u64>) -> Result<i64, KvError> {
+        self.backend.mem().incr(&key, delta, ttl_ms)
+    }
+    async fn list_push(
+        &mut self,
+        key: String,
+        value: Vec<u8>,
+        max_len: u32,
+    ) -> Result<u32, KvError> {
+        self.backend.mem().list_push(&key, value, max_len)
+    }
+    async fn list_pop(&mut self, key: String) -> Result<Option<Vec<u8>>, KvError> {
+        self.backend.mem().list_pop(&key)
+    }
+    async fn lock(&mut self, name: String, ttl_ms: u64) -> Result<Option<String>, KvError> {
+        self.backend.mem().lock(&name, ttl_ms)
+    }
+    async fn unlock(&mut self, name: String, token: String) -> Result<bool, KvError> {
+        self.backend.mem().unlock(&name, &token)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn values_expire_after_their_ttl() {
+        let kv = MemoryKv::default();
+        kv.set("a", b"1".to_vec(), Some(1)).unwrap();
+        kv.set("b", b"2".to_vec(), None).unwrap();
+        std::thread::sleep(Duration::from_millis(5));
+        assert_eq!(kv.get("a", 10).unwrap(), None);
+        assert_eq!(kv.get("b", 10).unwrap(), Some(b"2".to_vec()));
+    }
+
+    #[test]
+    fn reads_larger_than_the_callers_cap_are_refused() {
+        let kv = MemoryKv::default();
+        kv.set("a", vec![0; 100], None).unwrap();
+        assert_eq!(kv.get("a", 99), Err(KvError::TooLarge));
+        assert!(kv.set("b", vec![0; MAX_VALUE_BYTES + 1], None).is_err());
+        assert!(kv.get(&"k".repeat(MAX_KEY_BYTES + 1), 1).is_err());
+    }
+
+    #[test]
+    fn a_lock_is_exclusive_until_released_or_expired() {
+        let kv = MemoryKv::default();
+        let t = kv.lock("l", 60_000).unwrap().unwrap();
+        assert_eq!(kv.lock("l", 60_000).unwrap(), None);
+        assert!(!kv.unlock("l", "wrong").unwrap());
+        assert!(kv.unlock("l", &t).unwrap());
+        let _ = kv.lock("l", 1).unwrap().unwrap();
+        std::thread::sleep(Duration::from_millis(5));
+        assert!(kv.lock("l", 60_000).unwrap().is_some());
+    }
+
+    #[test]
+    fn counters_and_lists_behave_like_redis() {
+        let kv = MemoryKv::default();
+        assert_eq!(kv.incr("c", 2, None).unwrap(), 2);
+        assert_eq!(kv.incr("c", -5, None).unwrap(), -3);
+        for i in 0..5u8 {
+            kv.list_push("q", vec![i], 3).unwrap();
+        }
+        assert_eq!(kv.list_pop("q").unwrap(), Some(vec![2]));
+        assert_eq!(kv.list_pop("q").unwrap(), Some(vec![3]));
+        assert_eq!(kv.list_pop("q").unwrap(), Some(vec![4]));
+        assert_eq!(kv.list_pop("q").unwrap(), None);
+    }
+}

@@ -1,0 +1,121 @@
+//! The `responses-pipe` binary: parse the command line, load and validate the configuration,
+//! build the host, bind, serve until SIGTERM/Ctrl-C, then give in-flight streams a bounded grace.
+
+use anyhow::Context;
+use clap::Parser;
+use responses_pipe_host::app::AppBuilder;
+use responses_pipe_host::cli::{Cli, Command, ServeArgs};
+use responses_pipe_host::config::Config;
+use std::net::{IpAddr, Ipv4Addr, SocketAddr};
+
+fn main() -> anyhow::Result<()> {
+    let cli = Cli::parse();
+    match cli.command {
+        Command::Serve(args) => {
+            let runtime = tokio::runtime::Builder::new_multi_thread()
+                .enable_all()
+                .build()?;
+            runtime.block_on(serve(args))
+        }
+    }
+}
+
+fn init_logging(config: &Config) {
+    let filter = tracing_subscriber::EnvFilter::try_from_env("RUST_LOG").unwrap_or_else(|_| {
+        tracing_subscriber::EnvFilter::new(config.log_level_filter().to_string())
+    });
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr);
+    if config.log_json() {
+        builder.json().init();
+    } else {
+        builder.init();
+    }
+}
+
+/// Without client keys the host only listens on loopback: anyone who can reach it could spend the
+/// OpenRouter key otherwise.
+fn effective_listen(requested: SocketAddr, open: bool) -> SocketAddr {
+    if open && !requested.ip().is_loopback() {
+        let local = SocketAddr::new(IpAddr::V4(Ipv4Addr::LOCALHOST), requested.port());
+        tracing::warn!(
+            requested = %requested, listening = %local,
+            "PIPE_API_KEYS is empty: listening on loopback only; set PIPE_API_KEYS to accept other hosts"
+        );
+        local
+    } else {
+        if open {
+            tracing::warn!("PIPE_API_KEYS is empty: any local process may use this server");
+        }
+        requested
+    }
+}
+
+async fn serve(args: ServeArgs) -> anyhow::Result<()> {
+    let config = Config::load(args.config.as_deref(), &|name| std::env::var(name).ok())
+        .context("invalid configuration")?;
+    init_logging(&config);
+    let grace = config.shutdown_grace();
+    let open = config.pipe_api_keys().is_empty();
+    if config.api_key().is_none() {
+        tracing::warn!(
+            "OPENROUTER_API_KEY is not set: model listing and chats will fail until it is"
+        );
+    }
+    let app = AppBuilder::new(config, &args.data_dir)
+        .build()
+        .context("could not start")?;
+    let listen = effective_listen(args.listen, open);
+    let listener = tokio::net::TcpListener::bind(listen)
+        .await
+        .with_context(|| format!("could not listen on {listen}"))?;
+    tracing::info!(address = %listener.local_addr()?, "listening");
+    let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
+    let server = tokio::spawn(responses_pipe_host::server::serve(
+        app,
+        listener,
+        async move {
+            let mut rx = stop_rx;
+            let _ = rx.wait_for(|stop| *stop).await;
+        },
+    ));
+    shutdown_signal().await;
+    let _ = stop_tx.send(true);
+    match tokio::time::timeout(grace, server).await {
+        Ok(joined) => joined
+            .context("the server task failed")?
+            .context("the server failed")?,
+        Err(_) => tracing::warn!(
+            grace_seconds = grace.as_secs(),
+            "in-flight requests did not finish within the grace period"
+        ),
+    }
+    tracing::info!("stopped");
+    Ok(())
+}
+
+async fn shutdown_signal() {
+    let ctrl_c = async {
+        if let Err(e) = tokio::signal::ctrl_c().await {
+            tracing::warn!(error = %e, "could not listen for Ctrl-C");
+            std::future::pending::<()>().await;
+        }
+    };
+    #[cfg(unix)]
+    let term = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut s) => {
+                s.recv().await;
+            }
+            Err(e) => {
+                tracing::warn!(error = %e, "could not listen for SIGTERM");
+                std::future::pending::<()>().await;
+            }
+        }
+    };
+    #[cfg(not(unix))]
+    let term = std::future::pending::<()>();
+    tokio::select! { _ = ctrl_c => {}, _ = term => {} }
+    tracing::info!("shutdown requested");
+}

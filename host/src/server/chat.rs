@@ -1,0 +1,280 @@
+//! `POST /v1/chat/completions`: read the body within its limit, check it is a JSON object with a
+//! string `model`, admit it, run the guest in its own task and relay its events. The response
+//! status is decided by whichever comes first: the guest's first event (→ 200 and a stream) or the
+//! guest finishing without output (→ its error as an HTTP status). After that, failures travel
+//! inside the stream as bare `{"error":{...}}` chunks.
+
+use super::RequestId;
+use super::chunks::{ChunkEncoder, Collector, error_json};
+use super::context::request_context;
+use super::error::ApiError;
+use crate::app::App;
+use crate::bindings::types::{Event, FinishReason, PipeError};
+use crate::instance::GuestFailure;
+use axum::body::{Body, Bytes};
+use axum::extract::{Request, State};
+use axum::http::{HeaderValue, header};
+use axum::response::{IntoResponse, Response};
+use serde::Deserialize;
+use std::sync::Arc;
+use std::time::{SystemTime, UNIX_EPOCH};
+use tokio::sync::mpsc;
+use tokio::task::JoinHandle;
+
+type GuestOutcome = Result<Result<(), PipeError>, GuestFailure>;
+
+/// The two fields the host itself needs; the rest is the guest's business. serde still checks
+/// that the whole document is valid JSON (and bounds nesting at 128 levels).
+#[derive(Deserialize)]
+struct Peek {
+    model: Option<serde_json::Value>,
+    stream: Option<serde_json::Value>,
+}
+
+fn peek(bytes: &[u8]) -> Result<(String, bool), ApiError> {
+    let v: serde_json::Value = serde_json::from_slice(bytes)
+        .map_err(|e| ApiError::BadRequest(format!("the request body is not valid JSON: {e}")))?;
+    if !v.is_object() {
+        return Err(ApiError::BadRequest(
+            "the request body must be a JSON object".into(),
+        ));
+    }
+    let p: Peek = serde_json::from_value(v)
+        .map_err(|e| ApiError::BadRequest(format!("invalid request: {e}")))?;
+    let model = match p.model {
+        Some(serde_json::Value::String(s)) if !s.trim().is_empty() => s,
+        Some(serde_json::Value::String(_)) | None => {
+            return Err(ApiError::BadRequest("`model` is required".into()));
+        }
+        Some(_) => return Err(ApiError::BadRequest("`model` must be a string".into())),
+    };
+    let stream = match p.stream {
+        None | Some(serde_json::Value::Null) => false,
+        Some(serde_json::Value::Bool(b)) => b,
+        Some(_) => return Err(ApiError::BadRequest("`stream` must be a boolean".into())),
+    };
+    Ok((model, stream))
+}
+
+fn now_secs() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_secs())
+        .unwrap_or(0)
+}
+
+pub(super) async fn chat_completions(State(app): State<Arc<App>>, req: Request) -> Response {
+    let id = req
+        .extensions()
+        .get::<RequestId>()
+        .map(|r| r.0.clone())
+        .unwrap_or_default();
+    match run(app, req, &id).await {
+        Ok(resp) => resp,
+        Err(e) => e.into_response_for(&id),
+    }
+}
+
+async fn run(app: Arc<App>, req: Request, id: &str) -> Result<Response, ApiError> {
+    if app.shutting_down.load(std::sync::atomic::Ordering::Relaxed) {
+        return Err(ApiError::ShuttingDown);
+    }
+    let (parts, body) = req.into_parts();
+    let limit = app.config.max_request_body_bytes();
+    let bytes: Bytes = axum::body::to_bytes(body, limit).await.map_err(|e| {
+        let too_large = std::error::Error::source(&e)
+            .is_some_and(|s| s.is::<http_body_util::LengthLimitError>())
+            || e.to_string().contains("length limit");
+        if too_large {
+            ApiError::TooLarge { limit }
+        } else {
+            ApiError::BadRequest(format!("could not read the request body: {e}"))
+        }
+    })?;
+    let (model, stream) = peek(&bytes)?;
+    tracing::info!(model = %model, stream, bytes = bytes.len(), "chat request");
+    let ticket = app.admission.admit().await.map_err(|_| {
+        app.metrics.incr("requests_refused", "busy");
+        ApiError::Busy
+    })?;
+    let received_at_ms = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_millis() as u64)
+        .unwrap_or(0);
+    let ctx = request_context(
+        &parts.headers,
+        id,
+        app.config.openwebui_events(),
+        received_at_ms,
+    );
+    let openwebui = ctx.openwebui_caller;
+    let (sink, mut rx) = crate::emit::channel();
+    let guest_app = app.clone();
+    let body = bytes.to_vec();
+    let span = tracing::Span::current();
+    let mut task: JoinHandle<GuestOutcome> = tokio::spawn(tracing::Instrument::instrument(
+        async move {
+            let _ticket = ticket;
+            guest_app
+                .runner
+                .chat(guest_app.config.guest_settings_json(), ctx, body, sink)
+                .await
+        },
+        span,
+    ));
+
+    // Whichever comes first decides the status: an event (stream) or the end of the guest. The
+    // guest's sender closes when its instance is dropped, so a closed channel also means "ended";
+    // the outcome is then awaited here, once, and the task is not handed on.
+    let (first, task) = tokio::select! {
+        biased;
+        ev = rx.recv() => match ev {
+            Some(ev) => (Some(ev), Some(task)),
+            None => {
+                finished(task.await)?;
+                (None, None)
+            }
+        },
+        outcome = &mut task => {
+            finished(outcome)?;
+            (None, None)
+        }
+    };
+    let created = now_secs();
+    if stream {
+        Ok(stream_response(
+            first,
+            rx,
+            task,
+            id.to_string(),
+            created,
+            model,
+            openwebui,
+        ))
+    } else {
+        collect_response(first, rx, task, id, created, &model).await
+    }
+}
+
+/// Map a finished guest task to `Ok` or the error to answer with.
+fn finished(outcome: Result<GuestOutcome, tokio::task::JoinError>) -> Result<(), ApiError> {
+    match outcome {
+        Ok(Ok(Ok(()))) => Ok(()),
+        Ok(Ok(Err(pipe))) => Err(pipe.into()),
+        Ok(Err(failure)) => Err(failure.into()),
+        Err(join) => Err(ApiError::Guest(GuestFailure::Trap(format!(
+            "the request task failed: {join}"
+        )))),
+    }
+}
+
+fn sse(data: &str) -> Bytes {
+    Bytes::from(format!("data: {data}\n\n"))
+}
+
+fn stream_response(
+    first: Option<Event>,
+    rx: mpsc::Receiver<Event>,
+    task: Option<JoinHandle<GuestOutcome>>,
+    id: String,
+    created: u64,
+    model: String,
+    openwebui: bool,
+) -> Response {
+    let enc = ChunkEncoder::new(&id, created, &model, openwebui);
+    struct S {
+        first: Option<Event>,
+        rx: mpsc::Receiver<Event>,
+        task: Option<JoinHandle<GuestOutcome>>,
+        enc: ChunkEncoder,
+        id: String,
+        done: bool,
+        errored: bool,
+    }
+    let state = S {
+        first,
+        rx,
+        task,
+        enc,
+        id,
+        done: false,
+        errored: false,
+    };
+    let body = futures::stream::unfold(state, |mut s| async move {
+        if s.done {
+            return None;
+        }
+        loop {
+            let next = match s.first.take() {
+                Some(ev) => Some(ev),
+                None => s.rx.recv().await,
+            };
+            match next {
+                Some(ev) => {
+                    s.errored |= matches!(ev, Event::Error(_));
+                    let lines = s.enc.encode(ev, &s.id);
+                    if lines.is_empty() {
+                        continue;
+                    }
+                    let out: Vec<u8> = lines.iter().flat_map(|l| sse(l).to_vec()).collect();
+                    return Some((Ok::<Bytes, std::io::Error>(Bytes::from(out)), s));
+                }
+                None => {
+                    // The guest dropped its sender: it has finished. Close the stream properly.
+                    let mut out = Vec::new();
+                    if let Some(task) = s.task.take() {
+                        if let Err(e) = finished(task.await) {
+                            if !s.errored {
+                                let body = e.to_body();
+                                tracing::warn!(error_id = %body.error_id, detail = %e, "chat failed after streaming began");
+                                out.extend(sse(&error_json(&body, &s.id).to_string()));
+                                for l in s.enc.finish(Some(FinishReason::Error)) {
+                                    out.extend(sse(&l));
+                                }
+                            }
+                        }
+                    }
+                    for l in s.enc.finish(None) {
+                        out.extend(sse(&l));
+                    }
+                    out.extend(sse("[DONE]"));
+                    s.done = true;
+                    return Some((Ok(Bytes::from(out)), s));
+                }
+            }
+        }
+    });
+    let mut resp = Response::new(Body::from_stream(body));
+    let h = resp.headers_mut();
+    h.insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("text/event-stream"),
+    );
+    h.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-cache"));
+    h.insert("x-accel-buffering", HeaderValue::from_static("no"));
+    resp
+}
+
+async fn collect_response(
+    first: Option<Event>,
+    mut rx: mpsc::Receiver<Event>,
+    task: Option<JoinHandle<GuestOutcome>>,
+    id: &str,
+    created: u64,
+    model: &str,
+) -> Result<Response, ApiError> {
+    let mut c = Collector::default();
+    if let Some(ev) = first {
+        c.push(ev);
+    }
+    while let Some(ev) = rx.recv().await {
+        c.push(ev);
+    }
+    if let Some(task) = task {
+        finished(task.await)?;
+    }
+    if let Some(err) = c.error.take() {
+        return Err(ApiError::Pipe(err));
+    }
+    Ok(axum::Json(c.completion(id, created, model)).into_response())
+}

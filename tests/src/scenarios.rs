@@ -1,0 +1,1072 @@
+//! Scripted behaviours of `POST /api/v1/responses`, chosen by the request's `model` id.
+//!
+//! Each scenario is written once as a script of SSE steps (events, raw bytes, pauses, a cut)
+//! plus its outcome; the non-streaming answer is derived from that outcome so both modes carry
+//! the same content. Event shapes follow the Responses streaming schema in OpenRouter's OpenAPI
+//! document (`StreamEvents`): every event has `type` and a `sequence_number` counting from 0.
+//! Token counts are estimates (characters / 4 + 1) and the cost is derived from them with the
+//! catalogue's fake prices, so tests can predict the numbers they should see downstream.
+
+use std::{
+    sync::atomic::{AtomicU64, Ordering},
+    time::{Duration, SystemTime, UNIX_EPOCH},
+};
+
+use serde_json::{Map, Value, json};
+
+use crate::FakeConfig;
+
+/// The error statuses `fake/status-<code>` can answer with.
+pub const STATUS_CODES: [u16; 9] = [401, 402, 403, 408, 413, 429, 500, 502, 503];
+
+/// Cached input tokens reported in every usage object. Fixed, as the brief asks, so suites can
+/// look for it downstream; on a tiny input it can exceed `input_tokens`.
+pub const CACHED_TOKENS: u64 = 2;
+
+/// The three deltas sent by the scenarios that break off early (drop, no-terminal, mid-failure).
+pub const PARTIAL_DELTAS: [&str; 3] = ["one ", "two ", "three "];
+
+/// The reasoning summary streamed by `fake/reasoning`.
+pub const REASONING_SUMMARY: &str = "Planning an echo reply (fake).";
+
+/// The raw reasoning text streamed by `fake/reasoning`.
+pub const REASONING_TEXT: &str =
+    "The user wants their words repeated back, so the answer starts with echo.";
+
+/// The bad SSE event `fake/malformed` slips into its stream.
+pub const MALFORMED_EVENT: &str = "data: {not json\n\n";
+
+/// How long a cut waits after the last frame: long enough for hyper to flush what was written,
+/// so the client really sees the deltas before the connection dies.
+const FLUSH_GRACE: Duration = Duration::from_millis(10);
+
+/// The message carried by `fake/failed` and `fake/mid-failure`.
+const FAILURE_MESSAGE: &str = "The model provider failed (fake)";
+
+/// Which behaviour a model id selects.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Scenario {
+    /// `fake/echo`: answers "echo: " plus the last user message, word by word.
+    Echo,
+    /// `fake/reasoning`: a reasoning item (summary, text, encrypted content), then the echo.
+    Reasoning,
+    /// `fake/slow`: `slow_deltas` deltas `tok<i> ` with `slow_delay_ms` between them.
+    Slow,
+    /// `fake/drop`: three deltas, then the connection is aborted.
+    Drop,
+    /// `fake/no-terminal`: three deltas, then a clean end without a terminal event.
+    NoTerminal,
+    /// `fake/malformed`: the echo stream with one event that is not JSON.
+    Malformed,
+    /// `fake/failed`: `response.created`, then `response.failed`.
+    Failed,
+    /// `fake/mid-failure`: three deltas, then `response.failed`.
+    MidFailure,
+    /// `fake/error-event`: `response.created`, then an `error` event (rate limited).
+    ErrorEvent,
+    /// `fake/status-<code>`: that HTTP status before any streaming.
+    Status(u16),
+    /// `fake/html`: status 200 with an HTML page.
+    Html,
+}
+
+impl Scenario {
+    /// Every scenario model id, in catalogue order.
+    pub const MODEL_IDS: [&'static str; 19] = [
+        "fake/echo",
+        "fake/reasoning",
+        "fake/slow",
+        "fake/drop",
+        "fake/no-terminal",
+        "fake/malformed",
+        "fake/failed",
+        "fake/mid-failure",
+        "fake/error-event",
+        "fake/status-401",
+        "fake/status-402",
+        "fake/status-403",
+        "fake/status-408",
+        "fake/status-413",
+        "fake/status-429",
+        "fake/status-500",
+        "fake/status-502",
+        "fake/status-503",
+        "fake/html",
+    ];
+
+    /// The scenario a model id selects, or `None` for a model the fake does not serve.
+    #[must_use]
+    pub fn from_model(model: &str) -> Option<Self> {
+        Some(match model {
+            "fake/echo" => Self::Echo,
+            "fake/reasoning" => Self::Reasoning,
+            "fake/slow" => Self::Slow,
+            "fake/drop" => Self::Drop,
+            "fake/no-terminal" => Self::NoTerminal,
+            "fake/malformed" => Self::Malformed,
+            "fake/failed" => Self::Failed,
+            "fake/mid-failure" => Self::MidFailure,
+            "fake/error-event" => Self::ErrorEvent,
+            "fake/html" => Self::Html,
+            other => {
+                let code = other.strip_prefix("fake/status-")?.parse::<u16>().ok()?;
+                if !STATUS_CODES.contains(&code) {
+                    return None;
+                }
+                Self::Status(code)
+            }
+        })
+    }
+}
+
+/// Estimated tokens for a text: characters / 4 + 1.
+#[must_use]
+pub fn token_estimate(text: &str) -> u64 {
+    u64::try_from(text.chars().count() / 4)
+        .unwrap_or(u64::MAX)
+        .saturating_add(1)
+}
+
+/// The `cost` reported for a turn, in USD: the catalogue's fake prices (1e-6 per input token,
+/// 2e-6 per output token). Computed in whole micro-dollars first so the float is the nearest
+/// double to the exact decimal and prints without noise.
+#[must_use]
+#[expect(
+    clippy::cast_precision_loss,
+    reason = "token counts stay far below 2^52 micro-dollars"
+)]
+pub fn fake_cost(input_tokens: u64, output_tokens: u64) -> f64 {
+    let micro_dollars = input_tokens.saturating_add(output_tokens.saturating_mul(2));
+    micro_dollars as f64 / 1_000_000.0
+}
+
+/// The text `fake/echo` answers for a Responses request body.
+#[must_use]
+pub fn echo_answer(request: &Value) -> String {
+    format!(
+        "echo: {}",
+        last_user_text(request.get("input").unwrap_or(&Value::Null))
+    )
+}
+
+/// The estimated input tokens for a Responses request body: every text the model would read
+/// (instructions, message contents, tool outputs and call arguments), characters / 4 + 1.
+#[must_use]
+pub fn input_tokens(request: &Value) -> u64 {
+    let chars = request
+        .get("instructions")
+        .and_then(Value::as_str)
+        .map_or(0, |s| s.chars().count())
+        + request.get("input").map_or(0, text_chars);
+    u64::try_from(chars / 4)
+        .unwrap_or(u64::MAX)
+        .saturating_add(1)
+}
+
+/// One piece of a scripted reply body.
+#[derive(Clone, Debug)]
+pub(crate) enum Step {
+    /// An SSE event, written as `data: {json}\n\n`.
+    Event(Value),
+    /// Bytes written as they are (the SSE comment, a malformed event, a JSON body).
+    Raw(String),
+    /// Wait before the next step.
+    Pause(Duration),
+    /// Abort the body with an error: no terminal event, no clean end of the chunked body.
+    Cut,
+}
+
+/// An HTTP answer in the fake's own terms; `lib.rs` turns it into a hyper response.
+#[derive(Clone, Debug)]
+pub(crate) struct Reply {
+    pub(crate) status: u16,
+    pub(crate) content_type: &'static str,
+    /// Extra headers; names must be lowercase (they become `HeaderName::from_static`).
+    pub(crate) headers: Vec<(&'static str, &'static str)>,
+    pub(crate) steps: Vec<Step>,
+}
+
+impl Reply {
+    /// A complete JSON body.
+    pub(crate) fn json(status: u16, body: &Value) -> Self {
+        Self {
+            status,
+            content_type: "application/json",
+            headers: Vec::new(),
+            steps: vec![Step::Raw(body.to_string())],
+        }
+    }
+}
+
+/// The OpenRouter error body `{"error":{"code":<status>,"message":...}}`.
+pub(crate) fn error_body(status: u16, message: &str) -> Value {
+    json!({ "error": { "code": status, "message": message } })
+}
+
+/// The answer to a valid request for `scenario`.
+pub(crate) fn reply(
+    scenario: Scenario,
+    request: &Value,
+    stream: bool,
+    config: &FakeConfig,
+) -> Reply {
+    let turn = Turn::new(request);
+    let script = match scenario {
+        Scenario::Status(code) => return status_reply(code),
+        Scenario::Html => return html_reply(),
+        Scenario::Echo => echo_script(&turn, false),
+        Scenario::Malformed => echo_script(&turn, true),
+        Scenario::Reasoning => reasoning_script(&turn),
+        Scenario::Slow => slow_script(&turn, config),
+        Scenario::Drop => partial_script(&turn, Ending::Cut),
+        Scenario::NoTerminal => partial_script(&turn, Ending::Clean),
+        Scenario::MidFailure => partial_script(&turn, Ending::Failed),
+        Scenario::Failed => failed_script(&turn),
+        Scenario::ErrorEvent => error_event_script(&turn),
+    };
+    if stream {
+        script.into_sse()
+    } else {
+        script.into_json()
+    }
+}
+
+fn status_reply(code: u16) -> Reply {
+    let message = match code {
+        401 => "User not found (fake)",
+        402 => "Insufficient credits (fake)",
+        403 => "Input was flagged by the moderation guardrail (fake)",
+        408 => "Request timed out (fake)",
+        413 => "Request entity too large for the provider (fake)",
+        429 => "Rate limit exceeded, try again later (fake)",
+        500 => "Internal Server Error (fake)",
+        502 => "Provider returned error (fake)",
+        _ => "No allowed providers are available for the selected model (fake)",
+    };
+    let body = json!({
+        "error": {
+            "code": code,
+            "message": message,
+            "metadata": {
+                "provider_name": "FakeProvider",
+                "raw": "{\"error\":{\"message\":\"upstream said no\"}}",
+            },
+        },
+    });
+    let mut reply = Reply::json(code, &body);
+    if code == 429 {
+        reply.headers = vec![("retry-after", "7"), ("x-ratelimit-scope", "user")];
+    }
+    reply
+}
+
+fn html_reply() -> Reply {
+    Reply {
+        status: 200,
+        content_type: "text/html; charset=utf-8",
+        headers: Vec::new(),
+        steps: vec![Step::Raw(
+            "<!DOCTYPE html>\n<html><head><title>Just a moment...</title></head>\
+             <body><h1>Checking your browser before accessing openrouter.ai (fake)</h1></body></html>\n"
+                .to_owned(),
+        )],
+    }
+}
+
+/// The ids and echoed request fields one response carries.
+struct Turn {
+    response_id: String,
+    message_id: String,
+    reasoning_id: String,
+    model: String,
+    created_at: u64,
+    /// Request fields a real response object repeats (`instructions`, `tools`, ...).
+    echoed: Map<String, Value>,
+    input_tokens: u64,
+    answer: String,
+}
+
+impl Turn {
+    fn new(request: &Value) -> Self {
+        let defaults = [
+            ("instructions", Value::Null),
+            ("max_output_tokens", Value::Null),
+            ("metadata", Value::Null),
+            ("temperature", Value::Null),
+            ("top_p", Value::Null),
+            ("presence_penalty", Value::Null),
+            ("frequency_penalty", Value::Null),
+            ("tools", json!([])),
+            ("tool_choice", json!("auto")),
+            ("parallel_tool_calls", json!(true)),
+        ];
+        let echoed = defaults
+            .into_iter()
+            .map(|(key, default)| {
+                let value = request.get(key).filter(|v| !v.is_null()).cloned();
+                (key.to_owned(), value.unwrap_or(default))
+            })
+            .collect();
+        Self {
+            response_id: fresh_id("resp"),
+            message_id: fresh_id("msg"),
+            reasoning_id: fresh_id("rs"),
+            model: request
+                .get("model")
+                .and_then(Value::as_str)
+                .unwrap_or_default()
+                .to_owned(),
+            created_at: unix_now(),
+            echoed,
+            input_tokens: input_tokens(request),
+            answer: echo_answer(request),
+        }
+    }
+
+    fn response(
+        &self,
+        status: &str,
+        output: Vec<Value>,
+        usage: Option<Value>,
+        error: Option<Value>,
+    ) -> Value {
+        let mut object = Map::new();
+        object.insert("id".to_owned(), json!(self.response_id));
+        object.insert("object".to_owned(), json!("response"));
+        object.insert("created_at".to_owned(), json!(self.created_at));
+        let completed_at = (status == "completed").then(unix_now);
+        object.insert("completed_at".to_owned(), json!(completed_at));
+        object.insert("model".to_owned(), json!(self.model));
+        object.insert("status".to_owned(), json!(status));
+        object.insert("output".to_owned(), Value::Array(output));
+        object.insert("error".to_owned(), error.unwrap_or(Value::Null));
+        object.insert("incomplete_details".to_owned(), Value::Null);
+        if let Some(usage) = usage {
+            object.insert("usage".to_owned(), usage);
+        }
+        object.extend(self.echoed.clone());
+        Value::Object(object)
+    }
+
+    /// The usage object: `output_tokens` counts the answer plus the reasoning, as upstream does.
+    fn usage(&self, answer: &str, reasoning: &str) -> Value {
+        let reasoning_tokens = if reasoning.is_empty() {
+            0
+        } else {
+            token_estimate(reasoning)
+        };
+        let output_tokens = token_estimate(answer) + reasoning_tokens;
+        let input_tokens = self.input_tokens;
+        json!({
+            "input_tokens": input_tokens,
+            "input_tokens_details": { "cached_tokens": CACHED_TOKENS },
+            "output_tokens": output_tokens,
+            "output_tokens_details": { "reasoning_tokens": reasoning_tokens },
+            "total_tokens": input_tokens + output_tokens,
+            "cost": fake_cost(input_tokens, output_tokens),
+            "is_byok": false,
+            "cost_details": {
+                "upstream_inference_cost": null,
+                "upstream_inference_input_cost": fake_cost(input_tokens, 0),
+                "upstream_inference_output_cost": fake_cost(0, output_tokens),
+            },
+        })
+    }
+
+    fn failure(&self, output: Vec<Value>) -> Value {
+        self.response(
+            "failed",
+            output,
+            None,
+            Some(json!({ "code": "server_error", "message": FAILURE_MESSAGE })),
+        )
+    }
+}
+
+/// How a script ended, which decides the non-streaming answer.
+enum Outcome {
+    /// A terminal `response.completed` or `response.failed` carrying this response object.
+    Terminal(Value),
+    /// An `error` event; non-streaming it becomes this HTTP status with an OpenRouter body.
+    ErrorEvent { status: u16, message: &'static str },
+    /// The body ended cleanly without a terminal event; the response as far as it got.
+    Unfinished(Value),
+    /// The connection was cut; the response as far as it got.
+    Cut(Value),
+}
+
+struct Script {
+    steps: Vec<Step>,
+    next_sequence: u64,
+    malformed: bool,
+    outcome: Outcome,
+}
+
+impl Script {
+    fn new() -> Self {
+        Self {
+            steps: Vec::new(),
+            next_sequence: 0,
+            malformed: false,
+            outcome: Outcome::Unfinished(Value::Null),
+        }
+    }
+
+    fn event(&mut self, kind: &str, fields: Value) {
+        let mut object = match fields {
+            Value::Object(object) => object,
+            _ => Map::new(),
+        };
+        object.insert("type".to_owned(), json!(kind));
+        object.insert("sequence_number".to_owned(), json!(self.next_sequence));
+        self.next_sequence += 1;
+        self.steps.push(Step::Event(Value::Object(object)));
+    }
+
+    fn start(&mut self, turn: &Turn) {
+        let response = turn.response("in_progress", Vec::new(), None, None);
+        self.event("response.created", json!({ "response": response }));
+        self.event("response.in_progress", json!({ "response": response }));
+    }
+
+    fn message_start(&mut self, turn: &Turn, output_index: usize) {
+        self.event(
+            "response.output_item.added",
+            json!({
+                "output_index": output_index,
+                "item": message_item(&turn.message_id, "in_progress", None),
+            }),
+        );
+        self.event(
+            "response.content_part.added",
+            json!({
+                "item_id": turn.message_id,
+                "output_index": output_index,
+                "content_index": 0,
+                "part": { "type": "output_text", "text": "", "annotations": [] },
+            }),
+        );
+    }
+
+    fn text_deltas<S: AsRef<str>>(
+        &mut self,
+        turn: &Turn,
+        output_index: usize,
+        deltas: &[S],
+        pause: Duration,
+    ) {
+        for (i, delta) in deltas.iter().enumerate() {
+            if i > 0 && !pause.is_zero() {
+                self.steps.push(Step::Pause(pause));
+            }
+            self.event(
+                "response.output_text.delta",
+                json!({
+                    "item_id": turn.message_id,
+                    "output_index": output_index,
+                    "content_index": 0,
+                    "delta": delta.as_ref(),
+                    "logprobs": [],
+                }),
+            );
+        }
+    }
+
+    /// Closes the message item and returns it as it appears in the final `output`.
+    fn message_finish(&mut self, turn: &Turn, output_index: usize, text: &str) -> Value {
+        self.event(
+            "response.output_text.done",
+            json!({
+                "item_id": turn.message_id,
+                "output_index": output_index,
+                "content_index": 0,
+                "text": text,
+                "logprobs": [],
+            }),
+        );
+        self.event(
+            "response.content_part.done",
+            json!({
+                "item_id": turn.message_id,
+                "output_index": output_index,
+                "content_index": 0,
+                "part": { "type": "output_text", "text": text, "annotations": [] },
+            }),
+        );
+        let item = message_item(&turn.message_id, "completed", Some(text));
+        self.event(
+            "response.output_item.done",
+            json!({ "output_index": output_index, "item": item }),
+        );
+        item
+    }
+
+    fn message<S: AsRef<str>>(
+        &mut self,
+        turn: &Turn,
+        output_index: usize,
+        deltas: &[S],
+        pause: Duration,
+    ) -> Value {
+        self.message_start(turn, output_index);
+        self.text_deltas(turn, output_index, deltas, pause);
+        let text: String = deltas.iter().map(AsRef::as_ref).collect();
+        self.message_finish(turn, output_index, &text)
+    }
+
+    fn completed(&mut self, response: Value) {
+        self.event("response.completed", json!({ "response": response }));
+        self.outcome = Outcome::Terminal(response);
+    }
+
+    fn failed(&mut self, response: Value) {
+        self.event("response.failed", json!({ "response": response }));
+        self.outcome = Outcome::Terminal(response);
+    }
+
+    fn into_sse(self) -> Reply {
+        let mut steps = Vec::with_capacity(self.steps.len() + 1);
+        // OpenRouter opens every stream with this keep-alive comment.
+        steps.push(Step::Raw(": OPENROUTER PROCESSING\n\n".to_owned()));
+        steps.extend(self.steps);
+        Reply {
+            status: 200,
+            content_type: "text/event-stream",
+            headers: vec![("cache-control", "no-cache")],
+            steps,
+        }
+    }
+
+    fn into_json(self) -> Reply {
+        // A non-streaming client waits as long as the stream would have taken.
+        let waited: Duration = self
+            .steps
+            .iter()
+            .filter_map(|step| match step {
+                Step::Pause(pause) => Some(*pause),
+                _ => None,
+            })
+            .sum();
+        let mut reply = match self.outcome {
+            _ if self.malformed => Reply {
+                status: 200,
+                content_type: "application/json",
+                headers: Vec::new(),
+                steps: vec![Step::Raw("{not json".to_owned())],
+            },
+            Outcome::Terminal(response) | Outcome::Unfinished(response) => {
+                Reply::json(200, &response)
+            }
+            Outcome::ErrorEvent { status, message } => {
+                Reply::json(status, &error_body(status, message))
+            }
+            Outcome::Cut(response) => {
+                let text = response.to_string();
+                let half: String = text.chars().take(text.chars().count() / 2).collect();
+                Reply {
+                    status: 200,
+                    content_type: "application/json",
+                    headers: Vec::new(),
+                    steps: vec![Step::Raw(half), Step::Pause(FLUSH_GRACE), Step::Cut],
+                }
+            }
+        };
+        if !waited.is_zero() {
+            reply.steps.insert(0, Step::Pause(waited));
+        }
+        reply
+    }
+}
+
+fn message_item(id: &str, status: &str, text: Option<&str>) -> Value {
+    let content = text.map_or_else(Vec::new, |text| {
+        vec![json!({ "type": "output_text", "text": text, "annotations": [], "logprobs": [] })]
+    });
+    json!({ "type": "message", "id": id, "role": "assistant", "status": status, "content": content })
+}
+
+/// Word-sized deltas that concatenate back to `text` (spaces stay attached to the word before).
+fn words(text: &str) -> Vec<&str> {
+    text.split_inclusive(' ').collect()
+}
+
+fn echo_script(turn: &Turn, malformed: bool) -> Script {
+    let mut script = Script::new();
+    script.start(turn);
+    let item = script.message(turn, 0, &words(&turn.answer), Duration::ZERO);
+    let usage = turn.usage(&turn.answer, "");
+    script.completed(turn.response("completed", vec![item], Some(usage), None));
+    if malformed {
+        // Right after the first text delta: the client has started rendering when it hits it.
+        let first_delta = script.steps.iter().position(|step| {
+            matches!(step, Step::Event(event) if event["type"] == "response.output_text.delta")
+        });
+        let at = first_delta.map_or(script.steps.len(), |i| i + 1);
+        script
+            .steps
+            .insert(at, Step::Raw(MALFORMED_EVENT.to_owned()));
+        script.malformed = true;
+    }
+    script
+}
+
+fn reasoning_script(turn: &Turn) -> Script {
+    let mut script = Script::new();
+    script.start(turn);
+    let id = &turn.reasoning_id;
+    script.event(
+        "response.output_item.added",
+        json!({ "output_index": 0, "item": { "type": "reasoning", "id": id, "summary": [] } }),
+    );
+    script.event(
+        "response.reasoning_summary_part.added",
+        json!({
+            "item_id": id, "output_index": 0, "summary_index": 0,
+            "part": { "type": "summary_text", "text": "" },
+        }),
+    );
+    for delta in words(REASONING_SUMMARY) {
+        script.event(
+            "response.reasoning_summary_text.delta",
+            json!({ "item_id": id, "output_index": 0, "summary_index": 0, "delta": delta }),
+        );
+    }
+    script.event(
+        "response.reasoning_summary_text.done",
+        json!({ "item_id": id, "output_index": 0, "summary_index": 0, "text": REASONING_SUMMARY }),
+    );
+    script.event(
+        "response.reasoning_summary_part.done",
+        json!({
+            "item_id": id, "output_index": 0, "summary_index": 0,
+            "part": { "type": "summary_text", "text": REASONING_SUMMARY },
+        }),
+    );
+    for delta in words(REASONING_TEXT) {
+        script.event(
+            "response.reasoning_text.delta",
+            json!({ "item_id": id, "output_index": 0, "content_index": 0, "delta": delta }),
+        );
+    }
+    script.event(
+        "response.reasoning_text.done",
+        json!({ "item_id": id, "output_index": 0, "content_index": 0, "text": REASONING_TEXT }),
+    );
+    let reasoning = json!({
+        "type": "reasoning",
+        "id": id,
+        "status": "completed",
+        "summary": [{ "type": "summary_text", "text": REASONING_SUMMARY }],
+        "content": [{ "type": "reasoning_text", "text": REASONING_TEXT }],
+        "encrypted_content": format!("gAAAA-fake-encrypted-{id}"),
+        "format": "openai-responses-v1",
+    });
+    script.event(
+        "response.output_item.done",
+        json!({ "output_index": 0, "item": reasoning }),
+    );
+    let message = script.message(turn, 1, &words(&turn.answer), Duration::ZERO);
+    let usage = turn.usage(&turn.answer, REASONING_TEXT);
+    script.completed(turn.response("completed", vec![reasoning, message], Some(usage), None));
+    script
+}
+
+fn slow_script(turn: &Turn, config: &FakeConfig) -> Script {
+    let deltas: Vec<String> = (0..config.slow_deltas)
+        .map(|i| format!("tok{i} "))
+        .collect();
+    let answer = deltas.concat();
+    let mut script = Script::new();
+    script.start(turn);
+    let item = script.message(
+        turn,
+        0,
+        &deltas,
+        Duration::from_millis(config.slow_delay_ms),
+    );
+    let usage = turn.usage(&answer, "");
+    script.completed(turn.response("completed", vec![item], Some(usage), None));
+    script
+}
+
+/// How a stream that stops after [`PARTIAL_DELTAS`] ends.
+enum Ending {
+    Cut,
+    Clean,
+    Failed,
+}
+
+fn partial_script(turn: &Turn, ending: Ending) -> Script {
+    let mut script = Script::new();
+    script.start(turn);
+    script.message_start(turn, 0);
+    script.text_deltas(turn, 0, &PARTIAL_DELTAS, Duration::ZERO);
+    let partial_text = PARTIAL_DELTAS.concat();
+    match ending {
+        Ending::Cut => {
+            let partial = message_item(&turn.message_id, "in_progress", Some(&partial_text));
+            script.steps.push(Step::Pause(FLUSH_GRACE));
+            script.steps.push(Step::Cut);
+            script.outcome = Outcome::Cut(turn.response("in_progress", vec![partial], None, None));
+        }
+        Ending::Clean => {
+            let partial = message_item(&turn.message_id, "in_progress", Some(&partial_text));
+            script.outcome =
+                Outcome::Unfinished(turn.response("in_progress", vec![partial], None, None));
+        }
+        Ending::Failed => {
+            let partial = message_item(&turn.message_id, "incomplete", Some(&partial_text));
+            script.failed(turn.failure(vec![partial]));
+        }
+    }
+    script
+}
+
+fn failed_script(turn: &Turn) -> Script {
+    let mut script = Script::new();
+    script.event(
+        "response.created",
+        json!({ "response": turn.response("in_progress", Vec::new(), None, None) }),
+    );
+    script.failed(turn.failure(Vec::new()));
+    script
+}
+
+fn error_event_script(turn: &Turn) -> Script {
+    let message = "Provider rate limited (fake)";
+    let mut script = Script::new();
+    script.event(
+        "response.created",
+        json!({ "response": turn.response("in_progress", Vec::new(), None, None) }),
+    );
+    script.event(
+        "error",
+        json!({ "code": "rate_limit_exceeded", "message": message, "param": null }),
+    );
+    script.outcome = Outcome::ErrorEvent {
+        status: 429,
+        message,
+    };
+    script
+}
+
+/// The text of the last user message in a Responses `input`: a bare string input, a message whose
+/// `content` is a string, or the `text` of its content parts joined by spaces.
+fn last_user_text(input: &Value) -> String {
+    match input {
+        Value::String(text) => text.clone(),
+        Value::Array(items) => items
+            .iter()
+            .rev()
+            .find(|item| {
+                item.get("role").and_then(Value::as_str) == Some("user")
+                    && item
+                        .get("type")
+                        .and_then(Value::as_str)
+                        .is_none_or(|kind| kind == "message")
+            })
+            .map(|item| match item.get("content") {
+                Some(Value::String(text)) => text.clone(),
+                Some(Value::Array(parts)) => parts
+                    .iter()
+                    .filter_map(|part| part.get("text").and_then(Value::as_str))
+                    .collect::<Vec<_>>()
+                    .join(" "),
+                _ => String::new(),
+            })
+            .unwrap_or_default(),
+        _ => String::new(),
+    }
+}
+
+/// Characters of readable text in an `input` value; skips ids, URLs and inline file data, which
+/// a provider does not bill as text tokens.
+fn text_chars(value: &Value) -> usize {
+    match value {
+        Value::String(text) => text.chars().count(),
+        Value::Array(items) => items.iter().map(text_chars).sum(),
+        Value::Object(object) => ["content", "text", "output", "arguments"]
+            .iter()
+            .filter_map(|key| object.get(*key))
+            .map(text_chars)
+            .sum(),
+        _ => 0,
+    }
+}
+
+fn unix_now() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |elapsed| elapsed.as_secs())
+}
+
+/// A process-unique id such as `resp_fake67a1b2c30000002a`.
+fn fresh_id(prefix: &str) -> String {
+    static NEXT: AtomicU64 = AtomicU64::new(1);
+    let n = NEXT.fetch_add(1, Ordering::Relaxed);
+    format!("{prefix}_fake{:x}{n:08x}", unix_now())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn events(reply: &Reply) -> Vec<Value> {
+        reply
+            .steps
+            .iter()
+            .filter_map(|step| match step {
+                Step::Event(event) => Some(event.clone()),
+                _ => None,
+            })
+            .collect()
+    }
+
+    fn kinds(reply: &Reply) -> Vec<String> {
+        events(reply)
+            .iter()
+            .map(|e| e["type"].as_str().unwrap().to_owned())
+            .collect()
+    }
+
+    fn request(model: &str, text: &str) -> Value {
+        json!({
+            "model": model,
+            "stream": true,
+            "input": [{ "type": "message", "role": "user", "content": [{ "type": "input_text", "text": text }] }],
+        })
+    }
+
+    #[test]
+    fn every_listed_model_id_selects_a_scenario_and_others_do_not() {
+        for id in Scenario::MODEL_IDS {
+            assert!(Scenario::from_model(id).is_some(), "{id}");
+        }
+        assert_eq!(Scenario::from_model("fake/status-418"), None);
+        assert_eq!(Scenario::from_model("fake/unknown"), None);
+        assert_eq!(Scenario::from_model("openai/gpt-4o-2024-08-06"), None);
+    }
+
+    #[test]
+    fn echo_takes_the_last_user_message_in_either_content_shape() {
+        let parts = json!({ "input": [
+            { "role": "user", "content": "first" },
+            { "type": "message", "role": "assistant", "content": [{ "type": "output_text", "text": "reply" }] },
+            { "type": "message", "role": "user", "content": [{ "type": "input_text", "text": "second" }] },
+        ]});
+        assert_eq!(echo_answer(&parts), "echo: second");
+        let plain = json!({ "input": [{ "role": "user", "content": "plain words" }] });
+        assert_eq!(echo_answer(&plain), "echo: plain words");
+        assert_eq!(echo_answer(&json!({ "input": "bare" })), "echo: bare");
+    }
+
+    #[test]
+    fn sequence_numbers_count_up_from_zero_without_gaps() {
+        let reply = reply(
+            Scenario::Reasoning,
+            &request("fake/reasoning", "hi there"),
+            true,
+            &FakeConfig::default(),
+        );
+        for (i, event) in events(&reply).iter().enumerate() {
+            assert_eq!(event["sequence_number"], json!(i), "{event}");
+        }
+    }
+
+    #[test]
+    fn echo_deltas_concatenate_to_the_completed_text() {
+        let reply = reply(
+            Scenario::Echo,
+            &request("fake/echo", "hello big world"),
+            true,
+            &FakeConfig::default(),
+        );
+        let events = events(&reply);
+        let deltas: String = events
+            .iter()
+            .filter(|e| e["type"] == "response.output_text.delta")
+            .map(|e| e["delta"].as_str().unwrap())
+            .collect();
+        assert_eq!(deltas, "echo: hello big world");
+        let completed = events.last().unwrap();
+        assert_eq!(completed["type"], "response.completed");
+        assert_eq!(
+            completed["response"]["output"][0]["content"][0]["text"],
+            "echo: hello big world"
+        );
+        let usage = &completed["response"]["usage"];
+        let input = usage["input_tokens"].as_u64().unwrap();
+        let output = usage["output_tokens"].as_u64().unwrap();
+        assert_eq!(usage["total_tokens"], json!(input + output));
+        assert_eq!(usage["input_tokens_details"]["cached_tokens"], json!(2));
+        assert_eq!(usage["cost"], json!(fake_cost(input, output)));
+    }
+
+    #[test]
+    fn reasoning_reports_reasoning_tokens_and_encrypted_content() {
+        let reply = reply(
+            Scenario::Reasoning,
+            &request("fake/reasoning", "hi"),
+            true,
+            &FakeConfig::default(),
+        );
+        let events = events(&reply);
+        let done = events
+            .iter()
+            .find(|e| e["type"] == "response.output_item.done" && e["item"]["type"] == "reasoning")
+            .unwrap();
+        let id = done["item"]["id"].as_str().unwrap();
+        assert!(id.starts_with("rs_"));
+        assert_eq!(
+            done["item"]["encrypted_content"],
+            json!(format!("gAAAA-fake-encrypted-{id}"))
+        );
+        let completed = events.last().unwrap();
+        assert!(
+            completed["response"]["usage"]["output_tokens_details"]["reasoning_tokens"]
+                .as_u64()
+                .unwrap()
+                > 0
+        );
+        assert_eq!(
+            completed["response"]["output"][1]["content"][0]["text"],
+            "echo: hi"
+        );
+    }
+
+    #[test]
+    fn the_non_streaming_answer_is_the_completed_response() {
+        let reply = reply(
+            Scenario::Echo,
+            &request("fake/echo", "quiet"),
+            false,
+            &FakeConfig::default(),
+        );
+        let [Step::Raw(body)] = reply.steps.as_slice() else {
+            panic!("one JSON body expected")
+        };
+        let body: Value = serde_json::from_str(body).unwrap();
+        assert_eq!(body["status"], "completed");
+        assert_eq!(body["output"][0]["content"][0]["text"], "echo: quiet");
+        assert!(body["usage"]["cost"].as_f64().unwrap() > 0.0);
+    }
+
+    #[test]
+    fn slow_pauses_between_its_deltas_only() {
+        let config = FakeConfig {
+            slow_delay_ms: 5,
+            slow_deltas: 4,
+            ..FakeConfig::default()
+        };
+        let reply = reply(Scenario::Slow, &request("fake/slow", "x"), true, &config);
+        let pauses = reply
+            .steps
+            .iter()
+            .filter(|s| matches!(s, Step::Pause(_)))
+            .count();
+        assert_eq!(pauses, 3);
+        let deltas: Vec<Value> = events(&reply)
+            .into_iter()
+            .filter(|e| e["type"] == "response.output_text.delta")
+            .map(|e| e["delta"].clone())
+            .collect();
+        assert_eq!(
+            deltas,
+            vec![
+                json!("tok0 "),
+                json!("tok1 "),
+                json!("tok2 "),
+                json!("tok3 ")
+            ]
+        );
+    }
+
+    #[test]
+    fn early_endings_stop_after_three_deltas() {
+        let config = FakeConfig::default();
+        let drop = reply(Scenario::Drop, &request("fake/drop", "x"), true, &config);
+        assert!(matches!(drop.steps.last(), Some(Step::Cut)));
+        let no_terminal = reply(
+            Scenario::NoTerminal,
+            &request("fake/no-terminal", "x"),
+            true,
+            &config,
+        );
+        assert_eq!(
+            kinds(&no_terminal).last().map(String::as_str),
+            Some("response.output_text.delta")
+        );
+        let mid = reply(
+            Scenario::MidFailure,
+            &request("fake/mid-failure", "x"),
+            true,
+            &config,
+        );
+        let mid_kinds = kinds(&mid);
+        assert_eq!(
+            mid_kinds
+                .iter()
+                .filter(|k| *k == "response.output_text.delta")
+                .count(),
+            3
+        );
+        assert_eq!(
+            mid_kinds.last().map(String::as_str),
+            Some("response.failed")
+        );
+        assert_eq!(
+            events(&mid).last().unwrap()["response"]["error"]["code"],
+            "server_error"
+        );
+    }
+
+    #[test]
+    fn error_event_matches_the_documented_shape() {
+        let reply = reply(
+            Scenario::ErrorEvent,
+            &request("fake/error-event", "x"),
+            true,
+            &FakeConfig::default(),
+        );
+        let error = events(&reply).pop().unwrap();
+        assert_eq!(
+            error,
+            json!({
+                "type": "error",
+                "code": "rate_limit_exceeded",
+                "message": "Provider rate limited (fake)",
+                "param": null,
+                "sequence_number": 1,
+            })
+        );
+    }
+
+    #[test]
+    fn status_scenarios_carry_provider_metadata() {
+        let reply = status_reply(402);
+        assert_eq!(reply.status, 402);
+        let [Step::Raw(body)] = reply.steps.as_slice() else {
+            panic!("one JSON body expected")
+        };
+        let body: Value = serde_json::from_str(body).unwrap();
+        assert_eq!(body["error"]["code"], 402);
+        assert_eq!(body["error"]["message"], "Insufficient credits (fake)");
+        assert_eq!(body["error"]["metadata"]["provider_name"], "FakeProvider");
+        assert_eq!(
+            body["error"]["metadata"]["raw"],
+            "{\"error\":{\"message\":\"upstream said no\"}}"
+        );
+    }
+
+    #[test]
+    fn input_tokens_count_instructions_and_message_text_but_not_urls() {
+        let with_image = json!({
+            "instructions": "abcd",
+            "input": [{ "role": "user", "content": [
+                { "type": "input_text", "text": "efgh" },
+                { "type": "input_image", "image_url": "data:image/png;base64,AAAAAAAAAAAAAAAAAAAAAAAA" },
+            ]}],
+        });
+        assert_eq!(input_tokens(&with_image), 8 / 4 + 1);
+    }
+}

@@ -1,0 +1,146 @@
+//! Every upstream failure becomes a clear error: before output as an HTTP status with an
+//! OpenAI-style body, after output as a bare `{"error":{...}}` chunk (no `choices`).
+
+use crate::harness::{Harness, content_of, json_chunks};
+use serde_json::Value;
+
+async fn error_of(h: &Harness, model: &str, stream: bool) -> (u16, Option<String>, Value) {
+    let resp = h.post_chat(&Harness::chat_body(model, "hi", stream)).await;
+    let status = resp.status().as_u16();
+    let retry = resp
+        .headers()
+        .get("retry-after")
+        .map(|v| v.to_str().unwrap().to_string());
+    (status, retry, resp.json().await.unwrap_or(Value::Null))
+}
+
+#[tokio::test]
+async fn upstream_statuses_before_output_become_http_errors() {
+    let h = Harness::start().await;
+    for (model, status, code) in [
+        ("fake/status-401", 401, "upstream_unauthorized"),
+        ("fake/status-402", 402, "insufficient_credits"),
+        ("fake/status-429", 429, "rate_limited"),
+        ("fake/status-500", 500, "upstream_unavailable"),
+        ("fake/status-502", 502, "upstream_unavailable"),
+        ("fake/status-503", 503, "upstream_unavailable"),
+    ] {
+        for stream in [true, false] {
+            let (got, retry, body) = error_of(&h, model, stream).await;
+            assert_eq!(got, status, "{model} stream={stream}: {body}");
+            assert_eq!(body["error"]["code"], code, "{model}: {body}");
+            let message = body["error"]["message"].as_str().unwrap();
+            assert!(
+                message.contains("(fake)"),
+                "OpenRouter's message is shown: {message}"
+            );
+            let error_id = body["error"]["error_id"].as_str().unwrap();
+            assert_eq!(error_id.len(), 16);
+            assert!(message.contains(error_id));
+            assert!(body["error"]["request_id"].as_str().is_some());
+            if status == 429 {
+                assert_eq!(retry.as_deref(), Some("7"), "Retry-After is passed on");
+            }
+        }
+    }
+    let (_, _, body) = error_of(&h, "fake/status-402", true).await;
+    assert!(
+        body["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("Insufficient credits")
+    );
+}
+
+#[tokio::test]
+async fn failure_events_before_output_become_http_errors() {
+    let h = Harness::start().await;
+    let (status, _, body) = error_of(&h, "fake/failed", true).await;
+    assert_eq!(status, 502, "{body}");
+    assert_eq!(body["error"]["code"], "server_error");
+    assert!(
+        body["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("The model provider failed (fake)")
+    );
+    let (status, _, body) = error_of(&h, "fake/error-event", true).await;
+    assert_eq!(status, 429, "{body}");
+    assert_eq!(body["error"]["code"], "rate_limit_exceeded");
+    let (status, _, body) = error_of(&h, "fake/html", true).await;
+    assert_eq!(status, 502, "{body}");
+    assert_eq!(body["error"]["code"], "unexpected_content_type");
+}
+
+/// The bare error chunk after some output, and the stream still ends with `[DONE]`.
+fn assert_mid_stream_error(chunks: &[String], code: &str) {
+    assert!(
+        !content_of(chunks).is_empty(),
+        "the partial answer was streamed"
+    );
+    let json = json_chunks(chunks);
+    let err = json
+        .iter()
+        .find(|c| c.get("error").is_some())
+        .unwrap_or_else(|| panic!("no error chunk in {chunks:?}"));
+    assert!(
+        err.get("choices").is_none(),
+        "Open WebUI ignores errors that carry choices"
+    );
+    assert_eq!(err["error"]["code"], code);
+    assert!(err["error"]["message"].as_str().unwrap().len() > 10);
+    assert_eq!(chunks.last().map(String::as_str), Some("[DONE]"));
+}
+
+#[tokio::test]
+async fn failures_after_output_become_bare_error_chunks() {
+    let h = Harness::start().await;
+    let (status, chunks) = h.stream_chat("fake/mid-failure", "hi").await;
+    assert_eq!(status, 200);
+    assert_mid_stream_error(&chunks, "server_error");
+    let (status, chunks) = h.stream_chat("fake/drop", "hi").await;
+    assert_eq!(status, 200);
+    assert_mid_stream_error(&chunks, "stream_interrupted");
+    let (status, chunks) = h.stream_chat("fake/no-terminal", "hi").await;
+    assert_eq!(status, 200);
+    assert_mid_stream_error(&chunks, "stream_interrupted");
+}
+
+#[tokio::test]
+async fn a_non_streamed_chat_that_fails_midway_is_an_error_status() {
+    let h = Harness::start().await;
+    let (status, _, body) = error_of(&h, "fake/drop", false).await;
+    assert_eq!(status, 502, "{body}");
+    assert_eq!(body["error"]["code"], "stream_interrupted");
+}
+
+#[tokio::test]
+async fn a_malformed_event_is_skipped_and_the_answer_completes() {
+    let h = Harness::start().await;
+    let (status, chunks) = h.stream_chat("fake/malformed", "still fine").await;
+    assert_eq!(status, 200);
+    assert_eq!(content_of(&chunks), "echo: still fine");
+    assert!(
+        json_chunks(&chunks)
+            .iter()
+            .all(|c| c.get("error").is_none())
+    );
+}
+
+#[tokio::test]
+async fn an_unreachable_upstream_is_a_clear_error() {
+    // A BASE_URL whose port nobody listens on (bound then dropped).
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let h = Harness::with(crate::harness::Options {
+        env: vec![("BASE_URL", format!("http://127.0.0.1:{port}/api/v1"))],
+        ..Default::default()
+    })
+    .await;
+    let (status, _, body) = error_of(&h, "fake/echo", true).await;
+    assert_eq!(status, 503, "{body}");
+    assert_eq!(body["error"]["code"], "catalog_unavailable");
+}

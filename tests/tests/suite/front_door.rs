@@ -1,0 +1,156 @@
+//! Bad input at the front door: clear 4xx errors in OpenAI form, request ids, auth.
+
+use crate::harness::{Harness, Options};
+use serde_json::Value;
+
+async fn post_raw(h: &Harness, body: Vec<u8>) -> (u16, Value) {
+    let resp = h
+        .client
+        .post(format!("{}/v1/chat/completions", h.url))
+        .header("content-type", "application/json")
+        .body(body)
+        .send()
+        .await
+        .unwrap();
+    let status = resp.status().as_u16();
+    (status, resp.json().await.unwrap_or(Value::Null))
+}
+
+#[tokio::test]
+async fn malformed_and_mistyped_bodies_are_400_with_a_clear_message() {
+    let h = Harness::start().await;
+    for (body, needle) in [
+        (b"{not json".to_vec(), "not valid JSON"),
+        (b"[1,2]".to_vec(), "JSON object"),
+        (br#"{"messages":[]}"#.to_vec(), "`model`"),
+        (
+            br#"{"model":5,"messages":[]}"#.to_vec(),
+            "`model` must be a string",
+        ),
+        (
+            br#"{"model":"fake/echo","stream":"yes","messages":[]}"#.to_vec(),
+            "`stream`",
+        ),
+        (
+            br#"{"model":"fake/echo","messages":"hi"}"#.to_vec(),
+            "`messages`",
+        ),
+        (
+            br#"{"model":"fake/echo","messages":[{"role":"wizard","content":"x"}]}"#.to_vec(),
+            "role",
+        ),
+        (
+            format!("{}1{}", "[".repeat(200), "]".repeat(200)).into_bytes(),
+            "not valid JSON",
+        ),
+    ] {
+        let (status, v) = post_raw(&h, body).await;
+        assert_eq!(status, 400, "{v}");
+        let msg = v["error"]["message"].as_str().unwrap();
+        assert!(msg.contains(needle), "{msg} should mention {needle}");
+        assert_eq!(v["error"]["type"], "invalid_request_error");
+    }
+}
+
+#[tokio::test]
+async fn an_unknown_model_is_404() {
+    let h = Harness::start().await;
+    let (status, v) = post_raw(
+        &h,
+        serde_json::to_vec(&Harness::chat_body("nobody/nothing", "hi", true)).unwrap(),
+    )
+    .await;
+    assert_eq!(status, 404, "{v}");
+    assert_eq!(v["error"]["code"], "model_not_found");
+    assert!(
+        h.fake
+            .requests()
+            .iter()
+            .all(|r| !r.path.ends_with("/responses"))
+    );
+}
+
+#[tokio::test]
+async fn an_oversized_body_is_413() {
+    let h = Harness::with(Options {
+        env: vec![("MAX_REQUEST_BODY_BYTES", "4096".into())],
+        ..Options::default()
+    })
+    .await;
+    let big = Harness::chat_body("fake/echo", &"x".repeat(10_000), true);
+    let (status, v) = post_raw(&h, serde_json::to_vec(&big).unwrap()).await;
+    assert_eq!(status, 413, "{v}");
+    assert_eq!(v["error"]["code"], "body_too_large");
+}
+
+#[tokio::test]
+async fn client_keys_are_required_when_configured() {
+    let h = Harness::with(Options {
+        env: vec![("PIPE_API_KEYS", "client-key-1,client-key-2".into())],
+        ..Options::default()
+    })
+    .await;
+    let url = format!("{}/v1/models", h.url);
+    let none = h.client.get(&url).send().await.unwrap();
+    assert_eq!(none.status().as_u16(), 401);
+    assert!(none.headers().get("x-request-id").is_some());
+    let v: Value = none.json().await.unwrap();
+    assert_eq!(v["error"]["code"], "invalid_api_key");
+    let wrong = h
+        .client
+        .get(&url)
+        .bearer_auth("client-key-3")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(wrong.status().as_u16(), 401);
+    let right = h
+        .client
+        .get(&url)
+        .bearer_auth("client-key-2")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(right.status().as_u16(), 200);
+    let chat = h
+        .client
+        .post(format!("{}/v1/chat/completions", h.url))
+        .json(&Harness::chat_body("fake/echo", "hi", false))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(chat.status().as_u16(), 401);
+    let health = h
+        .client
+        .get(format!("{}/healthz", h.url))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(health.status().as_u16(), 200, "health needs no key");
+}
+
+#[tokio::test]
+async fn every_response_carries_a_request_id_and_unknown_routes_are_json_404() {
+    let h = Harness::start().await;
+    let resp = h
+        .client
+        .get(format!("{}/v1/nothing", h.url))
+        .header("x-request-id", "my-req-42")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status().as_u16(), 404);
+    assert_eq!(resp.headers().get("x-request-id").unwrap(), "my-req-42");
+    let v: Value = resp.json().await.unwrap();
+    assert_eq!(v["error"]["request_id"], "my-req-42");
+    let metrics = h
+        .client
+        .get(format!("{}/metrics", h.url))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(metrics.contains("responses_pipe_requests_running"));
+}

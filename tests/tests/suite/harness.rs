@@ -1,0 +1,194 @@
+//! Starts a fake OpenRouter and a host wired to it; captures every log line of the process so
+//! tests can check what was (and was not) logged.
+
+use fake_openrouter::{FakeConfig, FakeOpenRouter};
+use responses_pipe_host::app::{App, AppBuilder};
+use responses_pipe_host::config::Config;
+use responses_pipe_host::egress::resolver::Resolver;
+use std::collections::HashMap;
+use std::io::Write;
+use std::sync::{Arc, Mutex, OnceLock};
+use tokio::sync::oneshot;
+
+/// The OpenRouter key every suite uses; it must never show up in logs or in the guest.
+pub const API_KEY: &str = "sk-or-v1-test-SECRET-d9f8e7c6b5a4";
+
+static LOGS: OnceLock<Arc<Mutex<Vec<u8>>>> = OnceLock::new();
+
+#[derive(Clone)]
+struct LogWriter(Arc<Mutex<Vec<u8>>>);
+impl Write for LogWriter {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        self.0.lock().unwrap().extend_from_slice(buf);
+        Ok(buf.len())
+    }
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+/// Install the capturing subscriber once per test binary (TRACE for our crates).
+pub fn logs() -> Arc<Mutex<Vec<u8>>> {
+    LOGS.get_or_init(|| {
+        let buf = Arc::new(Mutex::new(Vec::new()));
+        let writer = LogWriter(buf.clone());
+        let _ = tracing_subscriber::fmt()
+            .with_env_filter("trace,hyper=info,h2=info,cranelift_codegen=info,wasmtime_cranelift=info,regalloc2=info")
+            .with_writer(move || writer.clone())
+            .with_ansi(false)
+            .try_init();
+        buf
+    })
+    .clone()
+}
+
+pub fn logs_text() -> String {
+    String::from_utf8_lossy(&logs().lock().unwrap()).into_owned()
+}
+
+/// A running fake + host pair.
+pub struct Harness {
+    pub fake: FakeOpenRouter,
+    pub app: Arc<App>,
+    pub url: String,
+    pub client: reqwest::Client,
+    _dir: tempfile::TempDir,
+    stop: Option<oneshot::Sender<()>>,
+    pub server: Option<tokio::task::JoinHandle<std::io::Result<()>>>,
+}
+
+impl Drop for Harness {
+    fn drop(&mut self) {
+        if let Some(stop) = self.stop.take() {
+            let _ = stop.send(());
+        }
+    }
+}
+
+/// How to build a harness.
+#[derive(Default)]
+pub struct Options {
+    pub env: Vec<(&'static str, String)>,
+    pub component: Option<Vec<u8>>,
+    pub resolver: Option<Arc<dyn Resolver>>,
+    pub fake: Option<FakeConfig>,
+}
+
+impl Harness {
+    pub async fn start() -> Harness {
+        Self::with(Options::default()).await
+    }
+
+    pub async fn with(opts: Options) -> Harness {
+        logs();
+        let fake = FakeOpenRouter::start(opts.fake.unwrap_or(FakeConfig {
+            expected_api_key: Some(API_KEY.to_string()),
+            slow_delay_ms: 20,
+            slow_deltas: 20,
+        }))
+        .await
+        .unwrap();
+        let mut env: HashMap<String, String> = HashMap::new();
+        env.insert("BASE_URL".into(), fake.base_url());
+        env.insert("OPENROUTER_API_KEY".into(), API_KEY.into());
+        env.insert("STREAMING_IDLE_FLUSH_MS".into(), "0".into());
+        for (k, v) in opts.env {
+            env.insert(k.to_string(), v);
+        }
+        let config = Config::load(None, &|name| env.get(name).cloned()).unwrap();
+        let dir = tempfile::tempdir().unwrap();
+        let mut builder = AppBuilder::new(config, dir.path());
+        if let Some(c) = opts.component {
+            builder = builder.component(c);
+        }
+        if let Some(r) = opts.resolver {
+            builder = builder.resolver(r);
+        }
+        let app = builder.build().unwrap();
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let url = format!("http://{}", listener.local_addr().unwrap());
+        let (stop, rx) = oneshot::channel::<()>();
+        let server = tokio::spawn(responses_pipe_host::server::serve(
+            app.clone(),
+            listener,
+            async move {
+                let _ = rx.await;
+            },
+        ));
+        Harness {
+            fake,
+            app,
+            url,
+            client: reqwest::Client::new(),
+            _dir: dir,
+            stop: Some(stop),
+            server: Some(server),
+        }
+    }
+
+    /// Ask the server to shut down gracefully (in-flight requests finish).
+    pub fn shutdown(&mut self) {
+        if let Some(stop) = self.stop.take() {
+            let _ = stop.send(());
+        }
+    }
+
+    pub fn chat_body(model: &str, text: &str, stream: bool) -> serde_json::Value {
+        serde_json::json!({
+            "model": model,
+            "stream": stream,
+            "messages": [{"role": "user", "content": text}],
+        })
+    }
+
+    pub async fn post_chat(&self, body: &serde_json::Value) -> reqwest::Response {
+        self.client
+            .post(format!("{}/v1/chat/completions", self.url))
+            .json(body)
+            .send()
+            .await
+            .unwrap()
+    }
+
+    /// POST a streaming chat and collect its SSE `data:` payloads.
+    pub async fn stream_chat(&self, model: &str, text: &str) -> (u16, Vec<String>) {
+        let resp = self.post_chat(&Self::chat_body(model, text, true)).await;
+        let status = resp.status().as_u16();
+        let text = resp.text().await.unwrap_or_default();
+        (status, sse_data(&text))
+    }
+}
+
+/// The `data:` payloads of an SSE body.
+pub fn sse_data(body: &str) -> Vec<String> {
+    body.split("\n\n")
+        .filter_map(|event| {
+            let data: Vec<&str> = event
+                .lines()
+                .filter_map(|l| l.strip_prefix("data: "))
+                .collect();
+            (!data.is_empty()).then(|| data.join("\n"))
+        })
+        .collect()
+}
+
+/// Join the `delta.content` of chunks.
+pub fn content_of(chunks: &[String]) -> String {
+    field_of(chunks, "content")
+}
+
+pub fn field_of(chunks: &[String], field: &str) -> String {
+    chunks
+        .iter()
+        .filter_map(|c| serde_json::from_str::<serde_json::Value>(c).ok())
+        .filter_map(|v| v["choices"][0]["delta"][field].as_str().map(str::to_string))
+        .collect()
+}
+
+/// The parsed JSON chunks (without `[DONE]`).
+pub fn json_chunks(chunks: &[String]) -> Vec<serde_json::Value> {
+    chunks
+        .iter()
+        .filter_map(|c| serde_json::from_str(c).ok())
+        .collect()
+}

@@ -1,0 +1,19 @@
+//! End-to-end suites: the real host (in-process, its real HTTP server on loopback) running the
+//! real component, against the fake OpenRouter over real HTTP and SSE.
+
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    reason = "test code: a failed unwrap is a failed test"
+)]
+
+mod harness;
+
+mod chat;
+mod failures;
+mod front_door;
+mod models;
+mod openai_sdk;
+mod sandbox;
+mod secrets;

@@ -1,0 +1,194 @@
+//! Conformance: a hostile component tries every escape; each is refused or stopped with a typed
+//! error, and the same host keeps serving.
+
+use crate::harness::{Harness, Options, content_of};
+use responses_pipe_host::egress::resolver::StaticResolver;
+use serde_json::Value;
+use std::net::{IpAddr, Ipv4Addr};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+
+fn hostile() -> Vec<u8> {
+    std::fs::read(env!("HOSTILE_WASM")).unwrap()
+}
+
+/// A loopback listener that counts the connections it accepts.
+async fn canary() -> (u16, Arc<AtomicU64>) {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let port = listener.local_addr().unwrap().port();
+    let count = Arc::new(AtomicU64::new(0));
+    let c = count.clone();
+    tokio::spawn(async move {
+        while let Ok((_s, _)) = listener.accept().await {
+            c.fetch_add(1, Ordering::SeqCst);
+        }
+    });
+    (port, count)
+}
+
+async fn attempt(h: &Harness, mode: &str, target: &str) -> (u16, String) {
+    let resp = h.post_chat(&Harness::chat_body(mode, target, false)).await;
+    let status = resp.status().as_u16();
+    let v: Value = resp.json().await.unwrap_or(Value::Null);
+    (
+        status,
+        v["error"]["message"].as_str().unwrap_or("").to_string(),
+    )
+}
+
+/// The host still runs a well-behaved call after whatever came before.
+async fn still_serving(h: &Harness) {
+    let (status, chunks) = h.stream_chat("hostile/healthy", "").await;
+    assert_eq!(status, 200);
+    assert_eq!(content_of(&chunks), "reached: status 200");
+    let health = h
+        .client
+        .get(format!("{}/healthz", h.url))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(health.status().as_u16(), 200);
+}
+
+#[tokio::test]
+async fn network_escapes_are_refused_with_typed_errors_and_reach_nobody() {
+    let (canary_port, canary_hits) = canary().await;
+    let (named_port, named_hits) = canary().await;
+    let resolver = StaticResolver::new([(
+        "api.allowed.test".to_string(),
+        vec![IpAddr::V4(Ipv4Addr::LOCALHOST)],
+    )]);
+    let h = Harness::with(Options {
+        component: Some(hostile()),
+        resolver: Some(Arc::new(resolver)),
+        env: vec![(
+            "EGRESS_ALLOWED_HOSTS",
+            format!("api.allowed.test:{named_port}"),
+        )],
+        ..Options::default()
+    })
+    .await;
+
+    // A loopback port that is not on the allowlist.
+    let (status, msg) = attempt(
+        &h,
+        "hostile/fetch",
+        &format!("http://127.0.0.1:{canary_port}/"),
+    )
+    .await;
+    assert_eq!(status, 418);
+    assert!(msg.contains("HttpRequestDenied"), "{msg}");
+    // Alternative spellings of loopback and a metadata address.
+    for url in [
+        format!("http://2130706433:{canary_port}/"),
+        format!("http://0x7f.1:{canary_port}/"),
+        format!("http://[::ffff:127.0.0.1]:{canary_port}/"),
+        "http://169.254.169.254/latest/meta-data/".to_string(),
+        "http://localhost/".to_string(),
+    ] {
+        let (_, msg) = attempt(&h, "hostile/fetch", &url).await;
+        assert!(msg.contains("HttpRequestDenied"), "{url}: {msg}");
+    }
+    // A non-http scheme.
+    let (_, msg) = attempt(&h, "hostile/fetch", "gopher://127.0.0.1:70/").await;
+    assert!(msg.starts_with("refused"), "{msg}");
+    // An allowlisted name that resolves to a private address.
+    let (_, msg) = attempt(
+        &h,
+        "hostile/fetch",
+        &format!("http://api.allowed.test:{named_port}/"),
+    )
+    .await;
+    assert!(msg.contains("DestinationIpProhibited"), "{msg}");
+    // Raw sockets.
+    let (_, msg) = attempt(&h, "hostile/socket", &format!("127.0.0.1:{canary_port}")).await;
+    assert!(msg.contains("socket refused"), "{msg}");
+
+    assert_eq!(
+        canary_hits.load(Ordering::SeqCst),
+        0,
+        "the canary saw no connection"
+    );
+    assert_eq!(
+        named_hits.load(Ordering::SeqCst),
+        0,
+        "the private address behind the name saw no connection"
+    );
+    assert!(
+        h.app.metrics.total("egress_refused") >= 7,
+        "refusals are counted: {}",
+        h.app.metrics.render()
+    );
+    still_serving(&h).await;
+}
+
+#[tokio::test]
+async fn files_outside_the_preopen_are_unreachable() {
+    let h = Harness::with(Options {
+        component: Some(hostile()),
+        ..Options::default()
+    })
+    .await;
+    for path in [
+        "/etc/passwd",
+        "/data/../etc/passwd",
+        "../../etc/passwd",
+        "/proc/self/environ",
+    ] {
+        let (_, msg) = attempt(&h, "hostile/read-file", path).await;
+        assert!(msg.starts_with("file refused"), "{path}: {msg}");
+    }
+    still_serving(&h).await;
+}
+
+#[tokio::test]
+async fn an_endless_loop_is_stopped_by_the_cpu_budget() {
+    let h = Harness::with(Options {
+        component: Some(hostile()),
+        env: vec![("GUEST_CPU_BUDGET_MS", "300".into())],
+        ..Options::default()
+    })
+    .await;
+    let resp = h
+        .post_chat(&Harness::chat_body("hostile/spin", "", false))
+        .await;
+    assert_eq!(resp.status().as_u16(), 500);
+    let v: Value = resp.json().await.unwrap();
+    assert_eq!(v["error"]["code"], "guest_cpu_exceeded", "{v}");
+    still_serving(&h).await;
+}
+
+#[tokio::test]
+async fn a_memory_bomb_is_stopped_by_the_memory_cap() {
+    let h = Harness::with(Options {
+        component: Some(hostile()),
+        env: vec![("GUEST_MEMORY_LIMIT_MB", "64".into())],
+        ..Options::default()
+    })
+    .await;
+    let resp = h
+        .post_chat(&Harness::chat_body("hostile/membomb", "", false))
+        .await;
+    assert_eq!(resp.status().as_u16(), 500);
+    let v: Value = resp.json().await.unwrap();
+    assert_eq!(v["error"]["code"], "guest_memory_exceeded", "{v}");
+    still_serving(&h).await;
+}
+
+#[tokio::test]
+async fn oversized_events_and_traps_end_only_their_request() {
+    let h = Harness::with(Options {
+        component: Some(hostile()),
+        ..Options::default()
+    })
+    .await;
+    let (_, msg) = attempt(&h, "hostile/big-emit", "").await;
+    assert!(msg.contains("TooLarge"), "{msg}");
+    let resp = h
+        .post_chat(&Harness::chat_body("hostile/trap", "", true))
+        .await;
+    assert_eq!(resp.status().as_u16(), 500);
+    let v: Value = resp.json().await.unwrap();
+    assert_eq!(v["error"]["code"], "guest_trap", "{v}");
+    still_serving(&h).await;
+}
