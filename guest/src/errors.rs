@@ -168,10 +168,10 @@ pub fn from_status(
     if let Some(m) = &parsed.message {
         message.push_str(&format!(": {m}"));
     }
-    if let Some(up) = &parsed.upstream_message {
-        if parsed.message.as_deref() != Some(up.as_str()) {
-            message.push_str(&format!(" (provider said: {up})"));
-        }
+    if let Some(up) = &parsed.upstream_message
+        && parsed.message.as_deref() != Some(up.as_str())
+    {
+        message.push_str(&format!(" (provider said: {up})"));
     }
     let retry_after_seconds = retry_after.and_then(parse_retry_after);
     if let Some(secs) = retry_after_seconds {

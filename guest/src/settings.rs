@@ -99,8 +99,10 @@ mod tests {
 
     #[test]
     fn referer_override_must_be_a_full_url() {
-        let mut s = Settings::default();
-        s.http_referer_override = "example.com".into();
+        let mut s = Settings {
+            http_referer_override: "example.com".into(),
+            ..Settings::default()
+        };
         assert_eq!(s.referer(), DEFAULT_REFERER);
         s.http_referer_override = "https://example.com/app".into();
         assert_eq!(s.referer(), "https://example.com/app");
@@ -108,8 +110,10 @@ mod tests {
 
     #[test]
     fn catalog_ttl_is_never_below_sixty_seconds() {
-        let mut s = Settings::default();
-        s.model_catalog_refresh_seconds = 5;
+        let s = Settings {
+            model_catalog_refresh_seconds: 5,
+            ..Settings::default()
+        };
         assert_eq!(s.catalog_ttl_ms(), 60_000);
     }
 }

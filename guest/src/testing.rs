@@ -114,10 +114,13 @@ impl Canned {
     }
 }
 
+/// Scripted answers for one URL suffix, in order.
+type Script = (String, VecDeque<Result<Canned, TransportError>>);
+
 /// Answers requests by URL suffix, in order per suffix; records every request.
 #[derive(Default)]
 pub struct ScriptedUpstream {
-    pub routes: RefCell<Vec<(String, VecDeque<Result<Canned, TransportError>>)>>,
+    pub routes: RefCell<Vec<Script>>,
     pub requests: RefCell<Vec<HttpRequest>>,
 }
 

@@ -127,16 +127,12 @@ pub fn messages_to_input(messages: &[Value]) -> Vec<Value> {
                 "role": role,
                 "content": [{ "type": "input_text", "text": text }],
             })),
-            "assistant" => {
-                if !text.is_empty() {
-                    input.push(json!({
-                        "type": "message",
-                        "role": "assistant",
-                        "content": [{ "type": "output_text", "text": text }],
-                    }));
-                }
-            }
-            // Tool results need the tool-call translation of a later stage; a bare tool
+            "assistant" if !text.is_empty() => input.push(json!({
+                "type": "message",
+                "role": "assistant",
+                "content": [{ "type": "output_text", "text": text }],
+            })),
+            // An empty assistant turn carries nothing. Tool results need the tool-call translation of a later stage; a bare tool
             // message without its call would be rejected upstream, so it is not forwarded.
             _ => {}
         }
@@ -177,10 +173,10 @@ pub fn to_responses_request(req: &ChatRequest, model: &ModelInfo) -> Value {
     if let Some(n) = max_tokens {
         out.insert("max_output_tokens".into(), json!(n));
     }
-    if let Some(effort) = req.body.get("reasoning_effort").and_then(Value::as_str) {
-        if model.capabilities.reasoning {
-            out.insert("reasoning".into(), json!({ "effort": effort }));
-        }
+    if let Some(effort) = req.body.get("reasoning_effort").and_then(Value::as_str)
+        && model.capabilities.reasoning
+    {
+        out.insert("reasoning".into(), json!({ "effort": effort }));
     }
     Value::Object(out)
 }

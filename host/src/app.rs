@@ -50,6 +50,7 @@ pub struct AppBuilder {
     data_dir: PathBuf,
     resolver: Arc<dyn Resolver>,
     component: Vec<u8>,
+    cache_dir: Option<PathBuf>,
 }
 
 impl AppBuilder {
@@ -59,7 +60,15 @@ impl AppBuilder {
             data_dir: data_dir.to_path_buf(),
             resolver: Arc::new(SystemResolver),
             component: EMBEDDED_COMPONENT.to_vec(),
+            cache_dir: None,
         }
+    }
+
+    /// Keep the compiled-component cache somewhere other than `<data dir>/cache` (tests share
+    /// one across hosts).
+    pub fn cache_dir(mut self, dir: &Path) -> Self {
+        self.cache_dir = Some(dir.to_path_buf());
+        self
     }
 
     /// Use another DNS resolver (tests map names to chosen addresses).
@@ -80,6 +89,7 @@ impl AppBuilder {
             data_dir,
             resolver,
             component,
+            cache_dir,
         } = self;
         std::fs::create_dir_all(&data_dir).map_err(|source| StartError::DataDir {
             path: data_dir.clone(),
@@ -112,11 +122,8 @@ impl AppBuilder {
             max_instances: u32::try_from(max_running + 16).unwrap_or(u32::MAX),
             memory_limit_bytes: config.guest_memory_limit_bytes(),
         };
-        let engine = Arc::new(PipeEngine::new(
-            &component,
-            Some(&data_dir.join("cache")),
-            &sizing,
-        )?);
+        let cache_dir = cache_dir.unwrap_or_else(|| data_dir.join("cache"));
+        let engine = Arc::new(PipeEngine::new(&component, Some(&cache_dir), &sizing)?);
         tracing::info!(component = &engine.component_hash[..12], "component ready");
         let (host, port, https) = config.base_authority();
         let key_authority = Authority { host, port };

@@ -220,10 +220,10 @@ impl Runner {
 
     fn store(&self, request_id: &str, emit: EmitSink) -> Store<HostState> {
         let mut wasi = WasiCtx::builder();
-        if std::fs::create_dir_all(&self.parts.guest_dir).is_ok() {
-            if let Err(e) = wasi.preopened_dir(&self.parts.guest_dir, "/data", FsPerms::ReadWrite) {
-                tracing::warn!(error = %e, "could not preopen the guest data directory");
-            }
+        if std::fs::create_dir_all(&self.parts.guest_dir).is_ok()
+            && let Err(e) = wasi.preopened_dir(&self.parts.guest_dir, "/data", FsPerms::ReadWrite)
+        {
+            tracing::warn!(error = %e, "could not preopen the guest data directory");
         }
         let ticks =
             (self.parts.limits.cpu_budget.as_millis() / EPOCH_TICK.as_millis()).max(1) as u64;

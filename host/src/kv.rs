@@ -311,7 +311,7 @@ mod tests {
     fn reads_larger_than_the_callers_cap_are_refused() {
         let kv = MemoryKv::default();
         kv.set("a", vec![0; 100], None).unwrap();
-        assert_eq!(kv.get("a", 99), Err(KvError::TooLarge));
+        assert!(matches!(kv.get("a", 99), Err(KvError::TooLarge)));
         assert!(kv.set("b", vec![0; MAX_VALUE_BYTES + 1], None).is_err());
         assert!(kv.get(&"k".repeat(MAX_KEY_BYTES + 1), 1).is_err());
     }

@@ -21,8 +21,7 @@ fn not_configured() -> StoreError {
 }
 
 impl store::Host for StoreView<'_> {
-    async fn open(&mut self, name: String) -> Result<Resource<TableHandle>, StoreError> {
-        let _ = name;
+    async fn open(&mut self, _name: String) -> Result<Resource<TableHandle>, StoreError> {
         Err(not_configured())
     }
 }
@@ -30,14 +29,14 @@ impl store::Host for StoreView<'_> {
 impl store::HostTable for StoreView<'_> {
     async fn put_many(
         &mut self,
-        _self: Resource<TableHandle>,
+        _table: Resource<TableHandle>,
         _rows: Vec<Row>,
     ) -> Result<(), StoreError> {
         Err(not_configured())
     }
     async fn get_many(
         &mut self,
-        _self: Resource<TableHandle>,
+        _table: Resource<TableHandle>,
         _ids: Vec<String>,
         _max_bytes: u64,
     ) -> Result<Vec<Row>, StoreError> {
@@ -45,14 +44,14 @@ impl store::HostTable for StoreView<'_> {
     }
     async fn delete(
         &mut self,
-        _self: Resource<TableHandle>,
+        _table: Resource<TableHandle>,
         _ids: Vec<String>,
     ) -> Result<u64, StoreError> {
         Err(not_configured())
     }
     async fn delete_older_than(
         &mut self,
-        _self: Resource<TableHandle>,
+        _table: Resource<TableHandle>,
         _cutoff_ms: u64,
         _limit: u32,
     ) -> Result<u64, StoreError> {

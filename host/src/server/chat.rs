@@ -222,16 +222,15 @@ fn stream_response(
                 None => {
                     // The guest dropped its sender: it has finished. Close the stream properly.
                     let mut out = Vec::new();
-                    if let Some(task) = s.task.take() {
-                        if let Err(e) = finished(task.await) {
-                            if !s.errored {
-                                let body = e.to_body();
-                                tracing::warn!(error_id = %body.error_id, detail = %e, "chat failed after streaming began");
-                                out.extend(sse(&error_json(&body, &s.id).to_string()));
-                                for l in s.enc.finish(Some(FinishReason::Error)) {
-                                    out.extend(sse(&l));
-                                }
-                            }
+                    if let Some(task) = s.task.take()
+                        && let Err(e) = finished(task.await)
+                        && !s.errored
+                    {
+                        let body = e.to_body();
+                        tracing::warn!(error_id = %body.error_id, detail = %e, "chat failed after streaming began");
+                        out.extend(sse(&error_json(&body, &s.id).to_string()));
+                        for l in s.enc.finish(Some(FinishReason::Error)) {
+                            out.extend(sse(&l));
                         }
                     }
                     for l in s.enc.finish(None) {

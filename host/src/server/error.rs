@@ -156,10 +156,10 @@ pub fn error_response(body: &ErrorBody, request_id: &str) -> Response {
         }
     });
     let mut resp = (status, axum::Json(json)).into_response();
-    if let Some(secs) = body.retry_after_seconds {
-        if let Ok(v) = HeaderValue::from_str(&secs.to_string()) {
-            resp.headers_mut().insert(header::RETRY_AFTER, v);
-        }
+    if let Some(secs) = body.retry_after_seconds
+        && let Ok(v) = HeaderValue::from_str(&secs.to_string())
+    {
+        resp.headers_mut().insert(header::RETRY_AFTER, v);
     }
     resp
 }

@@ -97,7 +97,8 @@ impl Harness {
         }
         let config = Config::load(None, &|name| env.get(name).cloned()).unwrap();
         let dir = tempfile::tempdir().unwrap();
-        let mut builder = AppBuilder::new(config, dir.path());
+        let cache = std::path::Path::new(env!("CARGO_TARGET_TMPDIR")).join("component-cache");
+        let mut builder = AppBuilder::new(config, dir.path()).cache_dir(&cache);
         if let Some(c) = opts.component {
             builder = builder.component(c);
         }
