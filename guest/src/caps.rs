@@ -49,6 +49,10 @@ pub trait Env {
     fn now_ms(&self) -> u64;
     /// Random bytes from the host's CSPRNG.
     fn random_u64(&self) -> u64;
+    /// A diagnostic line for the host's log (never user-visible; no secrets ever reach the guest).
+    fn log(&self, line: &str);
+    /// Resolves after `ms` milliseconds (used to race a read against an idle timer).
+    fn sleep_ms(&self, ms: u64) -> impl Future<Output = ()>;
 }
 
 /// HTTP method of an upstream request.

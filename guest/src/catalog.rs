@@ -22,6 +22,7 @@ const REFRESH_LOCK_MS: u64 = 60_000;
 const KEY_META: &str = "catalog:v1:meta";
 const KEY_LIST: &str = "catalog:v1:list";
 const KEY_MODEL_PREFIX: &str = "catalog:v1:model:";
+const KEY_ZDR: &str = "catalog:v1:zdr";
 const LOCK_REFRESH: &str = "catalog:v1:refresh";
 
 /// What a model can do, from `supported_parameters`, `architecture` and `pricing`.
@@ -294,7 +295,8 @@ impl<U: Upstream, K: Kv, V: Env> Catalog<'_, U, K, V> {
                     parsed.message.map(|m| format!(": {m}")).unwrap_or_default()
                 ));
             }
-            parse_models(&bytes)
+            let models = parse_models(&bytes)?;
+            Ok(with_variants(models, &self.settings.variant_models))
         }
         .await;
         let now = self.env.now_ms();
@@ -319,6 +321,11 @@ impl<U: Upstream, K: Kv, V: Env> Catalog<'_, U, K, V> {
                 if let Ok(bytes) = serde_json::to_vec(&models) {
                     let _ = self.kv.set(KEY_LIST, &bytes, None);
                 }
+                // The ZDR list is advisory: when it cannot be fetched, ZDR status is unknown.
+                let zdr = self.fetch_zdr().await;
+                if let Ok(bytes) = serde_json::to_vec(&zdr) {
+                    let _ = self.kv.set(KEY_ZDR, &bytes, None);
+                }
                 self.store_meta(&CatalogMeta {
                     generation_ms,
                     next_refresh_ms: now.saturating_add(ttl),
@@ -336,6 +343,35 @@ impl<U: Upstream, K: Kv, V: Env> Catalog<'_, U, K, V> {
                 Err(e)
             }
         }
+    }
+
+    /// `GET /endpoints/zdr`: the model ids with a zero-data-retention endpoint; `None` on failure.
+    async fn fetch_zdr(&self) -> Option<Vec<String>> {
+        let mut headers = self.settings.attribution_headers();
+        headers.push(("Accept".to_string(), "application/json".to_string()));
+        let request = HttpRequest {
+            method: Method::Get,
+            url: format!("{}/endpoints/zdr", self.settings.base()),
+            headers,
+            body: None,
+        };
+        let mut resp = self.upstream.send(request).await.ok()?;
+        let bytes = read_body(&mut resp.body, MAX_CATALOG_BYTES).await.ok()?;
+        if resp.status >= 400 {
+            return None;
+        }
+        parse_zdr(&bytes)
+    }
+
+    /// The cached ZDR set; `None` when unknown.
+    fn zdr_set(&self) -> Option<BTreeSet<String>> {
+        self.kv
+            .get(KEY_ZDR, MAX_KV_BYTES)
+            .ok()
+            .flatten()
+            .and_then(|b| serde_json::from_slice::<Option<Vec<String>>>(&b).ok())
+            .flatten()
+            .map(|ids| ids.iter().map(|i| canonical_key(i)).collect())
     }
 
     fn store_meta(&self, meta: &CatalogMeta) {
@@ -392,15 +428,66 @@ impl<U: Upstream, K: Kv, V: Env> Catalog<'_, U, K, V> {
                 .cached_list()
                 .ok_or_else(|| self.unavailable("the cached catalog could not be read"))?,
         };
-        Ok(apply_model_filter(models, &self.settings.model_id))
+        let zdr = self.zdr_set();
+        let allowed = apply_model_filter(models, &self.settings.model_id);
+        Ok(allowed
+            .into_iter()
+            .filter(|m| filter_reasons(m, self.settings, zdr.as_ref(), false).is_empty())
+            .collect())
+    }
+
+    /// Find the model a request names and check it against the filters (`MODEL_ID`, free, tool
+    /// calling, ZDR). `zdr_requested` is a per-chat ZDR request; housekeeping tasks pass
+    /// `bypass_filters` (the reference lets them use any catalog model).
+    pub async fn find(
+        &self,
+        requested: &str,
+        zdr_requested: bool,
+        bypass_filters: bool,
+    ) -> Result<ModelInfo, PipeError> {
+        let model = self.find_in_catalog(requested, bypass_filters).await?;
+        if bypass_filters {
+            return Ok(model);
+        }
+        let reasons = filter_reasons(
+            &model,
+            self.settings,
+            self.zdr_set().as_ref(),
+            zdr_requested,
+        );
+        if reasons.is_empty() {
+            return Ok(model);
+        }
+        let id = errors::error_id(self.env.random_u64());
+        let mut body = errors::body(
+            &id,
+            403,
+            "invalid_request_error",
+            Some("model_restricted"),
+            &format!(
+                "The model `{}` is restricted on this server ({})",
+                model.id,
+                reasons.join(", ")
+            ),
+        );
+        body.error_type = "permission_error".into();
+        Err(PipeError::InvalidRequest(body))
     }
 
     /// Find the model a request names (slug, dotted form, any case, with or without a date
-    /// suffix), honouring the `MODEL_ID` allowlist.
-    pub async fn find(&self, requested: &str) -> Result<ModelInfo, PipeError> {
+    /// suffix), honouring the `MODEL_ID` allowlist unless `bypass_allowlist`.
+    async fn find_in_catalog(
+        &self,
+        requested: &str,
+        bypass_allowlist: bool,
+    ) -> Result<ModelInfo, PipeError> {
         let (meta, fresh) = self.refresh_if_due().await?;
         let key = canonical_key(requested);
-        let wanted = wanted_set(&self.settings.model_id);
+        let wanted = if bypass_allowlist {
+            None
+        } else {
+            wanted_set(&self.settings.model_id)
+        };
         let found = match fresh {
             Some(models) => {
                 let any_listed_exists = wanted
@@ -435,6 +522,128 @@ impl<U: Upstream, K: Kv, V: Env> Catalog<'_, U, K, V> {
             .filter(|e| e.generation_ms == meta.generation_ms)
             .map(|e| e.model)
     }
+}
+
+/// Parse `/endpoints/zdr`: each entry's `model_id` (or `id`).
+pub fn parse_zdr(bytes: &[u8]) -> Option<Vec<String>> {
+    let doc: Value = serde_json::from_slice(bytes).ok()?;
+    let data = doc
+        .get("data")
+        .and_then(Value::as_array)
+        .or_else(|| doc.as_array())?;
+    Some(
+        data.iter()
+            .filter_map(|e| {
+                e.get("model_id")
+                    .or_else(|| e.get("id"))
+                    .and_then(Value::as_str)
+            })
+            .map(str::to_string)
+            .collect(),
+    )
+}
+
+/// Free = every numeric price sums to zero, with at least one numeric price (nested objects and
+/// lists understood, decimal strings parsed).
+pub fn is_free(pricing: &Value) -> bool {
+    fn walk(v: &Value, sum: &mut f64, seen: &mut bool) {
+        match v {
+            Value::Number(n) => {
+                if let Some(f) = n.as_f64() {
+                    *sum += f.abs();
+                    *seen = true;
+                }
+            }
+            Value::String(s) => {
+                if let Ok(f) = s.trim().parse::<f64>() {
+                    *sum += f.abs();
+                    *seen = true;
+                }
+            }
+            Value::Array(a) => a.iter().for_each(|x| walk(x, sum, seen)),
+            Value::Object(o) => o.values().for_each(|x| walk(x, sum, seen)),
+            _ => {}
+        }
+    }
+    let (mut sum, mut seen) = (0.0, false);
+    walk(pricing, &mut sum, &mut seen);
+    seen && sum == 0.0
+}
+
+/// The id without its `:variant` / `@preset` suffix (variants are judged by their base).
+pub fn base_id(id: &str) -> &str {
+    let cut = id.find([':', '@']).unwrap_or(id.len());
+    &id[..cut]
+}
+
+/// The id to send upstream: a `base:preset/slug` variant becomes `base@preset/slug`.
+pub fn api_model_id(id: &str) -> String {
+    match id.split_once(":preset/") {
+        Some((base, slug)) => format!("{base}@preset/{slug}"),
+        None => id.to_string(),
+    }
+}
+
+/// Add the `VARIANT_MODELS` entries (`base:tag`), inheriting their base's metadata.
+pub fn with_variants(mut models: Vec<ModelInfo>, variants: &str) -> Vec<ModelInfo> {
+    let mut extra = Vec::new();
+    for entry in variants.split(',').map(str::trim).filter(|s| !s.is_empty()) {
+        let Some((base, tag)) = entry.split_once(':') else {
+            continue;
+        };
+        let base_key = canonical_key(base);
+        let Some(m) = models.iter().find(|m| canonical_key(&m.id) == base_key) else {
+            continue;
+        };
+        let mut v = m.clone();
+        v.id = format!("{}:{}", m.id, tag.trim());
+        v.name = format!("{} ({})", m.name, tag.trim());
+        if !models
+            .iter()
+            .chain(extra.iter())
+            .any(|x: &ModelInfo| x.id == v.id)
+        {
+            extra.push(v);
+        }
+    }
+    models.extend(extra);
+    models
+}
+
+/// Why a model is hidden or refused under the current filters (empty = allowed).
+pub fn filter_reasons(
+    m: &ModelInfo,
+    s: &Settings,
+    zdr: Option<&BTreeSet<String>>,
+    zdr_requested: bool,
+) -> Vec<String> {
+    let mut reasons = Vec::new();
+    let free = is_free(&m.pricing) || m.id.ends_with(":free");
+    match s.free_model_filter.to_ascii_lowercase().as_str() {
+        "only" if !free => reasons.push("FREE_MODEL_FILTER=only".to_string()),
+        "exclude" if free => reasons.push("FREE_MODEL_FILTER=exclude".to_string()),
+        _ => {}
+    }
+    match s.tool_calling_filter.to_ascii_lowercase().as_str() {
+        "only" if !m.capabilities.tools => reasons.push("TOOL_CALLING_FILTER=only".to_string()),
+        "exclude" if m.capabilities.tools => {
+            reasons.push("TOOL_CALLING_FILTER=exclude".to_string())
+        }
+        _ => {}
+    }
+    let zdr_capable = zdr.map(|set| set.contains(&canonical_key(base_id(&m.id))));
+    // A ZDR list that could not be fetched skips the list filter (the reference warns and shows all).
+    if s.zdr_models_only && zdr_capable == Some(false) {
+        reasons.push("ZDR_MODELS_ONLY".to_string());
+    }
+    if s.zdr_enforce || zdr_requested {
+        match zdr_capable {
+            Some(false) => reasons.push("ZDR_ENFORCE".to_string()),
+            None => reasons.push("ZDR_ENFORCE_UNAVAILABLE".to_string()),
+            Some(true) => {}
+        }
+    }
+    reasons
 }
 
 /// The canonical keys `MODEL_ID` lists; `None` means `auto` (everything).
@@ -546,7 +755,9 @@ mod tests {
         };
         assert_eq!(block_on(cat.list()).unwrap().len(), 3);
         assert_eq!(
-            block_on(cat.find("OPENAI.gpt-4o")).unwrap().id,
+            block_on(cat.find("OPENAI.gpt-4o", false, false))
+                .unwrap()
+                .id,
             "openai/gpt-4o-2024-08-06"
         );
         assert_eq!(up.count("/models"), 1, "served from the cache");
@@ -607,6 +818,113 @@ mod tests {
     }
 
     #[test]
+    fn free_tool_and_zdr_filters_hide_models_with_named_reasons() {
+        let models = parse_models(MODELS.as_bytes()).unwrap();
+        let zdr: BTreeSet<String> = ["openai/gpt-4o".to_string()].into();
+        let mut s = settings("auto");
+        s.free_model_filter = "only".into();
+        assert_eq!(
+            filter_reasons(&models[0], &s, None, false),
+            vec!["FREE_MODEL_FILTER=only"]
+        );
+        assert!(
+            filter_reasons(&models[2], &s, None, false).is_empty(),
+            "all-zero pricing is free"
+        );
+        s.free_model_filter = "exclude".into();
+        assert_eq!(
+            filter_reasons(&models[2], &s, None, false),
+            vec!["FREE_MODEL_FILTER=exclude"]
+        );
+        s.free_model_filter = "all".into();
+        s.tool_calling_filter = "only".into();
+        assert_eq!(
+            filter_reasons(&models[2], &s, None, false),
+            vec!["TOOL_CALLING_FILTER=only"]
+        );
+        s.tool_calling_filter = "all".into();
+        s.zdr_models_only = true;
+        assert!(filter_reasons(&models[0], &s, Some(&zdr), false).is_empty());
+        assert_eq!(
+            filter_reasons(&models[1], &s, Some(&zdr), false),
+            vec!["ZDR_MODELS_ONLY"]
+        );
+        assert!(
+            filter_reasons(&models[1], &s, None, false).is_empty(),
+            "unknown list: not filtered"
+        );
+        s.zdr_models_only = false;
+        assert_eq!(
+            filter_reasons(&models[1], &s, Some(&zdr), true),
+            vec!["ZDR_ENFORCE"]
+        );
+        assert_eq!(
+            filter_reasons(&models[1], &s, None, true),
+            vec!["ZDR_ENFORCE_UNAVAILABLE"]
+        );
+    }
+
+    #[test]
+    fn variants_inherit_their_base_and_presets_map_to_the_at_form() {
+        let models = with_variants(
+            parse_models(MODELS.as_bytes()).unwrap(),
+            "openai/gpt-4o:nitro, anthropic/claude-sonnet-4.5:preset/my-team, nope/none:x",
+        );
+        assert_eq!(models.len(), 5);
+        let nitro = models
+            .iter()
+            .find(|m| m.id == "openai/gpt-4o-2024-08-06:nitro")
+            .unwrap();
+        assert!(nitro.capabilities.vision);
+        assert_eq!(nitro.name, "GPT-4o (nitro)");
+        assert_eq!(
+            api_model_id("anthropic/claude-sonnet-4.5:preset/my-team"),
+            "anthropic/claude-sonnet-4.5@preset/my-team"
+        );
+        assert_eq!(base_id("openai/gpt-4o:nitro"), "openai/gpt-4o");
+        let zdr: BTreeSet<String> = ["openai/gpt-4o".to_string()].into();
+        let s = Settings {
+            zdr_enforce: true,
+            ..settings("auto")
+        };
+        assert!(
+            filter_reasons(nitro, &s, Some(&zdr), false).is_empty(),
+            "variants are judged by their base"
+        );
+    }
+
+    #[test]
+    fn a_restricted_model_names_its_reasons_and_tasks_bypass_filters() {
+        let up = ScriptedUpstream::default()
+            .on("/models", Ok(Canned::json(200, MODELS)))
+            .on(
+                "/endpoints/zdr",
+                Ok(Canned::json(
+                    200,
+                    r#"{"data":[{"model_id":"openai/gpt-4o-2024-08-06"}]}"#,
+                )),
+            );
+        let (kv, env) = (MemKv::default(), FixedEnv::default());
+        let s = Settings {
+            zdr_enforce: true,
+            ..settings("auto")
+        };
+        let cat = Catalog {
+            settings: &s,
+            upstream: &up,
+            kv: &kv,
+            env: &env,
+        };
+        assert!(block_on(cat.find("openai/gpt-4o", false, false)).is_ok());
+        let err = block_on(cat.find("anthropic/claude-sonnet-4.5", false, false)).unwrap_err();
+        assert_eq!(err.body().code.as_deref(), Some("model_restricted"));
+        assert!(err.body().message.contains("ZDR_ENFORCE"));
+        assert!(block_on(cat.find("anthropic/claude-sonnet-4.5", false, true)).is_ok());
+        let listed = block_on(cat.list()).unwrap();
+        assert_eq!(listed.len(), 1, "ZDR_ENFORCE also limits the list");
+    }
+
+    #[test]
     fn models_outside_the_allowlist_are_not_found() {
         let up = ScriptedUpstream::default().on("/models", Ok(Canned::json(200, MODELS)));
         let (kv, env, s) = (
@@ -620,13 +938,13 @@ mod tests {
             kv: &kv,
             env: &env,
         };
-        assert!(block_on(cat.find("openai/gpt-4o")).is_ok());
-        let err = block_on(cat.find("anthropic/claude-sonnet-4.5")).unwrap_err();
+        assert!(block_on(cat.find("openai/gpt-4o", false, false)).is_ok());
+        let err = block_on(cat.find("anthropic/claude-sonnet-4.5", false, false)).unwrap_err();
         assert_eq!(err.body().http_status, 404);
         // The same answers from the per-model cache (no fresh list in hand).
-        assert!(block_on(cat.find("openai/gpt-4o-2024-08-06")).is_ok());
-        assert!(block_on(cat.find("anthropic/claude-sonnet-4.5")).is_err());
-        assert!(block_on(cat.find("nope/none")).is_err());
+        assert!(block_on(cat.find("openai/gpt-4o-2024-08-06", false, false)).is_ok());
+        assert!(block_on(cat.find("anthropic/claude-sonnet-4.5", false, false)).is_err());
+        assert!(block_on(cat.find("nope/none", false, false)).is_err());
         assert_eq!(up.count("/models"), 1);
     }
 }

@@ -1,22 +1,49 @@
-//! One chat completion, end to end: validate the body, find the model, build the Responses
-//! request, call `/responses` with `stream:true`, and relay the SSE stream as caller events.
+//! One chat completion, end to end: validate the body, recognise housekeeping tasks, find and
+//! check the model, choose the endpoint, build the request, call OpenRouter and relay its SSE
+//! stream as caller events, recovering where the reference pipe does (retries before the first
+//! event, the `/chat/completions` fallback, the three reasoning recoveries).
+//!
 //! Failures before any visible output are returned as `PipeError` (the host answers with an HTTP
-//! error status); failures after output become an in-stream `Event::Error`.
+//! status) — except for Open WebUI callers, who get the rendered error template as the answer,
+//! as the reference pipe shows it. Failures after output become an in-stream error (or, for Open
+//! WebUI, the stream-interrupted template appended to the partial answer).
 
 use crate::caps::{
-    BodyStream, Emit, Env, HttpRequest, Kv, Method, TransportError, Upstream, read_body,
+    Emit, Env, HttpRequest, HttpResponse, Kv, Method, TransportError, Upstream, read_body,
 };
-use crate::catalog::Catalog;
+use crate::catalog::{Catalog, ModelInfo};
+use crate::chat_bridge::ChatStream;
+use crate::endpoint::{self, Choice, Endpoint};
 use crate::errors;
+use crate::owui_events;
+use crate::request::{self, Built, Identity};
 use crate::settings::Settings;
 use crate::stream::{ResponsesStream, Step};
-use crate::translate;
-use crate::types::{ErrorBody, Event, FinishReason, PipeError, RequestContext};
+use crate::templates::{TemplateKind, Vars, vars_from_openrouter_error};
+use crate::translate::{self, ChatRequest};
+use crate::types::{ErrorBody, Event, FinishReason, PipeError, RequestContext, Usage};
+use crate::usage_status;
 use eventsource_stream::EventStream;
-use futures::StreamExt;
+use futures::{FutureExt, StreamExt};
+use serde_json::Value;
 
 /// Largest upstream error body we read.
 const MAX_ERROR_BODY_BYTES: usize = 1 << 20;
+/// Largest non-streamed (task) response we read.
+const MAX_TASK_BODY_BYTES: usize = 8 << 20;
+/// Transport retries before the first event (the reference's ≤3, exponential from 0.5 s).
+const MAX_TRANSPORT_RETRIES: u32 = 3;
+/// Events drained without waiting before the coalescer decides to flush.
+const MICRO_DRAIN_EVENTS: usize = 32;
+/// When "Thinking…" statuses are shown before the first token (ms after the request started).
+const THINKING_STAGES_MS: [u64; 5] = [0, 1_500, 4_000, 6_000, 7_000];
+const THINKING_STAGES: [&str; 5] = [
+    "Thinking…",
+    "Still thinking…",
+    "Thinking it through…",
+    "Working on a careful answer…",
+    "Almost there…",
+];
 
 /// The capabilities one chat needs.
 pub struct Pipe<'a, U, K, E, V> {
@@ -27,13 +54,233 @@ pub struct Pipe<'a, U, K, E, V> {
     pub env: &'a V,
 }
 
+/// How one upstream stream ended.
+enum RelayEnd {
+    Completed {
+        finish: FinishReason,
+        usage: Option<Usage>,
+    },
+    Failed {
+        visible: bool,
+        error: ErrorBody,
+    },
+    Interrupted {
+        visible: bool,
+        events: u32,
+        detail: String,
+    },
+    CallerGone,
+}
+
+/// The one-shot recoveries, each used at most once per request.
+#[derive(Default)]
+struct Recoveries {
+    effort: bool,
+    no_reasoning: bool,
+    signature: bool,
+    fallback: bool,
+}
+
+/// Text and reasoning deltas merged Nagle-style before they reach the caller.
+struct Coalescer {
+    limit: usize,
+    min_flush: usize,
+    text: String,
+    reasoning: String,
+}
+
+impl Coalescer {
+    fn pending(&self) -> usize {
+        self.text.len() + self.reasoning.len()
+    }
+}
+
+/// Reasoning shown as throttled status lines (`THINKING_OUTPUT_MODE=status|both`).
+#[derive(Default)]
+struct ReasoningStatus {
+    buf: String,
+}
+
+fn is_sentence_end(s: &str) -> bool {
+    s.trim_end().ends_with(['.', '!', '?', ':'])
+}
+
+/// ISO-8601 UTC timestamp (second precision) of a Unix time in milliseconds.
+pub fn iso8601(ms: u64) -> String {
+    let secs = ms / 1000;
+    let days = (secs / 86_400) as i64;
+    let rem = secs % 86_400;
+    // Civil-from-days (Howard Hinnant's algorithm), valid for the proleptic Gregorian calendar.
+    let z = days + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z.rem_euclid(146_097);
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let d = doy - (153 * mp + 2) / 5 + 1;
+    let m = if mp < 10 { mp + 3 } else { mp - 9 };
+    let y = yoe + era * 400 + i64::from(m <= 2);
+    format!(
+        "{y:04}-{m:02}-{d:02}T{:02}:{:02}:{:02}Z",
+        rem / 3600,
+        rem % 3600 / 60,
+        rem % 60
+    )
+}
+
+/// The housekeeping task a request is, if any (Open WebUI's `{{TASK}}` header, or the task
+/// prompt shape of a non-streamed request). `moa_response_generation` is a normal chat.
+pub fn task_name(ctx: &RequestContext, req: &ChatRequest) -> Option<String> {
+    if let Some(t) = ctx.task.as_deref().map(str::trim).filter(|t| !t.is_empty()) {
+        return (t != "moa_response_generation").then(|| t.to_string());
+    }
+    if req.stream {
+        return None;
+    }
+    let last_user = req
+        .body
+        .get("messages")
+        .and_then(Value::as_array)
+        .and_then(|m| {
+            m.iter()
+                .rev()
+                .find(|m| m.get("role").and_then(Value::as_str) == Some("user"))
+        })
+        .map(|m| translate::content_text(m.get("content")))
+        .unwrap_or_default();
+    last_user
+        .trim_start()
+        .starts_with("### Task:")
+        .then(|| "task".to_string())
+}
+
+/// The parseable stub Open WebUI accepts for a task when OpenRouter cannot be asked.
+pub fn task_stub(task: &str) -> Option<&'static str> {
+    let t = task.to_ascii_lowercase();
+    if t.contains("title") {
+        Some(r#"{"title":"Chat"}"#)
+    } else if t.contains("tag") {
+        Some(r#"{"tags":["General"]}"#)
+    } else if t.contains("follow") {
+        Some(r#"{"follow_ups":[]}"#)
+    } else {
+        None
+    }
+}
+
+/// The output text of a non-streamed Responses object.
+pub fn response_output_text(v: &Value) -> String {
+    let mut out = String::new();
+    for item in v
+        .get("output")
+        .and_then(Value::as_array)
+        .into_iter()
+        .flatten()
+    {
+        if item.get("type").and_then(Value::as_str) != Some("message") {
+            continue;
+        }
+        for part in item
+            .get("content")
+            .and_then(Value::as_array)
+            .into_iter()
+            .flatten()
+        {
+            if part.get("type").and_then(Value::as_str) == Some("output_text")
+                && let Some(t) = part.get("text").and_then(Value::as_str)
+            {
+                out.push_str(t);
+            }
+        }
+    }
+    if out.is_empty() {
+        out = v
+            .get("output_text")
+            .and_then(Value::as_str)
+            .unwrap_or_default()
+            .to_string();
+    }
+    out
+}
+
+/// The effort ladder the downgrade recovery walks.
+const EFFORTS: [&str; 6] = ["none", "minimal", "low", "medium", "high", "xhigh"];
+
+/// Parse "Supported values are: 'low', 'medium'" and pick the nearest supported effort: the next
+/// higher one if the requested effort is inside the supported range, else the clamp.
+pub fn downgraded_effort(message: &str, requested: &str) -> Option<String> {
+    let lower = message.to_ascii_lowercase();
+    let at = lower.find("supported values are")?;
+    let tail = &message[at..];
+    let supported: Vec<usize> = EFFORTS
+        .iter()
+        .enumerate()
+        .filter(|(_, e)| tail.contains(&format!("'{e}'")) || tail.contains(&format!("\"{e}\"")))
+        .map(|(i, _)| i)
+        .collect();
+    let (&lo, &hi) = (supported.first()?, supported.last()?);
+    let want = EFFORTS.iter().position(|e| *e == requested).unwrap_or(3);
+    let pick = if want < lo {
+        lo
+    } else if want > hi {
+        hi
+    } else {
+        *supported.iter().find(|&&i| i >= want)?
+    };
+    (EFFORTS[pick] != requested).then(|| EFFORTS[pick].to_string())
+}
+
 impl<U: Upstream, K: Kv, E: Emit, V: Env> Pipe<'_, U, K, E, V> {
     fn new_error_id(&self) -> String {
         errors::error_id(self.env.random_u64())
     }
 
+    fn status(&mut self, ctx: &RequestContext, text: &str, done: bool) {
+        if ctx.openwebui_caller {
+            let _ = self.emit.send(Event::OpenWebUiEvent(owui_events::status(
+                text, done, false,
+            )));
+        }
+    }
+
+    fn base_vars(&self, ctx: &RequestContext, error_id: &str) -> Vars {
+        let mut v = Vars::new();
+        v.set("error_id", error_id);
+        v.set("timestamp", iso8601(self.env.now_ms()));
+        v.set("request_id", ctx.request_id.as_str());
+        v.set_opt("user_id", ctx.user_id.clone());
+        v.set_opt("session_id", ctx.chat_id.clone());
+        v
+    }
+
+    /// A failure before any visible output: Open WebUI callers get the rendered template as the
+    /// answer; everyone else an HTTP error.
+    fn fail_before_output(
+        &mut self,
+        ctx: &RequestContext,
+        kind: TemplateKind,
+        mut vars: Vars,
+        body: ErrorBody,
+    ) -> Result<(), PipeError> {
+        self.env.log(&format!(
+            "[{}] {} (status {}, code {})",
+            body.error_id,
+            kind.valve(),
+            body.http_status,
+            body.code.as_deref().unwrap_or("-")
+        ));
+        if ctx.openwebui_caller {
+            vars.extend(self.base_vars(ctx, &body.error_id));
+            let text = self.settings.templates.render(kind, &vars);
+            let _ = self.emit.send(Event::TextDelta(text));
+            let _ = self.emit.send(Event::Finish(FinishReason::Stop));
+            return Ok(());
+        }
+        Err(PipeError::Upstream(body))
+    }
+
     /// Serve one chat completion request.
-    pub async fn chat(&mut self, _ctx: &RequestContext, body: &[u8]) -> Result<(), PipeError> {
+    pub async fn chat(&mut self, ctx: &RequestContext, body: &[u8]) -> Result<(), PipeError> {
         let request = translate::parse_chat_body(body).map_err(|e| {
             PipeError::InvalidRequest(errors::body(
                 &self.new_error_id(),
@@ -43,141 +290,856 @@ impl<U: Upstream, K: Kv, E: Emit, V: Env> Pipe<'_, U, K, E, V> {
                 &e.0,
             ))
         })?;
+        if let Some(task) = task_name(ctx, &request) {
+            return self.task(ctx, &request, &task).await;
+        }
         let catalog = Catalog {
             settings: self.settings,
             upstream: self.upstream,
             kv: self.kv,
             env: self.env,
         };
-        let model = catalog.find(&request.model).await?;
-        let payload = translate::to_responses_request(&request, &model);
-        let bytes = serde_json::to_vec(&payload).map_err(|e| {
-            PipeError::Internal(errors::body(
+        let zdr_requested = self.settings.request.allow_user_zdr_override
+            && (self.settings.request.request_zdr
+                || request.body.get("zdr") == Some(&Value::Bool(true)));
+        let model = match catalog.find(&request.model, zdr_requested, false).await {
+            Ok(m) => m,
+            Err(PipeError::InvalidRequest(b)) if b.code.as_deref() == Some("model_restricted") => {
+                let mut vars = Vars::new();
+                vars.set("requested_model", request.model.as_str());
+                vars.set("restriction_reasons", b.message.as_str());
+                vars.set("reason", b.message.as_str());
+                return self.fail_before_output(ctx, TemplateKind::ModelRestricted, vars, b);
+            }
+            Err(e) => return Err(e),
+        };
+        let mut endpoint = match endpoint::choose(
+            &self.settings.endpoint,
+            &model.id,
+            request.body.contains_key("preset"),
+            false,
+        ) {
+            Choice::Use(e) => e,
+            Choice::Conflict { required, forced } => {
+                let id = self.new_error_id();
+                let body = errors::body(
+                    &id,
+                    400,
+                    "invalid_request_error",
+                    Some("endpoint_override_conflict"),
+                    &format!(
+                        "`{}` needs {} but the configuration forces {}",
+                        model.id,
+                        required.path(),
+                        forced.path()
+                    ),
+                );
+                let mut vars = Vars::new();
+                vars.set("requested_model", model.id.as_str());
+                vars.set("required_endpoint", required.path());
+                vars.set("forced_endpoint", forced.path());
+                return self.fail_before_output(
+                    ctx,
+                    TemplateKind::EndpointOverrideConflict,
+                    vars,
+                    body,
+                );
+            }
+        };
+        let identity = Identity {
+            user_id: ctx.user_id.clone(),
+            user_email: ctx.user_email.clone(),
+            user_name: ctx.user_name.clone(),
+            chat_id: ctx.chat_id.clone(),
+            message_id: ctx.message_id.clone(),
+            session_id: None,
+            cache_session_id: ctx.cache_session_id.clone(),
+        };
+        let mut built = self.build(endpoint, &request, &model, &identity)?;
+        for notice in built.notices.clone() {
+            self.status(ctx, &notice, false);
+        }
+        let mut recoveries = Recoveries::default();
+        let mut transport_retries = 0;
+        loop {
+            let response = match self.send(endpoint, &built).await {
+                Ok(r) => r,
+                Err(e) => {
+                    let retryable = matches!(
+                        e,
+                        TransportError::Connect(_)
+                            | TransportError::Timeout(_)
+                            | TransportError::Protocol(_)
+                    );
+                    if retryable && transport_retries < MAX_TRANSPORT_RETRIES {
+                        transport_retries += 1;
+                        self.env
+                            .sleep_ms(500u64 << (transport_retries - 1).min(3))
+                            .await;
+                        continue;
+                    }
+                    let body = errors::from_transport(&self.new_error_id(), "reach OpenRouter", &e);
+                    let kind = if matches!(e, TransportError::Timeout(_)) {
+                        TemplateKind::NetworkTimeout
+                    } else {
+                        TemplateKind::ConnectionError
+                    };
+                    let mut vars = Vars::new();
+                    vars.set("endpoint", endpoint.path());
+                    vars.set("error_type", format!("{e}"));
+                    vars.set(
+                        "timeout_seconds",
+                        self.settings.http_sock_read_seconds.to_string(),
+                    );
+                    return self.fail_before_output(ctx, kind, vars, body);
+                }
+            };
+            let mut response = response;
+            if response.status >= 400 {
+                let retry_after = response.header("retry-after").map(str::to_string);
+                let bytes = read_body(&mut response.body, MAX_ERROR_BODY_BYTES)
+                    .await
+                    .unwrap_or_default();
+                if let Some(note) = self.recover(
+                    endpoint,
+                    response.status,
+                    &bytes,
+                    &mut recoveries,
+                    &mut built,
+                ) {
+                    self.status(ctx, &note, false);
+                    continue;
+                }
+                if endpoint == Endpoint::Responses
+                    && self.settings.endpoint.auto_fallback_chat_completions
+                    && !recoveries.fallback
+                    && endpoint::looks_unsupported(response.status, &bytes)
+                {
+                    recoveries.fallback = true;
+                    endpoint = Endpoint::ChatCompletions;
+                    built = self.build(endpoint, &request, &model, &identity)?;
+                    self.status(ctx, "This model does not support the Responses API here; using Chat Completions instead", false);
+                    continue;
+                }
+                let body = errors::from_status(
+                    &self.new_error_id(),
+                    response.status,
+                    retry_after.as_deref(),
+                    &bytes,
+                );
+                let mut vars =
+                    vars_from_openrouter_error(&bytes, response.status, &response.headers);
+                vars.set("requested_model", request.model.as_str());
+                vars.set("api_model_id", crate::catalog::api_model_id(&model.id));
+                vars.set("status_code", response.status.to_string());
+                return self.fail_before_output(
+                    ctx,
+                    TemplateKind::for_status(response.status),
+                    vars,
+                    body,
+                );
+            }
+            let content_type = response
+                .header("content-type")
+                .unwrap_or("")
+                .to_ascii_lowercase();
+            if !content_type.starts_with("text/event-stream") {
+                let shown: String = content_type.chars().take(80).collect();
+                let body = errors::body(
+                    &self.new_error_id(),
+                    502,
+                    "upstream_error",
+                    Some("unexpected_content_type"),
+                    &format!("OpenRouter answered with `{shown}` instead of an event stream"),
+                );
+                return self.fail_before_output(ctx, TemplateKind::ServiceError, Vars::new(), body);
+            }
+            match self.relay(ctx, endpoint, response).await {
+                RelayEnd::CallerGone => return Ok(()),
+                RelayEnd::Completed { finish, usage } => {
+                    self.finish_ok(ctx, finish, usage);
+                    return Ok(());
+                }
+                RelayEnd::Interrupted {
+                    visible: false,
+                    events: 0,
+                    detail,
+                } if transport_retries < MAX_TRANSPORT_RETRIES => {
+                    // Nothing at all arrived: safe to retry, as the reference does.
+                    transport_retries += 1;
+                    self.env
+                        .log(&format!("retrying after an empty stream: {detail}"));
+                    self.env
+                        .sleep_ms(500u64 << (transport_retries - 1).min(3))
+                        .await;
+                }
+                RelayEnd::Interrupted {
+                    visible, detail, ..
+                } => {
+                    let body = errors::body(
+                        &self.new_error_id(),
+                        502,
+                        "upstream_error",
+                        Some("stream_interrupted"),
+                        &format!("The answer was cut off: {detail}"),
+                    );
+                    return self.fail_midway(ctx, visible, body);
+                }
+                RelayEnd::Failed {
+                    visible: false,
+                    error,
+                } => {
+                    let raw = serde_json::json!({"error": {"message": error.message, "code": error.code}}).to_string();
+                    if endpoint == Endpoint::Responses
+                        && self.settings.endpoint.auto_fallback_chat_completions
+                        && !recoveries.fallback
+                        && endpoint::looks_unsupported(400, raw.as_bytes())
+                    {
+                        recoveries.fallback = true;
+                        endpoint = Endpoint::ChatCompletions;
+                        built = self.build(endpoint, &request, &model, &identity)?;
+                        self.status(ctx, "This model does not support the Responses API here; using Chat Completions instead", false);
+                        continue;
+                    }
+                    let status = error.http_status;
+                    let mut vars = Vars::new();
+                    vars.set("detail", error.message.as_str());
+                    vars.set_opt("openrouter_code", error.code.clone());
+                    vars.set("requested_model", request.model.as_str());
+                    return self.fail_before_output(
+                        ctx,
+                        TemplateKind::for_status(status),
+                        vars,
+                        error,
+                    );
+                }
+                RelayEnd::Failed {
+                    visible: true,
+                    error,
+                } => return self.fail_midway(ctx, true, error),
+            }
+        }
+    }
+
+    /// After visible output: Open WebUI callers get the interrupted template appended to the
+    /// answer; other clients a bare error chunk.
+    fn fail_midway(
+        &mut self,
+        ctx: &RequestContext,
+        visible: bool,
+        body: ErrorBody,
+    ) -> Result<(), PipeError> {
+        if !visible {
+            return self.fail_before_output(
+                ctx,
+                TemplateKind::StreamInterrupted,
+                Vars::new(),
+                body,
+            );
+        }
+        self.env.log(&format!(
+            "[{}] failed after output: {}",
+            body.error_id,
+            body.code.as_deref().unwrap_or("-")
+        ));
+        if ctx.openwebui_caller {
+            let mut vars = self.base_vars(ctx, &body.error_id);
+            vars.set("reason", body.message.as_str());
+            let text = self
+                .settings
+                .templates
+                .render(TemplateKind::StreamInterrupted, &vars);
+            let _ = self.emit.send(Event::TextDelta(format!("\n\n{text}")));
+            let _ = self.emit.send(Event::Finish(FinishReason::Stop));
+        } else {
+            let _ = self.emit.send(Event::Error(body));
+            let _ = self.emit.send(Event::Finish(FinishReason::Error));
+        }
+        Ok(())
+    }
+
+    fn finish_ok(&mut self, ctx: &RequestContext, finish: FinishReason, usage: Option<Usage>) {
+        match finish {
+            FinishReason::Length => self.notify(
+                ctx,
+                "The answer stopped early: the model reached its output limit.",
+            ),
+            FinishReason::ContentFilter => self.notify(
+                ctx,
+                "The answer was stopped by the provider's content filter.",
+            ),
+            _ => {}
+        }
+        if ctx.openwebui_caller {
+            let now = self.env.now_ms();
+            let elapsed = now.saturating_sub(ctx.received_at_ms);
+            if let Some(line) = usage_status::final_status_line(
+                &self.settings.usage_status,
+                usage.as_ref(),
+                elapsed,
+                elapsed,
+            ) {
+                self.status(ctx, &line, true);
+            }
+        }
+        if let Some(usage) = usage {
+            let _ = self.emit.send(Event::Usage(usage));
+        }
+        let _ = self.emit.send(Event::Finish(finish));
+    }
+
+    fn notify(&mut self, ctx: &RequestContext, text: &str) {
+        if ctx.openwebui_caller {
+            let _ = self
+                .emit
+                .send(Event::OpenWebUiEvent(owui_events::notification(
+                    owui_events::NotificationLevel::Warning,
+                    text,
+                )));
+        }
+    }
+
+    fn build(
+        &self,
+        endpoint: Endpoint,
+        request: &ChatRequest,
+        model: &ModelInfo,
+        identity: &Identity,
+    ) -> Result<Built, PipeError> {
+        let built = match endpoint {
+            Endpoint::Responses => request::build_responses_request(
+                request,
+                model,
+                &self.settings.request,
+                identity,
+                false,
+            ),
+            Endpoint::ChatCompletions => request::build_chat_completions_request(
+                request,
+                model,
+                &self.settings.request,
+                identity,
+                false,
+            ),
+        };
+        built.map_err(|e| {
+            PipeError::InvalidRequest(errors::body(
                 &self.new_error_id(),
-                500,
-                "internal_error",
-                None,
-                &e.to_string(),
+                400,
+                "invalid_request_error",
+                Some("invalid_body"),
+                &e.0,
             ))
-        })?;
+        })
+    }
+
+    async fn send(
+        &self,
+        endpoint: Endpoint,
+        built: &Built,
+    ) -> Result<HttpResponse<U::Body>, TransportError> {
+        let bytes =
+            serde_json::to_vec(&built.body).map_err(|e| TransportError::Protocol(e.to_string()))?;
         let mut headers = self.settings.attribution_headers();
         headers.push(("Content-Type".into(), "application/json".into()));
         headers.push(("Accept".into(), "text/event-stream".into()));
-        let response = self
-            .upstream
+        headers.extend(built.headers.iter().cloned());
+        self.upstream
             .send(HttpRequest {
                 method: Method::Post,
-                url: format!("{}/responses", self.settings.base()),
+                url: format!("{}{}", self.settings.base(), endpoint.path()),
                 headers,
                 body: Some(bytes),
             })
             .await
-            .map_err(|e| {
-                PipeError::Upstream(errors::from_transport(
-                    &self.new_error_id(),
-                    "reach OpenRouter",
-                    &e,
-                ))
-            })?;
-        let mut response = response;
-        if response.status >= 400 {
-            let retry_after = response.header("retry-after").map(str::to_string);
-            let body = read_body(&mut response.body, MAX_ERROR_BODY_BYTES)
-                .await
-                .unwrap_or_default();
-            return Err(PipeError::Upstream(errors::from_status(
-                &self.new_error_id(),
-                response.status,
-                retry_after.as_deref(),
-                &body,
-            )));
-        }
-        let content_type = response
-            .header("content-type")
-            .unwrap_or("")
-            .to_ascii_lowercase();
-        if !content_type.starts_with("text/event-stream") {
-            let shown: String = content_type.chars().take(80).collect();
-            return Err(PipeError::Upstream(errors::body(
-                &self.new_error_id(),
-                502,
-                "upstream_error",
-                Some("unexpected_content_type"),
-                &format!("OpenRouter answered with `{shown}` instead of an event stream"),
-            )));
-        }
-        self.relay(response.body).await
     }
 
-    /// Relay the SSE body as events until a terminal event, a failure, or the end.
-    async fn relay(&mut self, body: U::Body) -> Result<(), PipeError> {
-        let chunks = futures::stream::unfold(body, |mut body| async move {
-            body.next_chunk().await.map(|chunk| (chunk, body))
+    /// The one-shot reasoning recoveries (REFERENCE §2.4). Returns the status line to show when
+    /// the request was changed and should be sent again.
+    fn recover(
+        &self,
+        endpoint: Endpoint,
+        status: u16,
+        bytes: &[u8],
+        rec: &mut Recoveries,
+        built: &mut Built,
+    ) -> Option<String> {
+        if status != 400 {
+            return None;
+        }
+        let parsed = errors::parse_openrouter_error(bytes);
+        let text = format!(
+            "{} {} {}",
+            parsed.message.unwrap_or_default(),
+            parsed.upstream_message.unwrap_or_default(),
+            String::from_utf8_lossy(bytes)
+        );
+        let lower = text.to_ascii_lowercase();
+        let body = built.body.as_object_mut()?;
+        if !rec.effort
+            && lower.contains("reasoning.effort")
+            && lower.contains("supported values are")
+        {
+            rec.effort = true;
+            let current = body
+                .get("reasoning")
+                .and_then(|r| r.get("effort"))
+                .or_else(|| body.get("reasoning_effort"))
+                .and_then(Value::as_str)
+                .unwrap_or("medium")
+                .to_string();
+            let next = downgraded_effort(&text, &current)?;
+            if let Some(Value::Object(r)) = body.get_mut("reasoning") {
+                r.insert("effort".into(), Value::String(next.clone()));
+            } else if endpoint == Endpoint::ChatCompletions && body.contains_key("reasoning_effort")
+            {
+                body.insert("reasoning_effort".into(), Value::String(next.clone()));
+            } else {
+                return None;
+            }
+            return Some(format!(
+                "This model does not support `{current}` reasoning effort; retrying with `{next}`"
+            ));
+        }
+        if !rec.no_reasoning
+            && lower.contains("include_thoughts is only enabled when thinking is enabled")
+        {
+            rec.no_reasoning = true;
+            for k in [
+                "reasoning",
+                "include_reasoning",
+                "thinking_config",
+                "reasoning_effort",
+            ] {
+                body.remove(k);
+            }
+            return Some(
+                "The provider refused reasoning for this request; retrying without it".into(),
+            );
+        }
+        let signature = lower.contains("thinking block cannot be modified")
+            || (lower.contains("signature")
+                && (lower.contains("thinking") || lower.contains("reasoning")));
+        if !rec.signature && signature {
+            rec.signature = true;
+            let mut stripped = false;
+            for key in ["input", "messages"] {
+                if let Some(Value::Array(items)) = body.get_mut(key) {
+                    let before = items.len();
+                    items.retain(|i| i.get("type").and_then(Value::as_str) != Some("reasoning"));
+                    stripped |= items.len() != before;
+                    for i in items.iter_mut() {
+                        if let Some(o) = i.as_object_mut() {
+                            stripped |= o.remove("reasoning_details").is_some();
+                        }
+                    }
+                }
+            }
+            return stripped.then(|| {
+                "Earlier reasoning could not be verified by the provider; retrying without it"
+                    .into()
+            });
+        }
+        None
+    }
+
+    /// Relay one SSE body: coalesced deltas, citations, thinking statuses; until a terminal
+    /// event, a failure, or the end of the body.
+    async fn relay(
+        &mut self,
+        ctx: &RequestContext,
+        endpoint: Endpoint,
+        response: HttpResponse<U::Body>,
+    ) -> RelayEnd {
+        let chunks = futures::stream::unfold(response.body, |mut body| async move {
+            crate::caps::BodyStream::next_chunk(&mut body)
+                .await
+                .map(|chunk| (chunk, body))
         });
         let mut events = EventStream::new(Box::pin(chunks));
-        let mut state = ResponsesStream::default();
-        let env = self.env;
-        let mut caller_gone = false;
+        let mut responses = ResponsesStream::default();
+        let mut chat = ChatStream::default();
+        let streaming = &self.settings.streaming;
+        let mut co = Coalescer {
+            limit: streaming.streaming_delta_char_limit as usize,
+            min_flush: streaming.streaming_nagle_min_flush_chars.max(1) as usize,
+            text: String::new(),
+            reasoning: String::new(),
+        };
+        let idle_ms = streaming.streaming_idle_flush_ms;
+        let mode = streaming.thinking_output_mode.to_ascii_lowercase();
+        let owui = ctx.openwebui_caller;
+        let reasoning_as_delta = !owui || mode != "status";
+        let reasoning_as_status = owui && (mode == "status" || mode == "both");
+        let mut rstatus = ReasoningStatus::default();
+        let show_stages = owui && self.settings.request.enable_reasoning;
+        let mut stage = 0usize;
+        let mut visible = false;
+        let mut received = 0u32;
+        let mut pending: Vec<Event> = Vec::new();
         loop {
-            let Some(next) = events.next().await else {
-                let err = errors::body(
-                    &errors::error_id(env.random_u64()),
-                    502,
-                    "upstream_error",
-                    Some("stream_interrupted"),
-                    "The answer was cut off: the upstream stream ended before the response completed",
-                );
-                return self.fail(&state, err);
-            };
-            let data = match next {
-                Ok(event) => event.data,
-                Err(eventsource_stream::EventStreamError::Transport(e)) => {
-                    let err = interrupted(&errors::error_id(env.random_u64()), &e);
-                    return self.fail(&state, err);
+            // Decide how long to wait for the next event: the idle flush of buffered deltas, and
+            // the next "Thinking…" stage while nothing has been shown yet.
+            let now = self.env.now_ms();
+            let since_start = now.saturating_sub(ctx.received_at_ms);
+            let mut wait: Option<u64> = None;
+            if co.pending() > 0 {
+                wait = Some(idle_ms);
+            }
+            if show_stages && !visible && stage < THINKING_STAGES_MS.len() {
+                let due = THINKING_STAGES_MS[stage].saturating_sub(since_start);
+                if due == 0 {
+                    self.status(ctx, THINKING_STAGES[stage], false);
+                    stage += 1;
+                    continue;
                 }
-                Err(_) => {
-                    // Not UTF-8 or not SSE: count it like a malformed payload and go on.
-                    state.malformed += 1;
+                wait = Some(wait.map_or(due, |w| w.min(due)));
+            }
+            let next = match wait {
+                Some(0) => {
+                    if !self.flush(&mut co) {
+                        return RelayEnd::CallerGone;
+                    }
+                    continue;
+                }
+                Some(ms) => {
+                    let sleep = self.env.sleep_ms(ms);
+                    let read = events.next();
+                    futures::pin_mut!(sleep, read);
+                    match futures::future::select(read, sleep).await {
+                        futures::future::Either::Left((ev, _)) => ev,
+                        futures::future::Either::Right(_) => {
+                            if co.pending() > 0 && !self.flush(&mut co) {
+                                return RelayEnd::CallerGone;
+                            }
+                            continue;
+                        }
+                    }
+                }
+                None => events.next().await,
+            };
+            let mut batch = vec![next];
+            // Micro-drain: take what is already there without waiting.
+            while batch.len() < MICRO_DRAIN_EVENTS {
+                match events.next().now_or_never() {
+                    Some(ev) => {
+                        let end = ev.is_none();
+                        batch.push(ev);
+                        if end {
+                            break;
+                        }
+                    }
+                    None => break,
+                }
+            }
+            for next in batch {
+                let data = match next {
+                    None => {
+                        if endpoint == Endpoint::ChatCompletions
+                            && let Step::Completed { finish, usage } = chat.end()
+                        {
+                            if !self.flush(&mut co) {
+                                return RelayEnd::CallerGone;
+                            }
+                            self.emit_citations(ctx, &chat);
+                            return RelayEnd::Completed { finish, usage };
+                        }
+                        if !self.flush(&mut co) {
+                            return RelayEnd::CallerGone;
+                        }
+                        return RelayEnd::Interrupted {
+                            visible,
+                            events: received,
+                            detail: "the upstream stream ended before the response completed"
+                                .into(),
+                        };
+                    }
+                    Some(Ok(event)) => event.data,
+                    Some(Err(eventsource_stream::EventStreamError::Transport(e))) => {
+                        if !self.flush(&mut co) {
+                            return RelayEnd::CallerGone;
+                        }
+                        return RelayEnd::Interrupted {
+                            visible,
+                            events: received,
+                            detail: format!("the upstream stream failed ({e})"),
+                        };
+                    }
+                    Some(Err(_)) => {
+                        responses.malformed += 1;
+                        continue;
+                    }
+                };
+                received += 1;
+                let env = self.env;
+                let step = match endpoint {
+                    Endpoint::Responses => responses.feed(
+                        &data,
+                        &mut |e| {
+                            pending.push(e);
+                            true
+                        },
+                        &mut || errors::error_id(env.random_u64()),
+                    ),
+                    Endpoint::ChatCompletions => chat.feed(
+                        &data,
+                        &mut |e| {
+                            pending.push(e);
+                            true
+                        },
+                        &mut || errors::error_id(env.random_u64()),
+                    ),
+                };
+                for ev in pending.drain(..) {
+                    match ev {
+                        Event::TextDelta(t) => {
+                            visible = true;
+                            if !rstatus.buf.is_empty() {
+                                let line = std::mem::take(&mut rstatus.buf);
+                                self.status(ctx, line.trim(), false);
+                            }
+                            if !co.reasoning.is_empty() && !self.flush(&mut co) {
+                                return RelayEnd::CallerGone;
+                            }
+                            co.text.push_str(&t);
+                            if (co.limit == 0 || co.text.len() >= co.limit)
+                                && !self.flush(&mut co)
+                            {
+                                return RelayEnd::CallerGone;
+                            }
+                        }
+                        Event::ReasoningDelta(r) => {
+                            visible = true;
+                            if reasoning_as_status {
+                                rstatus.buf.push_str(&r);
+                                if is_sentence_end(&rstatus.buf) || rstatus.buf.len() >= 160 {
+                                    let line = std::mem::take(&mut rstatus.buf);
+                                    let line: String = line
+                                        .trim()
+                                        .chars()
+                                        .rev()
+                                        .take(160)
+                                        .collect::<Vec<_>>()
+                                        .into_iter()
+                                        .rev()
+                                        .collect();
+                                    self.status(ctx, &line, false);
+                                }
+                            }
+                            if reasoning_as_delta {
+                                if !co.text.is_empty() && !self.flush(&mut co) {
+                                    return RelayEnd::CallerGone;
+                                }
+                                co.reasoning.push_str(&r);
+                                if (co.limit == 0 || co.reasoning.len() >= co.limit)
+                                    && !self.flush(&mut co)
+                                {
+                                    return RelayEnd::CallerGone;
+                                }
+                            }
+                        }
+                        Event::Citation(c) => {
+                            if !self.flush(&mut co) {
+                                return RelayEnd::CallerGone;
+                            }
+                            self.cite(ctx, c);
+                        }
+                        other => {
+                            if !self.flush(&mut co) || self.emit.send(other).is_err() {
+                                return RelayEnd::CallerGone;
+                            }
+                        }
+                    }
+                }
+                match step {
+                    Step::Continue => {}
+                    Step::Completed { finish, usage } => {
+                        if !self.flush(&mut co) {
+                            return RelayEnd::CallerGone;
+                        }
+                        if !rstatus.buf.is_empty() {
+                            let line = std::mem::take(&mut rstatus.buf);
+                            self.status(ctx, line.trim(), false);
+                        }
+                        if endpoint == Endpoint::ChatCompletions {
+                            self.emit_citations(ctx, &chat);
+                        }
+                        return RelayEnd::Completed { finish, usage };
+                    }
+                    Step::Failed(error) => {
+                        if !self.flush(&mut co) {
+                            return RelayEnd::CallerGone;
+                        }
+                        return RelayEnd::Failed { visible, error };
+                    }
+                }
+            }
+            if co.pending() >= co.min_flush && !self.flush(&mut co) {
+                return RelayEnd::CallerGone;
+            }
+        }
+    }
+
+    /// Send what the coalescer holds; false when the caller went away.
+    fn flush(&mut self, co: &mut Coalescer) -> bool {
+        if !co.reasoning.is_empty()
+            && self
+                .emit
+                .send(Event::ReasoningDelta(std::mem::take(&mut co.reasoning)))
+                .is_err()
+        {
+            return false;
+        }
+        if !co.text.is_empty()
+            && self
+                .emit
+                .send(Event::TextDelta(std::mem::take(&mut co.text)))
+                .is_err()
+        {
+            return false;
+        }
+        true
+    }
+
+    /// A citation: an Open WebUI `source` event for Open WebUI, an annotation for others.
+    fn cite(&mut self, ctx: &RequestContext, c: crate::types::Citation) {
+        let event = if ctx.openwebui_caller {
+            Event::OpenWebUiEvent(owui_events::source(
+                &c.url,
+                &c.title,
+                &c.content,
+                &iso8601(self.env.now_ms()),
+            ))
+        } else {
+            Event::Citation(c)
+        };
+        let _ = self.emit.send(event);
+    }
+
+    fn emit_citations(&mut self, ctx: &RequestContext, chat: &ChatStream) {
+        for c in chat.citations() {
+            self.cite(
+                ctx,
+                crate::types::Citation {
+                    url: c.url,
+                    title: c.title.unwrap_or_default(),
+                    content: c.content.unwrap_or_default(),
+                },
+            );
+        }
+    }
+
+    /// A housekeeping task (title, tags, follow-ups…): one non-streamed request, two attempts,
+    /// never an error in the chat (REFERENCE §2.17).
+    async fn task(
+        &mut self,
+        _ctx: &RequestContext,
+        request: &ChatRequest,
+        task: &str,
+    ) -> Result<(), PipeError> {
+        let answer = |pipe: &mut Self, text: String, usage: Option<Usage>| {
+            let _ = pipe.emit.send(Event::TextDelta(text));
+            if let Some(u) = usage {
+                let _ = pipe.emit.send(Event::Usage(u));
+            }
+            let _ = pipe.emit.send(Event::Finish(FinishReason::Stop));
+            Ok(())
+        };
+        let failed = format!(
+            "[Task error] Unable to generate {}. Please retry later.",
+            task.replace('_', " ")
+        );
+        if !self.settings.api_key_configured {
+            let text = task_stub(task).map(str::to_string).unwrap_or(failed);
+            return answer(self, text, None);
+        }
+        let catalog = Catalog {
+            settings: self.settings,
+            upstream: self.upstream,
+            kv: self.kv,
+            env: self.env,
+        };
+        let model = match catalog.find(&request.model, false, true).await {
+            Ok(m) => m,
+            Err(e) => {
+                self.env.log(&format!("task {task}: {}", e.body().message));
+                return answer(self, failed, None);
+            }
+        };
+        let identity = Identity::default();
+        let mut built = match request::build_responses_request(
+            request,
+            &model,
+            &self.settings.request,
+            &identity,
+            true,
+        ) {
+            Ok(b) => b,
+            Err(e) => {
+                self.env.log(&format!("task {task}: {}", e.0));
+                return answer(self, failed, None);
+            }
+        };
+        if let Some(o) = built.body.as_object_mut() {
+            o.insert("stream".into(), Value::Bool(false));
+        }
+        for attempt in 0..2u32 {
+            if attempt > 0 {
+                self.env.sleep_ms(200).await;
+            }
+            let bytes = serde_json::to_vec(&built.body).unwrap_or_default();
+            let mut headers = self.settings.attribution_headers();
+            headers.push(("Content-Type".into(), "application/json".into()));
+            headers.push(("Accept".into(), "application/json".into()));
+            headers.extend(built.headers.iter().cloned());
+            let sent = self
+                .upstream
+                .send(HttpRequest {
+                    method: Method::Post,
+                    url: format!("{}/responses", self.settings.base()),
+                    headers,
+                    body: Some(bytes),
+                })
+                .await;
+            let mut resp = match sent {
+                Ok(r) => r,
+                Err(e) => {
+                    self.env
+                        .log(&format!("task {task} attempt {}: {e}", attempt + 1));
                     continue;
                 }
             };
-            let emit = &mut *self.emit;
-            let step = state.feed(
-                &data,
-                &mut |event| {
-                    let ok = emit.send(event).is_ok();
-                    caller_gone |= !ok;
-                    ok
-                },
-                &mut || errors::error_id(env.random_u64()),
-            );
-            if caller_gone {
-                // Nobody is listening: stop reading so the upstream request is dropped.
-                return Ok(());
+            let body = read_body(&mut resp.body, MAX_TASK_BODY_BYTES)
+                .await
+                .unwrap_or_default();
+            if matches!(resp.status, 401 | 403) {
+                // Auth trouble will not fix itself: give Open WebUI something it can parse.
+                self.env.log(&format!(
+                    "task {task}: OpenRouter refused the key (HTTP {})",
+                    resp.status
+                ));
+                let text = task_stub(task).map(str::to_string).unwrap_or(failed);
+                return answer(self, text, None);
             }
-            match step {
-                Step::Continue => {}
-                Step::Completed { finish, usage } => {
-                    if let Some(usage) = usage {
-                        let _ = self.emit.send(Event::Usage(usage));
-                    }
-                    let _ = self.emit.send(Event::Finish(finish));
-                    return Ok(());
-                }
-                Step::Failed(err) => return self.fail(&state, err),
+            if resp.status >= 400 {
+                self.env.log(&format!(
+                    "task {task} attempt {}: HTTP {}",
+                    attempt + 1,
+                    resp.status
+                ));
+                continue;
             }
+            let Ok(v) = serde_json::from_slice::<Value>(&body) else {
+                continue;
+            };
+            let text = response_output_text(&v);
+            if text.is_empty() {
+                continue;
+            }
+            let usage = v.get("usage").and_then(crate::stream::usage_from);
+            return answer(self, text, usage);
         }
-    }
-
-    /// Before visible output: an error result (HTTP status). After: an in-stream error.
-    fn fail(&mut self, state: &ResponsesStream, err: ErrorBody) -> Result<(), PipeError> {
-        if state.visible_output {
-            let _ = self.emit.send(Event::Error(err));
-            let _ = self.emit.send(Event::Finish(FinishReason::Error));
-            Ok(())
-        } else {
-            Err(PipeError::Upstream(err))
-        }
+        answer(self, failed, None)
     }
 
     /// The model list in OpenAI form.
@@ -193,171 +1155,5 @@ impl<U: Upstream, K: Kv, E: Emit, V: Env> Pipe<'_, U, K, E, V> {
     }
 }
 
-fn interrupted(error_id: &str, e: &TransportError) -> ErrorBody {
-    errors::body(
-        error_id,
-        502,
-        "upstream_error",
-        Some("stream_interrupted"),
-        &format!("The answer was cut off: the upstream stream failed ({e})"),
-    )
-}
-
 #[cfg(test)]
-mod tests {
-    use super::*;
-    use crate::caps::TransportError;
-    use crate::testing::{Canned, FixedEnv, MemKv, ScriptedUpstream, VecEmit, block_on};
-    use crate::types::Usage;
-
-    const MODELS: &str = r#"{"data":[{"id":"fake/echo","supported_parameters":["reasoning"]}]}"#;
-    const BODY: &[u8] =
-        br#"{"model":"fake/echo","stream":true,"messages":[{"role":"user","content":"hi"}]}"#;
-
-    fn run(up: &ScriptedUpstream) -> (Result<(), PipeError>, Vec<Event>) {
-        let s = Settings {
-            api_key_configured: true,
-            ..Settings::default()
-        };
-        let (kv, env) = (MemKv::default(), FixedEnv::default());
-        let mut emit = VecEmit::default();
-        let mut pipe = Pipe {
-            settings: &s,
-            upstream: up,
-            kv: &kv,
-            emit: &mut emit,
-            env: &env,
-        };
-        let r = block_on(pipe.chat(&RequestContext::default(), BODY));
-        (r, emit.events)
-    }
-
-    #[test]
-    fn a_streamed_answer_ends_with_usage_and_finish() {
-        let up = ScriptedUpstream::default()
-            .on("/models", Ok(Canned::json(200, MODELS)))
-            .on(
-                "/responses",
-                Ok(Canned::sse(&[
-                    ": OPENROUTER PROCESSING\n\n",
-                    "data: {\"type\":\"response.output_text.delta\",\"delta\":\"he\"}\n\n",
-                    "data: {\"type\":\"response.output_text.delta\",",
-                    "\"delta\":\"llo\"}\n\ndata: {\"type\":\"response.completed\",\"response\":{\"status\":\"completed\",\"usage\":{\"input_tokens\":1,\"output_tokens\":2,\"total_tokens\":3,\"cost\":0.5}}}\n\n",
-                ])),
-            );
-        let (r, events) = run(&up);
-        r.unwrap();
-        assert_eq!(events[0], Event::TextDelta("he".into()));
-        assert_eq!(events[1], Event::TextDelta("llo".into()));
-        assert!(
-            matches!(&events[2], Event::Usage(Usage { total_tokens: 3, cost_usd: Some(c), .. }) if *c == 0.5)
-        );
-        assert_eq!(events[3], Event::Finish(FinishReason::Stop));
-        let sent = up.requests.borrow();
-        let req = sent.iter().find(|r| r.url.ends_with("/responses")).unwrap();
-        let body: serde_json::Value = serde_json::from_slice(req.body.as_ref().unwrap()).unwrap();
-        assert_eq!(body["stream"], true);
-        assert!(req.headers.iter().any(|(k, _)| k == "HTTP-Referer"));
-        assert!(
-            !req.headers
-                .iter()
-                .any(|(k, _)| k.eq_ignore_ascii_case("authorization")),
-            "the key is the host's job"
-        );
-    }
-
-    #[test]
-    fn errors_before_output_are_results_and_after_output_are_events() {
-        let up = ScriptedUpstream::default()
-            .on("/models", Ok(Canned::json(200, MODELS)))
-            .on(
-                "/responses",
-                Ok(Canned {
-                    headers: vec![("retry-after".into(), "7".into())],
-                    ..Canned::json(429, r#"{"error":{"code":429,"message":"slow"}}"#)
-                }),
-            );
-        let (r, events) = run(&up);
-        let err = r.unwrap_err();
-        assert_eq!(err.body().http_status, 429);
-        assert_eq!(err.body().retry_after_seconds, Some(7));
-        assert!(events.is_empty());
-
-        let up = ScriptedUpstream::default()
-            .on("/models", Ok(Canned::json(200, MODELS)))
-            .on(
-                "/responses",
-                Ok(Canned {
-                    chunks: vec![
-                        Ok(b"data: {\"type\":\"response.output_text.delta\",\"delta\":\"par\"}\n\n".to_vec()),
-                        Err(TransportError::Protocol("connection reset".into())),
-                    ],
-                    ..Canned::sse(&[])
-                }),
-            );
-        let (r, events) = run(&up);
-        r.unwrap();
-        assert_eq!(events[0], Event::TextDelta("par".into()));
-        assert!(
-            matches!(&events[1], Event::Error(e) if e.code.as_deref() == Some("stream_interrupted"))
-        );
-        assert_eq!(events[2], Event::Finish(FinishReason::Error));
-    }
-
-    #[test]
-    fn a_stream_without_a_terminal_event_is_an_error() {
-        let up = ScriptedUpstream::default()
-            .on("/models", Ok(Canned::json(200, MODELS)))
-            .on(
-                "/responses",
-                Ok(Canned::sse(&[
-                    "data: {\"type\":\"response.created\",\"response\":{}}\n\n",
-                ])),
-            );
-        let (r, _) = run(&up);
-        assert_eq!(
-            r.unwrap_err().body().code.as_deref(),
-            Some("stream_interrupted")
-        );
-    }
-
-    #[test]
-    fn a_non_sse_success_is_refused_clearly() {
-        let up = ScriptedUpstream::default()
-            .on("/models", Ok(Canned::json(200, MODELS)))
-            .on(
-                "/responses",
-                Ok(Canned {
-                    headers: vec![("content-type".into(), "text/html".into())],
-                    ..Canned::json(200, "<html>")
-                }),
-            );
-        let (r, _) = run(&up);
-        assert_eq!(
-            r.unwrap_err().body().code.as_deref(),
-            Some("unexpected_content_type")
-        );
-    }
-
-    #[test]
-    fn an_unknown_model_is_a_404_before_any_upstream_chat_call() {
-        let up = ScriptedUpstream::default().on("/models", Ok(Canned::json(200, MODELS)));
-        let s = Settings {
-            api_key_configured: true,
-            ..Settings::default()
-        };
-        let (kv, env) = (MemKv::default(), FixedEnv::default());
-        let mut emit = VecEmit::default();
-        let mut pipe = Pipe {
-            settings: &s,
-            upstream: &up,
-            kv: &kv,
-            emit: &mut emit,
-            env: &env,
-        };
-        let body = br#"{"model":"nope/x","messages":[{"role":"user","content":"hi"}]}"#;
-        let err = block_on(pipe.chat(&RequestContext::default(), body)).unwrap_err();
-        assert_eq!(err.body().http_status, 404);
-        assert_eq!(up.count("/responses"), 0);
-    }
-}
+mod tests;

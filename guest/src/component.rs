@@ -76,6 +76,11 @@ fn event(e: core::Event) -> wit::Event {
                 })
                 .collect(),
         ),
+        core::Event::Citation(c) => wit::Event::Citation(wit::Citation {
+            url: c.url,
+            title: c.title,
+            content: c.content,
+        }),
         core::Event::Usage(u) => wit::Event::Usage(wit::Usage {
             prompt_tokens: u.prompt_tokens,
             completion_tokens: u.completion_tokens,
@@ -101,6 +106,7 @@ fn context(c: wit::RequestContext) -> core::RequestContext {
         message_id: c.message_id,
         task: c.task,
         openwebui_caller: c.openwebui_caller,
+        cache_session_id: c.cache_session_id,
         received_at_ms: c.received_at_ms,
     }
 }
@@ -182,6 +188,14 @@ impl caps::Env for HostEnv {
     }
     fn random_u64(&self) -> u64 {
         wasip2::random::random::get_random_u64()
+    }
+    fn log(&self, line: &str) {
+        use std::io::Write;
+        // The host captures stderr with a size cap; a full buffer is not worth failing over.
+        let _ = writeln!(std::io::stderr(), "{line}");
+    }
+    async fn sleep_ms(&self, ms: u64) {
+        wstd::task::sleep(wstd::time::Duration::from_millis(ms)).await;
     }
 }
 

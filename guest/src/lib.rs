@@ -10,15 +10,27 @@ pub mod catalog;
 #[forbid(unsafe_code)]
 pub mod chat;
 #[forbid(unsafe_code)]
+pub mod chat_bridge;
+#[forbid(unsafe_code)]
+pub mod endpoint;
+#[forbid(unsafe_code)]
 pub mod errors;
+#[forbid(unsafe_code)]
+pub mod owui_events;
+#[forbid(unsafe_code)]
+pub mod request;
 #[forbid(unsafe_code)]
 pub mod settings;
 #[forbid(unsafe_code)]
 pub mod stream;
 #[forbid(unsafe_code)]
+pub mod templates;
+#[forbid(unsafe_code)]
 pub mod translate;
 #[forbid(unsafe_code)]
 pub mod types;
+#[forbid(unsafe_code)]
+pub mod usage_status;
 
 // wit-bindgen's generated glue needs `unsafe` (canonical ABI); everything else forbids it.
 #[cfg(target_arch = "wasm32")]

@@ -2,7 +2,36 @@
 //! the host. Unknown keys are ignored here (the host owns validation); missing keys take the
 //! reference defaults so the pipe behaves sensibly even with an empty document.
 
+use crate::endpoint::EndpointSettings;
+use crate::request::RequestSettings;
+use crate::templates::TemplateSettings;
+use crate::usage_status::UsageStatusSettings;
 use serde::Deserialize;
+
+/// How the stream is shaped (REFERENCE §2.4 display, §2.5 coalescing).
+#[derive(Clone, Debug, Deserialize)]
+#[serde(default, rename_all = "SCREAMING_SNAKE_CASE")]
+pub struct StreamingSettings {
+    /// `open_webui` (reasoning box), `status` (status lines) or `both`.
+    pub thinking_output_mode: String,
+    /// > 0 merges text/reasoning deltas up to this many bytes; 0 relays each delta as it comes.
+    pub streaming_delta_char_limit: u64,
+    /// Buffered deltas are flushed after this long without new events.
+    pub streaming_idle_flush_ms: u64,
+    /// At the end of a burst of ready events, flush once at least this much is buffered.
+    pub streaming_nagle_min_flush_chars: u64,
+}
+
+impl Default for StreamingSettings {
+    fn default() -> Self {
+        StreamingSettings {
+            thinking_output_mode: "open_webui".into(),
+            streaming_delta_char_limit: 256,
+            streaming_idle_flush_ms: 30,
+            streaming_nagle_min_flush_chars: 3,
+        }
+    }
+}
 
 /// The valves the pipe logic reads. Names match `REFERENCE.md` §3.
 #[derive(Clone, Debug, Deserialize)]
@@ -18,6 +47,24 @@ pub struct Settings {
     pub http_sock_read_seconds: u64,
     pub support_email: String,
     pub support_url: String,
+    /// `all` / `only` / `exclude` free models.
+    pub free_model_filter: String,
+    /// `all` / `only` / `exclude` tool-capable models.
+    pub tool_calling_filter: String,
+    pub zdr_models_only: bool,
+    pub zdr_enforce: bool,
+    /// CSV of `base:tag` entries exposed as extra models (`base:preset/slug` for presets).
+    pub variant_models: String,
+    #[serde(flatten)]
+    pub request: RequestSettings,
+    #[serde(flatten)]
+    pub endpoint: EndpointSettings,
+    #[serde(flatten)]
+    pub templates: TemplateSettings,
+    #[serde(flatten)]
+    pub usage_status: UsageStatusSettings,
+    #[serde(flatten)]
+    pub streaming: StreamingSettings,
 }
 
 impl Default for Settings {
@@ -32,6 +79,16 @@ impl Default for Settings {
             http_sock_read_seconds: 300,
             support_email: String::new(),
             support_url: String::new(),
+            free_model_filter: "all".to_string(),
+            tool_calling_filter: "all".to_string(),
+            zdr_models_only: false,
+            zdr_enforce: false,
+            variant_models: String::new(),
+            request: RequestSettings::default(),
+            endpoint: EndpointSettings::default(),
+            templates: TemplateSettings::default(),
+            usage_status: UsageStatusSettings::default(),
+            streaming: StreamingSettings::default(),
         }
     }
 }

@@ -4,7 +4,7 @@
 //! it. Unknown event types are skipped; malformed payloads are counted and skipped.
 
 use crate::errors;
-use crate::types::{ErrorBody, Event, FinishReason, Usage};
+use crate::types::{Citation, ErrorBody, Event, FinishReason, Usage};
 use serde_json::Value;
 
 /// What feeding one payload did.
@@ -32,6 +32,26 @@ pub struct ResponsesStream {
     pub ignored: u32,
     /// The last reasoning item and summary index a delta came from, to separate parts.
     last_reasoning_part: Option<(String, i64)>,
+    /// Cited URLs already emitted (cleaned), to emit each source once.
+    cited: Vec<String>,
+}
+
+/// A `url_citation` annotation in either shape (flat, or nested under `url_citation`).
+pub fn citation_of(annotation: &Value) -> Option<Citation> {
+    if annotation.get("type").and_then(Value::as_str) != Some("url_citation") {
+        return None;
+    }
+    let a = annotation.get("url_citation").unwrap_or(annotation);
+    let url = a.get("url").and_then(Value::as_str)?.trim();
+    if url.is_empty() {
+        return None;
+    }
+    let text = |k: &str| a.get(k).and_then(Value::as_str).unwrap_or("").to_string();
+    Some(Citation {
+        url: crate::owui_events::clean_citation_url(url),
+        title: text("title"),
+        content: text("content"),
+    })
 }
 
 /// OpenRouter usage (Responses names) → OpenAI chat usage.
@@ -75,6 +95,14 @@ fn finish_of(response: &Value) -> FinishReason {
 }
 
 impl ResponsesStream {
+    /// Emit a citation unless its URL was already cited.
+    fn cite(&mut self, c: Citation, emit: &mut dyn FnMut(Event) -> bool) {
+        if !self.cited.contains(&c.url) {
+            self.cited.push(c.url.clone());
+            emit(Event::Citation(c));
+        }
+    }
+
     /// Feed one SSE `data` payload. `emit` receives the caller events it produces; `error_id`
     /// supplies an id when the payload is an upstream failure.
     pub fn feed(
@@ -139,6 +167,27 @@ impl ResponsesStream {
                     self.last_reasoning_part = Some(part);
                     self.visible_output = true;
                     emit(Event::ReasoningDelta(text));
+                }
+                Step::Continue
+            }
+            "response.output_text.annotation.added" => {
+                if let Some(c) = event.get("annotation").and_then(citation_of) {
+                    self.cite(c, emit);
+                }
+                Step::Continue
+            }
+            "response.output_item.done" => {
+                let annotations = event
+                    .pointer("/item/content")
+                    .and_then(Value::as_array)
+                    .into_iter()
+                    .flatten()
+                    .filter_map(|part| part.get("annotations").and_then(Value::as_array))
+                    .flatten()
+                    .filter_map(citation_of)
+                    .collect::<Vec<_>>();
+                for c in annotations {
+                    self.cite(c, emit);
                 }
                 Step::Continue
             }
@@ -218,6 +267,25 @@ mod tests {
         );
         assert_eq!((u.cached_tokens, u.reasoning_tokens), (2, 3));
         assert_eq!(u.cost_usd, Some(0.0012));
+    }
+
+    #[test]
+    fn url_citations_are_emitted_once_with_tracking_stripped() {
+        let (events, _, _) = run(&[
+            r#"{"type":"response.output_text.annotation.added","annotation":{"type":"url_citation","url":"https://ex.com/a?utm_source=openai","title":"A"}}"#,
+            r#"{"type":"response.output_item.done","item":{"type":"message","content":[{"type":"output_text","annotations":[{"type":"url_citation","url":"https://ex.com/a?utm_source=openai"},{"type":"url_citation","url":"https://ex.com/b","title":"B"}]}]}}"#,
+            r#"{"type":"response.completed","response":{"status":"completed"}}"#,
+        ]);
+        let cites: Vec<&Citation> = events
+            .iter()
+            .filter_map(|e| match e {
+                Event::Citation(c) => Some(c),
+                _ => None,
+            })
+            .collect();
+        assert_eq!(cites.len(), 2);
+        assert_eq!(cites[0].url, "https://ex.com/a");
+        assert_eq!(cites[1].title, "B");
     }
 
     #[test]

@@ -63,6 +63,7 @@ impl Emit for VecEmit {
 pub struct FixedEnv {
     pub now: Cell<u64>,
     pub rng: Cell<u64>,
+    pub logs: RefCell<Vec<String>>,
 }
 
 impl Default for FixedEnv {
@@ -70,6 +71,7 @@ impl Default for FixedEnv {
         FixedEnv {
             now: Cell::new(1_000_000),
             rng: Cell::new(0xabc),
+            logs: RefCell::new(Vec::new()),
         }
     }
 }
@@ -77,6 +79,14 @@ impl Default for FixedEnv {
 impl Env for FixedEnv {
     fn now_ms(&self) -> u64 {
         self.now.get()
+    }
+    fn log(&self, line: &str) {
+        self.logs.borrow_mut().push(line.to_string());
+    }
+    /// Sleeping advances the fake clock and returns at once; a ready read still wins a race
+    /// because reads are polled first.
+    async fn sleep_ms(&self, ms: u64) {
+        self.now.set(self.now.get() + ms);
     }
     fn random_u64(&self) -> u64 {
         let v = self

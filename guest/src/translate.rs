@@ -159,7 +159,10 @@ pub fn to_responses_request(req: &ChatRequest, model: &ModelInfo) -> Value {
         .map(Vec::as_slice)
         .unwrap_or_default();
     let mut out = Map::new();
-    out.insert("model".into(), Value::String(model.id.clone()));
+    out.insert(
+        "model".into(),
+        Value::String(crate::catalog::api_model_id(&model.id)),
+    );
     out.insert("input".into(), Value::Array(messages_to_input(messages)));
     out.insert("stream".into(), Value::Bool(true));
     for key in PASS_THROUGH {

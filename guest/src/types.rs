@@ -13,6 +13,7 @@ pub struct RequestContext {
     pub message_id: Option<String>,
     pub task: Option<String>,
     pub openwebui_caller: bool,
+    pub cache_session_id: Option<String>,
     pub received_at_ms: u64,
 }
 
@@ -56,12 +57,21 @@ pub struct ToolCall {
     pub arguments_json: String,
 }
 
+/// A web source the answer cites.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Citation {
+    pub url: String,
+    pub title: String,
+    pub content: String,
+}
+
 /// Something to deliver to the caller, in order, as it happens.
 #[derive(Clone, Debug, PartialEq)]
 pub enum Event {
     TextDelta(String),
     ReasoningDelta(String),
     ToolCalls(Vec<ToolCall>),
+    Citation(Citation),
     Usage(Usage),
     OpenWebUiEvent(String),
     Finish(FinishReason),

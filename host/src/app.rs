@@ -41,6 +41,7 @@ pub struct App {
     pub metrics: Arc<Metrics>,
     pub admission: Admission,
     pub keys: ClientKeys,
+    pub identity: crate::server::context::IdentitySecrets,
     pub shutting_down: AtomicBool,
 }
 
@@ -152,6 +153,10 @@ impl AppBuilder {
         })?;
         Ok(Arc::new(App {
             keys: ClientKeys::new(config.pipe_api_keys()),
+            identity: crate::server::context::IdentitySecrets {
+                webui_secret: config.webui_secret_key().cloned(),
+                jwt_secret: config.user_jwt_secret().cloned(),
+            },
             admission: Admission::new(max_running, config.max_queued_requests()),
             config: Arc::new(config),
             runner,

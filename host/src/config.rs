@@ -307,6 +307,11 @@ impl Config {
         self.secrets.get("WEBUI_SECRET_KEY")
     }
 
+    /// `FORWARD_USER_INFO_HEADER_JWT_SECRET`, if set.
+    pub fn user_jwt_secret(&self) -> Option<&SecretString> {
+        self.secrets.get("FORWARD_USER_INFO_HEADER_JWT_SECRET")
+    }
+
     /// Client keys accepted by the front door; empty means no key is required.
     pub fn pipe_api_keys(&self) -> &[SecretString] {
         &self.pipe_api_keys

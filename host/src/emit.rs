@@ -20,6 +20,7 @@ pub fn event_bytes(e: &Event) -> usize {
             .iter()
             .map(|c| c.call_id.len() + c.name.len() + c.arguments_json.len())
             .sum(),
+        Event::Citation(c) => c.url.len() + c.title.len() + c.content.len(),
         Event::Usage(_) | Event::Finish(_) => 64,
         Event::Error(b) => b.message.len() + b.error_type.len() + b.error_id.len() + 64,
     }

@@ -102,7 +102,12 @@ pub struct HostState {
     cpu_ticks: u64,
     cpu_budget_ticks: u64,
     cpu_exceeded: bool,
+    /// The guest's stderr: its diagnostic lines, logged under the request's span afterwards.
+    stderr: wasmtime_wasi::p2::pipe::MemoryOutputPipe,
 }
+
+/// Most bytes of guest diagnostics kept per request; writes beyond fail (the guest ignores that).
+const GUEST_STDERR_BYTES: usize = 64 << 10;
 
 impl WasiView for HostState {
     fn ctx(&mut self) -> WasiCtxView<'_> {
@@ -219,7 +224,9 @@ impl Runner {
     }
 
     fn store(&self, request_id: &str, emit: EmitSink) -> Store<HostState> {
+        let stderr = wasmtime_wasi::p2::pipe::MemoryOutputPipe::new(GUEST_STDERR_BYTES);
         let mut wasi = WasiCtx::builder();
+        wasi.stderr(stderr.clone());
         if std::fs::create_dir_all(&self.parts.guest_dir).is_ok()
             && let Err(e) = wasi.preopened_dir(&self.parts.guest_dir, "/data", FsPerms::ReadWrite)
         {
@@ -244,6 +251,7 @@ impl Runner {
             cpu_ticks: 0,
             cpu_budget_ticks: ticks,
             cpu_exceeded: false,
+            stderr,
         };
         let mut store = Store::new(&self.parts.engine.engine, state);
         store.limiter(|s| &mut s.limiter);
@@ -260,6 +268,17 @@ impl Runner {
             Ok(UpdateDeadline::Yield(1))
         });
         store
+    }
+
+    /// Log what the guest wrote to stderr (one line each, under the current request span).
+    fn log_guest_output(store: &Store<HostState>) {
+        let bytes = store.data().stderr.contents();
+        for line in String::from_utf8_lossy(&bytes)
+            .lines()
+            .filter(|l| !l.trim().is_empty())
+        {
+            tracing::info!(target: "guest", "{}", line.chars().take(2000).collect::<String>());
+        }
     }
 
     fn failure(&self, store: &Store<HostState>, e: wasmtime::Error) -> GuestFailure {
@@ -314,6 +333,7 @@ impl Runner {
             .openwebui_responses_pipe_pipe()
             .call_chat(&mut store, settings, &ctx, &body)
             .await;
+        Self::log_guest_output(&store);
         result.map_err(|e| self.failure(&store, e))
     }
 

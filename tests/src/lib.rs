@@ -10,6 +10,7 @@
 
 pub mod catalog;
 pub mod scenarios;
+pub mod spec;
 
 use std::{
     collections::HashMap,
@@ -111,6 +112,8 @@ struct Shared {
     connections: AtomicU64,
     models_failing: AtomicBool,
     models_requests: AtomicU64,
+    /// Spec violations of the generation requests received, see [`spec`].
+    spec_violations: Mutex<Vec<String>>,
 }
 
 impl Shared {
@@ -118,6 +121,13 @@ impl Shared {
     /// list that no half-finished update can corrupt.
     fn requests(&self) -> MutexGuard<'_, Vec<RecordedRequest>> {
         self.requests.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    /// Same poisoning argument as [`Shared::requests`].
+    fn spec_violations(&self) -> MutexGuard<'_, Vec<String>> {
+        self.spec_violations
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
     }
 }
 
@@ -152,6 +162,7 @@ impl FakeOpenRouter {
             connections: AtomicU64::new(0),
             models_failing: AtomicBool::new(false),
             models_requests: AtomicU64::new(0),
+            spec_violations: Mutex::new(Vec::new()),
         });
         let counted = Arc::clone(&shared);
         let listener = listener.tap_io(move |stream| {
@@ -218,6 +229,14 @@ impl FakeOpenRouter {
     #[must_use]
     pub fn models_requests(&self) -> u64 {
         self.shared.models_requests.load(Ordering::Relaxed)
+    }
+
+    /// Every way a `POST /responses` or `/chat/completions` body received so far broke
+    /// OpenRouter's OpenAPI request schema, as `"<METHOD> <path>: <instance path>: <reason>"`.
+    /// Empty when every body conformed. Requests are checked whatever the fake answered them.
+    #[must_use]
+    pub fn spec_violations(&self) -> Vec<String> {
+        self.shared.spec_violations().clone()
     }
 }
 
@@ -292,7 +311,37 @@ async fn record(State(shared): State<Arc<Shared>>, request: Request, next: Next)
             "Request body too large (fake)",
         );
     }
+    if parts.method == Method::POST {
+        check_against_spec(&shared, &parts.method, parts.uri.path(), &body).await;
+    }
     next.run(Request::from_parts(parts, Body::from(body))).await
+}
+
+/// Validates a generation request body against the OpenAPI spec and keeps the violations.
+/// The first call compiles the spec (about a second in a debug build), so it runs on the
+/// blocking pool rather than stalling a single-threaded test runtime.
+async fn check_against_spec(shared: &Shared, method: &Method, path: &str, body: &Bytes) {
+    let Some(validate) = spec::validator_for_path(path) else {
+        return;
+    };
+    let owned = body.clone();
+    let outcome =
+        tokio::task::spawn_blocking(move || match serde_json::from_slice::<Value>(&owned) {
+            Ok(value) => validate(&value),
+            Err(parse) => Err(vec![format!("/: the body is not JSON: {parse}")]),
+        })
+        .await;
+    let messages = match outcome {
+        Ok(Ok(())) => return,
+        Ok(Err(messages)) => messages,
+        Err(join) => vec![format!("/: the validator did not finish: {join}")],
+    };
+    tracing::warn!(%path, count = messages.len(), "fake-openrouter: request breaks the OpenAPI spec");
+    shared.spec_violations().extend(
+        messages
+            .into_iter()
+            .map(|message| format!("{method} {path}: {message}")),
+    );
 }
 
 /// OpenRouter's answers to a missing or wrong key.
@@ -882,6 +931,58 @@ mod tests {
         assert!(
             refused,
             "the listener should close after the handle is dropped"
+        );
+    }
+
+    #[tokio::test]
+    async fn conforming_generation_requests_leave_no_spec_violation() {
+        let fake = FakeOpenRouter::start(FakeConfig::default()).await.unwrap();
+        let answer = post_responses(&fake, "fake/echo", "fine", false).await;
+        assert_eq!(answer.status, 200);
+        // Not a generation request: never validated.
+        exchange(&fake, "POST", "/api/v1/models", &[], "{").await;
+        assert_eq!(fake.spec_violations(), Vec::<String>::new());
+    }
+
+    #[tokio::test]
+    async fn spec_violations_name_the_request_path_and_the_offending_field() {
+        let fake = FakeOpenRouter::start(FakeConfig::default()).await.unwrap();
+        let body = json!({
+            "model": "fake/echo",
+            "user": null,
+            "input": [{ "type": "message", "role": "user", "content": [{ "type": "input_text", "text": "x" }] }],
+        });
+        exchange(&fake, "POST", "/api/v1/responses", &[], &body.to_string()).await;
+        // The fake has no chat route (404), but what was sent is still checked.
+        let chat =
+            json!({ "model": "fake/echo", "messages": [{ "role": "tool", "content": "x" }] });
+        exchange(
+            &fake,
+            "POST",
+            "/api/v1/chat/completions",
+            &[],
+            &chat.to_string(),
+        )
+        .await;
+        exchange(&fake, "POST", "/api/v1/responses", &[], "{oops").await;
+        let violations = fake.spec_violations();
+        assert!(
+            violations
+                .iter()
+                .any(|v| v.starts_with("POST /api/v1/responses: /user:")),
+            "{violations:?}"
+        );
+        assert!(
+            violations
+                .iter()
+                .any(|v| v.starts_with("POST /api/v1/chat/completions: /messages/0")),
+            "{violations:?}"
+        );
+        assert!(
+            violations
+                .iter()
+                .any(|v| v.contains("the body is not JSON")),
+            "{violations:?}"
         );
     }
 }

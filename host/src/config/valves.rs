@@ -531,6 +531,9 @@ pub static VALVES: &[ValveSpec] = &[
     // Open WebUI's own secret, which the reference reads from the environment to derive its
     // valve encryption key and the HMAC behind `SEND_CACHE_SESSION_ID`. Not a valve there.
     host(secret("WEBUI_SECRET_KEY")),
+    // Open WebUI's `FORWARD_USER_INFO_HEADER_JWT_SECRET`: when set, identity comes from a verified
+    // `X-OpenWebUI-User-Jwt` (HS256) and the plain identity headers are ignored.
+    host(secret("FORWARD_USER_INFO_HEADER_JWT_SECRET")),
     // Host settings.
     // Client keys for the front door, comma-separated; empty means the front door is open.
     host(secret("PIPE_API_KEYS")),

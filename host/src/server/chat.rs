@@ -106,6 +106,7 @@ async fn run(app: Arc<App>, req: Request, id: &str) -> Result<Response, ApiError
         id,
         app.config.openwebui_events(),
         received_at_ms,
+        &app.identity,
     );
     let openwebui = ctx.openwebui_caller;
     let (sink, mut rx) = crate::emit::channel();

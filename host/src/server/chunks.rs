@@ -4,7 +4,7 @@
 //! OPENWEBUI.md §A.8). Open WebUI UI events are written as `{"event":{...}}` lines only for Open
 //! WebUI callers, so other OpenAI clients get a clean stream.
 
-use crate::bindings::types::{ErrorBody, Event, FinishReason, ToolCall, Usage};
+use crate::bindings::types::{Citation, ErrorBody, Event, FinishReason, ToolCall, Usage};
 use serde_json::{Value, json};
 
 /// The OpenAI `finish_reason` string.
@@ -43,6 +43,14 @@ pub fn error_json(e: &ErrorBody, request_id: &str) -> Value {
             "error_id": e.error_id,
             "request_id": request_id,
         }
+    })
+}
+
+/// An OpenAI `url_citation` annotation.
+fn annotation_json(c: &Citation) -> Value {
+    json!({
+        "type": "url_citation",
+        "url_citation": { "url": c.url, "title": c.title, "content": c.content },
     })
 }
 
@@ -116,6 +124,10 @@ impl ChunkEncoder {
                 self.delta("tool_calls", tool_calls_json(&calls))
                     .to_string(),
             ],
+            Event::Citation(c) => vec![
+                self.delta("annotations", json!([annotation_json(&c)]))
+                    .to_string(),
+            ],
             Event::Usage(u) => {
                 self.usage = Some(u);
                 vec![]
@@ -166,6 +178,7 @@ pub struct Collector {
     pub content: String,
     pub reasoning: String,
     pub tool_calls: Vec<ToolCall>,
+    pub citations: Vec<Citation>,
     pub usage: Option<Usage>,
     pub finish: Option<FinishReason>,
     pub error: Option<ErrorBody>,
@@ -177,6 +190,7 @@ impl Collector {
             Event::TextDelta(s) => self.content.push_str(&s),
             Event::ReasoningDelta(s) => self.reasoning.push_str(&s),
             Event::ToolCalls(calls) => self.tool_calls.extend(calls),
+            Event::Citation(c) => self.citations.push(c),
             Event::Usage(u) => self.usage = Some(u),
             Event::OpenwebuiEvent(_) => {}
             Event::Finish(f) => self.finish = Some(f),
@@ -194,6 +208,12 @@ impl Collector {
         if let Some(obj) = message.as_object_mut() {
             if !self.reasoning.is_empty() {
                 obj.insert("reasoning".into(), json!(self.reasoning));
+            }
+            if !self.citations.is_empty() {
+                obj.insert(
+                    "annotations".into(),
+                    Value::Array(self.citations.iter().map(annotation_json).collect()),
+                );
             }
             if !self.tool_calls.is_empty() {
                 obj.insert("tool_calls".into(), tool_calls_json(&self.tool_calls));

@@ -3,9 +3,11 @@
 //! length-capped and percent-decoded (Open WebUI URL-quotes the user name); the guest never sees
 //! raw headers.
 
+use super::identity::{cache_session_id, verify_user_jwt};
 use crate::bindings::types::RequestContext;
 use crate::config::OpenWebUiEvents;
 use axum::http::HeaderMap;
+use secrecy::SecretString;
 
 /// Longest identity header value passed on.
 const MAX_HEADER_CHARS: usize = 512;
@@ -56,29 +58,66 @@ fn percent_decode(s: &str) -> String {
     String::from_utf8_lossy(&out).into_owned()
 }
 
+/// The host-held secrets identity handling needs.
+#[derive(Default)]
+pub struct IdentitySecrets {
+    /// `WEBUI_SECRET_KEY`: keys the cache session id.
+    pub webui_secret: Option<SecretString>,
+    /// `FORWARD_USER_INFO_HEADER_JWT_SECRET`: when set, only a verified user JWT identifies the user.
+    pub jwt_secret: Option<SecretString>,
+}
+
 /// Build the guest's request context from the front-door headers.
 pub fn request_context(
     headers: &HeaderMap,
     request_id: &str,
     events: OpenWebUiEvents,
     received_at_ms: u64,
+    secrets: &IdentitySecrets,
 ) -> RequestContext {
-    let user_id = header(headers, "x-openwebui-user-id");
-    let user_email = header(headers, "x-openwebui-user-email");
-    let user_name = header(headers, "x-openwebui-user-name");
-    let user_role = header(headers, "x-openwebui-user-role");
+    let (user_id, user_email, user_name, user_role) = match &secrets.jwt_secret {
+        Some(secret) => match headers
+            .get("x-openwebui-user-jwt")
+            .and_then(|v| v.to_str().ok())
+        {
+            Some(token) => match verify_user_jwt(token, secret, received_at_ms / 1000) {
+                Ok(c) => {
+                    let cap = |v: Option<String>| {
+                        v.map(|s| s.chars().take(MAX_HEADER_CHARS).collect::<String>())
+                    };
+                    (cap(c.sub), cap(c.email), cap(c.name), cap(c.role))
+                }
+                Err(e) => {
+                    tracing::warn!(error.type = "user_jwt_rejected", reason = %e, "ignoring the forwarded user token");
+                    (None, None, None, None)
+                }
+            },
+            None => (None, None, None, None),
+        },
+        None => (
+            header(headers, "x-openwebui-user-id"),
+            header(headers, "x-openwebui-user-email"),
+            header(headers, "x-openwebui-user-name"),
+            header(headers, "x-openwebui-user-role"),
+        ),
+    };
     let forwarded = user_id.is_some()
         || user_email.is_some()
         || user_name.is_some()
         || headers.contains_key("x-openwebui-user-jwt")
         || headers.contains_key("x-openwebui-chat-id");
+    let chat_id = header(headers, "x-openwebui-chat-id");
+    let cache_session_id = match (&secrets.webui_secret, &chat_id) {
+        (Some(secret), Some(chat)) => cache_session_id(secret, chat),
+        _ => None,
+    };
     RequestContext {
         request_id: request_id.to_string(),
         user_id,
         user_email,
         user_name,
         user_role,
-        chat_id: header(headers, "x-openwebui-chat-id"),
+        chat_id,
         message_id: header(headers, "x-openwebui-message-id"),
         task: header(headers, "x-openwebui-task"),
         openwebui_caller: match events {
@@ -86,6 +125,7 @@ pub fn request_context(
             OpenWebUiEvents::Never => false,
             OpenWebUiEvents::Auto => forwarded,
         },
+        cache_session_id,
         received_at_ms,
     }
 }
@@ -105,12 +145,24 @@ mod tests {
         h.insert("x-openwebui-user-id", HeaderValue::from_static("u1"));
         h.insert("x-openwebui-chat-id", HeaderValue::from_static("c1"));
         h.insert("x-openwebui-task", HeaderValue::from_static(""));
-        let c = request_context(&h, "r", OpenWebUiEvents::Auto, 5);
+        let c = request_context(
+            &h,
+            "r",
+            OpenWebUiEvents::Auto,
+            5,
+            &IdentitySecrets::default(),
+        );
         assert_eq!(c.user_name.as_deref(), Some("Ada Lovelace"));
         assert_eq!(c.chat_id.as_deref(), Some("c1"));
         assert_eq!(c.task, None, "an empty task header means no task");
         assert!(c.openwebui_caller);
-        let plain = request_context(&HeaderMap::new(), "r", OpenWebUiEvents::Auto, 5);
+        let plain = request_context(
+            &HeaderMap::new(),
+            "r",
+            OpenWebUiEvents::Auto,
+            5,
+            &IdentitySecrets::default(),
+        );
         assert!(!plain.openwebui_caller);
     }
 

@@ -8,6 +8,7 @@ mod chat;
 pub mod chunks;
 pub mod context;
 pub mod error;
+pub mod identity;
 
 use crate::app::App;
 use axum::Router;

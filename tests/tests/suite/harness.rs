@@ -59,6 +59,14 @@ pub struct Harness {
 
 impl Drop for Harness {
     fn drop(&mut self) {
+        // Every body the host sent to OpenRouter must satisfy OpenRouter's own OpenAPI schema.
+        let violations = self.fake.spec_violations();
+        if !violations.is_empty() && !std::thread::panicking() {
+            panic!(
+                "request bodies that break OpenRouter's spec:\n{}",
+                violations.join("\n")
+            );
+        }
         if let Some(stop) = self.stop.take() {
             let _ = stop.send(());
         }

@@ -1,0 +1,560 @@
+//! Which OpenRouter endpoint serves a request (`/responses` or `/chat/completions`), and whether a
+//! failed `/responses` call looks like "this model does not do /responses" so the request may be
+//! replayed on `/chat/completions` (REFERENCE.md §2.3). Pure functions over the endpoint valves;
+//! the caller decides when a fallback is still allowed (only before any visible output).
+
+use crate::errors;
+use serde::Deserialize;
+use serde_json::Value;
+
+/// The endpoint valves (names as in REFERENCE.md §3), read from the same settings document the
+/// host hands to every call; unknown keys are ignored, missing keys take the reference defaults.
+#[derive(Clone, Debug, PartialEq, Eq, Deserialize)]
+#[serde(default, rename_all = "SCREAMING_SNAKE_CASE")]
+pub struct EndpointSettings {
+    /// `responses` or `chat_completions`.
+    pub default_llm_endpoint: String,
+    /// Comma-separated globs of models always sent to `/chat/completions`.
+    pub force_chat_completions_models: String,
+    /// Comma-separated globs of models always sent to `/responses` (wins over the chat list).
+    pub force_responses_models: String,
+    /// Replay on `/chat/completions` when `/responses` is unsupported before visible output.
+    pub auto_fallback_chat_completions: bool,
+}
+
+impl Default for EndpointSettings {
+    fn default() -> Self {
+        EndpointSettings {
+            default_llm_endpoint: "responses".to_string(),
+            force_chat_completions_models: String::new(),
+            force_responses_models: String::new(),
+            auto_fallback_chat_completions: true,
+        }
+    }
+}
+
+impl EndpointSettings {
+    /// Parse the host's settings document (the same JSON `settings::Settings` reads).
+    pub fn parse(json: &str) -> Result<EndpointSettings, serde_json::Error> {
+        if json.trim().is_empty() {
+            return Ok(EndpointSettings::default());
+        }
+        serde_json::from_str(json)
+    }
+
+    /// The configured default. The host validates the value; anything that is not the chat
+    /// endpoint's name means `/responses`, the reference default.
+    pub fn default_endpoint(&self) -> Endpoint {
+        if self
+            .default_llm_endpoint
+            .trim()
+            .eq_ignore_ascii_case("chat_completions")
+        {
+            Endpoint::ChatCompletions
+        } else {
+            Endpoint::Responses
+        }
+    }
+}
+
+/// An OpenRouter generation endpoint.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Endpoint {
+    Responses,
+    ChatCompletions,
+}
+
+impl Endpoint {
+    /// The path below `BASE_URL`.
+    pub fn path(self) -> &'static str {
+        match self {
+            Endpoint::Responses => "/responses",
+            Endpoint::ChatCompletions => "/chat/completions",
+        }
+    }
+}
+
+/// The outcome of endpoint selection.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Choice {
+    /// Send the request here.
+    Use(Endpoint),
+    /// The request needs `required` (a preset, a video upload) but a force-list pins the model
+    /// to `forced`; the caller answers with `ENDPOINT_OVERRIDE_CONFLICT_TEMPLATE`.
+    Conflict {
+        required: Endpoint,
+        forced: Endpoint,
+    },
+}
+
+/// Pick the endpoint for `model_id`. `body_has_preset`: the body carries an OpenRouter `preset`;
+/// `needs_chat`: the request has something only `/chat/completions` accepts (e.g. a video).
+pub fn choose(
+    settings: &EndpointSettings,
+    model_id: &str,
+    body_has_preset: bool,
+    needs_chat: bool,
+) -> Choice {
+    let pinned_responses = list_matches(&settings.force_responses_models, model_id);
+    let pinned_chat =
+        !pinned_responses && list_matches(&settings.force_chat_completions_models, model_id);
+    if body_has_preset || needs_chat {
+        if pinned_responses {
+            return Choice::Conflict {
+                required: Endpoint::ChatCompletions,
+                forced: Endpoint::Responses,
+            };
+        }
+        return Choice::Use(Endpoint::ChatCompletions);
+    }
+    if pinned_responses {
+        Choice::Use(Endpoint::Responses)
+    } else if pinned_chat {
+        Choice::Use(Endpoint::ChatCompletions)
+    } else {
+        Choice::Use(settings.default_endpoint())
+    }
+}
+
+/// Whether any glob of a comma-separated list matches the model id in its slash form (`a/b`) or
+/// its dotted form (`a.b`, how Open WebUI spells pipe model ids), so operators can paste either.
+fn list_matches(list: &str, model_id: &str) -> bool {
+    let model_id = model_id.trim();
+    if model_id.is_empty() {
+        return false;
+    }
+    let (slash, dotted) = if model_id.contains('/') {
+        (model_id.to_string(), model_id.replace('/', "."))
+    } else {
+        // Only the first dot separates the author; later dots belong to the slug (`gpt-4.1`).
+        (model_id.replacen('.', "/", 1), model_id.to_string())
+    };
+    list.split(',')
+        .map(str::trim)
+        .filter(|p| !p.is_empty())
+        .any(|p| glob_match(p, &slash) || glob_match(p, &dotted))
+}
+
+/// One pattern element; every element but `Star` consumes exactly one character.
+#[derive(Debug)]
+enum Token {
+    Star,
+    AnyChar,
+    Literal(char),
+    Class {
+        negated: bool,
+        ranges: Vec<(char, char)>,
+    },
+}
+
+/// Split a glob into tokens with Python `fnmatch` rules: `[!...]` negates, a `]` right after the
+/// opening `[` (or `[!`) is literal, a `-` at either end of a set is literal, and a `[` without
+/// a closing `]` is an ordinary character.
+fn tokenize(pattern: &str) -> Vec<Token> {
+    let chars: Vec<char> = pattern.chars().collect();
+    let mut tokens = Vec::new();
+    let mut i = 0;
+    while i < chars.len() {
+        match chars[i] {
+            '*' => {
+                // Consecutive stars mean the same as one; collapsing keeps matching linear.
+                if !matches!(tokens.last(), Some(Token::Star)) {
+                    tokens.push(Token::Star);
+                }
+                i += 1;
+            }
+            '?' => {
+                tokens.push(Token::AnyChar);
+                i += 1;
+            }
+            '[' => match parse_class(&chars, i + 1) {
+                Some((token, next)) => {
+                    tokens.push(token);
+                    i = next;
+                }
+                None => {
+                    tokens.push(Token::Literal('['));
+                    i += 1;
+                }
+            },
+            c => {
+                tokens.push(Token::Literal(c));
+                i += 1;
+            }
+        }
+    }
+    tokens
+}
+
+/// Parse a set starting just after `[`; returns the token and the index after `]`.
+fn parse_class(chars: &[char], start: usize) -> Option<(Token, usize)> {
+    let mut i = start;
+    let negated = chars.get(i) == Some(&'!');
+    if negated {
+        i += 1;
+    }
+    let body_start = i;
+    // The first character of the body may be `]` without closing the set.
+    if chars.get(i) == Some(&']') {
+        i += 1;
+    }
+    while i < chars.len() && chars[i] != ']' {
+        i += 1;
+    }
+    if i >= chars.len() {
+        return None;
+    }
+    let body = &chars[body_start..i];
+    let mut ranges = Vec::new();
+    let mut j = 0;
+    while j < body.len() {
+        if j + 2 < body.len() && body[j + 1] == '-' {
+            ranges.push((body[j], body[j + 2]));
+            j += 3;
+        } else {
+            ranges.push((body[j], body[j]));
+            j += 1;
+        }
+    }
+    Some((Token::Class { negated, ranges }, i + 1))
+}
+
+fn token_matches(token: &Token, c: char) -> bool {
+    match token {
+        Token::Star | Token::AnyChar => true,
+        Token::Literal(l) => *l == c,
+        Token::Class { negated, ranges } => {
+            ranges.iter().any(|(lo, hi)| *lo <= c && c <= *hi) != *negated
+        }
+    }
+}
+
+/// Shell-style wildcard match with Python `fnmatch.fnmatchcase` semantics: `*` any run (slashes
+/// included), `?` one character, `[...]`/`[!...]` sets with ranges; case-sensitive.
+pub fn glob_match(pattern: &str, text: &str) -> bool {
+    let tokens = tokenize(pattern);
+    let text: Vec<char> = text.chars().collect();
+    let (mut p, mut t) = (0usize, 0usize);
+    // Where the last `*` was and how much text it has swallowed so far, for backtracking. With
+    // single-character tokens, retrying only the last star is enough (classic wildcard matching).
+    let mut star: Option<(usize, usize)> = None;
+    while t < text.len() {
+        match tokens.get(p) {
+            Some(Token::Star) => {
+                star = Some((p, t));
+                p += 1;
+            }
+            Some(tok) if token_matches(tok, text[t]) => {
+                p += 1;
+                t += 1;
+            }
+            _ => match star {
+                Some((sp, st)) => {
+                    p = sp + 1;
+                    t = st + 1;
+                    star = Some((sp, st + 1));
+                }
+                None => return false,
+            },
+        }
+    }
+    tokens[p..].iter().all(|tok| matches!(tok, Token::Star))
+}
+
+/// OpenRouter error codes that say the model or provider does not serve `/responses`.
+const UNSUPPORTED_CODES: [&str; 4] = [
+    "unsupported_endpoint",
+    "unsupported_feature",
+    "endpoint_not_supported",
+    "responses_not_supported",
+];
+
+/// Whether a failed `/responses` answer looks like "use `/chat/completions` instead"
+/// (REFERENCE.md §2.3): an unsupported-endpoint error code, a message saying responses are not
+/// supported, a message naming `chat/completions`, or one naming a Responses transport
+/// (`openai-responses-v1`, `xai-responses-v1`). Authentication, credit, timeout and rate-limit
+/// statuses never qualify: replaying elsewhere cannot fix them, and their messages may quote URLs.
+pub fn looks_unsupported(status: u16, body: &[u8]) -> bool {
+    if status < 400 || matches!(status, 401 | 402 | 408 | 429) {
+        return false;
+    }
+    let parsed = errors::parse_openrouter_error(body);
+    let json = serde_json::from_slice::<Value>(body).ok();
+    let err = json.as_ref().map(|v| v.get("error").unwrap_or(v));
+    let code_at = |pointer: &str| {
+        err.and_then(|e| e.pointer(pointer))
+            .and_then(Value::as_str)
+            .map(str::to_ascii_lowercase)
+    };
+    let codes = [
+        parsed.code.as_deref().map(str::to_ascii_lowercase),
+        code_at("/type"),
+        code_at("/metadata/error_type"),
+    ];
+    if codes
+        .iter()
+        .flatten()
+        .any(|c| UNSUPPORTED_CODES.contains(&c.as_str()))
+    {
+        return true;
+    }
+    [parsed.message, parsed.upstream_message]
+        .iter()
+        .flatten()
+        .any(|m| message_says_unsupported(&m.to_ascii_lowercase()))
+}
+
+fn message_says_unsupported(message: &str) -> bool {
+    let denies = ["not supported", "unsupported", "does not support"]
+        .iter()
+        .any(|d| message.contains(d));
+    (message.contains("response") && denies)
+        || message.contains("chat/completions")
+        || message.contains("openai-responses-v1")
+        || message.contains("xai-responses-v1")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn settings(chat: &str, responses: &str) -> EndpointSettings {
+        EndpointSettings {
+            force_chat_completions_models: chat.into(),
+            force_responses_models: responses.into(),
+            ..EndpointSettings::default()
+        }
+    }
+
+    #[test]
+    fn globs_follow_fnmatch_rules() {
+        let table: &[(&str, &str, bool)] = &[
+            ("openai/*", "openai/gpt-4o", true),
+            ("openai/*", "anthropic/claude", false),
+            ("*", "", true),
+            ("", "", true),
+            ("", "a", false),
+            ("a*b*c", "aXXbYYc", true),
+            ("a*b*c", "aXXbYY", false),
+            ("*gpt*", "openai/gpt-4o-mini", true),
+            ("gpt-?o", "gpt-4o", true),
+            ("gpt-?o", "gpt-4", false),
+            ("gpt-[45]o", "gpt-4o", true),
+            ("gpt-[45]o", "gpt-3o", false),
+            ("gpt-[!45]o", "gpt-3o", true),
+            ("gpt-[!45]o", "gpt-4o", false),
+            ("v[0-9]", "v7", true),
+            ("v[0-9]", "vx", false),
+            ("[]]x", "]x", true),
+            ("[a-]", "-", true),
+            ("a[b", "a[b", true),
+            ("a[b", "ab", false),
+            ("OpenAI/*", "openai/gpt-4o", false),
+            ("*.gpt-4.1", "openai.gpt-4.1", true),
+            ("a**b", "ab", true),
+            ("*a", "bbbbbbbbbbbbbbbbbbbba", true),
+            ("*a*a*a*a*b", "aaaaaaaaaaaaaaaaaaaaaaaaaaaaaa", false),
+        ];
+        for (pattern, text, want) in table {
+            assert_eq!(glob_match(pattern, text), *want, "{pattern:?} vs {text:?}");
+        }
+    }
+
+    #[test]
+    fn the_default_endpoint_applies_when_no_list_matches() {
+        let s = EndpointSettings::default();
+        assert_eq!(
+            choose(&s, "openai/gpt-4o", false, false),
+            Choice::Use(Endpoint::Responses)
+        );
+        let s = EndpointSettings {
+            default_llm_endpoint: "chat_completions".into(),
+            ..EndpointSettings::default()
+        };
+        assert_eq!(
+            choose(&s, "openai/gpt-4o", false, false),
+            Choice::Use(Endpoint::ChatCompletions)
+        );
+    }
+
+    #[test]
+    fn force_lists_match_slash_and_dotted_forms_and_responses_wins() {
+        let table: &[(&str, &str, &str, Endpoint)] = &[
+            // (chat list, responses list, model id, expected)
+            ("openai/*", "", "openai/gpt-4o", Endpoint::ChatCompletions),
+            ("openai.*", "", "openai/gpt-4o", Endpoint::ChatCompletions),
+            ("openai/*", "", "openai.gpt-4.1", Endpoint::ChatCompletions),
+            (
+                "x/y, openai/gpt-4*",
+                "",
+                "openai/gpt-4o",
+                Endpoint::ChatCompletions,
+            ),
+            (
+                "openai/*",
+                "openai/gpt-4o",
+                "openai/gpt-4o",
+                Endpoint::Responses,
+            ),
+            ("*", "*", "openai/gpt-4o", Endpoint::Responses),
+            ("OpenAI/*", "", "openai/gpt-4o", Endpoint::Responses),
+            // Router aliases start with `~`, so an author glob does not catch them.
+            (
+                "anthropic/*",
+                "",
+                "~anthropic/claude-sonnet-latest",
+                Endpoint::Responses,
+            ),
+            (
+                "~anthropic/*",
+                "",
+                "~anthropic/claude-sonnet-latest",
+                Endpoint::ChatCompletions,
+            ),
+            (" , ,", "", "openai/gpt-4o", Endpoint::Responses),
+        ];
+        for (chat, responses, model, want) in table {
+            assert_eq!(
+                choose(&settings(chat, responses), model, false, false),
+                Choice::Use(*want),
+                "chat={chat:?} responses={responses:?} model={model:?}"
+            );
+        }
+    }
+
+    #[test]
+    fn presets_and_chat_only_inputs_force_chat_unless_pinned_to_responses() {
+        let s = settings("", "");
+        assert_eq!(
+            choose(&s, "openai/gpt-4o", true, false),
+            Choice::Use(Endpoint::ChatCompletions)
+        );
+        assert_eq!(
+            choose(&s, "openai/gpt-4o", false, true),
+            Choice::Use(Endpoint::ChatCompletions)
+        );
+        let pinned = settings("", "openai/*");
+        let conflict = Choice::Conflict {
+            required: Endpoint::ChatCompletions,
+            forced: Endpoint::Responses,
+        };
+        assert_eq!(choose(&pinned, "openai/gpt-4o", true, false), conflict);
+        assert_eq!(choose(&pinned, "openai/gpt-4o", false, true), conflict);
+        assert_eq!(
+            choose(&pinned, "google/gemini", false, true),
+            Choice::Use(Endpoint::ChatCompletions)
+        );
+    }
+
+    #[test]
+    fn settings_parse_with_reference_defaults() {
+        let s = EndpointSettings::parse(r#"{"FORCE_RESPONSES_MODELS":"a/*","OTHER":1}"#).unwrap();
+        assert_eq!(s.force_responses_models, "a/*");
+        assert!(s.auto_fallback_chat_completions);
+        assert_eq!(s.default_endpoint(), Endpoint::Responses);
+        assert_eq!(
+            EndpointSettings::parse("").unwrap(),
+            EndpointSettings::default()
+        );
+        let s = EndpointSettings::parse(
+            r#"{"DEFAULT_LLM_ENDPOINT":"chat_completions","AUTO_FALLBACK_CHAT_COMPLETIONS":false}"#,
+        )
+        .unwrap();
+        assert_eq!(s.default_endpoint(), Endpoint::ChatCompletions);
+        assert!(!s.auto_fallback_chat_completions);
+        assert_eq!(Endpoint::ChatCompletions.path(), "/chat/completions");
+    }
+
+    #[test]
+    fn unsupported_endpoint_errors_are_recognised() {
+        let table: &[(u16, &str, bool)] = &[
+            (400, r#"{"error":{"code":"unsupported_endpoint"}}"#, true),
+            (
+                400,
+                r#"{"error":{"code":"unsupported_feature","message":"x"}}"#,
+                true,
+            ),
+            (404, r#"{"error":{"code":"endpoint_not_supported"}}"#, true),
+            (400, r#"{"error":{"code":"RESPONSES_NOT_SUPPORTED"}}"#, true),
+            (
+                400,
+                r#"{"error":{"code":400,"message":"x","metadata":{"error_type":"unsupported_endpoint"}}}"#,
+                true,
+            ),
+            (
+                400,
+                r#"{"error":{"code":400,"message":"The Responses API is not supported for this model"}}"#,
+                true,
+            ),
+            (
+                400,
+                r#"{"error":{"code":400,"message":"This provider does not support responses"}}"#,
+                true,
+            ),
+            (
+                404,
+                r#"{"error":{"code":404,"message":"Response format unsupported here"}}"#,
+                true,
+            ),
+            (
+                400,
+                r#"{"error":{"code":400,"message":"Use /chat/completions for this model"}}"#,
+                true,
+            ),
+            (
+                404,
+                r#"{"error":{"code":404,"message":"No endpoints found for transport openai-responses-v1"}}"#,
+                true,
+            ),
+            (
+                400,
+                r#"{"error":{"message":"xai-responses-v1 failed"}}"#,
+                true,
+            ),
+            // The provider's own message inside `metadata.raw` counts too.
+            (
+                400,
+                r#"{"error":{"code":400,"message":"Provider returned error","metadata":{"raw":"{\"error\":{\"message\":\"responses endpoint not supported\"}}"}}}"#,
+                true,
+            ),
+            (500, "Responses are not supported by this upstream", true),
+            // Not about the endpoint.
+            (
+                400,
+                r#"{"error":{"code":400,"message":"Invalid input"}}"#,
+                false,
+            ),
+            (
+                400,
+                r#"{"error":{"code":400,"message":"Image input is not supported"}}"#,
+                false,
+            ),
+            (
+                400,
+                r#"{"error":{"code":400,"message":"response too long"}}"#,
+                false,
+            ),
+            (
+                502,
+                r#"{"error":{"code":502,"message":"Provider returned error"}}"#,
+                false,
+            ),
+            (400, "", false),
+            // Statuses a different endpoint cannot fix.
+            (429, r#"{"error":{"code":"unsupported_endpoint"}}"#, false),
+            (
+                401,
+                r#"{"error":{"message":"bad key for /chat/completions"}}"#,
+                false,
+            ),
+            (200, r#"{"error":{"code":"unsupported_endpoint"}}"#, false),
+        ];
+        for (status, body, want) in table {
+            assert_eq!(
+                looks_unsupported(*status, body.as_bytes()),
+                *want,
+                "{status} {body}"
+            );
+        }
+    }
+}
