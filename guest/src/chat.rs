@@ -45,6 +45,10 @@ const THINKING_STAGES: [&str; 5] = [
     "Almost there…",
 ];
 
+/// The status line shown when a request moves to `/chat/completions`.
+const FALLBACK_NOTICE: &str =
+    "This model does not support the Responses API here; using Chat Completions instead";
+
 /// The capabilities one chat needs.
 pub struct Pipe<'a, U, K, E, V> {
     pub settings: &'a Settings,
@@ -410,15 +414,10 @@ impl<U: Upstream, K: Kv, E: Emit, V: Env> Pipe<'_, U, K, E, V> {
                     self.status(ctx, &note, false);
                     continue;
                 }
-                if endpoint == Endpoint::Responses
-                    && self.settings.endpoint.auto_fallback_chat_completions
-                    && !recoveries.fallback
-                    && endpoint::looks_unsupported(response.status, &bytes)
-                {
-                    recoveries.fallback = true;
+                if self.may_fall_back(endpoint, &mut recoveries, response.status, &bytes) {
                     endpoint = Endpoint::ChatCompletions;
                     built = self.build(endpoint, &request, &model, &identity)?;
-                    self.status(ctx, "This model does not support the Responses API here; using Chat Completions instead", false);
+                    self.status(ctx, FALLBACK_NOTICE, false);
                     continue;
                 }
                 let body = errors::from_status(
@@ -490,15 +489,10 @@ impl<U: Upstream, K: Kv, E: Emit, V: Env> Pipe<'_, U, K, E, V> {
                     error,
                 } => {
                     let raw = serde_json::json!({"error": {"message": error.message, "code": error.code}}).to_string();
-                    if endpoint == Endpoint::Responses
-                        && self.settings.endpoint.auto_fallback_chat_completions
-                        && !recoveries.fallback
-                        && endpoint::looks_unsupported(400, raw.as_bytes())
-                    {
-                        recoveries.fallback = true;
+                    if self.may_fall_back(endpoint, &mut recoveries, 400, raw.as_bytes()) {
                         endpoint = Endpoint::ChatCompletions;
                         built = self.build(endpoint, &request, &model, &identity)?;
-                        self.status(ctx, "This model does not support the Responses API here; using Chat Completions instead", false);
+                        self.status(ctx, FALLBACK_NOTICE, false);
                         continue;
                     }
                     let status = error.http_status;
@@ -519,6 +513,23 @@ impl<U: Upstream, K: Kv, E: Emit, V: Env> Pipe<'_, U, K, E, V> {
                 } => return self.fail_midway(ctx, true, error),
             }
         }
+    }
+
+    /// Whether a `/responses` failure (before any output) should be replayed on
+    /// `/chat/completions`; marks the one-shot fallback as used when it says yes.
+    fn may_fall_back(
+        &self,
+        endpoint: Endpoint,
+        rec: &mut Recoveries,
+        status: u16,
+        body: &[u8],
+    ) -> bool {
+        let yes = endpoint == Endpoint::Responses
+            && self.settings.endpoint.auto_fallback_chat_completions
+            && !rec.fallback
+            && endpoint::looks_unsupported(status, body);
+        rec.fallback |= yes;
+        yes
     }
 
     /// After visible output: Open WebUI callers get the interrupted template appended to the
@@ -902,8 +913,7 @@ impl<U: Upstream, K: Kv, E: Emit, V: Env> Pipe<'_, U, K, E, V> {
                                 return RelayEnd::CallerGone;
                             }
                             co.text.push_str(&t);
-                            if (co.limit == 0 || co.text.len() >= co.limit)
-                                && !self.flush(&mut co)
+                            if (co.limit == 0 || co.text.len() >= co.limit) && !self.flush(&mut co)
                             {
                                 return RelayEnd::CallerGone;
                             }
