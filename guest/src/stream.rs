@@ -34,6 +34,24 @@ pub struct ResponsesStream {
     last_reasoning_part: Option<(String, i64)>,
     /// Cited URLs already emitted (cleaned), to emit each source once.
     cited: Vec<String>,
+    /// Whether "Responding to the user…" was announced.
+    responding: bool,
+}
+
+/// The status line for a server-side tool item starting (OpenRouter's `openrouter:*` tools and
+/// the OpenAI-style search items).
+pub fn server_tool_label(item_type: &str) -> Option<&'static str> {
+    Some(match item_type.trim_start_matches("openrouter:") {
+        "web_search" | "web_search_call" => "Searching the web…",
+        "web_fetch" => "Reading a web page…",
+        "datetime" => "Checking the date and time…",
+        "advisor" => "Consulting an advisor model…",
+        "subagent" => "Running a sub-agent…",
+        "image_generation" | "image_generation_call" => "Generating an image…",
+        "file_search_call" => "Searching files…",
+        "search_models" => "Searching the model catalog…",
+        _ => return None,
+    })
 }
 
 /// A `url_citation` annotation in either shape (flat, or nested under `url_citation`).
@@ -176,7 +194,46 @@ impl ResponsesStream {
                 }
                 Step::Continue
             }
+            "response.output_item.added" => {
+                let item_type = event
+                    .pointer("/item/type")
+                    .and_then(Value::as_str)
+                    .unwrap_or("");
+                if item_type == "message" && !self.responding {
+                    self.responding = true;
+                    emit(Event::OpenWebUiEvent(crate::owui_events::status(
+                        "Responding to the user…",
+                        false,
+                        false,
+                    )));
+                } else if let Some(label) = server_tool_label(item_type) {
+                    emit(Event::OpenWebUiEvent(crate::owui_events::status(
+                        label, false, false,
+                    )));
+                }
+                Step::Continue
+            }
             "response.output_item.done" => {
+                if event.pointer("/item/type").and_then(Value::as_str) == Some("web_search_call") {
+                    let action = event.pointer("/item/action");
+                    let query = action.and_then(|a| a.get("query")).and_then(Value::as_str);
+                    let url = action.and_then(|a| a.get("url")).and_then(Value::as_str);
+                    let line = match (query, url) {
+                        (Some(q), _) => Some(format!(
+                            "Searched the web for “{}”",
+                            q.chars().take(120).collect::<String>()
+                        )),
+                        (None, Some(u)) => {
+                            Some(format!("Opened {}", crate::owui_events::host_of(u)))
+                        }
+                        _ => None,
+                    };
+                    if let Some(line) = line {
+                        emit(Event::OpenWebUiEvent(crate::owui_events::status(
+                            &line, false, false,
+                        )));
+                    }
+                }
                 let annotations = event
                     .pointer("/item/content")
                     .and_then(Value::as_array)
@@ -286,6 +343,28 @@ mod tests {
         assert_eq!(cites.len(), 2);
         assert_eq!(cites[0].url, "https://ex.com/a");
         assert_eq!(cites[1].title, "B");
+    }
+
+    #[test]
+    fn server_tools_and_the_answer_start_are_announced_as_statuses() {
+        let (events, _, _) = run(&[
+            r#"{"type":"response.output_item.added","item":{"type":"openrouter:web_search"}}"#,
+            r#"{"type":"response.output_item.done","item":{"type":"web_search_call","action":{"type":"search","query":"rust wasm"}}}"#,
+            r#"{"type":"response.output_item.added","item":{"type":"message"}}"#,
+            r#"{"type":"response.output_item.added","item":{"type":"message"}}"#,
+            r#"{"type":"response.completed","response":{"status":"completed"}}"#,
+        ]);
+        let statuses: Vec<String> = events
+            .iter()
+            .filter_map(|e| match e {
+                Event::OpenWebUiEvent(s) => Some(s.clone()),
+                _ => None,
+            })
+            .collect();
+        assert_eq!(statuses.len(), 3, "{statuses:?}");
+        assert!(statuses[0].contains("Searching the web"));
+        assert!(statuses[1].contains("rust wasm"));
+        assert!(statuses[2].contains("Responding to the user"));
     }
 
     #[test]
