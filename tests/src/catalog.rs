@@ -156,6 +156,11 @@ fn fake_name(id: &str) -> &'static str {
         "fake/mid-failure" => "Fake: Failure Mid-Stream",
         "fake/error-event" => "Fake: Error Event",
         "fake/html" => "Fake: HTML Page",
+        "fake/responses-unsupported" => "Fake: Chat Completions Only",
+        "fake/effort-picky" => "Fake: Picky Reasoning Effort",
+        "fake/signature" => "Fake: Reasoning Signature Check",
+        "fake/citations" => "Fake: Citations",
+        "fake/incomplete" => "Fake: Incomplete Answer",
         _ => "Fake: HTTP Error Status",
     }
 }

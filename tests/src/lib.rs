@@ -254,6 +254,7 @@ fn router(shared: Arc<Shared>) -> Router {
         .route("/api/v1/models", get(models))
         .route("/api/v1/endpoints/zdr", get(zdr))
         .route("/api/v1/responses", post(responses))
+        .route("/api/v1/chat/completions", post(chat_completions))
         .fallback(not_found)
         // The recording middleware already bounded and buffered the body.
         .layer(DefaultBodyLimit::disable())
@@ -409,6 +410,26 @@ async fn responses(State(shared): State<Arc<Shared>>, body: Bytes) -> Response {
     };
     let stream = request.get("stream").and_then(Value::as_bool) == Some(true);
     into_response(scenarios::reply(scenario, &request, stream, &shared.config))
+}
+
+/// `POST /chat/completions`: served for the scenarios that have a chat answer (see
+/// [`scenarios::chat_reply`]); other models get 404, as if the route did not know them.
+async fn chat_completions(body: Bytes) -> Response {
+    let Ok(request @ Value::Object(_)) = serde_json::from_slice::<Value>(&body) else {
+        return error(
+            StatusCode::BAD_REQUEST,
+            "Invalid JSON in request body (fake)",
+        );
+    };
+    let reply = request
+        .get("model")
+        .and_then(Value::as_str)
+        .and_then(Scenario::from_model)
+        .and_then(|scenario| scenarios::chat_reply(scenario, &request));
+    match reply {
+        Some(reply) => into_response(reply),
+        None => error(StatusCode::NOT_FOUND, "Model not found"),
+    }
 }
 
 async fn not_found() -> Response {
@@ -953,7 +974,7 @@ mod tests {
             "input": [{ "type": "message", "role": "user", "content": [{ "type": "input_text", "text": "x" }] }],
         });
         exchange(&fake, "POST", "/api/v1/responses", &[], &body.to_string()).await;
-        // The fake has no chat route (404), but what was sent is still checked.
+        // The chat route checks what was sent too, whatever it answers.
         let chat =
             json!({ "model": "fake/echo", "messages": [{ "role": "tool", "content": "x" }] });
         exchange(

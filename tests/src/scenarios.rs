@@ -68,11 +68,22 @@ pub enum Scenario {
     Status(u16),
     /// `fake/html`: status 200 with an HTML page.
     Html,
+    /// `fake/responses-unsupported`: `/responses` answers 400 `unsupported_endpoint`; `/chat/completions`
+    /// streams a chat answer with reasoning and a usage chunk carrying `cost`.
+    ResponsesUnsupported,
+    /// `fake/effort-picky`: 400 naming `reasoning.effort` unless the effort is `low` or `high`.
+    EffortPicky,
+    /// `fake/signature`: 400 "thinking block cannot be modified" when the input holds a reasoning item.
+    Signature,
+    /// `fake/citations`: the echo stream plus `url_citation` annotations (one URL twice, one tagged).
+    Citations,
+    /// `fake/incomplete`: some deltas, then `response.incomplete` for `max_output_tokens`.
+    Incomplete,
 }
 
 impl Scenario {
     /// Every scenario model id, in catalogue order.
-    pub const MODEL_IDS: [&'static str; 19] = [
+    pub const MODEL_IDS: [&'static str; 24] = [
         "fake/echo",
         "fake/reasoning",
         "fake/slow",
@@ -92,11 +103,29 @@ impl Scenario {
         "fake/status-502",
         "fake/status-503",
         "fake/html",
+        "fake/responses-unsupported",
+        "fake/effort-picky",
+        "fake/signature",
+        "fake/citations",
+        "fake/incomplete",
     ];
+
+    /// Realistic catalogue ids the fake answers like `fake/echo`, so suites can check the
+    /// provider-specific parameters the host adds for them.
+    pub const ECHOED_REALISTIC_IDS: [&'static str; 2] =
+        ["anthropic/claude-sonnet-4.5", "google/gemini-2.5-flash"];
 
     /// The scenario a model id selects, or `None` for a model the fake does not serve.
     #[must_use]
     pub fn from_model(model: &str) -> Option<Self> {
+        if Self::ECHOED_REALISTIC_IDS.contains(&model) {
+            return Some(Self::Echo);
+        }
+        // A variant suffix (`fake/echo:nitro`) selects the base model's behaviour, as upstream.
+        let model = match model.split_once(':') {
+            Some((base, _)) if base.starts_with("fake/") => base,
+            _ => model,
+        };
         Some(match model {
             "fake/echo" => Self::Echo,
             "fake/reasoning" => Self::Reasoning,
@@ -108,6 +137,11 @@ impl Scenario {
             "fake/mid-failure" => Self::MidFailure,
             "fake/error-event" => Self::ErrorEvent,
             "fake/html" => Self::Html,
+            "fake/responses-unsupported" => Self::ResponsesUnsupported,
+            "fake/effort-picky" => Self::EffortPicky,
+            "fake/signature" => Self::Signature,
+            "fake/citations" => Self::Citations,
+            "fake/incomplete" => Self::Incomplete,
             other => {
                 let code = other.strip_prefix("fake/status-")?.parse::<u16>().ok()?;
                 if !STATUS_CODES.contains(&code) {
@@ -223,6 +257,22 @@ pub(crate) fn reply(
         Scenario::MidFailure => partial_script(&turn, Ending::Failed),
         Scenario::Failed => failed_script(&turn),
         Scenario::ErrorEvent => error_event_script(&turn),
+        Scenario::ResponsesUnsupported => return responses_unsupported_reply(),
+        Scenario::EffortPicky => {
+            let effort = request.pointer("/reasoning/effort").and_then(Value::as_str);
+            if !matches!(effort, Some("low" | "high")) {
+                return effort_refusal_reply();
+            }
+            echo_script(&turn, false)
+        }
+        Scenario::Signature => {
+            if has_reasoning_item(request) {
+                return signature_refusal_reply();
+            }
+            echo_script(&turn, false)
+        }
+        Scenario::Citations => citations_script(&turn),
+        Scenario::Incomplete => incomplete_script(&turn),
     };
     if stream {
         script.into_sse()
@@ -271,6 +321,148 @@ fn html_reply() -> Reply {
                 .to_owned(),
         )],
     }
+}
+
+/// `/responses` for a model that only speaks Chat Completions.
+fn responses_unsupported_reply() -> Reply {
+    Reply::json(
+        400,
+        &json!({ "error": {
+            "code": "unsupported_endpoint",
+            "message": "Responses API is not supported for this model",
+        } }),
+    )
+}
+
+/// The provider refusal `fake/effort-picky` gives for an effort other than `low`/`high`.
+fn effort_refusal_reply() -> Reply {
+    let raw = json!({ "error": {
+        "param": "reasoning.effort",
+        "code": "unsupported_value",
+        "message": "Unsupported value. Supported values are: 'low', 'high'.",
+    } });
+    Reply::json(
+        400,
+        &json!({ "error": {
+            "code": 400,
+            "message": "Provider returned error",
+            "metadata": { "provider_name": "FakeProvider", "raw": raw.to_string() },
+        } }),
+    )
+}
+
+/// The Anthropic-style refusal of replayed reasoning `fake/signature` gives.
+fn signature_refusal_reply() -> Reply {
+    let raw = json!({ "type": "error", "error": {
+        "type": "invalid_request_error",
+        "message": "thinking block cannot be modified",
+    } });
+    Reply::json(
+        400,
+        &json!({ "error": {
+            "code": 400,
+            "message": "Provider returned error",
+            "metadata": { "provider_name": "FakeProvider", "raw": raw.to_string() },
+        } }),
+    )
+}
+
+/// Whether a Responses `input` replays a reasoning item.
+fn has_reasoning_item(request: &Value) -> bool {
+    request
+        .get("input")
+        .and_then(Value::as_array)
+        .is_some_and(|items| items.iter().any(|i| i["type"] == "reasoning"))
+}
+
+/// The citations `fake/citations` annotates its answer with: one page twice, one with the
+/// `utm_source=openai` tag, so de-duplication and tag stripping downstream are observable.
+pub const CITATION_URLS: [&str; 3] = [
+    "https://a.example/page",
+    "https://a.example/page",
+    "https://b.example/doc?utm_source=openai",
+];
+
+/// The deltas `fake/incomplete` sends before stopping at its token limit.
+pub const INCOMPLETE_DELTAS: [&str; 2] = ["cut ", "short "];
+
+/// The text `fake/responses-unsupported` and `fake/echo` answer on `/chat/completions`, and the
+/// reasoning `fake/responses-unsupported` streams there.
+pub const CHAT_REASONING: &str = "Thinking over chat completions (fake).";
+
+/// The answer to `POST /chat/completions`, or `None` for a scenario that only speaks Responses.
+pub(crate) fn chat_reply(scenario: Scenario, request: &Value) -> Option<Reply> {
+    let reasoning = match scenario {
+        Scenario::Echo => "",
+        Scenario::ResponsesUnsupported => CHAT_REASONING,
+        _ => return None,
+    };
+    let text = format!(
+        "echo: {}",
+        last_user_text(request.get("messages").unwrap_or(&Value::Null))
+    );
+    let model = request
+        .get("model")
+        .and_then(Value::as_str)
+        .unwrap_or_default();
+    let id = fresh_id("gen");
+    let created = unix_now();
+    let input_chars = request.get("messages").map_or(0, text_chars);
+    let input_tokens = u64::try_from(input_chars / 4)
+        .unwrap_or(u64::MAX)
+        .saturating_add(1);
+    let output_tokens = token_estimate(&text)
+        + if reasoning.is_empty() {
+            0
+        } else {
+            token_estimate(reasoning)
+        };
+    let usage = json!({
+        "prompt_tokens": input_tokens,
+        "completion_tokens": output_tokens,
+        "total_tokens": input_tokens + output_tokens,
+        "cost": fake_cost(input_tokens, output_tokens),
+    });
+    let chunk = |choices: Value| {
+        json!({ "id": id, "object": "chat.completion.chunk", "created": created,
+                "model": model, "choices": choices })
+    };
+    let stream = request.get("stream").and_then(Value::as_bool) == Some(true);
+    if !stream {
+        let mut message = json!({ "role": "assistant", "content": text });
+        if !reasoning.is_empty() {
+            message["reasoning"] = json!(reasoning);
+        }
+        return Some(Reply::json(
+            200,
+            &json!({ "id": id, "object": "chat.completion", "created": created, "model": model,
+                     "choices": [{ "index": 0, "message": message, "finish_reason": "stop" }],
+                     "usage": usage }),
+        ));
+    }
+    let mut steps = vec![Step::Raw(": OPENROUTER PROCESSING\n\n".to_owned())];
+    if !reasoning.is_empty() {
+        steps.push(Step::Event(chunk(json!([{ "index": 0,
+            "delta": { "role": "assistant", "content": "", "reasoning": reasoning } }]))));
+    }
+    for word in words(&text) {
+        steps.push(Step::Event(chunk(
+            json!([{ "index": 0, "delta": { "content": word } }]),
+        )));
+    }
+    steps.push(Step::Event(chunk(
+        json!([{ "index": 0, "delta": {}, "finish_reason": "stop" }]),
+    )));
+    let mut last = chunk(json!([]));
+    last["usage"] = usage;
+    steps.push(Step::Event(last));
+    steps.push(Step::Raw("data: [DONE]\n\n".to_owned()));
+    Some(Reply {
+        status: 200,
+        content_type: "text/event-stream",
+        headers: vec![("cache-control", "no-cache")],
+        steps,
+    })
 }
 
 /// The ids and echoed request fields one response carries.
@@ -671,6 +863,47 @@ fn reasoning_script(turn: &Turn) -> Script {
     script
 }
 
+fn citations_script(turn: &Turn) -> Script {
+    let mut script = Script::new();
+    script.start(turn);
+    script.message_start(turn, 0);
+    script.text_deltas(turn, 0, &words(&turn.answer), Duration::ZERO);
+    let end = turn.answer.chars().count();
+    let annotations: Vec<Value> = CITATION_URLS
+        .iter()
+        .enumerate()
+        .map(|(i, url)| {
+            json!({ "type": "url_citation", "url": url, "title": format!("Source {i}"),
+                    "start_index": 0, "end_index": end })
+        })
+        .collect();
+    for (i, annotation) in annotations.iter().enumerate() {
+        script.event(
+            "response.output_text.annotation.added",
+            json!({
+                "item_id": turn.message_id, "output_index": 0, "content_index": 0,
+                "annotation_index": i, "annotation": annotation,
+            }),
+        );
+    }
+    let item = script.message_finish(turn, 0, &turn.answer);
+    let usage = turn.usage(&turn.answer, "");
+    script.completed(turn.response("completed", vec![item], Some(usage), None));
+    script
+}
+
+fn incomplete_script(turn: &Turn) -> Script {
+    let mut script = Script::new();
+    script.start(turn);
+    let item = script.message(turn, 0, &INCOMPLETE_DELTAS, Duration::ZERO);
+    let text = INCOMPLETE_DELTAS.concat();
+    let mut response = turn.response("incomplete", vec![item], Some(turn.usage(&text, "")), None);
+    response["incomplete_details"] = json!({ "reason": "max_output_tokens" });
+    script.event("response.incomplete", json!({ "response": response }));
+    script.outcome = Outcome::Terminal(response);
+    script
+}
+
 fn slow_script(turn: &Turn, config: &FakeConfig) -> Script {
     let deltas: Vec<String> = (0..config.slow_deltas)
         .map(|i| format!("tok{i} "))
@@ -1068,5 +1301,122 @@ mod tests {
             ]}],
         });
         assert_eq!(input_tokens(&with_image), 8 / 4 + 1);
+    }
+
+    #[test]
+    fn variant_suffixes_and_the_echoed_realistic_ids_select_echo() {
+        assert_eq!(
+            Scenario::from_model("fake/echo:nitro"),
+            Some(Scenario::Echo)
+        );
+        assert_eq!(
+            Scenario::from_model("anthropic/claude-sonnet-4.5"),
+            Some(Scenario::Echo)
+        );
+        assert_eq!(Scenario::from_model("fake/unknown:nitro"), None);
+    }
+
+    #[test]
+    fn effort_picky_refuses_other_efforts_with_the_supported_values_in_raw() {
+        let config = FakeConfig::default();
+        let mut body = request("fake/effort-picky", "x");
+        body["reasoning"] = json!({ "effort": "medium" });
+        let refused = reply(Scenario::EffortPicky, &body, true, &config);
+        assert_eq!(refused.status, 400);
+        let Step::Raw(text) = &refused.steps[0] else {
+            panic!("a JSON body");
+        };
+        let raw = serde_json::from_str::<Value>(text).unwrap()["error"]["metadata"]["raw"]
+            .as_str()
+            .map(|raw| serde_json::from_str::<Value>(raw).unwrap())
+            .unwrap();
+        assert_eq!(raw["error"]["param"], "reasoning.effort");
+        assert!(
+            raw["error"]["message"]
+                .as_str()
+                .unwrap()
+                .contains("Supported values are: 'low', 'high'")
+        );
+        body["reasoning"] = json!({ "effort": "high" });
+        let accepted = reply(Scenario::EffortPicky, &body, true, &config);
+        assert_eq!(accepted.status, 200);
+        assert!(kinds(&accepted).contains(&"response.completed".to_owned()));
+    }
+
+    #[test]
+    fn signature_refuses_only_inputs_that_replay_reasoning() {
+        let config = FakeConfig::default();
+        let mut body = request("fake/signature", "x");
+        assert_eq!(reply(Scenario::Signature, &body, true, &config).status, 200);
+        body["input"].as_array_mut().unwrap().insert(
+            0,
+            json!({ "type": "reasoning", "id": "rs_1", "summary": [] }),
+        );
+        let refused = reply(Scenario::Signature, &body, true, &config);
+        assert_eq!(refused.status, 400);
+        assert!(
+            matches!(&refused.steps[0], Step::Raw(t) if t.contains("thinking block cannot be modified"))
+        );
+    }
+
+    #[test]
+    fn citations_annotate_the_echo_with_every_citation_url() {
+        let config = FakeConfig::default();
+        let citations = reply(
+            Scenario::Citations,
+            &request("fake/citations", "x"),
+            true,
+            &config,
+        );
+        let urls: Vec<Value> = events(&citations)
+            .into_iter()
+            .filter(|e| e["type"] == "response.output_text.annotation.added")
+            .map(|e| e["annotation"]["url"].clone())
+            .collect();
+        assert_eq!(urls, CITATION_URLS.map(Value::from));
+    }
+
+    #[test]
+    fn incomplete_ends_with_the_token_limit_reason_and_usage() {
+        let config = FakeConfig::default();
+        let cut = reply(
+            Scenario::Incomplete,
+            &request("fake/incomplete", "x"),
+            true,
+            &config,
+        );
+        let last = events(&cut).pop().unwrap();
+        assert_eq!(last["type"], "response.incomplete");
+        assert_eq!(
+            last["response"]["incomplete_details"]["reason"],
+            "max_output_tokens"
+        );
+        assert!(last["response"]["usage"]["output_tokens"].as_u64().unwrap() > 0);
+    }
+
+    #[test]
+    fn chat_completions_streams_reasoning_content_finish_usage_and_done() {
+        let body = json!({ "model": "fake/responses-unsupported", "stream": true,
+                           "messages": [{ "role": "user", "content": "hey you" }] });
+        let chat = chat_reply(Scenario::ResponsesUnsupported, &body).unwrap();
+        let chunks = events(&chat);
+        assert_eq!(
+            chunks[0]["choices"][0]["delta"]["reasoning"],
+            CHAT_REASONING
+        );
+        let content: String = chunks
+            .iter()
+            .filter_map(|c| c["choices"][0]["delta"]["content"].as_str())
+            .collect();
+        assert_eq!(content, "echo: hey you");
+        assert_eq!(
+            chunks[chunks.len() - 2]["choices"][0]["finish_reason"],
+            "stop"
+        );
+        let usage = &chunks[chunks.len() - 1];
+        assert_eq!(usage["choices"], json!([]));
+        assert!(usage["usage"]["cost"].as_f64().unwrap() > 0.0);
+        assert!(matches!(chat.steps.last(), Some(Step::Raw(t)) if t == "data: [DONE]\n\n"));
+        assert!(chat_reply(Scenario::Slow, &body).is_none());
     }
 }

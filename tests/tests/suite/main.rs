@@ -12,6 +12,7 @@ mod harness;
 
 mod chat;
 mod failures;
+mod fidelity;
 mod front_door;
 mod models;
 mod openai_sdk;

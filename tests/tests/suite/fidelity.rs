@@ -1,0 +1,449 @@
+//! Chat fidelity through the real host and component: the Chat Completions fallback and its
+//! overrides, the recoveries from provider refusals, citations, incomplete answers, Open WebUI's
+//! event lines and error templates, housekeeping tasks, the identifiers sent upstream, catalogue
+//! filters and variants, and the provider-specific parameters for Anthropic and Gemini.
+
+use crate::harness::{Harness, Options, content_of, field_of, json_chunks, sse_data};
+use fake_openrouter::scenarios::{CHAT_REASONING, INCOMPLETE_DELTAS};
+use serde_json::{Value, json};
+
+/// Headers that make the host treat the caller as Open WebUI.
+const OWUI: [(&str, &str); 2] = [
+    ("X-OpenWebUI-User-Id", "user-42"),
+    ("X-OpenWebUI-Chat-Id", "chat-7"),
+];
+
+/// POST a chat with extra headers; the status and the body text.
+async fn post_with(h: &Harness, body: &Value, headers: &[(&str, &str)]) -> (u16, String) {
+    let mut request = h
+        .client
+        .post(format!("{}/v1/chat/completions", h.url))
+        .json(body);
+    for (name, value) in headers {
+        request = request.header(*name, *value);
+    }
+    let resp = request.send().await.unwrap();
+    let status = resp.status().as_u16();
+    (status, resp.text().await.unwrap())
+}
+
+/// Stream a chat with extra headers; the status and the SSE `data:` payloads.
+async fn stream_with(
+    h: &Harness,
+    model: &str,
+    text: &str,
+    headers: &[(&str, &str)],
+) -> (u16, Vec<String>) {
+    let (status, body) = post_with(h, &Harness::chat_body(model, text, true), headers).await;
+    (status, sse_data(&body))
+}
+
+/// The `{"event":{...}}` payloads of a stream, as their inner event objects.
+fn events(chunks: &[String]) -> Vec<Value> {
+    json_chunks(chunks)
+        .into_iter()
+        .filter_map(|mut c| c.get_mut("event").map(Value::take))
+        .collect()
+}
+
+fn events_of_type(chunks: &[String], kind: &str) -> Vec<Value> {
+    events(chunks)
+        .into_iter()
+        .filter(|e| e["type"] == kind)
+        .collect()
+}
+
+/// The POST paths the fake received, without the `/api/v1` prefix.
+fn posted_paths(h: &Harness) -> Vec<String> {
+    h.fake
+        .requests()
+        .iter()
+        .filter(|r| r.method == "POST")
+        .map(|r| r.path.trim_start_matches("/api/v1").to_string())
+        .collect()
+}
+
+/// The JSON bodies of the `/responses` requests the fake received.
+fn responses_bodies(h: &Harness) -> Vec<Value> {
+    h.fake
+        .requests()
+        .iter()
+        .filter(|r| r.method == "POST" && r.path.ends_with("/responses"))
+        .map(|r| r.json().unwrap())
+        .collect()
+}
+
+fn finish_reasons(chunks: &[String]) -> Vec<String> {
+    json_chunks(chunks)
+        .iter()
+        .filter_map(|c| {
+            c["choices"][0]["finish_reason"]
+                .as_str()
+                .map(str::to_string)
+        })
+        .collect()
+}
+
+/// Whether `text` still holds a `{name}` template placeholder.
+fn has_placeholder(text: &str) -> bool {
+    text.split('{').skip(1).any(|rest| {
+        rest.split_once('}').is_some_and(|(name, _)| {
+            !name.is_empty()
+                && name
+                    .chars()
+                    .all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '.')
+        })
+    })
+}
+
+/// Whether `text` holds a run of exactly 16 lowercase hex digits (an error id).
+fn has_error_id(text: &str) -> bool {
+    text.split(|c: char| !c.is_ascii_alphanumeric()).any(|w| {
+        w.len() == 16
+            && w.chars()
+                .all(|c| c.is_ascii_hexdigit() && !c.is_ascii_uppercase())
+    })
+}
+
+#[tokio::test]
+async fn a_model_without_the_responses_api_is_answered_over_chat_completions() {
+    let h = Harness::start().await;
+    let (status, chunks) = h
+        .stream_chat("fake/responses-unsupported", "hello there")
+        .await;
+    assert_eq!(status, 200, "{chunks:?}");
+    assert_eq!(content_of(&chunks), "echo: hello there");
+    assert_eq!(field_of(&chunks, "reasoning"), CHAT_REASONING);
+    let usage = json_chunks(&chunks)
+        .into_iter()
+        .find(|c| c["choices"] == json!([]) && c.get("usage").is_some())
+        .expect("a usage chunk");
+    assert!(usage["usage"]["cost"].as_f64().unwrap() > 0.0, "{usage}");
+    assert!(usage["usage"]["completion_tokens"].as_u64().unwrap() > 0);
+    assert_eq!(chunks.last().map(String::as_str), Some("[DONE]"));
+    assert_eq!(posted_paths(&h), ["/responses", "/chat/completions"]);
+}
+
+#[tokio::test]
+async fn forced_chat_completions_models_skip_the_responses_api() {
+    let h = Harness::with(Options {
+        env: vec![("FORCE_CHAT_COMPLETIONS_MODELS", "fake/echo".into())],
+        ..Options::default()
+    })
+    .await;
+    let (status, chunks) = h.stream_chat("fake/echo", "over chat").await;
+    assert_eq!(status, 200, "{chunks:?}");
+    assert_eq!(content_of(&chunks), "echo: over chat");
+    assert_eq!(posted_paths(&h), ["/chat/completions"]);
+}
+
+#[tokio::test]
+async fn forced_responses_models_win_over_forced_chat_completions() {
+    let h = Harness::with(Options {
+        env: vec![
+            ("FORCE_CHAT_COMPLETIONS_MODELS", "fake/echo".into()),
+            ("FORCE_RESPONSES_MODELS", "fake/echo".into()),
+        ],
+        ..Options::default()
+    })
+    .await;
+    let (status, chunks) = h.stream_chat("fake/echo", "over responses").await;
+    assert_eq!(status, 200, "{chunks:?}");
+    assert_eq!(content_of(&chunks), "echo: over responses");
+    assert_eq!(posted_paths(&h), ["/responses"]);
+}
+
+#[tokio::test]
+async fn an_unsupported_reasoning_effort_is_retried_with_a_supported_one() {
+    let h = Harness::start().await;
+    let (status, chunks) = stream_with(&h, "fake/effort-picky", "think", &OWUI).await;
+    assert_eq!(status, 200, "{chunks:?}");
+    assert_eq!(content_of(&chunks), "echo: think");
+    let bodies = responses_bodies(&h);
+    assert_eq!(bodies.len(), 2, "{bodies:?}");
+    assert_eq!(bodies[0]["reasoning"]["effort"], "medium");
+    assert_eq!(bodies[1]["reasoning"]["effort"], "high");
+    let statuses = events_of_type(&chunks, "status");
+    assert!(
+        statuses.iter().any(|e| {
+            let d = e["data"]["description"].as_str().unwrap_or_default();
+            d.contains("medium") && d.contains("high")
+        }),
+        "{statuses:?}"
+    );
+}
+
+#[tokio::test]
+async fn citations_reach_plain_callers_as_deduplicated_annotations_without_tracking_tags() {
+    let h = Harness::start().await;
+    let (status, chunks) = h.stream_chat("fake/citations", "cite").await;
+    assert_eq!(status, 200, "{chunks:?}");
+    assert_eq!(content_of(&chunks), "echo: cite");
+    let urls: Vec<String> = json_chunks(&chunks)
+        .iter()
+        .filter_map(|c| c["choices"][0]["delta"]["annotations"].as_array().cloned())
+        .flatten()
+        .inspect(|a| assert_eq!(a["type"], "url_citation"))
+        .filter_map(|a| a["url_citation"]["url"].as_str().map(str::to_string))
+        .collect();
+    assert_eq!(urls, ["https://a.example/page", "https://b.example/doc"]);
+    assert!(
+        events(&chunks).is_empty(),
+        "no Open WebUI events for a plain caller"
+    );
+}
+
+#[tokio::test]
+async fn citations_reach_open_webui_as_source_events_instead_of_annotations() {
+    let h = Harness::start().await;
+    let (status, chunks) = stream_with(&h, "fake/citations", "cite", &OWUI).await;
+    assert_eq!(status, 200, "{chunks:?}");
+    assert!(
+        !chunks.iter().any(|c| c.contains("\"annotations\"")),
+        "{chunks:?}"
+    );
+    let sources = events_of_type(&chunks, "source");
+    assert_eq!(sources.len(), 2, "{sources:?}");
+    let text = serde_json::to_string(&sources).unwrap();
+    assert!(text.contains("https://a.example/page"), "{text}");
+    assert!(text.contains("https://b.example/doc"), "{text}");
+    assert!(!text.contains("utm_source"), "{text}");
+}
+
+#[tokio::test]
+async fn an_answer_cut_by_the_token_limit_finishes_with_length() {
+    let h = Harness::start().await;
+    let (status, chunks) = h.stream_chat("fake/incomplete", "long please").await;
+    assert_eq!(status, 200, "{chunks:?}");
+    assert_eq!(content_of(&chunks), INCOMPLETE_DELTAS.concat());
+    assert_eq!(finish_reasons(&chunks), ["length"]);
+    assert!(events(&chunks).is_empty());
+}
+
+#[tokio::test]
+async fn open_webui_is_notified_when_the_answer_stopped_at_the_token_limit() {
+    let h = Harness::start().await;
+    let (status, chunks) = stream_with(&h, "fake/incomplete", "long please", &OWUI).await;
+    assert_eq!(status, 200, "{chunks:?}");
+    assert_eq!(finish_reasons(&chunks), ["length"]);
+    let notes = events_of_type(&chunks, "notification");
+    assert_eq!(notes.len(), 1, "{chunks:?}");
+    assert!(
+        notes[0]["data"]["content"]
+            .as_str()
+            .unwrap_or_default()
+            .contains("output limit"),
+        "{notes:?}"
+    );
+}
+
+#[tokio::test]
+async fn open_webui_gets_the_rendered_error_template_as_the_answer_while_plain_callers_get_the_status()
+ {
+    let h = Harness::start().await;
+    for stream in [true, false] {
+        let body = Harness::chat_body("fake/status-402", "hi", stream);
+        let (status, text) = post_with(&h, &body, &OWUI).await;
+        assert_eq!(status, 200, "stream={stream}: {text}");
+        let content = if stream {
+            content_of(&sse_data(&text))
+        } else {
+            let v: Value = serde_json::from_str(&text).unwrap();
+            v["choices"][0]["message"]["content"]
+                .as_str()
+                .unwrap()
+                .to_string()
+        };
+        assert!(content.to_lowercase().contains("credits"), "{content}");
+        assert!(has_error_id(&content), "{content}");
+        assert!(!has_placeholder(&content), "{content}");
+    }
+    let (status, text) =
+        post_with(&h, &Harness::chat_body("fake/status-402", "hi", true), &[]).await;
+    assert_eq!(status, 402, "{text}");
+}
+
+#[tokio::test]
+async fn open_webui_gets_a_final_usage_status_line() {
+    let h = Harness::start().await;
+    let (status, chunks) = stream_with(&h, "fake/echo", "count me", &OWUI).await;
+    assert_eq!(status, 200, "{chunks:?}");
+    let last = events_of_type(&chunks, "status")
+        .pop()
+        .expect("a status event");
+    assert_eq!(last["data"]["done"], true, "{last}");
+    assert!(
+        last["data"]["description"]
+            .as_str()
+            .unwrap_or_default()
+            .contains("tokens"),
+        "{last}"
+    );
+}
+
+async fn task_answer(h: &Harness, model: &str) -> (u16, Value) {
+    let body = Harness::chat_body(model, "### Task:\nGenerate a title", false);
+    let (status, text) = post_with(
+        h,
+        &body,
+        &[OWUI[0], OWUI[1], ("X-OpenWebUI-Task", "title_generation")],
+    )
+    .await;
+    (status, serde_json::from_str(&text).unwrap())
+}
+
+#[tokio::test]
+async fn a_task_is_one_quiet_low_effort_request_whose_output_is_the_answer() {
+    let h = Harness::start().await;
+    let (status, body) = task_answer(&h, "fake/echo").await;
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(body["object"], "chat.completion");
+    assert_eq!(
+        body["choices"][0]["message"]["content"],
+        "echo: ### Task:\nGenerate a title"
+    );
+    let sent = responses_bodies(&h);
+    assert_eq!(sent.len(), 1);
+    assert_eq!(sent[0]["stream"], false);
+    assert_eq!(sent[0]["reasoning"]["effort"], "low");
+}
+
+#[tokio::test]
+async fn a_failing_task_answers_a_task_error_or_the_stub_never_an_http_error() {
+    let h = Harness::start().await;
+    let (status, body) = task_answer(&h, "fake/status-500").await;
+    assert_eq!(status, 200, "{body}");
+    let content = body["choices"][0]["message"]["content"].as_str().unwrap();
+    assert!(content.starts_with("[Task error]"), "{content}");
+    let (status, body) = task_answer(&h, "fake/status-401").await;
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(
+        body["choices"][0]["message"]["content"],
+        r#"{"title":"Chat"}"#
+    );
+}
+
+#[tokio::test]
+async fn open_webui_identifiers_are_sent_upstream_when_enabled() {
+    let h = Harness::with(Options {
+        env: vec![
+            ("SEND_END_USER_ID", "true".into()),
+            ("SEND_CHAT_ID", "true".into()),
+            ("WEBUI_SECRET_KEY", "k".into()),
+        ],
+        ..Options::default()
+    })
+    .await;
+    let mut body = Harness::chat_body("fake/echo", "who am i", true);
+    body["user"] = json!("client-chosen");
+    let (status, _) = post_with(&h, &body, &OWUI).await;
+    assert_eq!(status, 200);
+    let sent = responses_bodies(&h);
+    assert_eq!(sent.len(), 1);
+    assert_eq!(sent[0]["user"], "user-42", "{}", sent[0]);
+    assert_eq!(sent[0]["metadata"]["chat_id"], "chat-7", "{}", sent[0]);
+    let session = sent[0]["session_id"].as_str().unwrap_or_default();
+    assert_eq!(session.len(), 64, "{}", sent[0]);
+    assert!(session.chars().all(|c| c.is_ascii_hexdigit()), "{session}");
+}
+
+async fn listed_ids(h: &Harness) -> Vec<String> {
+    let body: Value = h
+        .client
+        .get(format!("{}/v1/models", h.url))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    body["data"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter_map(|m| m["id"].as_str().map(str::to_string))
+        .collect()
+}
+
+#[tokio::test]
+async fn the_free_model_filter_hides_paid_models_and_refuses_chats_to_them() {
+    let h = Harness::with(Options {
+        env: vec![("FREE_MODEL_FILTER", "only".into())],
+        ..Options::default()
+    })
+    .await;
+    let ids = listed_ids(&h).await;
+    assert!(
+        ids.contains(&"meta-llama/llama-3.3-70b-instruct:free".to_string()),
+        "{ids:?}"
+    );
+    assert!(!ids.contains(&"fake/echo".to_string()), "{ids:?}");
+    let (status, text) = post_with(&h, &Harness::chat_body("fake/echo", "hi", false), &[]).await;
+    assert_eq!(status, 403, "{text}");
+    let body: Value = serde_json::from_str(&text).unwrap();
+    assert_eq!(body["error"]["code"], "model_restricted", "{body}");
+    assert!(responses_bodies(&h).is_empty(), "nothing was sent upstream");
+}
+
+#[tokio::test]
+async fn a_configured_variant_is_listed_and_sent_upstream_under_its_own_id() {
+    let h = Harness::with(Options {
+        env: vec![("VARIANT_MODELS", "fake/echo:nitro".into())],
+        ..Options::default()
+    })
+    .await;
+    let ids = listed_ids(&h).await;
+    assert!(ids.contains(&"fake/echo:nitro".to_string()), "{ids:?}");
+    let (status, chunks) = h.stream_chat("fake/echo:nitro", "fast").await;
+    assert_eq!(status, 200, "{chunks:?}");
+    assert_eq!(content_of(&chunks), "echo: fast");
+    let sent = responses_bodies(&h);
+    assert_eq!(sent[0]["model"], "fake/echo:nitro");
+}
+
+#[tokio::test]
+async fn anthropic_models_get_interleaved_thinking_and_prompt_caching() {
+    let h = Harness::start().await;
+    let (status, chunks) = h
+        .stream_chat("anthropic/claude-sonnet-4.5", "cache me")
+        .await;
+    assert_eq!(status, 200, "{chunks:?}");
+    assert_eq!(content_of(&chunks), "echo: cache me");
+    let requests = h.fake.requests();
+    let sent = requests
+        .iter()
+        .find(|r| r.method == "POST" && r.path.ends_with("/responses"))
+        .unwrap();
+    let beta = sent.header("x-anthropic-beta").unwrap_or_default();
+    assert!(beta.contains("interleaved-thinking"), "{:?}", sent.headers);
+    let body = sent.json().unwrap();
+    assert!(body.get("cache_control").is_some(), "{body}");
+}
+
+#[tokio::test]
+async fn gemini_models_get_a_thinking_config() {
+    let h = Harness::start().await;
+    let (status, chunks) = h.stream_chat("google/gemini-2.5-flash", "think").await;
+    assert_eq!(status, 200, "{chunks:?}");
+    let sent = responses_bodies(&h);
+    assert!(sent[0].get("thinking_config").is_some(), "{}", sent[0]);
+}
+
+#[tokio::test]
+async fn status_thinking_mode_shows_reasoning_as_status_events_only() {
+    let h = Harness::with(Options {
+        env: vec![("THINKING_OUTPUT_MODE", "status".into())],
+        ..Options::default()
+    })
+    .await;
+    let (status, chunks) = stream_with(&h, "fake/reasoning", "hi", &OWUI).await;
+    assert_eq!(status, 200, "{chunks:?}");
+    assert_eq!(content_of(&chunks), "echo: hi");
+    assert_eq!(field_of(&chunks, "reasoning"), "");
+    let statuses = events_of_type(&chunks, "status");
+    let text = serde_json::to_string(&statuses).unwrap();
+    assert!(
+        text.contains("Planning") || text.contains("repeated"),
+        "{statuses:?}"
+    );
+}
