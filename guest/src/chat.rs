@@ -103,7 +103,14 @@ impl Coalescer {
 #[derive(Default)]
 struct ReasoningStatus {
     buf: String,
+    /// When reasoning text last arrived (ms), for the idle rule.
+    last_ms: u64,
 }
+
+/// Buffered status-mode reasoning is shown once it is this long and nothing new came for
+/// `REASONING_STATUS_IDLE_MS` (the reference's 12 chars / 0.75 s rule).
+const REASONING_STATUS_IDLE_CHARS: usize = 12;
+const REASONING_STATUS_IDLE_MS: u64 = 750;
 
 fn is_sentence_end(s: &str) -> bool {
     s.trim_end().ends_with(['.', '!', '?', ':'])
@@ -797,6 +804,15 @@ impl<U: Upstream, K: Kv, E: Emit, V: Env> Pipe<'_, U, K, E, V> {
             if co.pending() > 0 {
                 wait = Some(idle_ms);
             }
+            if reasoning_as_status && rstatus.buf.len() >= REASONING_STATUS_IDLE_CHARS {
+                let due = (rstatus.last_ms + REASONING_STATUS_IDLE_MS).saturating_sub(now);
+                if due == 0 {
+                    let line = std::mem::take(&mut rstatus.buf);
+                    self.status(ctx, line.trim(), false);
+                    continue;
+                }
+                wait = Some(wait.map_or(due, |w| w.min(due)));
+            }
             if show_stages && !visible && stage < THINKING_STAGES_MS.len() {
                 let due = THINKING_STAGES_MS[stage].saturating_sub(since_start);
                 if due == 0 {
@@ -922,6 +938,7 @@ impl<U: Upstream, K: Kv, E: Emit, V: Env> Pipe<'_, U, K, E, V> {
                             visible = true;
                             if reasoning_as_status {
                                 rstatus.buf.push_str(&r);
+                                rstatus.last_ms = self.env.now_ms();
                                 if is_sentence_end(&rstatus.buf) || rstatus.buf.len() >= 160 {
                                     let line = std::mem::take(&mut rstatus.buf);
                                     let line: String = line

@@ -395,6 +395,18 @@ pub(crate) fn chat_reply(scenario: Scenario, request: &Value) -> Option<Reply> {
     let reasoning = match scenario {
         Scenario::Echo => "",
         Scenario::ResponsesUnsupported => CHAT_REASONING,
+        // Chat history replays Open WebUI's `reasoning_details`; a provider that cannot verify
+        // them refuses the request, as Anthropic does for a modified thinking block.
+        Scenario::Signature => {
+            let replayed = request
+                .get("messages")
+                .and_then(Value::as_array)
+                .is_some_and(|m| m.iter().any(|m| m.get("reasoning_details").is_some()));
+            if replayed {
+                return Some(signature_refusal_reply());
+            }
+            ""
+        }
         _ => return None,
     };
     let text = format!(

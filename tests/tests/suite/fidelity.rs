@@ -447,3 +447,44 @@ async fn status_thinking_mode_shows_reasoning_as_status_events_only() {
         "{statuses:?}"
     );
 }
+
+#[tokio::test]
+async fn a_thinking_signature_refusal_is_retried_without_the_replayed_reasoning() {
+    let h = Harness::with(Options {
+        env: vec![("FORCE_CHAT_COMPLETIONS_MODELS", "fake/signature".into())],
+        ..Options::default()
+    })
+    .await;
+    // Open WebUI replays the previous turn's `reasoning_details` on the assistant message.
+    let body = serde_json::json!({
+        "model": "fake/signature",
+        "stream": true,
+        "messages": [
+            {"role": "user", "content": "first"},
+            {"role": "assistant", "content": "earlier answer", "reasoning_details": [
+                {"type": "reasoning.text", "text": "old thoughts", "signature": "sig-from-another-key", "index": 0}
+            ]},
+            {"role": "user", "content": "second"},
+        ],
+    });
+    let resp = h.post_chat(&body).await;
+    assert_eq!(resp.status().as_u16(), 200);
+    let chunks = crate::harness::sse_data(&resp.text().await.unwrap());
+    assert_eq!(content_of(&chunks), "echo: second");
+    let sent: Vec<serde_json::Value> = h
+        .fake
+        .requests()
+        .iter()
+        .filter(|r| r.path.ends_with("/chat/completions"))
+        .filter_map(|r| r.json())
+        .collect();
+    assert_eq!(sent.len(), 2, "refused once, then retried");
+    assert!(
+        sent[0].to_string().contains("reasoning_details"),
+        "the first attempt replayed the reasoning"
+    );
+    assert!(
+        !sent[1].to_string().contains("reasoning_details"),
+        "the retry stripped it"
+    );
+}
