@@ -588,9 +588,15 @@ pub fn api_model_id(id: &str) -> String {
 pub fn with_variants(mut models: Vec<ModelInfo>, variants: &str) -> Vec<ModelInfo> {
     let mut extra = Vec::new();
     for entry in variants.split(',').map(str::trim).filter(|s| !s.is_empty()) {
-        let Some((base, tag)) = entry.split_once(':') else {
-            continue;
+        // `base@preset/slug` is the API spelling of the `base:preset/slug` variant.
+        let (base, tag) = match entry.split_once("@preset/") {
+            Some((base, slug)) => (base, format!("preset/{slug}")),
+            None => match entry.split_once(':') {
+                Some((base, tag)) => (base, tag.to_string()),
+                None => continue,
+            },
         };
+        let tag = tag.as_str();
         let base_key = canonical_key(base);
         let Some(m) = models.iter().find(|m| canonical_key(&m.id) == base_key) else {
             continue;
@@ -636,7 +642,7 @@ pub fn filter_reasons(
     if s.zdr_models_only && zdr_capable == Some(false) {
         reasons.push("ZDR_MODELS_ONLY".to_string());
     }
-    if s.zdr_enforce || zdr_requested {
+    if s.request.zdr_enforce || zdr_requested {
         match zdr_capable {
             Some(false) => reasons.push("ZDR_ENFORCE".to_string()),
             None => reasons.push("ZDR_ENFORCE_UNAVAILABLE".to_string()),
@@ -868,9 +874,14 @@ mod tests {
     fn variants_inherit_their_base_and_presets_map_to_the_at_form() {
         let models = with_variants(
             parse_models(MODELS.as_bytes()).unwrap(),
-            "openai/gpt-4o:nitro, anthropic/claude-sonnet-4.5:preset/my-team, nope/none:x",
+            "openai/gpt-4o:nitro, anthropic/claude-sonnet-4.5:preset/my-team, nope/none:x, openai/gpt-4o@preset/ops",
         );
-        assert_eq!(models.len(), 5);
+        assert_eq!(models.len(), 6);
+        assert!(
+            models
+                .iter()
+                .any(|m| m.id == "openai/gpt-4o-2024-08-06:preset/ops")
+        );
         let nitro = models
             .iter()
             .find(|m| m.id == "openai/gpt-4o-2024-08-06:nitro")
@@ -883,10 +894,8 @@ mod tests {
         );
         assert_eq!(base_id("openai/gpt-4o:nitro"), "openai/gpt-4o");
         let zdr: BTreeSet<String> = ["openai/gpt-4o".to_string()].into();
-        let s = Settings {
-            zdr_enforce: true,
-            ..settings("auto")
-        };
+        let mut s = settings("auto");
+        s.request.zdr_enforce = true;
         assert!(
             filter_reasons(nitro, &s, Some(&zdr), false).is_empty(),
             "variants are judged by their base"
@@ -905,10 +914,8 @@ mod tests {
                 )),
             );
         let (kv, env) = (MemKv::default(), FixedEnv::default());
-        let s = Settings {
-            zdr_enforce: true,
-            ..settings("auto")
-        };
+        let mut s = settings("auto");
+        s.request.zdr_enforce = true;
         let cat = Catalog {
             settings: &s,
             upstream: &up,

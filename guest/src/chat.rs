@@ -327,7 +327,8 @@ impl<U: Upstream, K: Kv, E: Emit, V: Env> Pipe<'_, U, K, E, V> {
         let mut endpoint = match endpoint::choose(
             &self.settings.endpoint,
             &model.id,
-            request.body.contains_key("preset"),
+            // A preset (in the body, or a `:preset/` variant) only works on /chat/completions.
+            request.body.contains_key("preset") || model.id.contains(":preset/"),
             false,
         ) {
             Choice::Use(e) => e,

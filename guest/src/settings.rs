@@ -45,16 +45,15 @@ pub struct Settings {
     pub http_referer_override: String,
     pub http_connect_timeout_seconds: u64,
     pub http_sock_read_seconds: u64,
-    pub support_email: String,
-    pub support_url: String,
     /// `all` / `only` / `exclude` free models.
     pub free_model_filter: String,
     /// `all` / `only` / `exclude` tool-capable models.
     pub tool_calling_filter: String,
     pub zdr_models_only: bool,
-    pub zdr_enforce: bool,
     /// CSV of `base:tag` entries exposed as extra models (`base:preset/slug` for presets).
     pub variant_models: String,
+    // Flattened groups: serde hands each key to the first struct that names it, so a valve must
+    // be a field of exactly one group (a test below checks the shared ones reach their owner).
     #[serde(flatten)]
     pub request: RequestSettings,
     #[serde(flatten)]
@@ -77,12 +76,9 @@ impl Default for Settings {
             http_referer_override: String::new(),
             http_connect_timeout_seconds: 10,
             http_sock_read_seconds: 300,
-            support_email: String::new(),
-            support_url: String::new(),
             free_model_filter: "all".to_string(),
             tool_calling_filter: "all".to_string(),
             zdr_models_only: false,
-            zdr_enforce: false,
             variant_models: String::new(),
             request: RequestSettings::default(),
             endpoint: EndpointSettings::default(),
@@ -152,6 +148,21 @@ mod tests {
         assert_eq!(s.model_id, "a/b");
         assert_eq!(s.model_catalog_refresh_seconds, 3600);
         assert_eq!(s.base(), "https://openrouter.ai/api/v1");
+    }
+
+    #[test]
+    fn every_group_receives_its_own_valves() {
+        let s = Settings::parse(
+            r#"{"ZDR_ENFORCE":true,"SUPPORT_EMAIL":"help@example.com","FORCE_RESPONSES_MODELS":"a/*",
+                "SHOW_FINAL_USAGE_STATUS":false,"THINKING_OUTPUT_MODE":"status","MODEL_ID":"x/y"}"#,
+        )
+        .unwrap();
+        assert!(s.request.zdr_enforce);
+        assert_eq!(s.templates.support_email, "help@example.com");
+        assert_eq!(s.endpoint.force_responses_models, "a/*");
+        assert!(!s.usage_status.show_final_usage_status);
+        assert_eq!(s.streaming.thinking_output_mode, "status");
+        assert_eq!(s.model_id, "x/y");
     }
 
     #[test]

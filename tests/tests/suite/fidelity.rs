@@ -488,3 +488,66 @@ async fn a_thinking_signature_refusal_is_retried_without_the_replayed_reasoning(
         "the retry stripped it"
     );
 }
+
+#[tokio::test]
+async fn a_preset_goes_to_chat_completions_unless_pinned_to_responses_which_is_a_conflict() {
+    let h = Harness::start().await;
+    let mut body = Harness::chat_body("fake/echo", "with preset", true);
+    body["preset"] = json!("my-preset");
+    let (status, text) = post_with(&h, &body, &[]).await;
+    assert_eq!(status, 200, "{text}");
+    assert_eq!(content_of(&sse_data(&text)), "echo: with preset");
+    assert_eq!(posted_paths(&h), ["/chat/completions"]);
+
+    let pinned = Harness::with(Options {
+        env: vec![("FORCE_RESPONSES_MODELS", "fake/*".into())],
+        ..Options::default()
+    })
+    .await;
+    let (status, text) = post_with(&pinned, &body, &[]).await;
+    assert_eq!(status, 400, "{text}");
+    let v: Value = serde_json::from_str(&text).unwrap();
+    assert_eq!(v["error"]["code"], "endpoint_override_conflict");
+    let (status, text) = post_with(&pinned, &body, &OWUI).await;
+    assert_eq!(status, 200, "{text}");
+    let content = content_of(&sse_data(&text));
+    assert!(content.contains("/chat/completions"), "{content}");
+    assert!(
+        has_error_id(&content) && !has_placeholder(&content),
+        "{content}"
+    );
+    assert!(
+        posted_paths(&pinned).is_empty(),
+        "nothing was sent upstream"
+    );
+}
+
+#[tokio::test]
+async fn zdr_enforcement_routes_zdr_models_and_refuses_the_rest() {
+    let h = Harness::with(Options {
+        env: vec![("ZDR_ENFORCE", "true".into())],
+        ..Options::default()
+    })
+    .await;
+    let (status, chunks) = h.stream_chat("fake/echo", "private").await;
+    assert_eq!(status, 200, "{chunks:?}");
+    let sent = responses_bodies(&h);
+    assert_eq!(sent[0]["provider"]["zdr"], true);
+    let resp = h
+        .post_chat(&Harness::chat_body("fake/reasoning", "x", false))
+        .await;
+    assert_eq!(resp.status().as_u16(), 403);
+    let v: Value = resp.json().await.unwrap();
+    assert_eq!(v["error"]["code"], "model_restricted");
+    assert!(
+        v["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("ZDR_ENFORCE")
+    );
+    let ids = listed_ids(&h).await;
+    assert!(
+        ids.contains(&"fake/echo".to_string()) && !ids.contains(&"fake/reasoning".to_string()),
+        "{ids:?}"
+    );
+}
