@@ -91,7 +91,7 @@ impl Harness {
         logs();
         let fake = FakeOpenRouter::start(opts.fake.unwrap_or(FakeConfig {
             expected_api_key: Some(API_KEY.to_string()),
-            slow_delay_ms: 20,
+            slow_delay_ms: 40,
             slow_deltas: 20,
         }))
         .await
