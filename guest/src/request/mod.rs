@@ -16,6 +16,7 @@
 mod anthropic;
 mod content;
 mod params;
+mod pruning;
 mod reasoning;
 mod tools;
 
@@ -57,6 +58,8 @@ pub struct RequestSettings {
     pub send_cache_session_id: bool,
     pub task_model_reasoning_effort: String,
     pub max_input_images_per_request: u32,
+    /// Recent turns whose tool outputs are sent unshortened.
+    pub tool_output_retention_turns: u32,
     /// `user_then_assistant` or `user_turn_only`.
     pub image_input_selection: String,
 }
@@ -87,6 +90,7 @@ impl Default for RequestSettings {
             send_cache_session_id: true,
             task_model_reasoning_effort: "low".into(),
             max_input_images_per_request: 5,
+            tool_output_retention_turns: 10,
             image_input_selection: "user_then_assistant".into(),
         }
     }
@@ -406,7 +410,12 @@ fn prepare(
     body.insert("stream".into(), Value::Bool(!task));
 
     let images = content::ImagePolicy::from_settings(settings, model);
-    let conversation = content::prepare_messages(raw_messages, &images);
+    let mut conversation = content::prepare_messages(raw_messages, &images);
+    pruning::prune_tool_outputs(
+        &mut conversation.messages,
+        settings.tool_output_retention_turns,
+        pruning::budget_chars(model),
+    );
 
     let mut headers = Vec::new();
     if settings.enable_anthropic_interleaved_thinking && is_anthropic(&model.id) {

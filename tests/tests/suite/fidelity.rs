@@ -551,3 +551,40 @@ async fn zdr_enforcement_routes_zdr_models_and_refuses_the_rest() {
         "{ids:?}"
     );
 }
+
+#[tokio::test]
+async fn old_long_tool_outputs_are_shortened_before_they_go_back_to_the_model() {
+    let h = Harness::with(Options {
+        env: vec![("TOOL_OUTPUT_RETENTION_TURNS", "2".into())],
+        ..Options::default()
+    })
+    .await;
+    let long = "0123456789".repeat(200);
+    let mut messages = vec![
+        json!({"role": "user", "content": "look it up"}),
+        json!({"role": "assistant", "content": null, "tool_calls": [
+            {"id": "call_1", "type": "function", "function": {"name": "lookup", "arguments": "{}"}}
+        ]}),
+        json!({"role": "tool", "tool_call_id": "call_1", "content": long}),
+        json!({"role": "assistant", "content": "found it"}),
+    ];
+    for turn in ["and then?", "ok", "last"] {
+        messages.push(json!({"role": "user", "content": turn}));
+    }
+    let body = json!({"model": "fake/echo", "stream": true, "messages": messages});
+    let (status, text) = post_with(&h, &body, &[]).await;
+    assert_eq!(status, 200, "{text}");
+    let sent = responses_bodies(&h);
+    let output = sent[0]["input"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|i| i["type"] == "function_call_output")
+        .unwrap()["output"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    assert!(output.contains("pruned"), "{output}");
+    assert!(output.len() < 600);
+    assert!(output.starts_with("0123456789"));
+}
