@@ -26,6 +26,10 @@ struct Args {
     /// Number of deltas of the `fake/slow` model.
     #[arg(long, default_value_t = FakeConfig::default().slow_deltas)]
     slow_deltas: usize,
+    /// Do not validate request bodies against OpenRouter's OpenAPI spec (benchmarks: the
+    /// validation would otherwise add to every measured request).
+    #[arg(long)]
+    no_spec_validation: bool,
 }
 
 #[tokio::main]
@@ -41,6 +45,7 @@ async fn main() -> anyhow::Result<()> {
         expected_api_key: args.api_key,
         slow_delay_ms: args.slow_delay_ms,
         slow_deltas: args.slow_deltas,
+        validate_spec: !args.no_spec_validation,
     };
     let fake = FakeOpenRouter::bind(args.listen, config).await?;
     let mut stdout = std::io::stdout().lock();

@@ -93,6 +93,7 @@ impl Harness {
             expected_api_key: Some(API_KEY.to_string()),
             slow_delay_ms: 40,
             slow_deltas: 20,
+            validate_spec: true,
         }))
         .await
         .unwrap();
