@@ -513,6 +513,9 @@ impl<U: Upstream, K: Kv, V: Env> Catalog<'_, U, K, V> {
         })
     }
 
+    /// One model from the cache: the per-model entry of the current generation, else (two
+    /// refreshes raced and their entries and meta interleaved) a search of the whole list, which
+    /// is always written as one consistent value.
     fn cached_model(&self, key: &str, meta: &CatalogMeta) -> Option<ModelInfo> {
         self.kv
             .get(&format!("{KEY_MODEL_PREFIX}{key}"), 1 << 20)
@@ -521,6 +524,11 @@ impl<U: Upstream, K: Kv, V: Env> Catalog<'_, U, K, V> {
             .and_then(|b| serde_json::from_slice::<ModelEntry>(&b).ok())
             .filter(|e| e.generation_ms == meta.generation_ms)
             .map(|e| e.model)
+            .or_else(|| {
+                self.cached_list()?
+                    .into_iter()
+                    .find(|m| canonical_key(&m.id) == key)
+            })
     }
 }
 
@@ -929,6 +937,27 @@ mod tests {
         assert!(block_on(cat.find("anthropic/claude-sonnet-4.5", false, true)).is_ok());
         let listed = block_on(cat.list()).unwrap();
         assert_eq!(listed.len(), 1, "ZDR_ENFORCE also limits the list");
+    }
+
+    #[test]
+    fn racing_refreshes_never_make_a_listed_model_unfindable() {
+        let up = ScriptedUpstream::default().on("/models", Ok(Canned::json(200, MODELS)));
+        let (kv, env, s) = (MemKv::default(), FixedEnv::default(), settings("auto"));
+        let cat = Catalog {
+            settings: &s,
+            upstream: &up,
+            kv: &kv,
+            env: &env,
+        };
+        block_on(cat.list()).unwrap();
+        // Another worker's refresh rewrote the per-model entry with its own generation after
+        // this meta was written.
+        let key = format!("{KEY_MODEL_PREFIX}openai/gpt-4o");
+        let mut entry: serde_json::Value =
+            serde_json::from_slice(&kv.get(&key, 1 << 20).unwrap().unwrap()).unwrap();
+        entry["generation_ms"] = serde_json::json!(1);
+        kv.set(&key, entry.to_string().as_bytes(), None).unwrap();
+        assert!(block_on(cat.find("openai/gpt-4o", false, false)).is_ok());
     }
 
     #[test]
