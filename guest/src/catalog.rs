@@ -257,6 +257,18 @@ impl<U: Upstream, K: Kv, V: Env> Catalog<'_, U, K, V> {
             .unwrap_or_default()
     }
 
+    /// A `GET {BASE_URL}{path}` asking for JSON, with the attribution headers.
+    fn get_json(&self, path: &str) -> HttpRequest {
+        let mut headers = self.settings.attribution_headers();
+        headers.push(("Accept".to_string(), "application/json".to_string()));
+        HttpRequest {
+            method: Method::Get,
+            url: format!("{}{path}", self.settings.base()),
+            headers,
+            body: None,
+        }
+    }
+
     fn unavailable(&self, detail: &str) -> PipeError {
         let id = errors::error_id(self.env.random_u64());
         PipeError::Unavailable(errors::body(
@@ -270,14 +282,7 @@ impl<U: Upstream, K: Kv, V: Env> Catalog<'_, U, K, V> {
 
     /// Fetch `/models` now and store it; returns the fresh list.
     async fn refresh(&self, meta: &CatalogMeta) -> Result<Vec<ModelInfo>, String> {
-        let mut headers = self.settings.attribution_headers();
-        headers.push(("Accept".to_string(), "application/json".to_string()));
-        let request = HttpRequest {
-            method: Method::Get,
-            url: format!("{}/models", self.settings.base()),
-            headers,
-            body: None,
-        };
+        let request = self.get_json("/models");
         let result = async {
             let mut resp = self
                 .upstream
@@ -347,20 +352,20 @@ impl<U: Upstream, K: Kv, V: Env> Catalog<'_, U, K, V> {
 
     /// `GET /endpoints/zdr`: the model ids with a zero-data-retention endpoint; `None` on failure.
     async fn fetch_zdr(&self) -> Option<Vec<String>> {
-        let mut headers = self.settings.attribution_headers();
-        headers.push(("Accept".to_string(), "application/json".to_string()));
-        let request = HttpRequest {
-            method: Method::Get,
-            url: format!("{}/endpoints/zdr", self.settings.base()),
-            headers,
-            body: None,
-        };
+        let request = self.get_json("/endpoints/zdr");
         let mut resp = self.upstream.send(request).await.ok()?;
         let bytes = read_body(&mut resp.body, MAX_CATALOG_BYTES).await.ok()?;
         if resp.status >= 400 {
             return None;
         }
         parse_zdr(&bytes)
+    }
+
+    /// The ZDR set, read only when a ZDR rule applies (it is not needed on the usual path).
+    fn zdr_set_if_needed(&self, zdr_requested: bool) -> Option<BTreeSet<String>> {
+        let needed =
+            self.settings.zdr_models_only || self.settings.request.zdr_enforce || zdr_requested;
+        if needed { self.zdr_set() } else { None }
     }
 
     /// The cached ZDR set; `None` when unknown.
@@ -428,7 +433,7 @@ impl<U: Upstream, K: Kv, V: Env> Catalog<'_, U, K, V> {
                 .cached_list()
                 .ok_or_else(|| self.unavailable("the cached catalog could not be read"))?,
         };
-        let zdr = self.zdr_set();
+        let zdr = self.zdr_set_if_needed(false);
         let allowed = apply_model_filter(models, &self.settings.model_id);
         Ok(allowed
             .into_iter()
@@ -452,7 +457,7 @@ impl<U: Upstream, K: Kv, V: Env> Catalog<'_, U, K, V> {
         let reasons = filter_reasons(
             &model,
             self.settings,
-            self.zdr_set().as_ref(),
+            self.zdr_set_if_needed(zdr_requested).as_ref(),
             zdr_requested,
         );
         if reasons.is_empty() {

@@ -374,7 +374,7 @@ impl<U: Upstream, K: Kv, E: Emit, V: Env> Pipe<'_, U, K, E, V> {
         let mut recoveries = Recoveries::default();
         let mut transport_retries = 0;
         loop {
-            let response = match self.send(endpoint, &built).await {
+            let response = match self.post(endpoint, &built, "text/event-stream").await {
                 Ok(r) => r,
                 Err(e) => {
                     let retryable = matches!(
@@ -652,16 +652,18 @@ impl<U: Upstream, K: Kv, E: Emit, V: Env> Pipe<'_, U, K, E, V> {
         })
     }
 
-    async fn send(
+    /// POST a built body to an endpoint, asking for `accept` (SSE, or JSON for tasks).
+    async fn post(
         &self,
         endpoint: Endpoint,
         built: &Built,
+        accept: &str,
     ) -> Result<HttpResponse<U::Body>, TransportError> {
         let bytes =
             serde_json::to_vec(&built.body).map_err(|e| TransportError::Protocol(e.to_string()))?;
         let mut headers = self.settings.attribution_headers();
         headers.push(("Content-Type".into(), "application/json".into()));
-        headers.push(("Accept".into(), "text/event-stream".into()));
+        headers.push(("Accept".into(), accept.into()));
         headers.extend(built.headers.iter().cloned());
         self.upstream
             .send(HttpRequest {
@@ -1115,19 +1117,8 @@ impl<U: Upstream, K: Kv, E: Emit, V: Env> Pipe<'_, U, K, E, V> {
             if attempt > 0 {
                 self.env.sleep_ms(200).await;
             }
-            let bytes = serde_json::to_vec(&built.body).unwrap_or_default();
-            let mut headers = self.settings.attribution_headers();
-            headers.push(("Content-Type".into(), "application/json".into()));
-            headers.push(("Accept".into(), "application/json".into()));
-            headers.extend(built.headers.iter().cloned());
             let sent = self
-                .upstream
-                .send(HttpRequest {
-                    method: Method::Post,
-                    url: format!("{}/responses", self.settings.base()),
-                    headers,
-                    body: Some(bytes),
-                })
+                .post(Endpoint::Responses, &built, "application/json")
                 .await;
             let mut resp = match sent {
                 Ok(r) => r,

@@ -119,3 +119,24 @@ async fn shutdown_signal() {
     tokio::select! { _ = ctrl_c => {}, _ = term => {} }
     tracing::info!("shutdown requested");
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn without_client_keys_only_loopback_is_bound() {
+        let public: SocketAddr = "0.0.0.0:8080".parse().unwrap();
+        assert_eq!(
+            effective_listen(public, true),
+            "127.0.0.1:8080".parse().unwrap()
+        );
+        assert_eq!(
+            effective_listen(public, false),
+            public,
+            "with keys the requested address is kept"
+        );
+        let local: SocketAddr = "127.0.0.1:9000".parse().unwrap();
+        assert_eq!(effective_listen(local, true), local);
+    }
+}

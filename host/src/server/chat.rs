@@ -32,15 +32,23 @@ struct Peek {
 }
 
 fn peek(bytes: &[u8]) -> Result<(String, bool), ApiError> {
-    let v: serde_json::Value = serde_json::from_slice(bytes)
-        .map_err(|e| ApiError::BadRequest(format!("the request body is not valid JSON: {e}")))?;
-    if !v.is_object() {
+    // Read only the two fields (serde still checks the whole document is valid JSON) instead of
+    // building a tree of a body that may hold megabytes of inline images.
+    let first = bytes.iter().find(|b| !b.is_ascii_whitespace());
+    let p: Peek = serde_json::from_slice(bytes).map_err(|e| {
+        if e.is_syntax() || e.is_eof() {
+            ApiError::BadRequest(format!("the request body is not valid JSON: {e}"))
+        } else if first != Some(&b'{') {
+            ApiError::BadRequest("the request body must be a JSON object".into())
+        } else {
+            ApiError::BadRequest(format!("invalid request: {e}"))
+        }
+    })?;
+    if first != Some(&b'{') {
         return Err(ApiError::BadRequest(
             "the request body must be a JSON object".into(),
         ));
     }
-    let p: Peek = serde_json::from_value(v)
-        .map_err(|e| ApiError::BadRequest(format!("invalid request: {e}")))?;
     let model = match p.model {
         Some(serde_json::Value::String(s)) if !s.trim().is_empty() => s,
         Some(serde_json::Value::String(_)) | None => {
