@@ -63,6 +63,13 @@ enum RelayEnd {
     Completed {
         finish: FinishReason,
         usage: Option<Usage>,
+        /// The response's output items in Responses shape (see `ResponsesStream::output`); empty
+        /// for a `/chat/completions` stream.
+        #[allow(
+            dead_code,
+            reason = "read by the tool loop and artifact persistence (issues 5, 6)"
+        )]
+        output: Vec<Value>,
     },
     Failed {
         visible: bool,
@@ -463,7 +470,7 @@ impl<U: Upstream, K: Kv, E: Emit, V: Env> Pipe<'_, U, K, E, V> {
             }
             match self.relay(ctx, endpoint, response).await {
                 RelayEnd::CallerGone => return Ok(()),
-                RelayEnd::Completed { finish, usage } => {
+                RelayEnd::Completed { finish, usage, .. } => {
                     self.finish_ok(ctx, finish, usage);
                     return Ok(());
                 }
@@ -872,7 +879,11 @@ impl<U: Upstream, K: Kv, E: Emit, V: Env> Pipe<'_, U, K, E, V> {
                                 return RelayEnd::CallerGone;
                             }
                             self.emit_citations(ctx, &chat);
-                            return RelayEnd::Completed { finish, usage };
+                            return RelayEnd::Completed {
+                                finish,
+                                usage,
+                                output: Vec::new(),
+                            };
                         }
                         if !self.flush(&mut co) {
                             return RelayEnd::CallerGone;
@@ -994,7 +1005,11 @@ impl<U: Upstream, K: Kv, E: Emit, V: Env> Pipe<'_, U, K, E, V> {
                         if endpoint == Endpoint::ChatCompletions {
                             self.emit_citations(ctx, &chat);
                         }
-                        return RelayEnd::Completed { finish, usage };
+                        return RelayEnd::Completed {
+                            finish,
+                            usage,
+                            output: std::mem::take(&mut responses.output),
+                        };
                     }
                     Step::Failed(error) => {
                         if !self.flush(&mut co) {

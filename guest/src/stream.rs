@@ -36,6 +36,11 @@ pub struct ResponsesStream {
     cited: Vec<String>,
     /// Whether "Responding to the user…" was announced.
     responding: bool,
+    /// The response's output items (reasoning with `encrypted_content`, messages, function
+    /// calls, server-tool items): gathered from `response.output_item.done`, replaced by the
+    /// terminal event's `response.output` when that is present (it is authoritative: some
+    /// providers deliver function-call arguments only there). Read after `Step::Completed`.
+    pub output: Vec<Value>,
 }
 
 /// The status line for a server-side tool item starting (OpenRouter's `openrouter:*` tools and
@@ -214,6 +219,9 @@ impl ResponsesStream {
                 Step::Continue
             }
             "response.output_item.done" => {
+                if let Some(item) = event.get("item").filter(|i| i.is_object()) {
+                    self.output.push(item.clone());
+                }
                 if event.pointer("/item/type").and_then(Value::as_str) == Some("web_search_call") {
                     let action = event.pointer("/item/action");
                     let query = action.and_then(|a| a.get("query")).and_then(Value::as_str);
@@ -252,6 +260,13 @@ impl ResponsesStream {
                 let response = event.get("response").cloned().unwrap_or(Value::Null);
                 if response.get("status").and_then(Value::as_str) == Some("failed") {
                     return Step::Failed(errors::from_stream_event(&error_id(), &event));
+                }
+                if let Some(items) = response
+                    .get("output")
+                    .and_then(Value::as_array)
+                    .filter(|items| !items.is_empty())
+                {
+                    self.output = items.clone();
                 }
                 let mut finish = finish_of(&response);
                 if kind == "response.incomplete" {
@@ -324,6 +339,23 @@ mod tests {
         );
         assert_eq!((u.cached_tokens, u.reasoning_tokens), (2, 3));
         assert_eq!(u.cost_usd, Some(0.0012));
+    }
+
+    #[test]
+    fn output_items_are_gathered_and_the_terminal_output_wins() {
+        let (_, _, s) = run(&[
+            r#"{"type":"response.output_item.done","item":{"type":"reasoning","id":"rs1","encrypted_content":"gAAA"}}"#,
+            r#"{"type":"response.output_item.done","item":{"type":"function_call","call_id":"c1","name":"f","arguments":""}}"#,
+            r#"{"type":"response.completed","response":{"status":"completed"}}"#,
+        ]);
+        assert_eq!(s.output.len(), 2);
+        assert_eq!(s.output[1]["call_id"], "c1");
+        let (_, _, s) = run(&[
+            r#"{"type":"response.output_item.done","item":{"type":"function_call","call_id":"c1","name":"f","arguments":""}}"#,
+            r#"{"type":"response.completed","response":{"status":"completed","output":[{"type":"function_call","call_id":"c1","name":"f","arguments":"{\"a\":1}"}]}}"#,
+        ]);
+        assert_eq!(s.output.len(), 1);
+        assert_eq!(s.output[0]["arguments"], "{\"a\":1}");
     }
 
     #[test]

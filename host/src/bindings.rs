@@ -15,4 +15,4 @@ wasmtime::component::bindgen!({
     },
 });
 
-pub use openwebui::responses_pipe::{emit, kv, store, tools, types};
+pub use openwebui::responses_pipe::{crypto, emit, kv, store, tools, types};

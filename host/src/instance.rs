@@ -6,6 +6,7 @@
 
 use crate::bindings::ResponsesPipePre;
 use crate::bindings::types::{PipeError, RequestContext};
+use crate::crypto::CryptoView;
 use crate::egress::hooks::{GateHooks, check_outgoing};
 use crate::egress::policy::EgressPolicy;
 use crate::emit::EmitSink;
@@ -99,6 +100,7 @@ pub struct HostState {
     emit: EmitSink,
     kv: Arc<KvBackend>,
     tools: ToolsView,
+    crypto: CryptoView,
     cpu_ticks: u64,
     cpu_budget_ticks: u64,
     cpu_exceeded: bool,
@@ -157,6 +159,9 @@ fn linker(engine: &wasmtime::Engine) -> wasmtime::Result<Linker<HostState>> {
     })?;
     crate::bindings::tools::add_to_linker::<HostState, HasSelf<ToolsView>>(&mut linker, |s| {
         &mut s.tools
+    })?;
+    crate::bindings::crypto::add_to_linker::<HostState, HasSelf<CryptoView>>(&mut linker, |s| {
+        &mut s.crypto
     })?;
     crate::bindings::types::add_to_linker::<HostState, HasSelf<HostState>>(&mut linker, |s| s)?;
     linker.allow_shadowing(true);
@@ -248,6 +253,7 @@ impl Runner {
             emit,
             kv: self.parts.kv.clone(),
             tools: ToolsView,
+            crypto: CryptoView,
             cpu_ticks: 0,
             cpu_budget_ticks: ticks,
             cpu_exceeded: false,
