@@ -273,6 +273,11 @@ impl ChatStream {
                 return false;
             }
         }
+        for url in crate::images::from_chat_images(delta.get("images")) {
+            if !self.emit_visible(emit, Event::Image(url)) {
+                return false;
+            }
+        }
         self.merge_tool_calls(delta.get("tool_calls"));
         self.collect_annotations(delta.get("annotations"));
         true
@@ -525,6 +530,29 @@ mod tests {
             "choices": [{"index": 0, "delta": delta, "finish_reason": finish}],
         })
         .to_string()
+    }
+
+    #[test]
+    fn generated_images_are_relayed() {
+        let payloads = [
+            chunk(
+                json!({"role": "assistant", "content": "Here:", "images": [
+                    {"type": "image_url", "image_url": {"url": "data:image/png;base64,iVBORw0KGgo="}}
+                ]}),
+                None,
+            ),
+            chunk(json!({}), Some("stop")),
+        ];
+        let refs: Vec<&str> = payloads.iter().map(String::as_str).collect();
+        let (events, _, s) = run(&refs);
+        assert_eq!(
+            events,
+            vec![
+                Event::TextDelta("Here:".into()),
+                Event::Image("data:image/png;base64,iVBORw0KGgo=".into())
+            ]
+        );
+        assert!(s.visible_output);
     }
 
     #[test]

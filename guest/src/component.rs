@@ -90,6 +90,7 @@ fn event(e: core::Event) -> wit::Event {
             cost_usd: u.cost_usd,
         }),
         core::Event::OpenWebUiEvent(s) => wit::Event::OpenwebuiEvent(s),
+        core::Event::Image(url) => wit::Event::Image(url),
         core::Event::Finish(f) => wit::Event::Finish(finish(f)),
         core::Event::Error(b) => wit::Event::Error(error_body(b)),
     }

@@ -16,6 +16,8 @@ pub mod endpoint;
 #[forbid(unsafe_code)]
 pub mod errors;
 #[forbid(unsafe_code)]
+pub mod images;
+#[forbid(unsafe_code)]
 pub mod owui_events;
 #[forbid(unsafe_code)]
 pub mod request;

@@ -220,6 +220,10 @@ impl ResponsesStream {
             }
             "response.output_item.done" => {
                 if let Some(item) = event.get("item").filter(|i| i.is_object()) {
+                    if let Some(url) = crate::images::from_output_item(item) {
+                        self.visible_output = true;
+                        emit(Event::Image(url));
+                    }
                     self.output.push(item.clone());
                 }
                 if event.pointer("/item/type").and_then(Value::as_str) == Some("web_search_call") {
@@ -356,6 +360,17 @@ mod tests {
         ]);
         assert_eq!(s.output.len(), 1);
         assert_eq!(s.output[0]["arguments"], "{\"a\":1}");
+    }
+
+    #[test]
+    fn a_generated_image_item_becomes_an_image_event() {
+        let (events, _, s) = run(&[
+            r#"{"type":"response.output_item.added","item":{"type":"image_generation_call","id":"ig1","status":"in_progress"}}"#,
+            r#"{"type":"response.output_item.done","item":{"type":"image_generation_call","id":"ig1","status":"completed","result":"iVBORw0KGgo="}}"#,
+            r#"{"type":"response.completed","response":{"status":"completed"}}"#,
+        ]);
+        assert!(events.contains(&Event::Image("data:image/png;base64,iVBORw0KGgo=".into())));
+        assert!(s.visible_output);
     }
 
     #[test]

@@ -72,6 +72,8 @@ pub enum Event {
     ReasoningDelta(String),
     ToolCalls(Vec<ToolCall>),
     Citation(Citation),
+    /// An image the model produced (`delta.images`): a `data:` URL or an https URL.
+    Image(String),
     Usage(Usage),
     OpenWebUiEvent(String),
     Finish(FinishReason),

@@ -9,13 +9,18 @@ use tokio::sync::mpsc;
 
 /// Largest single event accepted (a text delta is normally a few bytes to a few KiB).
 pub const MAX_EVENT_BYTES: usize = 1 << 20;
+/// Largest image event accepted: a generated image arrives whole, as a base64 `data:` URL.
+pub const MAX_IMAGE_EVENT_BYTES: usize = 16 << 20;
 /// Events buffered between the guest and the HTTP writer.
 pub const CHANNEL_CAPACITY: usize = 64;
 
 /// Approximate payload size of an event.
 pub fn event_bytes(e: &Event) -> usize {
     match e {
-        Event::TextDelta(s) | Event::ReasoningDelta(s) | Event::OpenwebuiEvent(s) => s.len(),
+        Event::TextDelta(s)
+        | Event::ReasoningDelta(s)
+        | Event::OpenwebuiEvent(s)
+        | Event::Image(s) => s.len(),
         Event::ToolCalls(calls) => calls
             .iter()
             .map(|c| c.call_id.len() + c.name.len() + c.arguments_json.len())
@@ -47,7 +52,12 @@ impl EmitSink {
 
 impl emit::Host for EmitSink {
     async fn send(&mut self, e: Event) -> Result<(), EmitError> {
-        if event_bytes(&e) > MAX_EVENT_BYTES {
+        let cap = if matches!(e, Event::Image(_)) {
+            MAX_IMAGE_EVENT_BYTES
+        } else {
+            MAX_EVENT_BYTES
+        };
+        if event_bytes(&e) > cap {
             return Err(EmitError::TooLarge);
         }
         let Some(tx) = &self.tx else {

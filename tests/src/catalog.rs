@@ -161,6 +161,7 @@ fn fake_name(id: &str) -> &'static str {
         "fake/signature" => "Fake: Reasoning Signature Check",
         "fake/citations" => "Fake: Citations",
         "fake/incomplete" => "Fake: Incomplete Answer",
+        "fake/image" => "Fake: Image Generation",
         _ => "Fake: HTTP Error Status",
     }
 }

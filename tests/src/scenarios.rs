@@ -79,11 +79,14 @@ pub enum Scenario {
     Citations,
     /// `fake/incomplete`: some deltas, then `response.incomplete` for `max_output_tokens`.
     Incomplete,
+    /// `fake/image`: the echo answer plus an `image_generation_call` item whose `result` is a
+    /// 1×1 PNG in base64.
+    Image,
 }
 
 impl Scenario {
     /// Every scenario model id, in catalogue order.
-    pub const MODEL_IDS: [&'static str; 24] = [
+    pub const MODEL_IDS: [&'static str; 25] = [
         "fake/echo",
         "fake/reasoning",
         "fake/slow",
@@ -108,6 +111,7 @@ impl Scenario {
         "fake/signature",
         "fake/citations",
         "fake/incomplete",
+        "fake/image",
     ];
 
     /// Realistic catalogue ids the fake answers like `fake/echo`, so suites can check the
@@ -142,6 +146,7 @@ impl Scenario {
             "fake/signature" => Self::Signature,
             "fake/citations" => Self::Citations,
             "fake/incomplete" => Self::Incomplete,
+            "fake/image" => Self::Image,
             other => {
                 let code = other.strip_prefix("fake/status-")?.parse::<u16>().ok()?;
                 if !STATUS_CODES.contains(&code) {
@@ -273,6 +278,7 @@ pub(crate) fn reply(
         }
         Scenario::Citations => citations_script(&turn),
         Scenario::Incomplete => incomplete_script(&turn),
+        Scenario::Image => image_script(&turn),
     };
     if stream {
         script.into_sse()
@@ -901,6 +907,30 @@ fn citations_script(turn: &Turn) -> Script {
     let item = script.message_finish(turn, 0, &turn.answer);
     let usage = turn.usage(&turn.answer, "");
     script.completed(turn.response("completed", vec![item], Some(usage), None));
+    script
+}
+
+/// The 1×1 PNG `fake/image` generates, base64-encoded.
+pub const FAKE_IMAGE_PNG_B64: &str = "iVBORw0KGgoAAAANSUhEUgAAAAEAAAABCAYAAAAfFcSJAAAADUlEQVR42mNk+M9QDwADhgGAWjR9awAAAABJRU5ErkJggg==";
+
+fn image_script(turn: &Turn) -> Script {
+    let mut script = Script::new();
+    script.start(turn);
+    let id = format!("ig_{}", turn.message_id);
+    script.event(
+        "response.output_item.added",
+        json!({ "output_index": 0,
+                "item": { "type": "image_generation_call", "id": id, "status": "in_progress" } }),
+    );
+    let image = json!({ "type": "image_generation_call", "id": id, "status": "completed",
+                        "result": FAKE_IMAGE_PNG_B64 });
+    script.event(
+        "response.output_item.done",
+        json!({ "output_index": 0, "item": image }),
+    );
+    let message = script.message(turn, 1, &words(&turn.answer), Duration::ZERO);
+    let usage = turn.usage(&turn.answer, "");
+    script.completed(turn.response("completed", vec![image, message], Some(usage), None));
     script
 }
 

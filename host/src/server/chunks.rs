@@ -54,6 +54,11 @@ fn annotation_json(c: &Citation) -> Value {
     })
 }
 
+/// OpenRouter's chat-completions image shape (`delta.images[]`, `message.images[]`).
+fn image_json(url: &str) -> Value {
+    json!({ "type": "image_url", "image_url": { "url": url } })
+}
+
 fn tool_calls_json(calls: &[ToolCall]) -> Value {
     Value::Array(
         calls
@@ -128,6 +133,7 @@ impl ChunkEncoder {
                 self.delta("annotations", json!([annotation_json(&c)]))
                     .to_string(),
             ],
+            Event::Image(url) => vec![self.delta("images", json!([image_json(&url)])).to_string()],
             Event::Usage(u) => {
                 self.usage = Some(u);
                 vec![]
@@ -179,6 +185,7 @@ pub struct Collector {
     pub reasoning: String,
     pub tool_calls: Vec<ToolCall>,
     pub citations: Vec<Citation>,
+    pub images: Vec<String>,
     pub usage: Option<Usage>,
     pub finish: Option<FinishReason>,
     pub error: Option<ErrorBody>,
@@ -191,6 +198,7 @@ impl Collector {
             Event::ReasoningDelta(s) => self.reasoning.push_str(&s),
             Event::ToolCalls(calls) => self.tool_calls.extend(calls),
             Event::Citation(c) => self.citations.push(c),
+            Event::Image(url) => self.images.push(url),
             Event::Usage(u) => self.usage = Some(u),
             Event::OpenwebuiEvent(_) => {}
             Event::Finish(f) => self.finish = Some(f),
@@ -217,6 +225,12 @@ impl Collector {
             }
             if !self.tool_calls.is_empty() {
                 obj.insert("tool_calls".into(), tool_calls_json(&self.tool_calls));
+            }
+            if !self.images.is_empty() {
+                obj.insert(
+                    "images".into(),
+                    Value::Array(self.images.iter().map(|u| image_json(u)).collect()),
+                );
             }
         }
         let mut v = json!({
@@ -276,6 +290,25 @@ mod tests {
             2
         );
         assert_eq!(u["usage"]["cost"], 0.5);
+    }
+
+    #[test]
+    fn images_become_delta_images_and_message_images() {
+        let url = "data:image/png;base64,iVBORw0KGgo=";
+        let mut enc = ChunkEncoder::new("r", 1, "m", false);
+        let line: Value =
+            serde_json::from_str(&enc.encode(Event::Image(url.into()), "r")[0]).unwrap();
+        assert_eq!(
+            line["choices"][0]["delta"]["images"],
+            json!([{"type": "image_url", "image_url": {"url": url}}])
+        );
+        let mut all = Collector::default();
+        all.push(Event::Image(url.into()));
+        let done = all.completion("r", 1, "m");
+        assert_eq!(
+            done["choices"][0]["message"]["images"][0]["image_url"]["url"],
+            url
+        );
     }
 
     #[test]

@@ -588,3 +588,33 @@ async fn old_long_tool_outputs_are_shortened_before_they_go_back_to_the_model() 
     assert!(output.len() < 600);
     assert!(output.starts_with("0123456789"));
 }
+
+#[tokio::test]
+async fn generated_images_reach_the_caller_as_delta_images_and_message_images() {
+    use fake_openrouter::scenarios::FAKE_IMAGE_PNG_B64;
+    let h = Harness::start().await;
+    let expected = format!("data:image/png;base64,{FAKE_IMAGE_PNG_B64}");
+    let (status, chunks) = h.stream_chat("fake/image", "draw").await;
+    assert_eq!(status, 200, "{chunks:?}");
+    let images: Vec<Value> = json_chunks(&chunks)
+        .iter()
+        .filter_map(|c| c["choices"][0]["delta"]["images"].as_array().cloned())
+        .flatten()
+        .collect();
+    assert_eq!(
+        images,
+        vec![json!({"type": "image_url", "image_url": {"url": expected}})]
+    );
+    assert_eq!(content_of(&chunks), "echo: draw");
+
+    let resp = h
+        .post_chat(&Harness::chat_body("fake/image", "draw", false))
+        .await;
+    assert_eq!(resp.status().as_u16(), 200);
+    let body: Value = resp.json().await.unwrap();
+    assert_eq!(
+        body["choices"][0]["message"]["images"][0]["image_url"]["url"],
+        expected
+    );
+    assert_eq!(body["choices"][0]["message"]["content"], "echo: draw");
+}
