@@ -474,6 +474,43 @@ mod tests {
     }
 
     #[test]
+    fn a_declaration_allowlists_its_authority_but_never_as_private_and_errors_stop_loading() {
+        use std::io::Write as _;
+        let load = |text: &str, env: &[(&str, &str)]| {
+            let mut f = tempfile::NamedTempFile::new().unwrap();
+            f.write_all(text.as_bytes()).unwrap();
+            let env: Vec<(String, String)> = env
+                .iter()
+                .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
+                .collect();
+            crate::config::Config::load(Some(f.path()), &move |k| {
+                env.iter().find(|(n, _)| n == k).map(|(_, v)| v.clone())
+            })
+        };
+        let decl = "MODEL_ID = \"auto\"\n[[tool_servers]]\nname = \"local\"\nkind = \"mcp\"\nurl = \"http://127.0.0.1:7001/mcp\"\nauth_header = \"X-Key\"\nauth_env = \"LOCAL_KEY\"\n";
+        let config = load(decl, &[("LOCAL_KEY", "k-SECRET")]).unwrap();
+        assert_eq!(config.tool_servers().len(), 1);
+        assert!(
+            config
+                .egress_allowed()
+                .contains(&("127.0.0.1".to_owned(), 7001))
+        );
+        assert!(
+            !config
+                .egress_private_ok()
+                .contains(&("127.0.0.1".to_owned(), 7001))
+        );
+        assert!(!format!("{config:?}").contains("k-SECRET"));
+
+        let err = load(decl, &[]).err().unwrap().to_string();
+        assert!(
+            err.contains("tool_servers[0] (local): key `auth_env`"),
+            "{err}"
+        );
+        assert!(!config.guest_settings_json().contains("tool_servers"));
+    }
+
+    #[test]
     fn inline_operations_are_kept_as_a_paths_object() {
         let decls = parse_text(
             r#"

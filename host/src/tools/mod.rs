@@ -524,12 +524,15 @@ impl ToolHost {
     /// The tools every server serves right now (servers whose list is not loaded are left out;
     /// a due retry is attempted first).
     pub async fn catalog(&self) -> Arc<Catalog> {
-        let mut per_server = Vec::new();
-        for server in &self.servers {
-            if let Ok(tools) = self.ensure_loaded(server).await {
-                per_server.push((Arc::clone(server), tools));
-            }
-        }
+        // Concurrently, so servers still loading cost one fetch's time, not the sum.
+        let loaded = futures::future::join_all(self.servers.iter().map(|server| async move {
+            self.ensure_loaded(server)
+                .await
+                .ok()
+                .map(|tools| (Arc::clone(server), tools))
+        }))
+        .await;
+        let per_server: Vec<_> = loaded.into_iter().flatten().collect();
         let mut count: HashMap<&str, usize> = HashMap::new();
         for (_, tools) in &per_server {
             let mut seen = std::collections::HashSet::new();

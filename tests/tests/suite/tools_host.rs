@@ -371,10 +371,13 @@ async fn a_name_served_by_two_servers_is_prefixed_and_each_call_reaches_its_own_
     let s = setup(
         &format!(
             "{}{}",
-            openapi_decl("weather", &api, false),
+            openapi_decl("weather", &api, true),
             mcp_decl("files", &mcp)
         ),
-        &[("EGRESS_PRIVATE_HOSTS", &private(&[api.port(), mcp.port()]))],
+        &[
+            ("EGRESS_PRIVATE_HOSTS", &private(&[api.port(), mcp.port()])),
+            ("TEST_TOOL_TOKEN", TOKEN),
+        ],
         None,
     );
     let catalog = s.tools.catalog().await;
@@ -405,6 +408,20 @@ async fn a_name_served_by_two_servers_is_prefixed_and_each_call_reaches_its_own_
     assert_eq!(output(&results[1]), "MCP weather for Rome: sunny");
     assert_eq!(api.recorder().calls_of("get_weather"), 1);
     assert_eq!(mcp.recorder().calls_of("get_weather"), 1);
+    // The auth header belongs to the OpenAPI server's declaration only.
+    assert!(
+        api.recorder()
+            .request_headers()
+            .iter()
+            .all(|h| h.iter().any(|(k, v)| k == "authorization" && v == TOKEN))
+    );
+    let mcp_requests = mcp.recorder().request_headers();
+    assert!(mcp_requests.len() >= 4);
+    assert!(
+        mcp_requests
+            .iter()
+            .all(|h| h.iter().all(|(k, _)| k != "authorization"))
+    );
 }
 
 #[tokio::test]
@@ -718,4 +735,48 @@ async fn shutdown_gives_in_flight_calls_the_tool_shutdown_timeout() {
         other => panic!("{other:?}"),
     }
     assert_eq!(s.tools.metrics().calls("weather", "shutdown"), 1);
+}
+
+#[tokio::test]
+async fn the_assembled_host_serves_declared_tools_and_reports_their_metrics() {
+    use crate::harness::{Harness, Options};
+    let fake = FakeOpenApi::start().await.unwrap();
+    let h = Harness::with(Options {
+        env: vec![
+            ("EGRESS_PRIVATE_HOSTS", private(&[fake.port()])),
+            ("TEST_TOOL_TOKEN", TOKEN.to_owned()),
+        ],
+        config_toml: Some(openapi_decl("weather", &fake, true)),
+        ..Options::default()
+    })
+    .await;
+    let catalog = h.app.tools.catalog().await;
+    assert_eq!(catalog.len(), 3);
+    let results = invoke(
+        &h.app.tools,
+        &catalog,
+        vec![call("1", "get_weather", json!({"city": "Bern"}))],
+        options(1),
+    )
+    .await;
+    assert!(output(&results[0]).contains("Bern"));
+    let metrics = h
+        .client
+        .get(format!("{}/metrics", h.url))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(
+        metrics.contains("responses_pipe_tool_calls_total{server=\"weather\",outcome=\"ok\"} 1"),
+        "{metrics}"
+    );
+    assert!(
+        metrics.contains("responses_pipe_tool_calls_peak_in_flight 1"),
+        "{metrics}"
+    );
+    assert!(!metrics.contains("SECRET"));
+    assert!(!logs_text().contains("tool-token-SECRET"));
 }
