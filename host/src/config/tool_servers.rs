@@ -511,6 +511,29 @@ mod tests {
     }
 
     #[test]
+    fn the_readme_example_declares_three_working_servers() {
+        let readme = include_str!("../../../README.md");
+        let section = readme.split("## Tool servers").nth(1).unwrap();
+        let block = section
+            .split("```toml\n")
+            .nth(1)
+            .unwrap()
+            .split("```")
+            .next()
+            .unwrap();
+        let decls = parse_text(block, &[("WEATHER_TOOL_TOKEN", "t")]).unwrap();
+        let names: Vec<_> = decls.iter().map(|d| d.name.as_str()).collect();
+        assert_eq!(names, ["weather", "calc", "files"]);
+        let Some(OperationsSource::Inline(paths)) = &decls[1].operations else {
+            panic!("inline operations expected");
+        };
+        let ops =
+            crate::tools::openapi::operations(&serde_json::json!({ "paths": paths })).unwrap();
+        assert_eq!(ops[0].name, "add");
+        assert_eq!(ops[0].schema["properties"]["a"]["type"], "number");
+    }
+
+    #[test]
     fn inline_operations_are_kept_as_a_paths_object() {
         let decls = parse_text(
             r#"
