@@ -780,3 +780,83 @@ async fn the_assembled_host_serves_declared_tools_and_reports_their_metrics() {
     assert!(!metrics.contains("SECRET"));
     assert!(!logs_text().contains("tool-token-SECRET"));
 }
+
+#[tokio::test]
+async fn an_unreachable_spec_does_not_stop_start_up_and_is_fetched_again_later() {
+    let port = {
+        let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        l.local_addr().unwrap().port()
+    };
+    let toml = format!(
+        "[[tool_servers]]\nname = \"late\"\nkind = \"openapi\"\nurl = \"http://127.0.0.1:{port}\"\nspec = \"/openapi.json\"\n"
+    );
+    let s = setup(&toml, &[("EGRESS_PRIVATE_HOSTS", &private(&[port]))], None);
+    // Start-up went on; the request sees no tools from that server yet.
+    assert!(s.tools.catalog().await.is_empty());
+    // The server comes up; the background retry (after its backoff) loads the spec.
+    let fake = FakeOpenApi::start_on(port).await.unwrap();
+    let catalog = tokio::time::timeout(BOUND, async {
+        loop {
+            let catalog = s.tools.catalog().await;
+            if !catalog.is_empty() {
+                return catalog;
+            }
+            tokio::time::sleep(Duration::from_millis(200)).await;
+        }
+    })
+    .await
+    .expect("the spec was fetched again");
+    assert_eq!(catalog.len(), 3);
+    assert!(logs_text().contains("could not load the tool server's tools; retrying later"));
+    let results = invoke(
+        &s.tools,
+        &catalog,
+        vec![call("1", "search", json!({"q": "late"}))],
+        options(1),
+    )
+    .await;
+    assert!(output(&results[0]).contains("result for late"));
+    assert_eq!(fake.recorder().calls_of("search"), 1);
+}
+
+#[tokio::test]
+async fn mcp_failures_are_reported_once_and_a_silent_event_stream_hits_the_idle_timeout() {
+    let fake = FakeMcp::start(true).await.unwrap();
+    let s = setup(
+        &mcp_decl("files", &fake),
+        &[("EGRESS_PRIVATE_HOSTS", &private(&[fake.port()]))],
+        None,
+    );
+    let catalog = s.tools.catalog().await;
+    let rec = fake.recorder();
+    rec.set("add", Behaviour::Fail(502));
+    let results = invoke(
+        &s.tools,
+        &catalog,
+        vec![call("1", "add", json!({"a": 1, "b": 2}))],
+        options(1),
+    )
+    .await;
+    match &results[0].output {
+        Err(ToolError::Unavailable(m)) => assert!(m.starts_with("HTTP 502"), "{m}"),
+        other => panic!("{other:?}"),
+    }
+    assert_eq!(rec.calls_of("add"), 1);
+
+    rec.set("get_weather", Behaviour::Stall);
+    let mut opts = options(1);
+    opts.idle_timeout_ms = Some(300);
+    let results = invoke(
+        &s.tools,
+        &catalog,
+        vec![call("2", "get_weather", json!({"city": "x"}))],
+        opts,
+    )
+    .await;
+    assert!(
+        matches!(results[0].output, Err(ToolError::Timeout)),
+        "{results:?}"
+    );
+    assert_eq!(rec.calls_of("get_weather"), 1);
+    assert_eq!(s.tools.metrics().calls("files", "retried"), 0);
+}
