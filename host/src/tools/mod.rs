@@ -1,10 +1,12 @@
 //! The `tools` capability: tools the operator declared (`[[tool_servers]]`: OpenAPI servers and
 //! MCP servers over streamable HTTP), served to the component through `available` and `invoke`.
 //!
-//! - [`ToolHost`] is built once per process: the declared servers, their tool lists (fetched at
-//!   start-up; a failed fetch is logged and retried with backoff, 5 s doubling to 160 s, without
-//!   failing start-up), the host-wide semaphore (`MAX_PARALLEL_TOOLS_GLOBAL`), the metrics and the
-//!   shutdown deadline.
+//! - [`ToolHost`] is built once per process: the declared servers, their tool lists (fetched by
+//!   one loader task per server at start-up; a failed fetch is logged and retried with backoff,
+//!   5 s doubling to 160 s, without failing start-up; a request waits for a server's first fetch
+//!   at most 10 s and never for a retry), the host-wide semaphore (`MAX_PARALLEL_TOOLS_GLOBAL`),
+//!   the metrics and the shutdown deadline. Lists are fetched once; a server whose tools change
+//!   needs a host restart.
 //! - [`ToolsView`] is the per-instance (per-request) side: it keeps the catalogue the request was
 //!   shown, so names map back to the same tools even if a server's list changes meanwhile.
 //!
@@ -51,6 +53,8 @@ const RETRY_PAUSE: Duration = Duration::from_millis(100);
 /// First wait after a failed tool-list fetch; doubles up to [`LOAD_BACKOFF_MAX`].
 const LOAD_BACKOFF_START: Duration = Duration::from_secs(5);
 const LOAD_BACKOFF_MAX: Duration = Duration::from_secs(160);
+/// How long a request waits for a server's first tool-list fetch before going on without it.
+const FIRST_LOAD_WAIT: Duration = Duration::from_secs(10);
 /// Largest OpenAPI document accepted.
 const MAX_SPEC_BYTES: usize = 8 * 1024 * 1024;
 /// What a tool server is asked to answer with.
@@ -132,12 +136,14 @@ enum Source {
     Mcp(mcp::McpClient),
 }
 
-enum LoadState {
-    Loaded(Arc<Vec<Arc<ServerTool>>>),
-    Waiting {
-        next_attempt: Instant,
-        backoff: Duration,
-    },
+/// Where a server's tool list stands. Only the server's loader task fetches; requests read.
+#[derive(Clone)]
+enum Phase {
+    /// The first fetch has not finished yet.
+    Pending,
+    Ready(Arc<Vec<Arc<ServerTool>>>),
+    /// The last fetch failed; the loader tries again after its backoff.
+    Failed,
 }
 
 /// One declared server.
@@ -147,7 +153,7 @@ pub struct Server {
     url: url::Url,
     auth: Option<AuthHeader>,
     source: Source,
-    state: tokio::sync::Mutex<LoadState>,
+    phase: watch::Sender<Phase>,
 }
 
 impl Server {
@@ -178,10 +184,7 @@ impl Server {
             url: decl.url.clone(),
             auth,
             source,
-            state: tokio::sync::Mutex::new(LoadState::Waiting {
-                next_attempt: Instant::now(),
-                backoff: LOAD_BACKOFF_START,
-            }),
+            phase: watch::channel(Phase::Pending).0,
         }
     }
 
@@ -323,6 +326,8 @@ pub struct ToolHost {
     metrics: ToolMetrics,
     /// Set once shutdown starts: the moment in-flight calls are cut.
     shutdown: watch::Sender<Option<Instant>>,
+    /// Whether the loader tasks run.
+    started: std::sync::atomic::AtomicBool,
 }
 
 impl ToolHost {
@@ -343,29 +348,35 @@ impl ToolHost {
             limits,
             metrics: ToolMetrics::default(),
             shutdown: watch::channel(None).0,
+            started: std::sync::atomic::AtomicBool::new(false),
         })
     }
 
-    /// Fetch every server's tool list in the background, retrying with backoff until it loads.
-    /// Without a tokio runtime the lists are fetched on first use instead.
+    /// Start one loader task per server: it fetches the tool list, and after a failure tries
+    /// again with backoff until it loads. Idempotent; without a tokio runtime it does nothing
+    /// (the first request's `available` starts the loaders then).
     pub fn start(self: &Arc<Self>) {
         let Ok(runtime) = tokio::runtime::Handle::try_current() else {
             return;
         };
+        if self.started.swap(true, Ordering::AcqRel) {
+            return;
+        }
         for server in &self.servers {
             let host = Arc::downgrade(self);
             let server = Arc::clone(server);
             runtime.spawn(async move {
+                let mut backoff = LOAD_BACKOFF_START;
                 loop {
                     let Some(host) = host.upgrade() else {
                         return;
                     };
-                    let wait = match host.ensure_loaded(&server).await {
-                        Ok(_) => return,
-                        Err(at) => at,
-                    };
+                    if host.load(&server, backoff).await {
+                        return;
+                    }
                     drop(host);
-                    tokio::time::sleep_until(wait).await;
+                    tokio::time::sleep(backoff).await;
+                    backoff = (backoff * 2).min(LOAD_BACKOFF_MAX);
                 }
             });
         }
@@ -400,22 +411,9 @@ impl ToolHost {
         });
     }
 
-    /// The server's tools, fetching them if they are not loaded and an attempt is due. `Err`
-    /// carries when the next attempt is due.
-    async fn ensure_loaded(&self, server: &Server) -> Result<Arc<Vec<Arc<ServerTool>>>, Instant> {
-        let mut state = server.state.lock().await;
-        let backoff = match &*state {
-            LoadState::Loaded(tools) => return Ok(Arc::clone(tools)),
-            LoadState::Waiting {
-                next_attempt,
-                backoff,
-            } => {
-                if Instant::now() < *next_attempt {
-                    return Err(*next_attempt);
-                }
-                *backoff
-            }
-        };
+    /// One fetch of the server's tool list; `true` when it loaded. A failure is logged with
+    /// when the next attempt comes.
+    async fn load(&self, server: &Server, backoff: Duration) -> bool {
         let fetched = tokio::time::timeout(self.limits.call_timeout, self.fetch_tools(server))
             .await
             .unwrap_or_else(|_| Err("fetching the tool list timed out".to_owned()));
@@ -427,12 +425,10 @@ impl ToolHost {
                     tools = tools.len(),
                     "tool server ready"
                 );
-                let tools = Arc::new(tools);
-                *state = LoadState::Loaded(Arc::clone(&tools));
-                Ok(tools)
+                server.phase.send_replace(Phase::Ready(Arc::new(tools)));
+                true
             }
             Err(reason) => {
-                let next_attempt = Instant::now() + backoff;
                 tracing::warn!(
                     tool.server = %server.name,
                     kind = server.kind.as_str(),
@@ -440,12 +436,34 @@ impl ToolHost {
                     retry_in_seconds = backoff.as_secs(),
                     "could not load the tool server's tools; retrying later"
                 );
-                *state = LoadState::Waiting {
-                    next_attempt,
-                    backoff: (backoff * 2).min(LOAD_BACKOFF_MAX),
-                };
-                Err(next_attempt)
+                server.phase.send_replace(Phase::Failed);
+                false
             }
+        }
+    }
+
+    /// The server's tools if loaded. While its first fetch is still running this waits for it,
+    /// at most [`FIRST_LOAD_WAIT`], so the first requests after start-up see its tools.
+    async fn loaded(&self, server: &Server) -> Option<Arc<Vec<Arc<ServerTool>>>> {
+        let mut phase = server.phase.subscribe();
+        let current = phase.borrow_and_update().clone();
+        let current = match current {
+            Phase::Pending => {
+                match tokio::time::timeout(
+                    FIRST_LOAD_WAIT,
+                    phase.wait_for(|p| !matches!(p, Phase::Pending)),
+                )
+                .await
+                {
+                    Ok(Ok(p)) => p.clone(),
+                    _ => Phase::Pending,
+                }
+            }
+            other => other,
+        };
+        match current {
+            Phase::Ready(tools) => Some(tools),
+            Phase::Pending | Phase::Failed => None,
         }
     }
 
@@ -521,14 +539,13 @@ impl ToolHost {
             .collect())
     }
 
-    /// The tools every server serves right now (servers whose list is not loaded are left out;
-    /// a due retry is attempted first).
-    pub async fn catalog(&self) -> Arc<Catalog> {
-        // Concurrently, so servers still loading cost one fetch's time, not the sum.
+    /// The tools every server serves right now (servers whose list is not loaded are left out).
+    pub async fn catalog(self: &Arc<Self>) -> Arc<Catalog> {
+        self.start();
+        // Concurrently, so servers still on their first fetch cost one wait, not the sum.
         let loaded = futures::future::join_all(self.servers.iter().map(|server| async move {
-            self.ensure_loaded(server)
+            self.loaded(server)
                 .await
-                .ok()
                 .map(|tools| (Arc::clone(server), tools))
         }))
         .await;
@@ -603,7 +620,13 @@ impl ToolHost {
             async move {
                 let started = Instant::now();
                 let (server_name, tool_name, result, attempts) = match prepare(catalog, &call) {
-                    Err((failure, server)) => (server, call.name.clone(), Err(failure), 0),
+                    // The name came from the model: log a bounded piece of it.
+                    Err((failure, server)) => (
+                        server,
+                        call.name.chars().take(MAX_TOOL_NAME_CHARS).collect(),
+                        Err(failure),
+                        0,
+                    ),
                     Ok((entry, args)) => {
                         let server = entry.server.name.clone();
                         let (result, attempts) = self
