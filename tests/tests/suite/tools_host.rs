@@ -36,6 +36,15 @@ struct Setup {
 
 /// A tool host built the way `AppBuilder` builds it: config file → egress policy → pooled client.
 fn setup(toml: &str, env: &[(&str, &str)], resolver: Option<Arc<dyn Resolver>>) -> Setup {
+    setup_with_connect_timeout(toml, env, resolver, Duration::from_secs(5))
+}
+
+fn setup_with_connect_timeout(
+    toml: &str,
+    env: &[(&str, &str)],
+    resolver: Option<Arc<dyn Resolver>>,
+    connect_timeout: Duration,
+) -> Setup {
     logs();
     let mut file = tempfile::NamedTempFile::new().unwrap();
     file.write_all(toml.as_bytes()).unwrap();
@@ -62,7 +71,7 @@ fn setup(toml: &str, env: &[(&str, &str)], resolver: Option<Arc<dyn Resolver>>) 
             policy,
             resolver.unwrap_or_else(|| Arc::new(SystemResolver)),
             EgressLimits {
-                connect_timeout: Duration::from_secs(5),
+                connect_timeout,
                 first_byte_timeout: Duration::from_secs(30),
                 between_bytes_timeout: Duration::from_secs(30),
                 total_timeout: None,
@@ -859,4 +868,39 @@ async fn mcp_failures_are_reported_once_and_a_silent_event_stream_hits_the_idle_
     );
     assert_eq!(rec.calls_of("get_weather"), 1);
     assert_eq!(s.tools.metrics().calls("files", "retried"), 0);
+}
+
+#[tokio::test]
+async fn a_connect_timeout_is_retried_at_most_twice() {
+    // A listener with a backlog of one that never accepts: once one connection fills the queue,
+    // the kernel drops further SYNs and connecting hangs until the host's connect timeout.
+    let socket = tokio::net::TcpSocket::new_v4().unwrap();
+    socket.bind("127.0.0.1:0".parse().unwrap()).unwrap();
+    let listener = socket.listen(0).unwrap();
+    let port = listener.local_addr().unwrap().port();
+    let _filler = std::net::TcpStream::connect(("127.0.0.1", port)).unwrap();
+    let toml = format!(
+        "[[tool_servers]]\nname = \"slowconnect\"\nkind = \"openapi\"\nurl = \"http://127.0.0.1:{port}\"\n\
+         [tool_servers.operations.\"/ping\".post]\noperationId = \"ping\"\n"
+    );
+    let s = setup_with_connect_timeout(
+        &toml,
+        &[("EGRESS_PRIVATE_HOSTS", &private(&[port]))],
+        None,
+        Duration::from_millis(300),
+    );
+    let catalog = s.tools.catalog().await;
+    let results = invoke(
+        &s.tools,
+        &catalog,
+        vec![call("1", "ping", json!({}))],
+        options(1),
+    )
+    .await;
+    match &results[0].output {
+        Err(ToolError::Unavailable(m)) => assert!(m.contains("connecting timed out"), "{m}"),
+        other => panic!("{other:?}"),
+    }
+    assert_eq!(s.tools.metrics().calls("slowconnect", "retried"), 2);
+    drop(listener);
 }
