@@ -327,7 +327,8 @@ impl ToolMetrics {
     }
 
     /// Prometheus text: `responses_pipe_tool_calls_total{server,outcome}` (outcomes `ok`,
-    /// `error`, `http_error`, `timeout`, `unavailable`, `refused`, `invalid_argument`,
+    /// `error`, `http_error`, `timeout` (the call's budget), `batch_timeout`, `idle_timeout`,
+    /// `unavailable`, `refused`, `invalid_argument`,
     /// `not_found`, `session_closed`, `shutdown`, and `retried` for each retry of a call that
     /// never reached its server), the in-flight gauge and its peak. Server names come from the
     /// config, so the label set is bounded.
@@ -726,7 +727,7 @@ impl ToolHost {
         };
         let result = tokio::select! {
             r = tokio::time::timeout_at(batch_deadline, run) => {
-                r.unwrap_or_else(|_| Err(Failure::new(ToolError::Timeout, "timeout")))
+                r.unwrap_or_else(|_| Err(Failure::new(ToolError::Timeout, "batch_timeout")))
             }
             () = cut => Err(Failure::new(
                 ToolError::Unavailable("the host is shutting down".into()),

@@ -571,6 +571,15 @@ async fn call_batch_and_idle_timeouts_fire_and_a_failing_tool_is_called_exactly_
     .await;
     assert!(matches!(results[0].output, Err(ToolError::Timeout)));
     assert_eq!(rec.calls_of("search"), 1);
+    // It was the call's own budget (the batch's would have fired much later).
+    let m = s.tools.metrics();
+    assert_eq!(
+        (
+            m.calls("weather", "timeout"),
+            m.calls("weather", "batch_timeout")
+        ),
+        (1, 0)
+    );
 
     // Batch timeout: the hanging call is cut, the quick one in the same batch still answers.
     let mut opts = options(5);
@@ -587,6 +596,14 @@ async fn call_batch_and_idle_timeouts_fire_and_a_failing_tool_is_called_exactly_
     .await;
     assert!(matches!(results[0].output, Err(ToolError::Timeout)));
     assert!(output(&results[1]).contains("Lyon"));
+    // The batch's budget, not the call's.
+    assert_eq!(
+        (
+            m.calls("weather", "timeout"),
+            m.calls("weather", "batch_timeout")
+        ),
+        (1, 1)
+    );
 
     // Idle timeout: the head and one byte arrive, then nothing.
     rec.set("get_weather", Behaviour::Stall);
@@ -604,6 +621,14 @@ async fn call_batch_and_idle_timeouts_fire_and_a_failing_tool_is_called_exactly_
         "{results:?}"
     );
     assert_eq!(rec.calls_of("get_weather"), 2);
+    // Cut by the idle budget, before the call's.
+    assert_eq!(
+        (
+            m.calls("weather", "timeout"),
+            m.calls("weather", "idle_timeout")
+        ),
+        (1, 1)
+    );
 
     // A 5xx is a tool error with the status and an excerpt, and the tool is not called again.
     rec.set("create_note", Behaviour::Fail(503));
@@ -623,7 +648,7 @@ async fn call_batch_and_idle_timeouts_fire_and_a_failing_tool_is_called_exactly_
     }
     assert_eq!(rec.calls_of("create_note"), 1);
     assert_eq!(s.tools.metrics().calls("weather", "retried"), 0);
-    assert_eq!(s.tools.metrics().calls("weather", "timeout"), 3);
+    assert_eq!(s.tools.metrics().calls("weather", "timeout"), 1);
     rec.wait_idle().await;
 }
 
@@ -867,6 +892,7 @@ async fn mcp_failures_are_reported_once_and_a_silent_event_stream_hits_the_idle_
         "{results:?}"
     );
     assert_eq!(rec.calls_of("get_weather"), 1);
+    assert_eq!(s.tools.metrics().calls("files", "idle_timeout"), 1);
     assert_eq!(s.tools.metrics().calls("files", "retried"), 0);
 }
 
