@@ -90,6 +90,9 @@ pub enum StoreSetupError {
     DatabaseUrl,
     #[error("the artifact table name {0:?} is not valid")]
     TableName(String),
+    /// The pools run background tasks on the tokio runtime.
+    #[error("the artifact store must be set up inside a tokio runtime")]
+    NoRuntime,
 }
 
 enum Backend {
@@ -396,6 +399,9 @@ impl ArtifactStore {
     pub fn new(settings: StoreSettings, metrics: Arc<Metrics>) -> Result<Self, StoreSetupError> {
         if !is_safe_identifier(&settings.table) {
             return Err(StoreSetupError::TableName(settings.table));
+        }
+        if tokio::runtime::Handle::try_current().is_err() {
+            return Err(StoreSetupError::NoRuntime);
         }
         let breaks = Breaks::default();
         let backend = match &settings.database_url {

@@ -4,8 +4,10 @@
 //! (refused, stalled, cut mid-query) with recovery after the proxy heals. PostgreSQL tests fail
 //! loudly when the server is not there: CI starts it.
 
+use crate::harness::{Harness, Options};
 use fake_openrouter::fault_proxy::{FaultMode, FaultProxy};
 use responses_pipe_host::bindings::store::{Row, StoreError};
+use responses_pipe_host::maintenance::{PassOutcome, run_once};
 use responses_pipe_host::metrics::Metrics;
 use responses_pipe_host::store::{ArtifactStore, MAX_IDS, MAX_PUT_ROWS, StoreSettings};
 use secrecy::SecretString;
@@ -655,4 +657,87 @@ async fn a_dead_database_at_start_up_does_not_stop_the_host() {
         .await
         .expect("PostgreSQL must be running at 127.0.0.1:5432");
     let _ = conn.close().await;
+}
+
+/// Through the assembled host: the maintenance pass runs the real component's `maintain`, takes
+/// turns with a worker that holds the lock, and store errors reach `/metrics` by kind.
+#[tokio::test]
+async fn maintenance_pass_through_the_host_with_sqlite() {
+    let h = Harness::start().await;
+    assert_eq!(h.app.store.backend_kind(), "sqlite");
+    assert!(
+        h.app
+            .store
+            .table_name()
+            .starts_with("response_items_openrouter_responses_")
+    );
+    assert_eq!(run_once(&h.app).await.unwrap(), PassOutcome::Ran);
+
+    let held = h.app.store.try_maintenance_lock().await.unwrap().unwrap();
+    assert_eq!(run_once(&h.app).await.unwrap(), PassOutcome::Skipped);
+    held.release(Duration::from_secs(1)).await;
+    assert_eq!(run_once(&h.app).await.unwrap(), PassOutcome::Ran);
+    assert_eq!(h.app.metrics.get("maintenance_runs", "ok"), 2);
+
+    // A name the host did not grant is refused and counted by kind.
+    assert!(matches!(
+        h.app
+            .store
+            .open("response_items_someone_else_00000000")
+            .await,
+        Err(StoreError::AccessDenied)
+    ));
+    let metrics = h
+        .client
+        .get(format!("{}/metrics", h.url))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(
+        metrics.contains("responses_pipe_store_errors_total{kind=\"access_denied\"} 1"),
+        "{metrics}"
+    );
+}
+
+#[tokio::test]
+async fn maintenance_takes_turns_between_hosts_sharing_postgres() {
+    let db = Inspect::postgres().await;
+    static N: AtomicU32 = AtomicU32::new(0);
+    let pipe_id = format!(
+        "mt_{}_{}",
+        std::process::id(),
+        N.fetch_add(1, Ordering::SeqCst)
+    );
+    let env = || Options {
+        env: vec![
+            ("DATABASE_URL", pg_url(PG_ADDR)),
+            ("PIPE_ID", pipe_id.clone()),
+            (
+                "ARTIFACT_ENCRYPTION_KEY",
+                "maintenance-test-key".to_string(),
+            ),
+        ],
+        ..Options::default()
+    };
+    let a = Harness::with(env()).await;
+    let b = Harness::with(env()).await;
+    assert_eq!(a.app.store.backend_kind(), "postgres");
+    assert_eq!(a.app.store.table_name(), b.app.store.table_name());
+    assert!(
+        a.app
+            .store
+            .table_name()
+            .starts_with(&format!("response_items_{pipe_id}_"))
+    );
+    let held = a.app.store.try_maintenance_lock().await.unwrap().unwrap();
+    assert_eq!(run_once(&b.app).await.unwrap(), PassOutcome::Skipped);
+    held.release(Duration::from_secs(5)).await;
+    assert_eq!(run_once(&b.app).await.unwrap(), PassOutcome::Ran);
+    let table = a.app.store.table_name().to_string();
+    a.app.store.close().await;
+    b.app.store.close().await;
+    db.drop_table(&table).await;
 }
