@@ -39,8 +39,9 @@ fn settings(table: &str, url: Option<String>, dir: &std::path::Path) -> StoreSet
         database_url: url.map(SecretString::from),
         data_dir: dir.to_path_buf(),
         max_connections: 4,
-        acquire_timeout: Duration::from_millis(1500),
-        statement_timeout: Duration::from_millis(1500),
+        // Generous: healthy calls must not time out on a loaded CI machine.
+        acquire_timeout: Duration::from_secs(10),
+        statement_timeout: Duration::from_secs(10),
     }
 }
 
@@ -460,8 +461,13 @@ impl Faulty {
         let table = unique_table(tag);
         let dir = tempfile::tempdir().unwrap();
         let metrics = Arc::new(Metrics::default());
+        // Short enough for the stall test to wait out, long enough for healthy calls under load.
         let store = ArtifactStore::new(
-            settings(&table, Some(pg_url(&proxy.addr().to_string())), dir.path()),
+            StoreSettings {
+                acquire_timeout: Duration::from_secs(3),
+                statement_timeout: Duration::from_secs(3),
+                ..settings(&table, Some(pg_url(&proxy.addr().to_string())), dir.path())
+            },
             metrics.clone(),
         )
         .unwrap();
