@@ -747,3 +747,57 @@ async fn maintenance_takes_turns_between_hosts_sharing_postgres() {
     b.app.store.close().await;
     db.drop_table(&table).await;
 }
+
+/// The `store` import through the real wasm boundary (the conformance guest calls it): only the
+/// granted table opens, caps come back as typed errors, rows round-trip.
+async fn store_through_the_component(h: &Harness) {
+    let hostile = |target: String| {
+        let body = Harness::chat_body("hostile/store", &target, false);
+        async move {
+            let resp = h.post_chat(&body).await;
+            let v: serde_json::Value = resp.json().await.unwrap();
+            v["error"]["message"].as_str().unwrap().to_string()
+        }
+    };
+    let denied = hostile("response_items_not_granted_00000000".into()).await;
+    assert_eq!(denied, "open=StoreError::AccessDenied");
+    let denied = hostile("sqlite_master".into()).await;
+    assert_eq!(denied, "open=StoreError::AccessDenied");
+    let report = hostile(h.app.store.table_name().to_string()).await;
+    assert_eq!(
+        report,
+        "open=ok\nhuge=Err(StoreError::TooLarge)\nbad-id=Err(StoreError::InvalidArgument(\"id is longer than 64 bytes\"))\nput=Ok(())\nget=r1:payload-1\ndelete=Ok(1)"
+    );
+}
+
+#[tokio::test]
+async fn the_component_reaches_only_its_table_with_sqlite() {
+    let h = Harness::with(Options {
+        component: Some(std::fs::read(env!("HOSTILE_WASM")).unwrap()),
+        ..Options::default()
+    })
+    .await;
+    store_through_the_component(&h).await;
+}
+
+#[tokio::test]
+async fn the_component_reaches_only_its_table_with_postgres() {
+    let db = Inspect::postgres().await;
+    static N: AtomicU32 = AtomicU32::new(0);
+    let pipe_id = format!(
+        "wit_{}_{}",
+        std::process::id(),
+        N.fetch_add(1, Ordering::SeqCst)
+    );
+    let h = Harness::with(Options {
+        component: Some(std::fs::read(env!("HOSTILE_WASM")).unwrap()),
+        env: vec![("DATABASE_URL", pg_url(PG_ADDR)), ("PIPE_ID", pipe_id)],
+        ..Options::default()
+    })
+    .await;
+    store_through_the_component(&h).await;
+    let table = h.app.store.table_name().to_string();
+    assert_eq!(db.count(&table).await, 0);
+    h.app.store.close().await;
+    db.drop_table(&table).await;
+}
