@@ -861,6 +861,50 @@ mod tests {
         );
     }
 
+    #[tokio::test]
+    async fn a_bad_database_url_is_refused_without_being_quoted() {
+        let dir = std::env::temp_dir();
+        let settings = StoreSettings {
+            table: "response_items_x_00000000".into(),
+            database_url: Some(SecretString::from("mysql://root:pw-secret-42@db/x")),
+            data_dir: dir,
+            max_connections: 1,
+            acquire_timeout: Duration::from_secs(1),
+            statement_timeout: Duration::from_secs(1),
+        };
+        let err = ArtifactStore::new(settings.clone(), Arc::new(Metrics::default()))
+            .err()
+            .map(|e| e.to_string())
+            .unwrap_or_default();
+        assert!(err.contains("DATABASE_URL"), "{err}");
+        assert!(!err.contains("pw-secret-42"), "{err}");
+        let bad_table = StoreSettings {
+            table: "x; drop table y".into(),
+            database_url: None,
+            ..settings
+        };
+        assert!(matches!(
+            ArtifactStore::new(bad_table, Arc::new(Metrics::default())),
+            Err(StoreSetupError::TableName(_))
+        ));
+    }
+
+    #[test]
+    fn outside_a_runtime_set_up_is_an_error_not_a_panic() {
+        let settings = StoreSettings {
+            table: "response_items_x_00000000".into(),
+            database_url: None,
+            data_dir: std::env::temp_dir(),
+            max_connections: 1,
+            acquire_timeout: Duration::from_secs(1),
+            statement_timeout: Duration::from_secs(1),
+        };
+        assert!(matches!(
+            ArtifactStore::new(settings, Arc::new(Metrics::default())),
+            Err(StoreSetupError::NoRuntime)
+        ));
+    }
+
     #[test]
     fn lock_keys_differ_by_purpose_and_table() {
         assert_ne!(lock_key("ddl", "t"), lock_key("maintain", "t"));

@@ -7,7 +7,7 @@
 use crate::harness::{Harness, Options};
 use fake_openrouter::fault_proxy::{FaultMode, FaultProxy};
 use responses_pipe_host::bindings::store::{Row, StoreError};
-use responses_pipe_host::maintenance::{PassOutcome, run_once};
+use responses_pipe_host::maintenance::{MaintenanceTask, PassOutcome, run_once};
 use responses_pipe_host::metrics::Metrics;
 use responses_pipe_host::store::{ArtifactStore, MAX_IDS, MAX_PUT_ROWS, StoreSettings};
 use secrecy::SecretString;
@@ -800,4 +800,32 @@ async fn the_component_reaches_only_its_table_with_postgres() {
     assert_eq!(db.count(&table).await, 0);
     h.app.store.close().await;
     db.drop_table(&table).await;
+}
+
+/// The server's schedule: passes keep coming at the interval, and stopping ends the task.
+#[tokio::test]
+async fn the_maintenance_schedule_runs_passes_until_stopped() {
+    let h = Harness::start().await;
+    let task = MaintenanceTask::spawn(
+        h.app.clone(),
+        Duration::from_millis(1),
+        Duration::from_millis(20),
+    );
+    for _ in 0..3000 {
+        if h.app.metrics.get("maintenance_runs", "ok") >= 3 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    assert!(h.app.metrics.get("maintenance_runs", "ok") >= 3);
+    tokio::time::timeout(Duration::from_secs(60), task.stop())
+        .await
+        .expect("the schedule stops when asked");
+    let after = h.app.metrics.get("maintenance_runs", "ok");
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    assert_eq!(
+        h.app.metrics.get("maintenance_runs", "ok"),
+        after,
+        "no pass after stop"
+    );
 }
