@@ -90,6 +90,11 @@ pub enum StoreSetupError {
     DatabaseUrl,
     #[error("the artifact table name {0:?} is not valid")]
     TableName(String),
+    #[error("the artifact database file {path} cannot be created: {source}")]
+    DataFile {
+        path: PathBuf,
+        source: std::io::Error,
+    },
     /// The pools run background tasks on the tokio runtime.
     #[error("the artifact store must be set up inside a tokio runtime")]
     NoRuntime,
@@ -419,6 +424,10 @@ impl ArtifactStore {
             }
             None => {
                 let path = settings.data_dir.join(sqlite::FILE_NAME);
+                sqlite::create_private_file(&path).map_err(|source| StoreSetupError::DataFile {
+                    path: path.clone(),
+                    source,
+                })?;
                 tracing::info!(backend = "sqlite", path = %path.display(), table = %settings.table, "artifact store");
                 Backend::Sqlite(sqlite::pool(
                     &settings.data_dir,
@@ -887,6 +896,31 @@ mod tests {
             ArtifactStore::new(bad_table, Arc::new(Metrics::default())),
             Err(StoreSetupError::TableName(_))
         ));
+    }
+
+    #[cfg(unix)]
+    #[tokio::test]
+    async fn the_sqlite_file_is_private_to_its_owner() {
+        use std::os::unix::fs::PermissionsExt;
+        let dir = tempfile::tempdir().unwrap();
+        let settings = StoreSettings {
+            table: "response_items_x_00000000".into(),
+            database_url: None,
+            data_dir: dir.path().to_path_buf(),
+            max_connections: 1,
+            acquire_timeout: Duration::from_secs(5),
+            statement_timeout: Duration::from_secs(5),
+        };
+        let store = ArtifactStore::new(settings, Arc::new(Metrics::default()));
+        assert!(store.is_ok());
+        let mode = std::fs::metadata(dir.path().join(sqlite::FILE_NAME))
+            .map(|m| m.permissions().mode() & 0o777)
+            .unwrap_or_default();
+        assert_eq!(mode, 0o600);
+        if let Ok(store) = store {
+            assert!(store.open("response_items_x_00000000").await.is_ok());
+            store.close().await;
+        }
     }
 
     #[test]
