@@ -4,7 +4,7 @@
 //! (refused, stalled, cut mid-query) with recovery after the proxy heals. PostgreSQL tests fail
 //! loudly when the server is not there: CI starts it.
 
-use crate::harness::{Harness, Options};
+use crate::harness::{Harness, Options, logs_text};
 use fake_openrouter::fault_proxy::{FaultMode, FaultProxy};
 use responses_pipe_host::bindings::store::{Row, StoreError};
 use responses_pipe_host::maintenance::{MaintenanceTask, PassOutcome, run_once};
@@ -17,6 +17,7 @@ use std::sync::atomic::{AtomicU32, Ordering};
 use std::time::Duration;
 
 const PG_ADDR: &str = "127.0.0.1:5432";
+const DSN_PASSWORD: &str = "dsn-Pw-7f3e9a-secret";
 
 fn pg_url(addr: &str) -> String {
     format!("postgres://postgres@{addr}/test")
@@ -791,11 +792,28 @@ async fn the_component_reaches_only_its_table_with_postgres() {
     );
     let h = Harness::with(Options {
         component: Some(std::fs::read(env!("HOSTILE_WASM")).unwrap()),
-        env: vec![("DATABASE_URL", pg_url(PG_ADDR)), ("PIPE_ID", pipe_id)],
+        // Trust authentication ignores the password; it is there to be looked for in the logs.
+        env: vec![
+            (
+                "DATABASE_URL",
+                format!("postgres://postgres:{DSN_PASSWORD}@{PG_ADDR}/test"),
+            ),
+            ("PIPE_ID", pipe_id),
+        ],
         ..Options::default()
     })
     .await;
     store_through_the_component(&h).await;
+    // Every log line of the process, at TRACE, sqlx's included.
+    let logs = logs_text();
+    assert!(
+        logs.contains("backend=\"postgres\""),
+        "the backend is logged"
+    );
+    assert!(
+        !logs.contains(DSN_PASSWORD),
+        "the DSN password leaked into the logs"
+    );
     let table = h.app.store.table_name().to_string();
     assert_eq!(db.count(&table).await, 0);
     h.app.store.close().await;
