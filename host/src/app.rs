@@ -14,6 +14,7 @@ use crate::kv::KvBackend;
 use crate::metrics::Metrics;
 use crate::server::auth::ClientKeys;
 use crate::tools::{ToolHost, ToolLimits};
+use crate::store::{ArtifactStore, StoreSettings};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::sync::atomic::AtomicBool;
@@ -28,6 +29,8 @@ pub enum StartError {
     Engine(#[from] crate::engine::EngineError),
     #[error("the egress client could not be built: {0}")]
     Egress(String),
+    #[error("the artifact store could not be set up: {0}")]
+    Store(#[from] crate::store::StoreSetupError),
     #[error("the data directory {path} is unusable: {source}")]
     DataDir {
         path: PathBuf,
@@ -42,6 +45,8 @@ pub struct App {
     pub metrics: Arc<Metrics>,
     /// The declared tool servers (shared by every request's `tools` import).
     pub tools: Arc<ToolHost>,
+    /// The artifact store (also reachable by the guest through `store`).
+    pub store: Arc<ArtifactStore>,
     pub admission: Admission,
     pub keys: ClientKeys,
     pub identity: crate::server::context::IdentitySecrets,
@@ -148,11 +153,16 @@ impl AppBuilder {
                 request_id.to_string(),
             )
         });
+        let store = Arc::new(ArtifactStore::new(
+            StoreSettings::from_config(&config, &data_dir),
+            metrics.clone(),
+        )?);
         let runner = Runner::new(RunnerParts {
             engine,
             policy,
             hooks,
             kv: Arc::new(KvBackend::memory()),
+            store: store.clone(),
             metrics: metrics.clone(),
             tools: tools.clone(),
             limits: GuestLimits {
@@ -172,6 +182,7 @@ impl AppBuilder {
             runner,
             metrics,
             tools,
+            store,
             shutting_down: AtomicBool::new(false),
         }))
     }

@@ -10,6 +10,7 @@
 
 pub mod catalog;
 pub mod fake_tools;
+pub mod fault_proxy;
 pub mod scenarios;
 pub mod spec;
 
