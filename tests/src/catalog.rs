@@ -161,6 +161,11 @@ fn fake_name(id: &str) -> &'static str {
         "fake/signature" => "Fake: Reasoning Signature Check",
         "fake/citations" => "Fake: Citations",
         "fake/incomplete" => "Fake: Incomplete Answer",
+        "fake/tool-call" => "Fake: Calls a Tool",
+        "fake/tool-call-late" => "Fake: Calls a Tool (Late Arguments)",
+        "fake/tool-parallel" => "Fake: Calls Tools in Parallel",
+        "fake/tool-many" => "Fake: Calls One Tool Many Times",
+        "fake/tool-forever" => "Fake: Calls Tools Forever",
         _ => "Fake: HTTP Error Status",
     }
 }

@@ -18,3 +18,4 @@ mod models;
 mod openai_sdk;
 mod sandbox;
 mod secrets;
+mod tools;
