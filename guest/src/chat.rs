@@ -518,7 +518,7 @@ impl<U: Upstream, K: Kv, E: Emit, V: Env> Pipe<'_, U, K, E, V> {
                 );
                 return self.fail_early(ctx, later, TemplateKind::ServiceError, Vars::new(), body);
             }
-            match self.relay(ctx, endpoint, response).await {
+            match self.relay(ctx, endpoint, response, !later).await {
                 RelayEnd::CallerGone => return Ok(()),
                 RelayEnd::Completed {
                     finish,
@@ -738,20 +738,19 @@ impl<U: Upstream, K: Kv, E: Emit, V: Env> Pipe<'_, U, K, E, V> {
             now_ms: now,
         };
         let owui = ctx.openwebui_caller;
-        let mut statuses: Vec<String> = Vec::new();
+        let emit = &mut *self.emit;
+        // Announced before each wave goes to the host (`invoke` blocks until the wave is done).
         let outcomes = executor.run(&host, skip, &mut |wave| {
             let line = match wave {
                 [one] => format!("Running {}…", one.name),
                 many => format!("Running {} tools…", many.len()),
             };
-            statuses.push(line);
-        });
-        // Statuses are collected and sent after each invoke returns: `invoke` blocks the guest.
-        if owui {
-            for line in &statuses {
-                self.status(ctx, line, false);
+            if owui {
+                let _ = emit.send(Event::OpenWebUiEvent(owui_events::status(
+                    &line, false, false,
+                )));
             }
-        }
+        });
         self.report_outcomes(ctx, &outcomes, skip);
         if !outcomes.is_empty()
             && outcomes
@@ -1114,6 +1113,7 @@ impl<U: Upstream, K: Kv, E: Emit, V: Env> Pipe<'_, U, K, E, V> {
         ctx: &RequestContext,
         endpoint: Endpoint,
         response: HttpResponse<U::Body>,
+        first_turn: bool,
     ) -> RelayEnd {
         let chunks = futures::stream::unfold(response.body, |mut body| async move {
             crate::caps::BodyStream::next_chunk(&mut body)
@@ -1136,7 +1136,9 @@ impl<U: Upstream, K: Kv, E: Emit, V: Env> Pipe<'_, U, K, E, V> {
         let reasoning_as_delta = !owui || mode != "status";
         let reasoning_as_status = owui && (mode == "status" || mode == "both");
         let mut rstatus = ReasoningStatus::default();
-        let show_stages = owui && self.settings.request.enable_reasoning;
+        // The staged "Thinking…" statuses belong to the wait for the first answer, not to the
+        // turns after tool calls.
+        let show_stages = owui && self.settings.request.enable_reasoning && first_turn;
         let mut stage = 0usize;
         let mut visible = false;
         let mut received = 0u32;

@@ -422,3 +422,57 @@ fn a_turn_of_breaker_skipped_calls_trips_the_request_breaker() {
     );
     assert!(anon.result.is_ok(), "another user is not affected");
 }
+
+#[test]
+fn the_pipeline_loop_also_runs_over_chat_completions() {
+    let call = r#"data: {"choices":[{"index":0,"delta":{"role":"assistant","content":null,"tool_calls":[{"index":0,"id":"c1","type":"function","function":{"name":"weather","arguments":"{\"city\":\"Oslo\"}"}}]},"finish_reason":null}]}
+
+data: {"choices":[{"index":0,"delta":{},"finish_reason":"tool_calls"}],"usage":{"prompt_tokens":5,"completion_tokens":1,"total_tokens":6}}
+
+data: [DONE]
+
+"#;
+    let answer = r#"data: {"choices":[{"index":0,"delta":{"content":"Cold."},"finish_reason":"stop"}],"usage":{"prompt_tokens":9,"completion_tokens":1,"total_tokens":10}}
+
+data: [DONE]
+
+"#;
+    let up = upstream()
+        .on("/chat/completions", Ok(Canned::sse(&[call])))
+        .on("/chat/completions", Ok(Canned::sse(&[answer])));
+    let tools = FakeTools::serving(&[("weather", CITY)]).answer("weather", Ok("-3C".into()));
+    let mut s = settings("Pipeline");
+    s.endpoint.force_chat_completions_models = "fake/*".into();
+    let r = run(
+        &up,
+        &s,
+        &MemKv::default(),
+        &tools,
+        &RequestContext::default(),
+        &body("[]"),
+    );
+    r.result.unwrap();
+    assert_eq!(tools.calls()[0].arguments_json, r#"{"city":"Oslo"}"#);
+    let bodies: Vec<Value> = up
+        .requests
+        .borrow()
+        .iter()
+        .filter(|r| r.url.ends_with("/chat/completions"))
+        .map(|r| serde_json::from_slice(r.body.as_deref().unwrap_or_default()).unwrap())
+        .collect();
+    assert_eq!(bodies.len(), 2);
+    assert_eq!(functions(&bodies[0])[0]["function"]["name"], "weather");
+    let messages = bodies[1]["messages"].as_array().unwrap();
+    let n = messages.len();
+    assert_eq!(messages[n - 2]["tool_calls"][0]["id"], "c1");
+    assert_eq!(
+        messages[n - 1],
+        serde_json::json!({"role": "tool", "tool_call_id": "c1", "content": "-3C"})
+    );
+    assert_eq!(text_of(&r.events), "Cold.");
+    assert!(
+        !r.events.iter().any(|e| matches!(e, Event::ToolCalls(_))),
+        "nothing handed back"
+    );
+    assert_eq!(usage_of(&r.events)[0].total_tokens, 16);
+}
