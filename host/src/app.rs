@@ -13,6 +13,7 @@ use crate::instance::{GuestLimits, Runner, RunnerParts};
 use crate::kv::KvBackend;
 use crate::metrics::Metrics;
 use crate::server::auth::ClientKeys;
+use crate::tools::{ToolHost, ToolLimits};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::sync::atomic::AtomicBool;
@@ -39,6 +40,8 @@ pub struct App {
     pub config: Arc<Config>,
     pub runner: Runner,
     pub metrics: Arc<Metrics>,
+    /// The declared tool servers (shared by every request's `tools` import).
+    pub tools: Arc<ToolHost>,
     pub admission: Admission,
     pub keys: ClientKeys,
     pub identity: crate::server::context::IdentitySecrets,
@@ -117,6 +120,12 @@ impl AppBuilder {
             EgressClient::new(policy.clone(), resolver, limits, metrics.clone())
                 .map_err(|e| StartError::Egress(e.to_string()))?,
         );
+        let tools = ToolHost::new(
+            config.tool_servers(),
+            ToolLimits::from_config(&config),
+            client.clone(),
+        );
+        tools.start();
         let max_running = config.max_concurrent_requests();
         let sizing = EngineSizing {
             // Running chats, plus model listings and housekeeping that bypass the chat queue.
@@ -145,6 +154,7 @@ impl AppBuilder {
             hooks,
             kv: Arc::new(KvBackend::memory()),
             metrics: metrics.clone(),
+            tools: tools.clone(),
             limits: GuestLimits {
                 memory_bytes: config.guest_memory_limit_bytes(),
                 cpu_budget: config.guest_cpu_budget(),
@@ -161,6 +171,7 @@ impl AppBuilder {
             config: Arc::new(config),
             runner,
             metrics,
+            tools,
             shutting_down: AtomicBool::new(false),
         }))
     }

@@ -16,6 +16,7 @@
 //! environment by other code, and what the egress layer does with the key.
 
 mod parse;
+pub mod tool_servers;
 pub mod valves;
 
 use std::collections::{BTreeMap, BTreeSet};
@@ -28,6 +29,7 @@ use serde_json::Value;
 use tracing::level_filters::LevelFilter;
 
 pub use parse::HostPortProblem;
+pub use tool_servers::{OperationsSource, ToolServerDecl, ToolServerKind, ToolServerProblem};
 pub use valves::{DefaultValue, Scope, VALVES, ValveKind, ValveSpec};
 
 use parse::{Input, Parsed};
@@ -119,6 +121,9 @@ pub enum ConfigError {
     /// A setting the host reads is missing from the valve table: a bug, caught by the tests.
     #[error("internal error: setting {0} is missing from the valve table or has the wrong type")]
     Table(&'static str),
+    /// A `[[tool_servers]]` entry is unusable.
+    #[error(transparent)]
+    ToolServer(#[from] ToolServerProblem),
     #[error("{} configuration errors:{}", .0.len(), list_errors(.0))]
     Several(Vec<ConfigError>),
 }
@@ -153,6 +158,7 @@ pub struct Config {
     base_authority: (String, u16, bool),
     egress_allowed: Vec<(String, u16)>,
     egress_private_ok: Vec<(String, u16)>,
+    tool_servers: Vec<ToolServerDecl>,
     guest_settings_json: String,
     typed: Typed,
 }
@@ -191,14 +197,22 @@ impl Config {
     ) -> Result<Config, ConfigError> {
         let mut layered = defaults()?;
         let mut errors = Vec::new();
+        let mut tool_servers_value = None;
         if let Some(path) = file {
-            apply_file(&mut layered, path, &mut errors)?;
+            tool_servers_value = apply_file(&mut layered, path, &mut errors)?;
         }
         apply_env(&mut layered, env, &mut errors);
+        let tool_servers = match tool_servers_value {
+            None => Vec::new(),
+            Some(value) => tool_servers::parse(&value, env).unwrap_or_else(|problems| {
+                errors.extend(problems.into_iter().map(ConfigError::ToolServer));
+                Vec::new()
+            }),
+        };
         if !errors.is_empty() {
             return Err(collapse(errors));
         }
-        let config = Self::build(layered)?;
+        let config = Self::build(layered, tool_servers)?;
         tracing::debug!(
             file = file.map(|p| p.display().to_string()),
             base_url = %config.base_url,
@@ -215,7 +229,7 @@ impl Config {
     }
 
     /// Phase two: typed fields, cross-field values and the guest document.
-    fn build(layered: Layered) -> Result<Config, ConfigError> {
+    fn build(layered: Layered, tool_servers: Vec<ToolServerDecl>) -> Result<Config, ConfigError> {
         let Layered {
             values,
             mut secrets,
@@ -226,6 +240,9 @@ impl Config {
         let mut errors = Vec::new();
         let mut egress_allowed = host_list(&values, "EGRESS_ALLOWED_HOSTS", &mut errors);
         egress_allowed.push(base_pair.clone());
+        // A declared tool server is reachable by its declaration, and only that: a private
+        // address still needs EGRESS_PRIVATE_HOSTS like any other entry.
+        egress_allowed.extend(tool_servers.iter().map(|t| t.authority.clone()));
         dedup(&mut egress_allowed);
         let mut egress_private_ok = host_list(&values, "EGRESS_PRIVATE_HOSTS", &mut errors);
         // Only when the operator literally pointed BASE_URL at a local address: a domain that
@@ -270,9 +287,15 @@ impl Config {
             base_authority,
             egress_allowed,
             egress_private_ok,
+            tool_servers,
             guest_settings_json,
             typed,
         })
+    }
+
+    /// The declared tool servers (`[[tool_servers]]` in the config file), validated.
+    pub fn tool_servers(&self) -> &[ToolServerDecl] {
+        &self.tool_servers
     }
 
     /// The OpenRouter API root, with any trailing slash trimmed from its path (a bare host keeps
@@ -433,6 +456,7 @@ impl fmt::Debug for Config {
             )
             .field("egress_allowed", &self.egress_allowed)
             .field("egress_private_ok", &self.egress_private_ok)
+            .field("tool_servers", &self.tool_servers)
             .finish_non_exhaustive()
     }
 }
@@ -580,19 +604,22 @@ fn show(spec: &ValveSpec, input: Input<'_>) -> String {
 }
 
 /// Layer one: the TOML file. Read and parse errors stop at once; per-key errors are collected.
+/// The `tool_servers` array of tables is not a valve: it is returned for its own parser.
 fn apply_file(
     layered: &mut Layered,
     path: &Path,
     errors: &mut Vec<ConfigError>,
-) -> Result<(), ConfigError> {
+) -> Result<Option<toml::Value>, ConfigError> {
     let text = std::fs::read_to_string(path).map_err(|source| ConfigError::ReadFile {
         path: path.to_owned(),
         source,
     })?;
-    let table: toml::Table = toml::from_str(&text).map_err(|source| ConfigError::ParseFile {
-        path: path.to_owned(),
-        source,
-    })?;
+    let mut table: toml::Table =
+        toml::from_str(&text).map_err(|source| ConfigError::ParseFile {
+            path: path.to_owned(),
+            source,
+        })?;
+    let tool_servers = table.remove(TOOL_SERVERS_KEY);
     let mut seen = BTreeSet::new();
     for (key, value) in &table {
         let Some(spec) = valves::find(key) else {
@@ -621,8 +648,11 @@ fn apply_file(
             errors,
         );
     }
-    Ok(())
+    Ok(tool_servers)
 }
+
+/// The config-file key of the tool-server declarations.
+const TOOL_SERVERS_KEY: &str = "tool_servers";
 
 /// The error for a key that names no setting: a secret's environment alias is still a secret;
 /// another alias points at its valve; otherwise suggest the nearest name within two edits.

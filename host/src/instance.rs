@@ -14,7 +14,7 @@ use crate::engine::{EPOCH_TICK, PipeEngine};
 use crate::kv::{KvBackend, KvView};
 use crate::metrics::Metrics;
 use crate::store::StoreView;
-use crate::tools::ToolsView;
+use crate::tools::{ToolHost, ToolsView};
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
@@ -206,6 +206,8 @@ pub struct RunnerParts {
     pub hooks: Arc<dyn Fn(&str) -> GateHooks + Send + Sync>,
     pub kv: Arc<KvBackend>,
     pub metrics: Arc<Metrics>,
+    /// The declared tool servers, served through the `tools` import.
+    pub tools: Arc<ToolHost>,
     pub limits: GuestLimits,
     /// Host directory preopened as `/data` in the guest.
     pub guest_dir: PathBuf,
@@ -252,7 +254,7 @@ impl Runner {
             },
             emit,
             kv: self.parts.kv.clone(),
-            tools: ToolsView,
+            tools: ToolsView::new(self.parts.tools.clone()),
             crypto: CryptoView,
             cpu_ticks: 0,
             cpu_budget_ticks: ticks,

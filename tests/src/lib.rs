@@ -9,6 +9,7 @@
 //! check and are not recorded themselves.
 
 pub mod catalog;
+pub mod fake_tools;
 pub mod scenarios;
 pub mod spec;
 

@@ -113,6 +113,7 @@ async fn healthz(State(app): State<Arc<App>>) -> Response {
 
 async fn metrics(State(app): State<Arc<App>>) -> Response {
     let mut body = app.metrics.render();
+    body.push_str(&app.tools.metrics().render());
     body.push_str(&format!(
         "responses_pipe_requests_running {}\n",
         app.admission.running()
@@ -168,6 +169,7 @@ pub async fn serve(
         .with_graceful_shutdown(async move {
             shutdown.await;
             flag.shutting_down.store(true, Ordering::Relaxed);
+            flag.tools.begin_shutdown();
             tracing::info!("shutting down: finishing in-flight requests");
         })
         .await

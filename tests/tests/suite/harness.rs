@@ -80,6 +80,8 @@ pub struct Options {
     pub component: Option<Vec<u8>>,
     pub resolver: Option<Arc<dyn Resolver>>,
     pub fake: Option<FakeConfig>,
+    /// Text of a config file (`--config`), e.g. `[[tool_servers]]` declarations.
+    pub config_toml: Option<String>,
 }
 
 impl Harness {
@@ -104,8 +106,13 @@ impl Harness {
         for (k, v) in opts.env {
             env.insert(k.to_string(), v);
         }
-        let config = Config::load(None, &|name| env.get(name).cloned()).unwrap();
         let dir = tempfile::tempdir().unwrap();
+        let config_file = opts.config_toml.map(|text| {
+            let path = dir.path().join("settings.toml");
+            std::fs::write(&path, text).unwrap();
+            path
+        });
+        let config = Config::load(config_file.as_deref(), &|name| env.get(name).cloned()).unwrap();
         let cache = std::path::Path::new(env!("CARGO_TARGET_TMPDIR")).join("component-cache");
         let mut builder = AppBuilder::new(config, dir.path()).cache_dir(&cache);
         if let Some(c) = opts.component {

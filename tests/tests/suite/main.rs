@@ -19,3 +19,4 @@ mod openai_sdk;
 mod sandbox;
 mod secrets;
 mod tools;
+mod tools_host;
