@@ -476,3 +476,30 @@ data: [DONE]
     );
     assert_eq!(usage_of(&r.events)[0].total_tokens, 16);
 }
+
+#[test]
+fn an_open_request_breaker_is_a_429_for_other_clients() {
+    let kv = MemKv::default();
+    let s = settings("Pipeline");
+    let env = FixedEnv::default();
+    let b = breaker::Breaker {
+        kv: &kv,
+        key: breaker::request_key("u9"),
+        max_failures: s.tools.breaker_max_failures,
+        window_ms: s.tools.window_ms(),
+    };
+    for _ in 0..s.tools.breaker_max_failures {
+        b.record_failure(env.now_ms());
+    }
+    let up = upstream();
+    let ctx = RequestContext {
+        user_id: Some("u9".into()),
+        ..RequestContext::default()
+    };
+    let r = run(&up, &s, &kv, &FakeTools::default(), &ctx, &body("[]"));
+    let e = r.result.unwrap_err();
+    assert_eq!(e.body().http_status, 429);
+    assert_eq!(e.body().code.as_deref(), Some("breaker_open"));
+    assert!(r.events.is_empty());
+    assert!(responses_bodies(&up).is_empty());
+}

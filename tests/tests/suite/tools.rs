@@ -604,3 +604,40 @@ async fn pipeline_hands_back_a_request_tool_even_with_host_tools_offered() {
         ["get_weather", "get_time", "create_note", "search"]
     );
 }
+
+#[tokio::test]
+async fn pipeline_runs_mcp_tools_and_a_soft_tool_error_reaches_the_model() {
+    use fake_openrouter::fake_tools::mcp::FakeMcp;
+    let mcp = FakeMcp::start(true).await.unwrap();
+    let h = Harness::with(Options {
+        env: vec![
+            ("TOOL_EXECUTION_MODE", "Pipeline".to_string()),
+            ("EGRESS_PRIVATE_HOSTS", format!("127.0.0.1:{}", mcp.port())),
+        ],
+        config_toml: Some(format!(
+            "[[tool_servers]]\nname = \"mcp\"\nkind = \"mcp\"\nurl = \"{}\"\n",
+            mcp.url()
+        )),
+        ..Options::default()
+    })
+    .await;
+    assert_eq!(h.app.tools.catalog().await.len(), 3);
+    let chunks = plain_stream(&h, "fake/tool-parallel", "use:add use:fails_softly").await;
+    let rec = mcp.recorder();
+    assert_eq!(rec.calls_of("add"), 1);
+    assert_eq!(rec.calls_of("fails_softly"), 1);
+    let add = rec.calls().into_iter().find(|c| c.tool == "add").unwrap();
+    assert_eq!(add.arguments, json!({"a": 2, "b": 2}));
+    let bodies = responses_bodies(&h);
+    let outputs: Vec<String> = bodies[1]["input"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|i| i["type"] == "function_call_output")
+        .map(|i| i["output"].as_str().unwrap().to_string())
+        .collect();
+    assert_eq!(outputs.len(), 2);
+    assert!(outputs[0].contains('4'), "{outputs:?}");
+    let answer = content_of_json(&chunks);
+    assert_eq!(answer, format!("tool results: {}", outputs.join(" | ")));
+}
