@@ -641,3 +641,30 @@ async fn pipeline_runs_mcp_tools_and_a_soft_tool_error_reaches_the_model() {
     let answer = content_of_json(&chunks);
     assert_eq!(answer, format!("tool results: {}", outputs.join(" | ")));
 }
+
+#[tokio::test]
+async fn a_non_streamed_pipeline_chat_returns_the_final_answer_with_summed_usage() {
+    let (h, fake) = pipeline(&[]).await;
+    let resp = tokio::time::timeout(
+        BOUND,
+        h.post_chat(&Harness::chat_body("fake/tool-call", "use:search", false)),
+    )
+    .await
+    .unwrap();
+    assert_eq!(resp.status().as_u16(), 200);
+    let v: Value = resp.json().await.unwrap();
+    assert_eq!(fake.recorder().calls_of("search"), 1);
+    let content = v["choices"][0]["message"]["content"].as_str().unwrap();
+    assert!(
+        content.starts_with("tool results: ") && content.contains("result for"),
+        "{content}"
+    );
+    assert_eq!(v["choices"][0]["finish_reason"], "stop");
+    assert!(
+        v["choices"][0]["message"]
+            .get("tool_calls")
+            .is_none_or(Value::is_null)
+    );
+    let prompt: u64 = responses_bodies(&h).iter().map(input_tokens).sum();
+    assert_eq!(v["usage"]["prompt_tokens"].as_u64().unwrap(), prompt);
+}
