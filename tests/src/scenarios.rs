@@ -93,6 +93,10 @@ pub enum Scenario {
     ToolForever,
 }
 
+/// The reasoning summary a tool scenario streams before its calls (its item carries encrypted
+/// content, which the next turn must send back).
+pub const TOOL_REASONING: &str = "Deciding which tool to call (fake).";
+
 /// How many calls `fake/tool-many` makes by default.
 pub const TOOL_MANY_CALLS: usize = 6;
 
@@ -1174,9 +1178,32 @@ fn tool_script(scenario: Scenario, turn: &Turn, request: &Value) -> Script {
     let late = scenario == Scenario::ToolCallLate;
     let mut script = Script::new();
     script.start(turn);
-    let mut items = Vec::new();
+    // A reasoning item first, with encrypted content the next turn must carry back.
+    let id = &turn.reasoning_id;
+    script.event(
+        "response.output_item.added",
+        json!({ "output_index": 0, "item": { "type": "reasoning", "id": id, "summary": [] } }),
+    );
+    script.event(
+        "response.reasoning_summary_text.delta",
+        json!({ "item_id": id, "output_index": 0, "summary_index": 0, "delta": TOOL_REASONING }),
+    );
+    let reasoning = json!({
+        "type": "reasoning",
+        "id": id,
+        "status": "completed",
+        "summary": [{ "type": "summary_text", "text": TOOL_REASONING }],
+        "encrypted_content": format!("gAAAA-fake-encrypted-{id}"),
+        "format": "openai-responses-v1",
+    });
+    script.event(
+        "response.output_item.done",
+        json!({ "output_index": 0, "item": reasoning }),
+    );
+    let mut items = vec![reasoning];
     let mut all_arguments = String::new();
-    for (index, (name, args)) in plan.calls.iter().enumerate() {
+    for (n, (name, args)) in plan.calls.iter().enumerate() {
+        let index = n + 1;
         let item_id = fresh_id("fc");
         let call_id = fresh_id("call");
         let arguments = args.to_string();
@@ -1214,7 +1241,7 @@ fn tool_script(scenario: Scenario, turn: &Turn, request: &Value) -> Script {
         );
         items.push(item(&arguments, "completed"));
     }
-    let usage = turn.usage(&all_arguments, "");
+    let usage = turn.usage(&all_arguments, TOOL_REASONING);
     script.completed(turn.response("completed", items, Some(usage), None));
     script
 }
@@ -1318,11 +1345,18 @@ mod tests {
         r
     }
 
+    /// The terminal output items, reasoning left out.
     fn completed_output(reply: &Reply) -> Vec<Value> {
         let all = events(reply);
         let last = all.last().unwrap();
         assert_eq!(last["type"], "response.completed");
-        last["response"]["output"].as_array().unwrap().clone()
+        last["response"]["output"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter(|i| i["type"] != "reasoning")
+            .cloned()
+            .collect()
     }
 
     #[test]
@@ -1341,7 +1375,7 @@ mod tests {
         // Late arguments: empty in every item event, whole in `response.completed`.
         let reply = super::reply(Scenario::ToolCallLate, &r, true, &config);
         for e in events(&reply) {
-            if e["type"] == "response.output_item.done" {
+            if e["type"] == "response.output_item.done" && e["item"]["type"] == "function_call" {
                 assert_eq!(e["item"]["arguments"], "");
             }
         }

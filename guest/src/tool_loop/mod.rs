@@ -470,9 +470,9 @@ impl<K: Kv, T: Tools> Executor<'_, K, T> {
                         (text, Outcome::Ok)
                     }
                     Err(e) => {
-                        // A tool the host stopped serving is not the tool's fault (the
-                        // reference's "no longer available" rule).
-                        if e != ToolError::NotFound {
+                        // A tool the host stopped serving (the reference's "no longer
+                        // available" rule) or arguments it refused are not the tool failing.
+                        if !matches!(e, ToolError::NotFound | ToolError::InvalidArgument(_)) {
                             breaker.record_failure(self.now_ms);
                         }
                         let timeout_s = self.settings.tool_timeout_seconds;

@@ -369,3 +369,34 @@ fn a_card_escapes_its_attributes() {
     );
     assert!(!html.contains("<b>"));
 }
+
+#[test]
+fn refused_arguments_and_vanished_tools_do_not_trip_the_breaker() {
+    let tools = FakeTools::serving(&[("picky", NONE), ("gone", NONE)])
+        .answer("picky", Err(ToolError::InvalidArgument("422".into())))
+        .answer("gone", Err(ToolError::NotFound));
+    let set = set_of(&tools);
+    let kv = MemKv::default();
+    let settings = ToolSettings {
+        breaker_max_failures: 1,
+        ..ToolSettings::default()
+    };
+    let ex = Executor {
+        settings: &settings,
+        kv: &kv,
+        tools: &tools,
+        set: &set,
+        user: "u",
+        now_ms: 0,
+    };
+    let calls = [call("a", "picky", "{}"), call("b", "gone", "{}")];
+    for _ in 0..3 {
+        let out = ex.run(&calls, false, &mut |_| {});
+        assert!(out.iter().all(|o| o.outcome == Outcome::Failed), "{out:?}");
+    }
+    assert!(
+        ex.run(&calls, false, &mut |_| {})[1]
+            .output
+            .contains("no longer available")
+    );
+}

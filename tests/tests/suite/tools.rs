@@ -330,7 +330,18 @@ async fn pipeline_runs_a_host_tool_and_answers_with_its_output_and_usage_summed(
         .as_str()
         .unwrap()
         .to_string();
-    let completion = token_estimate(&first_args) + token_estimate(&answer);
+    let completion = token_estimate(&first_args)
+        + token_estimate(fake_openrouter::scenarios::TOOL_REASONING)
+        + token_estimate(&answer);
+    // The turn's reasoning went back with its encrypted content, before the call.
+    let reasoning = &input[input.len() - 3];
+    assert_eq!(reasoning["type"], "reasoning");
+    assert!(
+        reasoning["encrypted_content"]
+            .as_str()
+            .unwrap()
+            .starts_with("gAAAA-fake-encrypted-")
+    );
     assert_eq!(usage["completion_tokens"].as_u64().unwrap(), completion);
     assert_eq!(usage["prompt_tokens_details"]["cached_tokens"], 4);
     let usage_chunks = chunks
