@@ -166,6 +166,7 @@ fn fake_name(id: &str) -> &'static str {
         "fake/tool-parallel" => "Fake: Calls Tools in Parallel",
         "fake/tool-many" => "Fake: Calls One Tool Many Times",
         "fake/tool-forever" => "Fake: Calls Tools Forever",
+        "fake/tool-call-bad" => "Fake: Calls a Tool Badly",
         _ => "Fake: HTTP Error Status",
     }
 }

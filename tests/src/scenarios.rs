@@ -91,7 +91,13 @@ pub enum Scenario {
     ToolMany,
     /// `fake/tool-forever`: calls a tool on every turn, until `tool_choice` is `none`.
     ToolForever,
+    /// `fake/tool-call-bad`: three broken calls of one tool: arguments that are not JSON, empty
+    /// arguments, and arguments its schema does not allow ([`BAD_ARGUMENTS`]).
+    ToolCallBad,
 }
+
+/// The arguments of `fake/tool-call-bad`'s three calls.
+pub const BAD_ARGUMENTS: [&str; 3] = ["{\"city\": ", "", "{\"unexpected\":true}"];
 
 /// The reasoning summary a tool scenario streams before its calls (its item carries encrypted
 /// content, which the next turn must send back).
@@ -106,7 +112,7 @@ pub const TOOL_ANSWER_PREFIX: &str = "tool results: ";
 
 impl Scenario {
     /// Every scenario model id, in catalogue order.
-    pub const MODEL_IDS: [&'static str; 29] = [
+    pub const MODEL_IDS: [&'static str; 30] = [
         "fake/echo",
         "fake/reasoning",
         "fake/slow",
@@ -136,6 +142,7 @@ impl Scenario {
         "fake/tool-parallel",
         "fake/tool-many",
         "fake/tool-forever",
+        "fake/tool-call-bad",
     ];
 
     /// Realistic catalogue ids the fake answers like `fake/echo`, so suites can check the
@@ -175,6 +182,7 @@ impl Scenario {
             "fake/tool-parallel" => Self::ToolParallel,
             "fake/tool-many" => Self::ToolMany,
             "fake/tool-forever" => Self::ToolForever,
+            "fake/tool-call-bad" => Self::ToolCallBad,
             other => {
                 let code = other.strip_prefix("fake/status-")?.parse::<u16>().ok()?;
                 if !STATUS_CODES.contains(&code) {
@@ -310,7 +318,8 @@ pub(crate) fn reply(
         | Scenario::ToolCallLate
         | Scenario::ToolParallel
         | Scenario::ToolMany
-        | Scenario::ToolForever => tool_script(scenario, &turn, request),
+        | Scenario::ToolForever
+        | Scenario::ToolCallBad => tool_script(scenario, &turn, request),
     };
     if stream {
         script.into_sse()
@@ -1083,6 +1092,10 @@ impl ToolPlan {
                 .first()
                 .map(|t| vec![call(t); times])
                 .unwrap_or_default(),
+            Scenario::ToolCallBad => chosen
+                .first()
+                .map(|t| vec![call(t); BAD_ARGUMENTS.len()])
+                .unwrap_or_default(),
             _ => chosen.first().map(|t| vec![call(t)]).unwrap_or_default(),
         };
         Self { calls }
@@ -1206,7 +1219,10 @@ fn tool_script(scenario: Scenario, turn: &Turn, request: &Value) -> Script {
         let index = n + 1;
         let item_id = fresh_id("fc");
         let call_id = fresh_id("call");
-        let arguments = args.to_string();
+        let arguments = match scenario {
+            Scenario::ToolCallBad => BAD_ARGUMENTS[n % BAD_ARGUMENTS.len()].to_owned(),
+            _ => args.to_string(),
+        };
         all_arguments.push_str(&arguments);
         let item = |arguments: &str, status: &str| {
             json!({ "type": "function_call", "id": item_id, "call_id": call_id, "name": name,

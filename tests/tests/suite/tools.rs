@@ -679,3 +679,34 @@ async fn a_non_streamed_pipeline_chat_returns_the_final_answer_with_summed_usage
     let prompt: u64 = responses_bodies(&h).iter().map(input_tokens).sum();
     assert_eq!(v["usage"]["prompt_tokens"].as_u64().unwrap(), prompt);
 }
+
+#[tokio::test]
+async fn malformed_calls_get_error_outputs_and_never_reach_the_tool_server() {
+    let (h, fake) = pipeline(&[]).await;
+    let chunks = plain_stream(&h, "fake/tool-call-bad", "use:get_weather").await;
+    assert!(fake.recorder().calls().is_empty());
+    let bodies = responses_bodies(&h);
+    let outputs: Vec<String> = bodies[1]["input"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|i| i["type"] == "function_call_output")
+        .map(|i| i["output"].as_str().unwrap().to_string())
+        .collect();
+    assert_eq!(outputs.len(), 3);
+    assert!(outputs[0].contains("not valid JSON"), "{outputs:?}");
+    assert!(outputs[1].contains("needs arguments (city)"), "{outputs:?}");
+    assert!(
+        outputs[2].contains("do not match its schema"),
+        "{outputs:?}"
+    );
+    // The replayed calls carry a JSON document even when the model's was empty.
+    let calls: Vec<&Value> = bodies[1]["input"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|i| i["type"] == "function_call")
+        .collect();
+    assert_eq!(calls[1]["arguments"], "{}");
+    assert!(content_of_json(&chunks).contains("not valid JSON"));
+}
