@@ -619,7 +619,12 @@ fn apply_file(
             path: path.to_owned(),
             source,
         })?;
-    let tool_servers = table.remove(TOOL_SERVERS_KEY);
+    // Any case, like the valve keys.
+    let tool_servers_key = table
+        .keys()
+        .find(|k| k.eq_ignore_ascii_case(TOOL_SERVERS_KEY))
+        .cloned();
+    let tool_servers = tool_servers_key.and_then(|k| table.remove(&k));
     let mut seen = BTreeSet::new();
     for (key, value) in &table {
         let Some(spec) = valves::find(key) else {

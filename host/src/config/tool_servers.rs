@@ -487,7 +487,7 @@ mod tests {
                 env.iter().find(|(n, _)| n == k).map(|(_, v)| v.clone())
             })
         };
-        let decl = "MODEL_ID = \"auto\"\n[[tool_servers]]\nname = \"local\"\nkind = \"mcp\"\nurl = \"http://127.0.0.1:7001/mcp\"\nauth_header = \"X-Key\"\nauth_env = \"LOCAL_KEY\"\n";
+        let decl = "MODEL_ID = \"auto\"\n[[TOOL_SERVERS]]\nname = \"local\"\nkind = \"mcp\"\nurl = \"http://127.0.0.1:7001/mcp\"\nauth_header = \"X-Key\"\nauth_env = \"LOCAL_KEY\"\n";
         let config = load(decl, &[("LOCAL_KEY", "k-SECRET")]).unwrap();
         assert_eq!(config.tool_servers().len(), 1);
         assert!(

@@ -1,10 +1,12 @@
 //! The `tools` capability: tools the operator declared (`[[tool_servers]]`: OpenAPI servers and
 //! MCP servers over streamable HTTP), served to the component through `available` and `invoke`.
 //!
-//! - [`ToolHost`] is built once per process: the declared servers, their tool lists (fetched at
-//!   start-up; a failed fetch is logged and retried with backoff, 5 s doubling to 160 s, without
-//!   failing start-up), the host-wide semaphore (`MAX_PARALLEL_TOOLS_GLOBAL`), the metrics and the
-//!   shutdown deadline.
+//! - [`ToolHost`] is built once per process: the declared servers, their tool lists (fetched by
+//!   one loader task per server at start-up; a failed fetch is logged and retried with backoff,
+//!   5 s doubling to 160 s, without failing start-up; a request waits for a server's first fetch
+//!   at most 10 s and never for a retry), the host-wide semaphore (`MAX_PARALLEL_TOOLS_GLOBAL`),
+//!   the metrics and the shutdown deadline. Lists are fetched once; a server whose tools change
+//!   needs a host restart.
 //! - [`ToolsView`] is the per-instance (per-request) side: it keeps the catalogue the request was
 //!   shown, so names map back to the same tools even if a server's list changes meanwhile.
 //!
@@ -51,6 +53,8 @@ const RETRY_PAUSE: Duration = Duration::from_millis(100);
 /// First wait after a failed tool-list fetch; doubles up to [`LOAD_BACKOFF_MAX`].
 const LOAD_BACKOFF_START: Duration = Duration::from_secs(5);
 const LOAD_BACKOFF_MAX: Duration = Duration::from_secs(160);
+/// How long a request waits for a server's first tool-list fetch before going on without it.
+const FIRST_LOAD_WAIT: Duration = Duration::from_secs(10);
 /// Largest OpenAPI document accepted.
 const MAX_SPEC_BYTES: usize = 8 * 1024 * 1024;
 /// What a tool server is asked to answer with.
@@ -106,6 +110,44 @@ impl ToolLimits {
     }
 }
 
+/// The bounds of one `invoke`: the guest's options clamped to the host's limits.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Bounds {
+    /// Calls of the batch running at once.
+    pub parallel: usize,
+    pub call_timeout: Duration,
+    pub batch_timeout: Duration,
+    pub idle: Option<Duration>,
+}
+
+impl ToolLimits {
+    /// The guest may lower every limit, never raise one; `0` (or no idle timeout) means the
+    /// host's own value.
+    pub fn bounds(&self, options: &InvokeOptions) -> Bounds {
+        let clamp = |guest_ms: u64, host: Duration| {
+            if guest_ms == 0 {
+                host
+            } else {
+                Duration::from_millis(guest_ms).min(host)
+            }
+        };
+        let idle = match (options.idle_timeout_ms, self.idle_timeout) {
+            (Some(ms), host) if ms > 0 => Some(host.map_or(Duration::from_millis(ms), |h| {
+                Duration::from_millis(ms).min(h)
+            })),
+            (_, host) => host,
+        };
+        Bounds {
+            parallel: usize::try_from(options.max_parallel)
+                .unwrap_or(usize::MAX)
+                .clamp(1, self.per_request),
+            call_timeout: clamp(options.call_timeout_ms, self.call_timeout),
+            batch_timeout: clamp(options.batch_timeout_ms, self.batch_timeout),
+            idle,
+        }
+    }
+}
+
 /// One tool a server offers.
 #[derive(Debug)]
 pub struct ServerTool {
@@ -132,12 +174,14 @@ enum Source {
     Mcp(mcp::McpClient),
 }
 
-enum LoadState {
-    Loaded(Arc<Vec<Arc<ServerTool>>>),
-    Waiting {
-        next_attempt: Instant,
-        backoff: Duration,
-    },
+/// Where a server's tool list stands. Only the server's loader task fetches; requests read.
+#[derive(Clone)]
+enum Phase {
+    /// The first fetch has not finished yet.
+    Pending,
+    Ready(Arc<Vec<Arc<ServerTool>>>),
+    /// The last fetch failed; the loader tries again after its backoff.
+    Failed,
 }
 
 /// One declared server.
@@ -147,7 +191,7 @@ pub struct Server {
     url: url::Url,
     auth: Option<AuthHeader>,
     source: Source,
-    state: tokio::sync::Mutex<LoadState>,
+    phase: watch::Sender<Phase>,
 }
 
 impl Server {
@@ -178,10 +222,7 @@ impl Server {
             url: decl.url.clone(),
             auth,
             source,
-            state: tokio::sync::Mutex::new(LoadState::Waiting {
-                next_attempt: Instant::now(),
-                backoff: LOAD_BACKOFF_START,
-            }),
+            phase: watch::channel(Phase::Pending).0,
         }
     }
 
@@ -286,7 +327,8 @@ impl ToolMetrics {
     }
 
     /// Prometheus text: `responses_pipe_tool_calls_total{server,outcome}` (outcomes `ok`,
-    /// `error`, `http_error`, `timeout`, `unavailable`, `refused`, `invalid_argument`,
+    /// `error`, `http_error`, `timeout` (the call's budget), `batch_timeout`, `idle_timeout`,
+    /// `unavailable`, `refused`, `invalid_argument`,
     /// `not_found`, `session_closed`, `shutdown`, and `retried` for each retry of a call that
     /// never reached its server), the in-flight gauge and its peak. Server names come from the
     /// config, so the label set is bounded.
@@ -323,6 +365,8 @@ pub struct ToolHost {
     metrics: ToolMetrics,
     /// Set once shutdown starts: the moment in-flight calls are cut.
     shutdown: watch::Sender<Option<Instant>>,
+    /// Whether the loader tasks run.
+    started: std::sync::atomic::AtomicBool,
 }
 
 impl ToolHost {
@@ -343,29 +387,35 @@ impl ToolHost {
             limits,
             metrics: ToolMetrics::default(),
             shutdown: watch::channel(None).0,
+            started: std::sync::atomic::AtomicBool::new(false),
         })
     }
 
-    /// Fetch every server's tool list in the background, retrying with backoff until it loads.
-    /// Without a tokio runtime the lists are fetched on first use instead.
+    /// Start one loader task per server: it fetches the tool list, and after a failure tries
+    /// again with backoff until it loads. Idempotent; without a tokio runtime it does nothing
+    /// (the first request's `available` starts the loaders then).
     pub fn start(self: &Arc<Self>) {
         let Ok(runtime) = tokio::runtime::Handle::try_current() else {
             return;
         };
+        if self.started.swap(true, Ordering::AcqRel) {
+            return;
+        }
         for server in &self.servers {
             let host = Arc::downgrade(self);
             let server = Arc::clone(server);
             runtime.spawn(async move {
+                let mut backoff = LOAD_BACKOFF_START;
                 loop {
                     let Some(host) = host.upgrade() else {
                         return;
                     };
-                    let wait = match host.ensure_loaded(&server).await {
-                        Ok(_) => return,
-                        Err(at) => at,
-                    };
+                    if host.load(&server, backoff).await {
+                        return;
+                    }
                     drop(host);
-                    tokio::time::sleep_until(wait).await;
+                    tokio::time::sleep(backoff).await;
+                    backoff = (backoff * 2).min(LOAD_BACKOFF_MAX);
                 }
             });
         }
@@ -400,22 +450,9 @@ impl ToolHost {
         });
     }
 
-    /// The server's tools, fetching them if they are not loaded and an attempt is due. `Err`
-    /// carries when the next attempt is due.
-    async fn ensure_loaded(&self, server: &Server) -> Result<Arc<Vec<Arc<ServerTool>>>, Instant> {
-        let mut state = server.state.lock().await;
-        let backoff = match &*state {
-            LoadState::Loaded(tools) => return Ok(Arc::clone(tools)),
-            LoadState::Waiting {
-                next_attempt,
-                backoff,
-            } => {
-                if Instant::now() < *next_attempt {
-                    return Err(*next_attempt);
-                }
-                *backoff
-            }
-        };
+    /// One fetch of the server's tool list; `true` when it loaded. A failure is logged with
+    /// when the next attempt comes.
+    async fn load(&self, server: &Server, backoff: Duration) -> bool {
         let fetched = tokio::time::timeout(self.limits.call_timeout, self.fetch_tools(server))
             .await
             .unwrap_or_else(|_| Err("fetching the tool list timed out".to_owned()));
@@ -427,12 +464,10 @@ impl ToolHost {
                     tools = tools.len(),
                     "tool server ready"
                 );
-                let tools = Arc::new(tools);
-                *state = LoadState::Loaded(Arc::clone(&tools));
-                Ok(tools)
+                server.phase.send_replace(Phase::Ready(Arc::new(tools)));
+                true
             }
             Err(reason) => {
-                let next_attempt = Instant::now() + backoff;
                 tracing::warn!(
                     tool.server = %server.name,
                     kind = server.kind.as_str(),
@@ -440,12 +475,34 @@ impl ToolHost {
                     retry_in_seconds = backoff.as_secs(),
                     "could not load the tool server's tools; retrying later"
                 );
-                *state = LoadState::Waiting {
-                    next_attempt,
-                    backoff: (backoff * 2).min(LOAD_BACKOFF_MAX),
-                };
-                Err(next_attempt)
+                server.phase.send_replace(Phase::Failed);
+                false
             }
+        }
+    }
+
+    /// The server's tools if loaded. While its first fetch is still running this waits for it,
+    /// at most [`FIRST_LOAD_WAIT`], so the first requests after start-up see its tools.
+    async fn loaded(&self, server: &Server) -> Option<Arc<Vec<Arc<ServerTool>>>> {
+        let mut phase = server.phase.subscribe();
+        let current = phase.borrow_and_update().clone();
+        let current = match current {
+            Phase::Pending => {
+                match tokio::time::timeout(
+                    FIRST_LOAD_WAIT,
+                    phase.wait_for(|p| !matches!(p, Phase::Pending)),
+                )
+                .await
+                {
+                    Ok(Ok(p)) => p.clone(),
+                    _ => Phase::Pending,
+                }
+            }
+            other => other,
+        };
+        match current {
+            Phase::Ready(tools) => Some(tools),
+            Phase::Pending | Phase::Failed => None,
         }
     }
 
@@ -521,14 +578,13 @@ impl ToolHost {
             .collect())
     }
 
-    /// The tools every server serves right now (servers whose list is not loaded are left out;
-    /// a due retry is attempted first).
-    pub async fn catalog(&self) -> Arc<Catalog> {
-        // Concurrently, so servers still loading cost one fetch's time, not the sum.
+    /// The tools every server serves right now (servers whose list is not loaded are left out).
+    pub async fn catalog(self: &Arc<Self>) -> Arc<Catalog> {
+        self.start();
+        // Concurrently, so servers still on their first fetch cost one wait, not the sum.
         let loaded = futures::future::join_all(self.servers.iter().map(|server| async move {
-            self.ensure_loaded(server)
+            self.loaded(server)
                 .await
-                .ok()
                 .map(|tools| (Arc::clone(server), tools))
         }))
         .await;
@@ -578,32 +634,26 @@ impl ToolHost {
         calls: Vec<ToolCall>,
         options: &InvokeOptions,
     ) -> Vec<ToolResult> {
-        let per_request = usize::try_from(options.max_parallel)
-            .unwrap_or(usize::MAX)
-            .clamp(1, self.limits.per_request);
-        let gate = Semaphore::new(per_request);
-        let clamp = |guest_ms: u64, host: Duration| {
-            if guest_ms == 0 {
-                host
-            } else {
-                Duration::from_millis(guest_ms).min(host)
-            }
-        };
-        let call_timeout = clamp(options.call_timeout_ms, self.limits.call_timeout);
-        let batch_timeout = clamp(options.batch_timeout_ms, self.limits.batch_timeout);
-        let idle = match (options.idle_timeout_ms, self.limits.idle_timeout) {
-            (Some(ms), host) if ms > 0 => Some(host.map_or(Duration::from_millis(ms), |h| {
-                Duration::from_millis(ms).min(h)
-            })),
-            (_, host) => host,
-        };
+        let Bounds {
+            parallel,
+            call_timeout,
+            batch_timeout,
+            idle,
+        } = self.limits.bounds(options);
+        let gate = Semaphore::new(parallel);
         let batch_deadline = Instant::now() + batch_timeout;
         let runs = calls.into_iter().map(|call| {
             let gate = &gate;
             async move {
                 let started = Instant::now();
                 let (server_name, tool_name, result, attempts) = match prepare(catalog, &call) {
-                    Err((failure, server)) => (server, call.name.clone(), Err(failure), 0),
+                    // The name came from the model: log a bounded piece of it.
+                    Err((failure, server)) => (
+                        server,
+                        call.name.chars().take(MAX_TOOL_NAME_CHARS).collect(),
+                        Err(failure),
+                        0,
+                    ),
                     Ok((entry, args)) => {
                         let server = entry.server.name.clone();
                         let (result, attempts) = self
@@ -677,7 +727,7 @@ impl ToolHost {
         };
         let result = tokio::select! {
             r = tokio::time::timeout_at(batch_deadline, run) => {
-                r.unwrap_or_else(|_| Err(Failure::new(ToolError::Timeout, "timeout")))
+                r.unwrap_or_else(|_| Err(Failure::new(ToolError::Timeout, "batch_timeout")))
             }
             () = cut => Err(Failure::new(
                 ToolError::Unavailable("the host is shutting down".into()),
@@ -862,5 +912,93 @@ impl wit_tools::Host for ToolsView {
         let catalog = self.catalog().await;
         let host = Arc::clone(&self.host);
         host.invoke(&catalog, calls, &options).await
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn limits() -> ToolLimits {
+        ToolLimits {
+            per_request: 5,
+            global: 200,
+            call_timeout: Duration::from_secs(60),
+            batch_timeout: Duration::from_secs(120),
+            idle_timeout: Some(Duration::from_secs(30)),
+            shutdown_timeout: Duration::from_secs(10),
+        }
+    }
+
+    fn opts(max_parallel: u32, call: u64, batch: u64, idle: Option<u64>) -> InvokeOptions {
+        InvokeOptions {
+            max_parallel,
+            call_timeout_ms: call,
+            batch_timeout_ms: batch,
+            idle_timeout_ms: idle,
+        }
+    }
+
+    #[test]
+    fn the_guest_may_lower_every_bound_but_never_raise_one() {
+        let l = limits();
+        let lower = l.bounds(&opts(2, 1_000, 5_000, Some(500)));
+        assert_eq!(
+            lower,
+            Bounds {
+                parallel: 2,
+                call_timeout: Duration::from_secs(1),
+                batch_timeout: Duration::from_secs(5),
+                idle: Some(Duration::from_millis(500)),
+            }
+        );
+        let higher = l.bounds(&opts(50, 600_000, 900_000, Some(90_000)));
+        assert_eq!(
+            higher,
+            Bounds {
+                parallel: 5,
+                call_timeout: Duration::from_secs(60),
+                batch_timeout: Duration::from_secs(120),
+                idle: Some(Duration::from_secs(30)),
+            }
+        );
+        let unset = l.bounds(&opts(0, 0, 0, None));
+        assert_eq!(unset.parallel, 1);
+        assert_eq!(unset.call_timeout, Duration::from_secs(60));
+        assert_eq!(unset.idle, Some(Duration::from_secs(30)));
+        let no_host_idle = ToolLimits {
+            idle_timeout: None,
+            ..l
+        };
+        assert_eq!(no_host_idle.bounds(&opts(1, 0, 0, None)).idle, None);
+        assert_eq!(
+            no_host_idle.bounds(&opts(1, 0, 0, Some(700))).idle,
+            Some(Duration::from_millis(700))
+        );
+    }
+
+    #[test]
+    fn tool_limits_come_from_the_valves_and_the_batch_budget_covers_a_call() {
+        let config = Config::load(None, &|name| match name {
+            "TOOL_TIMEOUT_SECONDS" => Some("200".to_owned()),
+            "TOOL_BATCH_TIMEOUT_SECONDS" => Some("30".to_owned()),
+            "TOOL_IDLE_TIMEOUT_SECONDS" => Some("7".to_owned()),
+            "TOOL_SHUTDOWN_TIMEOUT_SECONDS" => Some("2.5".to_owned()),
+            "MAX_PARALLEL_TOOLS_PER_REQUEST" => Some("3".to_owned()),
+            "MAX_PARALLEL_TOOLS_GLOBAL" => Some("9".to_owned()),
+            _ => None,
+        })
+        .unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!(
+            ToolLimits::from_config(&config),
+            ToolLimits {
+                per_request: 3,
+                global: 9,
+                call_timeout: Duration::from_secs(200),
+                batch_timeout: Duration::from_secs(200),
+                idle_timeout: Some(Duration::from_secs(7)),
+                shutdown_timeout: Duration::from_millis(2500),
+            }
+        );
     }
 }

@@ -153,9 +153,9 @@ pub fn classify(err: &WasiError) -> Failure {
             ToolError::Unavailable(format!("refused by the egress gate ({err})")),
             "refused",
         ),
-        WasiError::ConnectionReadTimeout | WasiError::HttpResponseTimeout => {
-            Failure::new(ToolError::Timeout, "timeout")
-        }
+        // No byte for the idle budget (or the host's first-byte / between-bytes limit).
+        WasiError::ConnectionReadTimeout => Failure::new(ToolError::Timeout, "idle_timeout"),
+        WasiError::HttpResponseTimeout => Failure::new(ToolError::Timeout, "timeout"),
         other => Failure::new(
             ToolError::Unavailable(format!("the tool server could not be reached: {other}")),
             "unavailable",

@@ -62,7 +62,7 @@ impl FakeMcp {
             .route("/mcp", post(handle).delete(end_session))
             .with_state(Arc::clone(&state));
         Ok(Self {
-            served: serve(app).await?,
+            served: serve(app, 0).await?,
             state,
         })
     }

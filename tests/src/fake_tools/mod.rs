@@ -236,9 +236,9 @@ impl Drop for Served {
     }
 }
 
-/// Serve `app` on a free loopback port.
-pub(crate) async fn serve(app: Router) -> io::Result<Served> {
-    let listener = TcpListener::bind(SocketAddr::from((Ipv4Addr::LOCALHOST, 0))).await?;
+/// Serve `app` on a loopback port (0: a free one).
+pub(crate) async fn serve(app: Router, port: u16) -> io::Result<Served> {
+    let listener = TcpListener::bind(SocketAddr::from((Ipv4Addr::LOCALHOST, port))).await?;
     let addr = listener.local_addr()?;
     let listener = listener.tap_io(|stream| {
         let _ = stream.set_nodelay(true);

@@ -31,6 +31,14 @@ impl FakeOpenApi {
     /// # Errors
     /// When the socket cannot be bound.
     pub async fn start() -> std::io::Result<Self> {
+        Self::start_on(0).await
+    }
+
+    /// Start on a given loopback port (0: a free one).
+    ///
+    /// # Errors
+    /// When the socket cannot be bound.
+    pub async fn start_on(port: u16) -> std::io::Result<Self> {
         let recorder = Arc::new(Recorder::default());
         let app = Router::new()
             .route("/openapi.json", get(spec))
@@ -39,7 +47,7 @@ impl FakeOpenApi {
             .route("/search", get(search))
             .with_state(Arc::clone(&recorder));
         Ok(Self {
-            served: serve(app).await?,
+            served: serve(app, port).await?,
             recorder,
         })
     }

@@ -36,6 +36,15 @@ struct Setup {
 
 /// A tool host built the way `AppBuilder` builds it: config file → egress policy → pooled client.
 fn setup(toml: &str, env: &[(&str, &str)], resolver: Option<Arc<dyn Resolver>>) -> Setup {
+    setup_with_connect_timeout(toml, env, resolver, Duration::from_secs(5))
+}
+
+fn setup_with_connect_timeout(
+    toml: &str,
+    env: &[(&str, &str)],
+    resolver: Option<Arc<dyn Resolver>>,
+    connect_timeout: Duration,
+) -> Setup {
     logs();
     let mut file = tempfile::NamedTempFile::new().unwrap();
     file.write_all(toml.as_bytes()).unwrap();
@@ -62,7 +71,7 @@ fn setup(toml: &str, env: &[(&str, &str)], resolver: Option<Arc<dyn Resolver>>) 
             policy,
             resolver.unwrap_or_else(|| Arc::new(SystemResolver)),
             EgressLimits {
-                connect_timeout: Duration::from_secs(5),
+                connect_timeout,
                 first_byte_timeout: Duration::from_secs(30),
                 between_bytes_timeout: Duration::from_secs(30),
                 total_timeout: None,
@@ -562,6 +571,15 @@ async fn call_batch_and_idle_timeouts_fire_and_a_failing_tool_is_called_exactly_
     .await;
     assert!(matches!(results[0].output, Err(ToolError::Timeout)));
     assert_eq!(rec.calls_of("search"), 1);
+    // It was the call's own budget (the batch's would have fired much later).
+    let m = s.tools.metrics();
+    assert_eq!(
+        (
+            m.calls("weather", "timeout"),
+            m.calls("weather", "batch_timeout")
+        ),
+        (1, 0)
+    );
 
     // Batch timeout: the hanging call is cut, the quick one in the same batch still answers.
     let mut opts = options(5);
@@ -578,6 +596,14 @@ async fn call_batch_and_idle_timeouts_fire_and_a_failing_tool_is_called_exactly_
     .await;
     assert!(matches!(results[0].output, Err(ToolError::Timeout)));
     assert!(output(&results[1]).contains("Lyon"));
+    // The batch's budget, not the call's.
+    assert_eq!(
+        (
+            m.calls("weather", "timeout"),
+            m.calls("weather", "batch_timeout")
+        ),
+        (1, 1)
+    );
 
     // Idle timeout: the head and one byte arrive, then nothing.
     rec.set("get_weather", Behaviour::Stall);
@@ -595,6 +621,14 @@ async fn call_batch_and_idle_timeouts_fire_and_a_failing_tool_is_called_exactly_
         "{results:?}"
     );
     assert_eq!(rec.calls_of("get_weather"), 2);
+    // Cut by the idle budget, before the call's.
+    assert_eq!(
+        (
+            m.calls("weather", "timeout"),
+            m.calls("weather", "idle_timeout")
+        ),
+        (1, 1)
+    );
 
     // A 5xx is a tool error with the status and an excerpt, and the tool is not called again.
     rec.set("create_note", Behaviour::Fail(503));
@@ -614,7 +648,7 @@ async fn call_batch_and_idle_timeouts_fire_and_a_failing_tool_is_called_exactly_
     }
     assert_eq!(rec.calls_of("create_note"), 1);
     assert_eq!(s.tools.metrics().calls("weather", "retried"), 0);
-    assert_eq!(s.tools.metrics().calls("weather", "timeout"), 3);
+    assert_eq!(s.tools.metrics().calls("weather", "timeout"), 1);
     rec.wait_idle().await;
 }
 
@@ -779,4 +813,120 @@ async fn the_assembled_host_serves_declared_tools_and_reports_their_metrics() {
     );
     assert!(!metrics.contains("SECRET"));
     assert!(!logs_text().contains("tool-token-SECRET"));
+}
+
+#[tokio::test]
+async fn an_unreachable_spec_does_not_stop_start_up_and_is_fetched_again_later() {
+    let port = {
+        let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        l.local_addr().unwrap().port()
+    };
+    let toml = format!(
+        "[[tool_servers]]\nname = \"late\"\nkind = \"openapi\"\nurl = \"http://127.0.0.1:{port}\"\nspec = \"/openapi.json\"\n"
+    );
+    let s = setup(&toml, &[("EGRESS_PRIVATE_HOSTS", &private(&[port]))], None);
+    // Start-up went on; the request sees no tools from that server yet.
+    assert!(s.tools.catalog().await.is_empty());
+    // The server comes up; the background retry (after its backoff) loads the spec.
+    let fake = FakeOpenApi::start_on(port).await.unwrap();
+    let catalog = tokio::time::timeout(BOUND, async {
+        loop {
+            let catalog = s.tools.catalog().await;
+            if !catalog.is_empty() {
+                return catalog;
+            }
+            tokio::time::sleep(Duration::from_millis(200)).await;
+        }
+    })
+    .await
+    .expect("the spec was fetched again");
+    assert_eq!(catalog.len(), 3);
+    assert!(logs_text().contains("could not load the tool server's tools; retrying later"));
+    let results = invoke(
+        &s.tools,
+        &catalog,
+        vec![call("1", "search", json!({"q": "late"}))],
+        options(1),
+    )
+    .await;
+    assert!(output(&results[0]).contains("result for late"));
+    assert_eq!(fake.recorder().calls_of("search"), 1);
+}
+
+#[tokio::test]
+async fn mcp_failures_are_reported_once_and_a_silent_event_stream_hits_the_idle_timeout() {
+    let fake = FakeMcp::start(true).await.unwrap();
+    let s = setup(
+        &mcp_decl("files", &fake),
+        &[("EGRESS_PRIVATE_HOSTS", &private(&[fake.port()]))],
+        None,
+    );
+    let catalog = s.tools.catalog().await;
+    let rec = fake.recorder();
+    rec.set("add", Behaviour::Fail(502));
+    let results = invoke(
+        &s.tools,
+        &catalog,
+        vec![call("1", "add", json!({"a": 1, "b": 2}))],
+        options(1),
+    )
+    .await;
+    match &results[0].output {
+        Err(ToolError::Unavailable(m)) => assert!(m.starts_with("HTTP 502"), "{m}"),
+        other => panic!("{other:?}"),
+    }
+    assert_eq!(rec.calls_of("add"), 1);
+
+    rec.set("get_weather", Behaviour::Stall);
+    let mut opts = options(1);
+    opts.idle_timeout_ms = Some(300);
+    let results = invoke(
+        &s.tools,
+        &catalog,
+        vec![call("2", "get_weather", json!({"city": "x"}))],
+        opts,
+    )
+    .await;
+    assert!(
+        matches!(results[0].output, Err(ToolError::Timeout)),
+        "{results:?}"
+    );
+    assert_eq!(rec.calls_of("get_weather"), 1);
+    assert_eq!(s.tools.metrics().calls("files", "idle_timeout"), 1);
+    assert_eq!(s.tools.metrics().calls("files", "retried"), 0);
+}
+
+#[tokio::test]
+async fn a_connect_timeout_is_retried_at_most_twice() {
+    // A listener with a backlog of one that never accepts: once one connection fills the queue,
+    // the kernel drops further SYNs and connecting hangs until the host's connect timeout.
+    let socket = tokio::net::TcpSocket::new_v4().unwrap();
+    socket.bind("127.0.0.1:0".parse().unwrap()).unwrap();
+    let listener = socket.listen(0).unwrap();
+    let port = listener.local_addr().unwrap().port();
+    let _filler = std::net::TcpStream::connect(("127.0.0.1", port)).unwrap();
+    let toml = format!(
+        "[[tool_servers]]\nname = \"slowconnect\"\nkind = \"openapi\"\nurl = \"http://127.0.0.1:{port}\"\n\
+         [tool_servers.operations.\"/ping\".post]\noperationId = \"ping\"\n"
+    );
+    let s = setup_with_connect_timeout(
+        &toml,
+        &[("EGRESS_PRIVATE_HOSTS", &private(&[port]))],
+        None,
+        Duration::from_millis(300),
+    );
+    let catalog = s.tools.catalog().await;
+    let results = invoke(
+        &s.tools,
+        &catalog,
+        vec![call("1", "ping", json!({}))],
+        options(1),
+    )
+    .await;
+    match &results[0].output {
+        Err(ToolError::Unavailable(m)) => assert!(m.contains("connecting timed out"), "{m}"),
+        other => panic!("{other:?}"),
+    }
+    assert_eq!(s.tools.metrics().calls("slowconnect", "retried"), 2);
+    drop(listener);
 }
