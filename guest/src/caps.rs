@@ -133,3 +133,73 @@ pub async fn read_body<B: BodyStream>(
     }
     Ok(out)
 }
+
+/// A tool the host can execute (mirrors `tool-spec`).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ToolSpec {
+    pub name: String,
+    pub description: String,
+    /// JSON Schema of the parameters, as text.
+    pub parameters_json: String,
+}
+
+/// What went wrong running one tool call (mirrors `tool-error`).
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+pub enum ToolError {
+    #[error("no tool of that name is served")]
+    NotFound,
+    #[error("the tool did not finish in time")]
+    Timeout,
+    #[error("the tool server is unavailable: {0}")]
+    Unavailable(String),
+    #[error("the arguments were refused: {0}")]
+    InvalidArgument(String),
+    #[error("the tool failed: {0}")]
+    Other(String),
+}
+
+/// The result of one call (mirrors `tool-result`).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ToolResult {
+    pub call_id: String,
+    pub output: Result<String, ToolError>,
+}
+
+/// Bounds of one `invoke` (mirrors `invoke-options`); the host clamps each to its own maxima.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct InvokeOptions {
+    pub max_parallel: u32,
+    pub call_timeout_ms: u64,
+    pub batch_timeout_ms: u64,
+    pub idle_timeout_ms: Option<u64>,
+}
+
+/// Tools the host executes on the guest's behalf (operator-declared OpenAPI and MCP servers).
+pub trait Tools {
+    /// The tools the host serves for this request.
+    fn available(&self) -> Result<Vec<ToolSpec>, ToolError>;
+    /// Run calls; one result per call, in the same order. Never retried by the guest.
+    fn invoke(&self, calls: &[crate::types::ToolCall], options: &InvokeOptions) -> Vec<ToolResult>;
+}
+
+/// No host tools at all (callers that have no `tools` import wired, and unit tests).
+pub struct NoTools;
+
+impl Tools for NoTools {
+    fn available(&self) -> Result<Vec<ToolSpec>, ToolError> {
+        Ok(Vec::new())
+    }
+    fn invoke(
+        &self,
+        calls: &[crate::types::ToolCall],
+        _options: &InvokeOptions,
+    ) -> Vec<ToolResult> {
+        calls
+            .iter()
+            .map(|c| ToolResult {
+                call_id: c.call_id.clone(),
+                output: Err(ToolError::NotFound),
+            })
+            .collect()
+    }
+}

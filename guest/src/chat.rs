@@ -9,7 +9,8 @@
 //! WebUI, the stream-interrupted template appended to the partial answer).
 
 use crate::caps::{
-    Emit, Env, HttpRequest, HttpResponse, Kv, Method, TransportError, Upstream, read_body,
+    Emit, Env, HttpRequest, HttpResponse, Kv, Method, NoTools, Tools, TransportError, Upstream,
+    read_body,
 };
 use crate::catalog::{Catalog, ModelInfo};
 use crate::chat_bridge::ChatStream;
@@ -20,6 +21,7 @@ use crate::request::{self, Built, Identity};
 use crate::settings::Settings;
 use crate::stream::{ResponsesStream, Step};
 use crate::templates::{TemplateKind, Vars, vars_from_openrouter_error};
+use crate::tool_loop::{self, CallOutcome, Executor, Outcome, ToolSet, breaker};
 use crate::translate::{self, ChatRequest};
 use crate::types::{ErrorBody, Event, FinishReason, PipeError, RequestContext, Usage};
 use crate::usage_status;
@@ -63,13 +65,11 @@ enum RelayEnd {
     Completed {
         finish: FinishReason,
         usage: Option<Usage>,
-        /// The response's output items in Responses shape (see `ResponsesStream::output`); empty
-        /// for a `/chat/completions` stream.
-        #[allow(
-            dead_code,
-            reason = "read by the tool loop and artifact persistence (issues 5, 6)"
-        )]
+        /// The response's output items in Responses shape (see `ResponsesStream::output`); for
+        /// a `/chat/completions` stream, its tool calls as `function_call` items.
         output: Vec<Value>,
+        /// Whether any answer text arrived.
+        text: bool,
     },
     Failed {
         visible: bool,
@@ -82,6 +82,31 @@ enum RelayEnd {
     },
     CallerGone,
 }
+
+/// What the tool loop carries from one model turn to the next.
+#[derive(Default)]
+struct Rounds {
+    /// Model turns completed so far.
+    turns: u32,
+    /// Usage summed over the turns.
+    usage: Option<Usage>,
+    /// Whether any turn produced answer text.
+    text: bool,
+    /// The loop limit was reached: this turn is the synthesis turn.
+    synthesis: bool,
+}
+
+/// What follows a completed model turn.
+enum Turn {
+    /// The answer is over, with this finish.
+    Done(FinishReason),
+    /// The body was extended with tool outputs: call the model again.
+    Again,
+}
+
+/// The status and notice shown when a user's request breaker is open.
+const BREAKER_NOTICE: &str =
+    "Temporarily disabled due to repeated errors. Please wait a minute and try again.";
 
 /// The one-shot recoveries, each used at most once per request.
 #[derive(Default)]
@@ -297,8 +322,19 @@ impl<U: Upstream, K: Kv, E: Emit, V: Env> Pipe<'_, U, K, E, V> {
         Err(PipeError::Upstream(body))
     }
 
-    /// Serve one chat completion request.
+    /// Serve one chat completion request, without host tools.
     pub async fn chat(&mut self, ctx: &RequestContext, body: &[u8]) -> Result<(), PipeError> {
+        self.chat_with_tools(ctx, body, &NoTools).await
+    }
+
+    /// Serve one chat completion request; in Pipeline mode the host's `tools` run the model's
+    /// calls to them, round after round (REFERENCE §2.6).
+    pub async fn chat_with_tools<T: Tools>(
+        &mut self,
+        ctx: &RequestContext,
+        body: &[u8],
+        tools: &T,
+    ) -> Result<(), PipeError> {
         let request = translate::parse_chat_body(body).map_err(|e| {
             PipeError::InvalidRequest(errors::body(
                 &self.new_error_id(),
@@ -374,13 +410,24 @@ impl<U: Upstream, K: Kv, E: Emit, V: Env> Pipe<'_, U, K, E, V> {
             session_id: None,
             cache_session_id: ctx.cache_session_id.clone(),
         };
+        let user = ctx
+            .user_id
+            .clone()
+            .filter(|u| !u.is_empty())
+            .unwrap_or_else(|| "anonymous".into());
+        if self.request_breaker(&user).is_open(self.env.now_ms()) {
+            return self.breaker_refusal(ctx);
+        }
         let mut built = self.build(endpoint, &request, &model, &identity)?;
         for notice in built.notices.clone() {
             self.status(ctx, &notice, false);
         }
+        let mut set = self.offer_tools(endpoint, &model, tools, &mut built);
+        let mut rounds = Rounds::default();
         let mut recoveries = Recoveries::default();
         let mut transport_retries = 0;
         loop {
+            let later = rounds.turns > 0;
             let response = match self.post(endpoint, &built, "text/event-stream").await {
                 Ok(r) => r,
                 Err(e) => {
@@ -410,7 +457,7 @@ impl<U: Upstream, K: Kv, E: Emit, V: Env> Pipe<'_, U, K, E, V> {
                         "timeout_seconds",
                         self.settings.http_sock_read_seconds.to_string(),
                     );
-                    return self.fail_before_output(ctx, kind, vars, body);
+                    return self.fail_early(ctx, later, kind, vars, body);
                 }
             };
             let mut response = response;
@@ -429,9 +476,11 @@ impl<U: Upstream, K: Kv, E: Emit, V: Env> Pipe<'_, U, K, E, V> {
                     self.status(ctx, &note, false);
                     continue;
                 }
-                if self.may_fall_back(endpoint, &mut recoveries, response.status, &bytes) {
+                if !later && self.may_fall_back(endpoint, &mut recoveries, response.status, &bytes)
+                {
                     endpoint = Endpoint::ChatCompletions;
                     built = self.build(endpoint, &request, &model, &identity)?;
+                    set = self.offer_tools(endpoint, &model, tools, &mut built);
                     self.status(ctx, FALLBACK_NOTICE, false);
                     continue;
                 }
@@ -446,8 +495,9 @@ impl<U: Upstream, K: Kv, E: Emit, V: Env> Pipe<'_, U, K, E, V> {
                 vars.set("requested_model", request.model.as_str());
                 vars.set("api_model_id", crate::catalog::api_model_id(&model.id));
                 vars.set("status_code", response.status.to_string());
-                return self.fail_before_output(
+                return self.fail_early(
                     ctx,
+                    later,
                     TemplateKind::for_status(response.status),
                     vars,
                     body,
@@ -466,13 +516,39 @@ impl<U: Upstream, K: Kv, E: Emit, V: Env> Pipe<'_, U, K, E, V> {
                     Some("unexpected_content_type"),
                     &format!("OpenRouter answered with `{shown}` instead of an event stream"),
                 );
-                return self.fail_before_output(ctx, TemplateKind::ServiceError, Vars::new(), body);
+                return self.fail_early(ctx, later, TemplateKind::ServiceError, Vars::new(), body);
             }
-            match self.relay(ctx, endpoint, response).await {
+            match self.relay(ctx, endpoint, response, !later).await {
                 RelayEnd::CallerGone => return Ok(()),
-                RelayEnd::Completed { finish, usage, .. } => {
-                    self.finish_ok(ctx, finish, usage);
-                    return Ok(());
+                RelayEnd::Completed {
+                    finish,
+                    usage,
+                    output,
+                    text,
+                } => {
+                    rounds.usage = tool_loop::merge_usage(rounds.usage.take(), usage);
+                    rounds.text |= text;
+                    let next = self.after_turn(
+                        ctx,
+                        endpoint,
+                        tools,
+                        &set,
+                        &user,
+                        &mut rounds,
+                        &mut built,
+                        finish,
+                        output,
+                    );
+                    match next {
+                        Turn::Done(finish) => {
+                            self.finish_ok(ctx, finish, rounds.usage.take());
+                            return Ok(());
+                        }
+                        Turn::Again => {
+                            transport_retries = 0;
+                            continue;
+                        }
+                    }
                 }
                 RelayEnd::Interrupted {
                     visible: false,
@@ -490,6 +566,7 @@ impl<U: Upstream, K: Kv, E: Emit, V: Env> Pipe<'_, U, K, E, V> {
                 RelayEnd::Interrupted {
                     visible, detail, ..
                 } => {
+                    let visible = visible || later;
                     let body = errors::body(
                         &self.new_error_id(),
                         502,
@@ -502,11 +579,13 @@ impl<U: Upstream, K: Kv, E: Emit, V: Env> Pipe<'_, U, K, E, V> {
                 RelayEnd::Failed {
                     visible: false,
                     error,
-                } => {
+                } if !later => {
                     let raw = serde_json::json!({"error": {"message": error.message, "code": error.code}}).to_string();
-                    if self.may_fall_back(endpoint, &mut recoveries, 400, raw.as_bytes()) {
+                    if !later && self.may_fall_back(endpoint, &mut recoveries, 400, raw.as_bytes())
+                    {
                         endpoint = Endpoint::ChatCompletions;
                         built = self.build(endpoint, &request, &model, &identity)?;
+                        set = self.offer_tools(endpoint, &model, tools, &mut built);
                         self.status(ctx, FALLBACK_NOTICE, false);
                         continue;
                     }
@@ -515,19 +594,275 @@ impl<U: Upstream, K: Kv, E: Emit, V: Env> Pipe<'_, U, K, E, V> {
                     vars.set("detail", error.message.as_str());
                     vars.set_opt("openrouter_code", error.code.clone());
                     vars.set("requested_model", request.model.as_str());
-                    return self.fail_before_output(
+                    return self.fail_early(
                         ctx,
+                        later,
                         TemplateKind::for_status(status),
                         vars,
                         error,
                     );
                 }
-                RelayEnd::Failed {
-                    visible: true,
-                    error,
-                } => return self.fail_midway(ctx, true, error),
+                RelayEnd::Failed { error, .. } => return self.fail_midway(ctx, true, error),
             }
         }
+    }
+
+    /// A failure before this turn's output: before any output at all it is
+    /// `fail_before_output`; in a later tool-loop turn the caller has seen output already.
+    fn fail_early(
+        &mut self,
+        ctx: &RequestContext,
+        later: bool,
+        kind: TemplateKind,
+        vars: Vars,
+        body: ErrorBody,
+    ) -> Result<(), PipeError> {
+        if later {
+            return self.fail_midway(ctx, true, body);
+        }
+        self.fail_before_output(ctx, kind, vars, body)
+    }
+
+    fn request_breaker(&self, user: &str) -> breaker::Breaker<'_, K> {
+        let t = &self.settings.tools;
+        breaker::Breaker {
+            kv: self.kv,
+            key: breaker::request_key(user),
+            max_failures: t.breaker_max_failures,
+            window_ms: t.window_ms(),
+        }
+    }
+
+    /// The user's request breaker is open: refuse without calling OpenRouter.
+    fn breaker_refusal(&mut self, ctx: &RequestContext) -> Result<(), PipeError> {
+        let body = errors::body(
+            &self.new_error_id(),
+            429,
+            "rate_limit_error",
+            Some("breaker_open"),
+            BREAKER_NOTICE,
+        );
+        self.env.log(&format!(
+            "[{}] request refused: the user's breaker is open",
+            body.error_id
+        ));
+        if ctx.openwebui_caller {
+            self.notify(ctx, BREAKER_NOTICE);
+            let _ = self.emit.send(Event::TextDelta(BREAKER_NOTICE.into()));
+            let _ = self.emit.send(Event::Finish(FinishReason::Stop));
+            return Ok(());
+        }
+        Err(PipeError::Upstream(body))
+    }
+
+    /// Pipeline mode: offer the host's tools in a freshly built body.
+    fn offer_tools<T: Tools>(
+        &self,
+        endpoint: Endpoint,
+        model: &ModelInfo,
+        tools: &T,
+        built: &mut Built,
+    ) -> ToolSet {
+        let t = &self.settings.tools;
+        if !t.pipeline() || !tool_loop::model_takes_tools(model) {
+            return ToolSet::default();
+        }
+        let env = self.env;
+        tool_loop::offer_host_tools(
+            t,
+            model,
+            tools.available(),
+            endpoint,
+            &mut built.body,
+            &mut |line| env.log(line),
+        )
+    }
+
+    /// A completed model turn: answer, hand calls back to the client, or run the host's calls and
+    /// go again (REFERENCE §2.6).
+    #[allow(
+        clippy::too_many_arguments,
+        reason = "the loop's state is spread over the request's locals"
+    )]
+    fn after_turn<T: Tools>(
+        &mut self,
+        ctx: &RequestContext,
+        endpoint: Endpoint,
+        tools: &T,
+        set: &ToolSet,
+        user: &str,
+        rounds: &mut Rounds,
+        built: &mut Built,
+        finish: FinishReason,
+        output: Vec<Value>,
+    ) -> Turn {
+        let calls = if matches!(finish, FinishReason::Stop | FinishReason::ToolCalls) {
+            crate::stream::function_calls(&output)
+        } else {
+            Vec::new()
+        };
+        if calls.is_empty() {
+            return Turn::Done(self.final_finish(ctx, rounds, finish));
+        }
+        // Calls to tools the host does not serve go back to the client, and the turn ends.
+        let (host, client): (Vec<_>, Vec<_>) = calls
+            .into_iter()
+            .partition(|c| set.serves(&c.name).is_some());
+        if !client.is_empty() {
+            if !host.is_empty() {
+                self.env.log(&format!(
+                    "{} host tool call(s) not run: the turn also calls client tools, which end it",
+                    host.len()
+                ));
+            }
+            let handed: Vec<_> = client.iter().map(tool_loop::pass_through_call).collect();
+            self.persist_turn(ctx, &output, &[]);
+            let _ = self.emit.send(Event::ToolCalls(handed));
+            return Turn::Done(FinishReason::ToolCalls);
+        }
+        if rounds.synthesis {
+            // The model called tools again in its synthesis turn: stop here.
+            self.env
+                .log("the synthesis turn called tools again; ending the answer");
+            return Turn::Done(self.final_finish(ctx, rounds, FinishReason::Stop));
+        }
+        let skip = rounds.turns + 1 >= self.settings.tools.max_loops();
+        let now = self.env.now_ms();
+        let kv = self.kv;
+        let executor = Executor {
+            settings: &self.settings.tools,
+            kv,
+            tools,
+            set,
+            user,
+            now_ms: now,
+        };
+        let owui = ctx.openwebui_caller;
+        let emit = &mut *self.emit;
+        // Announced before each wave goes to the host (`invoke` blocks until the wave is done).
+        let outcomes = executor.run(&host, skip, &mut |wave| {
+            let line = match wave {
+                [one] => format!("Running {}…", one.name),
+                many => format!("Running {} tools…", many.len()),
+            };
+            if owui {
+                let _ = emit.send(Event::OpenWebUiEvent(owui_events::status(
+                    &line, false, false,
+                )));
+            }
+        });
+        self.report_outcomes(ctx, &outcomes, skip);
+        if !outcomes.is_empty()
+            && outcomes
+                .iter()
+                .all(|o| o.outcome == Outcome::BreakerSkipped)
+        {
+            self.request_breaker(user).record_failure(now);
+        }
+        self.persist_turn(ctx, &output, &outcomes);
+        match endpoint {
+            Endpoint::Responses => {
+                tool_loop::continue_responses(&mut built.body, &output, &outcomes)
+            }
+            Endpoint::ChatCompletions => tool_loop::continue_chat(&mut built.body, "", &outcomes),
+        }
+        if skip {
+            tool_loop::forbid_calls(&mut built.body);
+            rounds.synthesis = true;
+        }
+        rounds.turns += 1;
+        Turn::Again
+    }
+
+    /// The finish of the last turn; after tool rounds without any answer text, the fallback
+    /// sentence is the answer.
+    fn final_finish(
+        &mut self,
+        _ctx: &RequestContext,
+        rounds: &Rounds,
+        finish: FinishReason,
+    ) -> FinishReason {
+        if rounds.turns > 0 && !rounds.text {
+            let _ = self
+                .emit
+                .send(Event::TextDelta(tool_loop::NO_ANSWER_FALLBACK.into()));
+        }
+        finish
+    }
+
+    /// Tell the caller what the round did: a status line per call, a notification for breaker
+    /// skips, optional cards (Open WebUI), and the URLs in tool results as citations.
+    fn report_outcomes(&mut self, ctx: &RequestContext, outcomes: &[CallOutcome], skipped: bool) {
+        let ran = outcomes
+            .iter()
+            .filter(|o| matches!(o.outcome, Outcome::Ok | Outcome::Failed))
+            .count();
+        let failed = outcomes
+            .iter()
+            .filter(|o| o.outcome == Outcome::Failed)
+            .count();
+        if skipped {
+            self.status(
+                ctx,
+                "Tool-call limit reached; answering with what was gathered",
+                false,
+            );
+        } else if ran > 0 {
+            let line = match failed {
+                0 => format!("Ran {ran} tool call{}", if ran == 1 { "" } else { "s" }),
+                f => format!(
+                    "Ran {ran} tool call{}, {f} failed",
+                    if ran == 1 { "" } else { "s" }
+                ),
+            };
+            self.status(ctx, &line, false);
+        }
+        let mut paused: Vec<&str> = outcomes
+            .iter()
+            .filter(|o| o.outcome == Outcome::BreakerSkipped)
+            .map(|o| o.call.name.as_str())
+            .collect();
+        paused.dedup();
+        for name in paused {
+            self.notify(
+                ctx,
+                &format!(
+                    "`{name}` was skipped due to repeated failures; it is paused for a while."
+                ),
+            );
+        }
+        if ctx.openwebui_caller && self.settings.tools.show_tool_cards {
+            // Failed and skipped calls are not shown as cards (REFERENCE §2.6).
+            for o in outcomes.iter().filter(|o| o.outcome == Outcome::Ok) {
+                let _ = self.emit.send(Event::TextDelta(tool_loop::card(o)));
+            }
+        }
+        for o in outcomes.iter().filter(|o| o.outcome == Outcome::Ok) {
+            for url in tool_loop::urls_in(&o.output) {
+                let title = crate::owui_events::host_of(&url);
+                self.cite(
+                    ctx,
+                    crate::types::Citation {
+                        url: crate::owui_events::clean_citation_url(&url),
+                        title,
+                        content: String::new(),
+                    },
+                );
+            }
+        }
+    }
+
+    /// Where a finished turn's items are available as a whole: the response's output items
+    /// (reasoning with encrypted content, messages, function calls) and the outputs the pipe
+    /// produced for its calls. Artifact persistence (issue 5) hooks in here; for now the turn is
+    /// only logged.
+    fn persist_turn(&mut self, ctx: &RequestContext, output: &[Value], outcomes: &[CallOutcome]) {
+        self.env.log(&format!(
+            "[{}] tool turn: {} output item(s), {} tool output(s)",
+            ctx.request_id,
+            output.len(),
+            outcomes.len()
+        ));
     }
 
     /// Whether a `/responses` failure (before any output) should be replayed on
@@ -778,6 +1113,7 @@ impl<U: Upstream, K: Kv, E: Emit, V: Env> Pipe<'_, U, K, E, V> {
         ctx: &RequestContext,
         endpoint: Endpoint,
         response: HttpResponse<U::Body>,
+        first_turn: bool,
     ) -> RelayEnd {
         let chunks = futures::stream::unfold(response.body, |mut body| async move {
             crate::caps::BodyStream::next_chunk(&mut body)
@@ -800,11 +1136,16 @@ impl<U: Upstream, K: Kv, E: Emit, V: Env> Pipe<'_, U, K, E, V> {
         let reasoning_as_delta = !owui || mode != "status";
         let reasoning_as_status = owui && (mode == "status" || mode == "both");
         let mut rstatus = ReasoningStatus::default();
-        let show_stages = owui && self.settings.request.enable_reasoning;
+        // The staged "Thinking…" statuses belong to the wait for the first answer, not to the
+        // turns after tool calls.
+        let show_stages = owui && self.settings.request.enable_reasoning && first_turn;
         let mut stage = 0usize;
         let mut visible = false;
         let mut received = 0u32;
         let mut pending: Vec<Event> = Vec::new();
+        let mut saw_text = false;
+        // `/chat/completions` tool calls, kept for the tool loop (which hands them back itself).
+        let mut bridged_calls: Vec<Value> = Vec::new();
         loop {
             // Decide how long to wait for the next event: the idle flush of buffered deltas, and
             // the next "Thinking…" stage while nothing has been shown yet.
@@ -882,7 +1223,8 @@ impl<U: Upstream, K: Kv, E: Emit, V: Env> Pipe<'_, U, K, E, V> {
                             return RelayEnd::Completed {
                                 finish,
                                 usage,
-                                output: Vec::new(),
+                                output: bridged_calls,
+                                text: saw_text,
                             };
                         }
                         if !self.flush(&mut co) {
@@ -935,6 +1277,7 @@ impl<U: Upstream, K: Kv, E: Emit, V: Env> Pipe<'_, U, K, E, V> {
                     match ev {
                         Event::TextDelta(t) => {
                             visible = true;
+                            saw_text |= !t.is_empty();
                             if !rstatus.buf.is_empty() {
                                 let line = std::mem::take(&mut rstatus.buf);
                                 self.status(ctx, line.trim(), false);
@@ -985,6 +1328,12 @@ impl<U: Upstream, K: Kv, E: Emit, V: Env> Pipe<'_, U, K, E, V> {
                             }
                             self.cite(ctx, c);
                         }
+                        Event::ToolCalls(calls) => {
+                            bridged_calls.extend(calls.into_iter().map(|c| {
+                                serde_json::json!({"type": "function_call", "call_id": c.call_id,
+                                    "name": c.name, "arguments": c.arguments_json})
+                            }));
+                        }
                         other => {
                             if !self.flush(&mut co) || self.emit.send(other).is_err() {
                                 return RelayEnd::CallerGone;
@@ -1005,10 +1354,13 @@ impl<U: Upstream, K: Kv, E: Emit, V: Env> Pipe<'_, U, K, E, V> {
                         if endpoint == Endpoint::ChatCompletions {
                             self.emit_citations(ctx, &chat);
                         }
+                        let mut output = std::mem::take(&mut responses.output);
+                        output.append(&mut bridged_calls);
                         return RelayEnd::Completed {
                             finish,
                             usage,
-                            output: std::mem::take(&mut responses.output),
+                            output,
+                            text: saw_text,
                         };
                     }
                     Step::Failed(error) => {
@@ -1191,3 +1543,5 @@ impl<U: Upstream, K: Kv, E: Emit, V: Env> Pipe<'_, U, K, E, V> {
 
 #[cfg(test)]
 mod tests;
+#[cfg(test)]
+mod tool_tests;

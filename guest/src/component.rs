@@ -25,7 +25,7 @@ wit_bindgen::generate!({
 });
 
 use exports::openwebui::responses_pipe::pipe::Guest;
-use openwebui::responses_pipe::{emit, kv, types as wit};
+use openwebui::responses_pipe::{emit, kv, tools, types as wit};
 
 struct Component;
 export!(Component);
@@ -180,6 +180,63 @@ impl caps::Emit for HostEmit {
     }
 }
 
+struct HostTools;
+
+fn tool_error(e: wit::ToolError) -> caps::ToolError {
+    match e {
+        wit::ToolError::NotFound => caps::ToolError::NotFound,
+        wit::ToolError::Timeout => caps::ToolError::Timeout,
+        wit::ToolError::Unavailable(s) => caps::ToolError::Unavailable(s),
+        wit::ToolError::InvalidArgument(s) => caps::ToolError::InvalidArgument(s),
+        wit::ToolError::Other(s) => caps::ToolError::Other(s),
+    }
+}
+
+impl caps::Tools for HostTools {
+    fn available(&self) -> Result<Vec<caps::ToolSpec>, caps::ToolError> {
+        tools::available()
+            .map(|specs| {
+                specs
+                    .into_iter()
+                    .map(|s| caps::ToolSpec {
+                        name: s.name,
+                        description: s.description,
+                        parameters_json: s.parameters_json,
+                    })
+                    .collect()
+            })
+            .map_err(tool_error)
+    }
+
+    fn invoke(
+        &self,
+        calls: &[core::ToolCall],
+        options: &caps::InvokeOptions,
+    ) -> Vec<caps::ToolResult> {
+        let wit_calls: Vec<wit::ToolCall> = calls
+            .iter()
+            .map(|c| wit::ToolCall {
+                call_id: c.call_id.clone(),
+                name: c.name.clone(),
+                arguments_json: c.arguments_json.clone(),
+            })
+            .collect();
+        let opts = tools::InvokeOptions {
+            max_parallel: options.max_parallel,
+            call_timeout_ms: options.call_timeout_ms,
+            batch_timeout_ms: options.batch_timeout_ms,
+            idle_timeout_ms: options.idle_timeout_ms,
+        };
+        tools::invoke(&wit_calls, opts)
+            .into_iter()
+            .map(|r| caps::ToolResult {
+                call_id: r.call_id,
+                output: r.output.map_err(tool_error),
+            })
+            .collect()
+    }
+}
+
 struct HostEnv;
 
 impl caps::Env for HostEnv {
@@ -323,7 +380,7 @@ impl Guest for Component {
             emit: &mut emit,
             env: &HostEnv,
         };
-        wstd::runtime::block_on(pipe.chat(&ctx, &body)).map_err(pipe_error)
+        wstd::runtime::block_on(pipe.chat_with_tools(&ctx, &body, &HostTools)).map_err(pipe_error)
     }
 
     fn maintain(settings_json: String) -> Result<(), wit::PipeError> {

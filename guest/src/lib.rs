@@ -28,6 +28,8 @@ pub mod stream;
 #[forbid(unsafe_code)]
 pub mod templates;
 #[forbid(unsafe_code)]
+pub mod tool_loop;
+#[forbid(unsafe_code)]
 pub mod translate;
 #[forbid(unsafe_code)]
 pub mod types;

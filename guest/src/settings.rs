@@ -64,6 +64,8 @@ pub struct Settings {
     pub usage_status: UsageStatusSettings,
     #[serde(flatten)]
     pub streaming: StreamingSettings,
+    #[serde(flatten)]
+    pub tools: crate::tool_loop::ToolSettings,
 }
 
 impl Default for Settings {
@@ -85,6 +87,7 @@ impl Default for Settings {
             templates: TemplateSettings::default(),
             usage_status: UsageStatusSettings::default(),
             streaming: StreamingSettings::default(),
+            tools: crate::tool_loop::ToolSettings::default(),
         }
     }
 }

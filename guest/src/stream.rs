@@ -41,6 +41,9 @@ pub struct ResponsesStream {
     /// terminal event's `response.output` when that is present (it is authoritative: some
     /// providers deliver function-call arguments only there). Read after `Step::Completed`.
     pub output: Vec<Value>,
+    /// Function-call arguments gathered from `response.function_call_arguments.delta/.done`, by
+    /// item id: some providers leave `arguments` empty in the item events and only stream them.
+    call_args: Vec<(String, String)>,
 }
 
 /// The status line for a server-side tool item starting (OpenRouter's `openrouter:*` tools and
@@ -117,7 +120,72 @@ fn finish_of(response: &Value) -> FinishReason {
     }
 }
 
+/// The function calls among a response's output items, in order (`arguments` as given; a call
+/// without a name is kept with an empty name so the caller can answer it with an error).
+pub fn function_calls(output: &[Value]) -> Vec<crate::types::ToolCall> {
+    output
+        .iter()
+        .filter(|i| i.get("type").and_then(Value::as_str) == Some("function_call"))
+        .enumerate()
+        .map(|(n, i)| {
+            let text = |k: &str| i.get(k).and_then(Value::as_str).unwrap_or("").trim();
+            let call_id = [text("call_id"), text("id")]
+                .into_iter()
+                .find(|s| !s.is_empty())
+                .map_or_else(|| format!("call_{n}"), str::to_string);
+            let arguments_json = match i.get("arguments") {
+                Some(Value::String(s)) => s.clone(),
+                Some(v @ Value::Object(_)) => v.to_string(),
+                _ => String::new(),
+            };
+            crate::types::ToolCall {
+                call_id,
+                name: text("name").to_string(),
+                arguments_json,
+            }
+        })
+        .collect()
+}
+
 impl ResponsesStream {
+    /// Give a function-call item with empty `arguments` the arguments streamed for it (by item
+    /// id), or those of the same call gathered earlier from `output_item.done`.
+    fn fill_arguments(&self, item: &mut Value, gathered: &[Value]) {
+        if item.get("type").and_then(Value::as_str) != Some("function_call") {
+            return;
+        }
+        let empty = item
+            .get("arguments")
+            .and_then(Value::as_str)
+            .is_none_or(|a| a.trim().is_empty());
+        if !empty {
+            return;
+        }
+        let id = item.get("id").and_then(Value::as_str).unwrap_or("");
+        let call_id = item.get("call_id").and_then(Value::as_str).unwrap_or("");
+        let streamed = self
+            .call_args
+            .iter()
+            .find(|(i, a)| !i.is_empty() && i == id && !a.trim().is_empty())
+            .map(|(_, a)| a.clone());
+        let earlier = || {
+            gathered
+                .iter()
+                .filter(|g| g.get("type").and_then(Value::as_str) == Some("function_call"))
+                .find(|g| {
+                    !call_id.is_empty() && g.get("call_id").and_then(Value::as_str) == Some(call_id)
+                })
+                .and_then(|g| g.get("arguments").and_then(Value::as_str))
+                .filter(|a| !a.trim().is_empty())
+                .map(str::to_string)
+        };
+        if let Some(args) = streamed.or_else(earlier)
+            && let Some(o) = item.as_object_mut()
+        {
+            o.insert("arguments".into(), Value::String(args));
+        }
+    }
+
     /// Emit a citation unless its URL was already cited.
     fn cite(&mut self, c: Citation, emit: &mut dyn FnMut(Event) -> bool) {
         if !self.cited.contains(&c.url) {
@@ -218,13 +286,39 @@ impl ResponsesStream {
                 }
                 Step::Continue
             }
+            "response.function_call_arguments.delta" | "response.function_call_arguments.done" => {
+                let id = event
+                    .get("item_id")
+                    .and_then(Value::as_str)
+                    .unwrap_or("")
+                    .to_string();
+                let slot = match self.call_args.iter().position(|(i, _)| *i == id) {
+                    Some(i) => i,
+                    None => {
+                        self.call_args.push((id, String::new()));
+                        self.call_args.len() - 1
+                    }
+                };
+                if let Some((_, args)) = self.call_args.get_mut(slot) {
+                    if kind.ends_with(".done") {
+                        if let Some(a) = event.get("arguments").and_then(Value::as_str) {
+                            *args = a.to_string();
+                        }
+                    } else if let Some(d) = event.get("delta").and_then(Value::as_str) {
+                        args.push_str(d);
+                    }
+                }
+                Step::Continue
+            }
             "response.output_item.done" => {
                 if let Some(item) = event.get("item").filter(|i| i.is_object()) {
                     if let Some(url) = crate::images::from_output_item(item) {
                         self.visible_output = true;
                         emit(Event::Image(url));
                     }
-                    self.output.push(item.clone());
+                    let mut item = item.clone();
+                    self.fill_arguments(&mut item, &[]);
+                    self.output.push(item);
                 }
                 if event.pointer("/item/type").and_then(Value::as_str) == Some("web_search_call") {
                     let action = event.pointer("/item/action");
@@ -270,7 +364,13 @@ impl ResponsesStream {
                     .and_then(Value::as_array)
                     .filter(|items| !items.is_empty())
                 {
+                    let gathered = std::mem::take(&mut self.output);
                     self.output = items.clone();
+                    let mut output = std::mem::take(&mut self.output);
+                    for item in &mut output {
+                        self.fill_arguments(item, &gathered);
+                    }
+                    self.output = output;
                 }
                 let mut finish = finish_of(&response);
                 if kind == "response.incomplete" {
@@ -371,6 +471,33 @@ mod tests {
         ]);
         assert!(events.contains(&Event::Image("data:image/png;base64,iVBORw0KGgo=".into())));
         assert!(s.visible_output);
+    }
+
+    #[test]
+    fn function_call_arguments_come_from_deltas_or_the_terminal_output() {
+        // Arguments only in the argument deltas: the item events carry none.
+        let (events, _, s) = run(&[
+            r#"{"type":"response.output_item.added","item":{"type":"function_call","id":"fc1","call_id":"c1","name":"get_weather","arguments":""}}"#,
+            r#"{"type":"response.function_call_arguments.delta","item_id":"fc1","delta":"{\"city\":"}"#,
+            r#"{"type":"response.function_call_arguments.delta","item_id":"fc1","delta":"\"Paris\"}"}"#,
+            r#"{"type":"response.output_item.done","item":{"type":"function_call","id":"fc1","call_id":"c1","name":"get_weather","arguments":""}}"#,
+            r#"{"type":"response.completed","response":{"status":"completed","output":[{"type":"function_call","id":"fc1","call_id":"c1","name":"get_weather","arguments":""}]}}"#,
+        ]);
+        assert!(!events.iter().any(|e| matches!(e, Event::ToolCalls(_))));
+        let calls = function_calls(&s.output);
+        assert_eq!(calls.len(), 1);
+        assert_eq!(calls[0].call_id, "c1");
+        assert_eq!(calls[0].name, "get_weather");
+        assert_eq!(calls[0].arguments_json, r#"{"city":"Paris"}"#);
+        // Arguments only in `response.completed` (the quirk): the terminal output wins.
+        let (_, _, s) = run(&[
+            r#"{"type":"response.output_item.done","item":{"type":"function_call","call_id":"c2","name":"now","arguments":""}}"#,
+            r#"{"type":"response.completed","response":{"status":"completed","output":[{"type":"function_call","call_id":"c2","name":"now","arguments":"{\"tz\":\"UTC\"}"}]}}"#,
+        ]);
+        assert_eq!(
+            function_calls(&s.output)[0].arguments_json,
+            r#"{"tz":"UTC"}"#
+        );
     }
 
     #[test]

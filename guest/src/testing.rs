@@ -1,10 +1,11 @@
 //! In-memory capabilities for native unit tests of the pipe logic.
 
 use crate::caps::{
-    BodyStream, Emit, EmitError, Env, HttpRequest, HttpResponse, Kv, KvError, TransportError,
-    Upstream,
+    BodyStream, Emit, EmitError, Env, HttpRequest, HttpResponse, InvokeOptions, Kv, KvError,
+    ToolError, ToolResult, ToolSpec, Tools, TransportError, Upstream,
 };
 use crate::types::Event;
+use crate::types::ToolCall;
 use std::cell::{Cell, RefCell};
 use std::collections::{HashMap, VecDeque};
 
@@ -190,4 +191,60 @@ impl Upstream for ScriptedUpstream {
 /// Run a future to completion on the current thread (the logic under test never really waits).
 pub fn block_on<F: std::future::Future>(f: F) -> F::Output {
     futures::executor::block_on(f)
+}
+
+/// Host tools in memory: the specs it serves, an answer per tool name (the default echoes the
+/// arguments), and every `invoke` it received with its options.
+#[derive(Default)]
+pub struct FakeTools {
+    pub specs: Vec<ToolSpec>,
+    pub answers: HashMap<String, Result<String, ToolError>>,
+    pub invokes: RefCell<Vec<(Vec<ToolCall>, InvokeOptions)>>,
+}
+
+impl FakeTools {
+    pub fn serving(names: &[(&str, &str)]) -> Self {
+        FakeTools {
+            specs: names
+                .iter()
+                .map(|(name, schema)| ToolSpec {
+                    name: (*name).to_string(),
+                    description: format!("The {name} tool"),
+                    parameters_json: (*schema).to_string(),
+                })
+                .collect(),
+            ..FakeTools::default()
+        }
+    }
+    pub fn answer(mut self, name: &str, answer: Result<String, ToolError>) -> Self {
+        self.answers.insert(name.to_string(), answer);
+        self
+    }
+    pub fn calls(&self) -> Vec<ToolCall> {
+        self.invokes
+            .borrow()
+            .iter()
+            .flat_map(|(c, _)| c.clone())
+            .collect()
+    }
+}
+
+impl Tools for FakeTools {
+    fn available(&self) -> Result<Vec<ToolSpec>, ToolError> {
+        Ok(self.specs.clone())
+    }
+    fn invoke(&self, calls: &[ToolCall], options: &InvokeOptions) -> Vec<ToolResult> {
+        self.invokes.borrow_mut().push((calls.to_vec(), *options));
+        calls
+            .iter()
+            .map(|c| ToolResult {
+                call_id: c.call_id.clone(),
+                output: self
+                    .answers
+                    .get(&c.name)
+                    .cloned()
+                    .unwrap_or_else(|| Ok(format!("{} says {}", c.name, c.arguments_json))),
+            })
+            .collect()
+    }
 }

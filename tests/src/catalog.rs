@@ -162,6 +162,12 @@ fn fake_name(id: &str) -> &'static str {
         "fake/citations" => "Fake: Citations",
         "fake/incomplete" => "Fake: Incomplete Answer",
         "fake/image" => "Fake: Image Generation",
+        "fake/tool-call" => "Fake: Calls a Tool",
+        "fake/tool-call-late" => "Fake: Calls a Tool (Late Arguments)",
+        "fake/tool-parallel" => "Fake: Calls Tools in Parallel",
+        "fake/tool-many" => "Fake: Calls One Tool Many Times",
+        "fake/tool-forever" => "Fake: Calls Tools Forever",
+        "fake/tool-call-bad" => "Fake: Calls a Tool Badly",
         _ => "Fake: HTTP Error Status",
     }
 }

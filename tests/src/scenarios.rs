@@ -82,11 +82,40 @@ pub enum Scenario {
     /// `fake/image`: the echo answer plus an `image_generation_call` item whose `result` is a
     /// 1×1 PNG in base64.
     Image,
+    /// `fake/tool-call`: calls one tool (arguments streamed as deltas); once the input carries
+    /// tool outputs, answers with them. See [`ToolPlan`] for which tool and how often.
+    ToolCall,
+    /// `fake/tool-call-late`: as `fake/tool-call`, but the arguments arrive only in
+    /// `response.completed` (empty in every item event), a quirk some providers have.
+    ToolCallLate,
+    /// `fake/tool-parallel`: calls every offered function tool (or every `use:` one) at once.
+    ToolParallel,
+    /// `fake/tool-many`: calls the same tool [`TOOL_MANY_CALLS`] times (or `times:N`) at once.
+    ToolMany,
+    /// `fake/tool-forever`: calls a tool on every turn, until `tool_choice` is `none`.
+    ToolForever,
+    /// `fake/tool-call-bad`: three broken calls of one tool: arguments that are not JSON, empty
+    /// arguments, and arguments its schema does not allow ([`BAD_ARGUMENTS`]).
+    ToolCallBad,
 }
+
+/// The arguments of `fake/tool-call-bad`'s three calls.
+pub const BAD_ARGUMENTS: [&str; 3] = ["{\"city\": ", "", "{\"unexpected\":true}"];
+
+/// The reasoning summary a tool scenario streams before its calls (its item carries encrypted
+/// content, which the next turn must send back).
+pub const TOOL_REASONING: &str = "Deciding which tool to call (fake).";
+
+/// How many calls `fake/tool-many` makes by default.
+pub const TOOL_MANY_CALLS: usize = 6;
+
+/// The answer of a tool scenario once it has seen tool outputs: this prefix, then every
+/// `function_call_output` of the input in order, joined by ` | `.
+pub const TOOL_ANSWER_PREFIX: &str = "tool results: ";
 
 impl Scenario {
     /// Every scenario model id, in catalogue order.
-    pub const MODEL_IDS: [&'static str; 25] = [
+    pub const MODEL_IDS: [&'static str; 31] = [
         "fake/echo",
         "fake/reasoning",
         "fake/slow",
@@ -112,6 +141,12 @@ impl Scenario {
         "fake/citations",
         "fake/incomplete",
         "fake/image",
+        "fake/tool-call",
+        "fake/tool-call-late",
+        "fake/tool-parallel",
+        "fake/tool-many",
+        "fake/tool-forever",
+        "fake/tool-call-bad",
     ];
 
     /// Realistic catalogue ids the fake answers like `fake/echo`, so suites can check the
@@ -147,6 +182,12 @@ impl Scenario {
             "fake/citations" => Self::Citations,
             "fake/incomplete" => Self::Incomplete,
             "fake/image" => Self::Image,
+            "fake/tool-call" => Self::ToolCall,
+            "fake/tool-call-late" => Self::ToolCallLate,
+            "fake/tool-parallel" => Self::ToolParallel,
+            "fake/tool-many" => Self::ToolMany,
+            "fake/tool-forever" => Self::ToolForever,
+            "fake/tool-call-bad" => Self::ToolCallBad,
             other => {
                 let code = other.strip_prefix("fake/status-")?.parse::<u16>().ok()?;
                 if !STATUS_CODES.contains(&code) {
@@ -279,6 +320,12 @@ pub(crate) fn reply(
         Scenario::Citations => citations_script(&turn),
         Scenario::Incomplete => incomplete_script(&turn),
         Scenario::Image => image_script(&turn),
+        Scenario::ToolCall
+        | Scenario::ToolCallLate
+        | Scenario::ToolParallel
+        | Scenario::ToolMany
+        | Scenario::ToolForever
+        | Scenario::ToolCallBad => tool_script(scenario, &turn, request),
     };
     if stream {
         script.into_sse()
@@ -1025,6 +1072,226 @@ fn error_event_script(turn: &Turn) -> Script {
     script
 }
 
+/// Which tools a tool scenario calls, read from the request: the function tools it offers, in
+/// order, narrowed by `use:<name>` words in the last user message (repeatable); `times:<n>` sets
+/// how often `fake/tool-many` calls.
+#[derive(Debug)]
+pub struct ToolPlan {
+    /// `(name, arguments)` of each call to make, in order.
+    pub calls: Vec<(String, Value)>,
+}
+
+impl ToolPlan {
+    /// The plan for `scenario` and a request body.
+    #[must_use]
+    pub fn new(scenario: Scenario, request: &Value) -> Self {
+        let tools: Vec<&Value> = request
+            .get("tools")
+            .and_then(Value::as_array)
+            .into_iter()
+            .flatten()
+            .filter(|t| t.get("type").and_then(Value::as_str) == Some("function"))
+            .collect();
+        let text = last_user_text(request.get("input").unwrap_or(&Value::Null));
+        let wanted: Vec<&str> = text
+            .split_whitespace()
+            .filter_map(|w| w.strip_prefix("use:"))
+            .collect();
+        let times = text
+            .split_whitespace()
+            .find_map(|w| w.strip_prefix("times:")?.parse::<usize>().ok())
+            .unwrap_or(TOOL_MANY_CALLS)
+            .clamp(1, 200);
+        let chosen: Vec<&Value> = if wanted.is_empty() {
+            tools
+        } else {
+            wanted
+                .iter()
+                .filter_map(|w| tools.iter().copied().find(|t| tool_name(t) == *w))
+                .collect()
+        };
+        let call = |t: &Value| {
+            (
+                tool_name(t).to_owned(),
+                sample_arguments(t.get("parameters")),
+            )
+        };
+        let calls = match scenario {
+            Scenario::ToolParallel => chosen.into_iter().map(call).collect(),
+            Scenario::ToolMany => chosen
+                .first()
+                .map(|t| vec![call(t); times])
+                .unwrap_or_default(),
+            Scenario::ToolCallBad => chosen
+                .first()
+                .map(|t| vec![call(t); BAD_ARGUMENTS.len()])
+                .unwrap_or_default(),
+            _ => chosen.first().map(|t| vec![call(t)]).unwrap_or_default(),
+        };
+        Self { calls }
+    }
+}
+
+fn tool_name(tool: &Value) -> &str {
+    tool.get("name").and_then(Value::as_str).unwrap_or_default()
+}
+
+/// Arguments a model might produce for a parameters schema: a sample value per required
+/// property (`null` where the schema allows it, as strict-mode models do for optional ones).
+fn sample_arguments(schema: Option<&Value>) -> Value {
+    let mut args = Map::new();
+    let Some(schema) = schema else {
+        return Value::Object(args);
+    };
+    let required: Vec<&str> = schema
+        .get("required")
+        .and_then(Value::as_array)
+        .map(|r| r.iter().filter_map(Value::as_str).collect())
+        .unwrap_or_default();
+    for name in required {
+        let prop = schema.pointer(&format!("/properties/{name}"));
+        args.insert(name.to_owned(), sample_value(prop));
+    }
+    Value::Object(args)
+}
+
+fn sample_value(schema: Option<&Value>) -> Value {
+    let Some(schema) = schema else {
+        return json!("sample");
+    };
+    if let Some(first) = schema
+        .get("enum")
+        .and_then(Value::as_array)
+        .and_then(|e| e.first())
+    {
+        return first.clone();
+    }
+    let types: Vec<&str> = match schema.get("type") {
+        Some(Value::String(t)) => vec![t.as_str()],
+        Some(Value::Array(ts)) => ts.iter().filter_map(Value::as_str).collect(),
+        _ => Vec::new(),
+    };
+    if types.contains(&"null") || schema.get("anyOf").is_some() {
+        return Value::Null;
+    }
+    match types.first().copied() {
+        Some("integer" | "number") => json!(2),
+        Some("boolean") => json!(true),
+        Some("array") => json!([]),
+        Some("object") => sample_arguments(Some(schema)),
+        _ => json!("Paris"),
+    }
+}
+
+/// The `function_call_output` texts of a Responses `input`, in order.
+#[must_use]
+pub fn tool_outputs(request: &Value) -> Vec<String> {
+    request
+        .get("input")
+        .and_then(Value::as_array)
+        .into_iter()
+        .flatten()
+        .filter(|i| i.get("type").and_then(Value::as_str) == Some("function_call_output"))
+        .map(|i| match i.get("output") {
+            Some(Value::String(s)) => s.clone(),
+            Some(other) => other.to_string(),
+            None => String::new(),
+        })
+        .collect()
+}
+
+fn tool_script(scenario: Scenario, turn: &Turn, request: &Value) -> Script {
+    let outputs = tool_outputs(request);
+    let calls_banned = request.get("tool_choice").and_then(Value::as_str) == Some("none");
+    let call_again = scenario == Scenario::ToolForever || outputs.is_empty();
+    let plan = ToolPlan::new(scenario, request);
+    if !call_again || calls_banned || plan.calls.is_empty() {
+        let answer = if outputs.is_empty() {
+            "no tools to call".to_owned()
+        } else {
+            format!("{TOOL_ANSWER_PREFIX}{}", outputs.join(" | "))
+        };
+        let mut script = Script::new();
+        script.start(turn);
+        let item = script.message(turn, 0, &words(&answer), Duration::ZERO);
+        let usage = turn.usage(&answer, "");
+        script.completed(turn.response("completed", vec![item], Some(usage), None));
+        return script;
+    }
+    let late = scenario == Scenario::ToolCallLate;
+    let mut script = Script::new();
+    script.start(turn);
+    // A reasoning item first, with encrypted content the next turn must carry back.
+    let id = &turn.reasoning_id;
+    script.event(
+        "response.output_item.added",
+        json!({ "output_index": 0, "item": { "type": "reasoning", "id": id, "summary": [] } }),
+    );
+    script.event(
+        "response.reasoning_summary_text.delta",
+        json!({ "item_id": id, "output_index": 0, "summary_index": 0, "delta": TOOL_REASONING }),
+    );
+    let reasoning = json!({
+        "type": "reasoning",
+        "id": id,
+        "status": "completed",
+        "summary": [{ "type": "summary_text", "text": TOOL_REASONING }],
+        "encrypted_content": format!("gAAAA-fake-encrypted-{id}"),
+        "format": "openai-responses-v1",
+    });
+    script.event(
+        "response.output_item.done",
+        json!({ "output_index": 0, "item": reasoning }),
+    );
+    let mut items = vec![reasoning];
+    let mut all_arguments = String::new();
+    for (n, (name, args)) in plan.calls.iter().enumerate() {
+        let index = n + 1;
+        let item_id = fresh_id("fc");
+        let call_id = fresh_id("call");
+        let arguments = match scenario {
+            Scenario::ToolCallBad => BAD_ARGUMENTS[n % BAD_ARGUMENTS.len()].to_owned(),
+            _ => args.to_string(),
+        };
+        all_arguments.push_str(&arguments);
+        let item = |arguments: &str, status: &str| {
+            json!({ "type": "function_call", "id": item_id, "call_id": call_id, "name": name,
+                    "arguments": arguments, "status": status })
+        };
+        script.event(
+            "response.output_item.added",
+            json!({ "output_index": index, "item": item("", "in_progress") }),
+        );
+        if !late {
+            let cut = arguments.len() / 2;
+            let cut = (0..=cut)
+                .rev()
+                .find(|&i| arguments.is_char_boundary(i))
+                .unwrap_or(0);
+            for piece in [&arguments[..cut], &arguments[cut..]] {
+                script.event(
+                    "response.function_call_arguments.delta",
+                    json!({ "item_id": item_id, "output_index": index, "delta": piece }),
+                );
+            }
+            script.event(
+                "response.function_call_arguments.done",
+                json!({ "item_id": item_id, "output_index": index, "name": name,
+                        "arguments": arguments }),
+            );
+        }
+        let shown = if late { "" } else { arguments.as_str() };
+        script.event(
+            "response.output_item.done",
+            json!({ "output_index": index, "item": item(shown, "completed") }),
+        );
+        items.push(item(&arguments, "completed"));
+    }
+    let usage = turn.usage(&all_arguments, TOOL_REASONING);
+    script.completed(turn.response("completed", items, Some(usage), None));
+    script
+}
+
 /// The text of the last user message in a Responses `input`: a bare string input, a message whose
 /// `content` is a string, or the `text` of its content parts joined by spaces.
 fn last_user_text(input: &Value) -> String {
@@ -1110,6 +1377,93 @@ mod tests {
             "stream": true,
             "input": [{ "type": "message", "role": "user", "content": [{ "type": "input_text", "text": text }] }],
         })
+    }
+
+    fn tool_request(model: &str, text: &str) -> Value {
+        let mut r = request(model, text);
+        r["tools"] = json!([
+            { "type": "openrouter:web_search" },
+            { "type": "function", "name": "weather", "parameters": {
+                "type": "object", "properties": { "city": { "type": "string" },
+                "units": { "type": ["string", "null"] } }, "required": ["city", "units"] } },
+            { "type": "function", "name": "clock", "parameters": { "type": "object", "properties": {} } },
+        ]);
+        r
+    }
+
+    /// The terminal output items, reasoning left out.
+    fn completed_output(reply: &Reply) -> Vec<Value> {
+        let all = events(reply);
+        let last = all.last().unwrap();
+        assert_eq!(last["type"], "response.completed");
+        last["response"]["output"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter(|i| i["type"] != "reasoning")
+            .cloned()
+            .collect()
+    }
+
+    #[test]
+    fn tool_scenarios_call_the_offered_tools_then_answer_with_their_outputs() {
+        let config = FakeConfig::default();
+        let r = tool_request("fake/tool-call", "weather please");
+        let reply = reply(Scenario::ToolCall, &r, true, &config);
+        let output = completed_output(&reply);
+        assert_eq!(output.len(), 1);
+        assert_eq!(output[0]["name"], "weather");
+        let args: Value = serde_json::from_str(output[0]["arguments"].as_str().unwrap()).unwrap();
+        assert_eq!(args, json!({ "city": "Paris", "units": null }));
+        let kinds = kinds(&reply);
+        assert!(kinds.contains(&"response.function_call_arguments.delta".to_owned()));
+
+        // Late arguments: empty in every item event, whole in `response.completed`.
+        let reply = super::reply(Scenario::ToolCallLate, &r, true, &config);
+        for e in events(&reply) {
+            if e["type"] == "response.output_item.done" && e["item"]["type"] == "function_call" {
+                assert_eq!(e["item"]["arguments"], "");
+            }
+        }
+        assert_ne!(completed_output(&reply)[0]["arguments"], "");
+
+        let both = super::reply(Scenario::ToolParallel, &r, true, &config);
+        let names: Vec<Value> = completed_output(&both)
+            .iter()
+            .map(|i| i["name"].clone())
+            .collect();
+        assert_eq!(names, vec![json!("weather"), json!("clock")]);
+        let only = tool_request("fake/tool-parallel", "use:clock please");
+        assert_eq!(
+            completed_output(&super::reply(Scenario::ToolParallel, &only, true, &config)).len(),
+            1
+        );
+        let many = tool_request("fake/tool-many", "use:clock times:9");
+        let output = completed_output(&super::reply(Scenario::ToolMany, &many, true, &config));
+        assert_eq!(output.len(), 9);
+        let ids: std::collections::BTreeSet<&str> = output
+            .iter()
+            .map(|i| i["call_id"].as_str().unwrap())
+            .collect();
+        assert_eq!(ids.len(), 9, "every call has its own id");
+
+        // With outputs in the input, the answer quotes them; `fake/tool-forever` calls again
+        // unless tool_choice is none.
+        let mut follow = tool_request("fake/tool-call", "weather please");
+        follow["input"].as_array_mut().unwrap().extend([
+            json!({ "type": "function_call", "call_id": "c1", "name": "weather", "arguments": "{}" }),
+            json!({ "type": "function_call_output", "call_id": "c1", "output": "sunny" }),
+        ]);
+        let answer = super::reply(Scenario::ToolCall, &follow, true, &config);
+        assert_eq!(
+            completed_output(&answer)[0]["content"][0]["text"],
+            "tool results: sunny"
+        );
+        let again = super::reply(Scenario::ToolForever, &follow, true, &config);
+        assert_eq!(completed_output(&again)[0]["type"], "function_call");
+        follow["tool_choice"] = json!("none");
+        let stop = super::reply(Scenario::ToolForever, &follow, true, &config);
+        assert_eq!(completed_output(&stop)[0]["type"], "message");
     }
 
     #[test]

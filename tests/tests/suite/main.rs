@@ -18,5 +18,6 @@ mod models;
 mod openai_sdk;
 mod sandbox;
 mod secrets;
-mod tools_host;
 mod store;
+mod tools;
+mod tools_host;

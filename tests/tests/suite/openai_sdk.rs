@@ -2,7 +2,7 @@
 //! host. The interpreter comes from `PIPE_TEST_PYTHON` or `.venv/bin/python` (the README's test
 //! command creates that virtualenv and installs the SDK).
 
-use crate::harness::Harness;
+use crate::harness::{Harness, Options};
 use std::path::PathBuf;
 
 fn python() -> PathBuf {
@@ -41,4 +41,55 @@ async fn the_openai_python_sdk_lists_models_and_streams_a_chat() {
     );
     assert!(stdout.contains("usage ok"), "{stdout}");
     assert!(stdout.contains("error ok: 429"), "{stdout}");
+}
+
+/// A client-side tool loop with the SDK (what Open WebUI's native tool calling and any OpenAI
+/// client do), in pass-through mode: streamed `tool_calls`, a `tool` message back, the answer.
+#[tokio::test]
+async fn the_openai_python_sdk_runs_its_own_tool_loop_through_the_host() {
+    let h = Harness::with(Options {
+        env: vec![("TOOL_EXECUTION_MODE", "Open-WebUI".to_string())],
+        ..Options::default()
+    })
+    .await;
+    let script = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("python/openai_sdk_tools.py");
+    let out = tokio::process::Command::new(python())
+        .arg(&script)
+        .env("PIPE_URL", format!("{}/v1", h.url))
+        .output()
+        .await
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        out.status.success(),
+        "the SDK script failed:\n{stdout}\n{stderr}"
+    );
+    for model in ["fake/tool-call", "fake/tool-call-late"] {
+        assert!(
+            stdout.contains(&format!("{model} call ok: get_weather(")),
+            "{stdout}"
+        );
+        assert!(
+            stdout.contains(&format!(
+                "{model} answer ok: tool results: Sunny and 21C in Paris"
+            )),
+            "{stdout}"
+        );
+    }
+    assert!(stdout.contains("non-streamed call ok"), "{stdout}");
+    // Every round went to /responses; the follow-ups carried the tool output.
+    let outputs = h
+        .fake
+        .requests()
+        .into_iter()
+        .filter(|r| r.path.ends_with("/responses"))
+        .filter_map(|r| r.json())
+        .filter(|b| {
+            b["input"]
+                .as_array()
+                .is_some_and(|i| i.iter().any(|x| x["type"] == "function_call_output"))
+        })
+        .count();
+    assert_eq!(outputs, 2);
 }

@@ -1,0 +1,712 @@
+//! Tool calls through the real host and component: pass-through to the client (Open WebUI's
+//! native tool loop, any OpenAI SDK), and the pipeline loop over the host's tool servers.
+
+use crate::harness::{Harness, Options, content_of, json_chunks, sse_data};
+use serde_json::{Value, json};
+
+/// The tools a client (Open WebUI) sends, in the Chat Completions shape.
+fn client_tools() -> Value {
+    json!([{
+        "type": "function",
+        "function": {
+            "name": "get_weather",
+            "description": "Current weather for a city",
+            "parameters": {
+                "type": "object",
+                "properties": {"city": {"type": "string"}},
+                "required": ["city"]
+            }
+        }
+    }, {
+        "type": "function",
+        "function": {"name": "get_time", "description": "The time now", "parameters": {"type": "object", "properties": {}}}
+    }])
+}
+
+/// POST a streamed chat and return its parsed chunks.
+async fn stream(h: &Harness, body: &Value) -> Vec<Value> {
+    let resp = h.post_chat(body).await;
+    assert_eq!(resp.status().as_u16(), 200);
+    let text = resp.text().await.unwrap();
+    let chunks = sse_data(&text);
+    assert_eq!(chunks.last().map(String::as_str), Some("[DONE]"), "{text}");
+    json_chunks(&chunks)
+}
+
+/// The `delta.tool_calls` entries of a stream, merged by index: `(id, name, arguments)`.
+fn tool_calls(chunks: &[Value]) -> Vec<(String, String, String)> {
+    let mut calls: Vec<(String, String, String)> = Vec::new();
+    for c in chunks {
+        for tc in c["choices"][0]["delta"]["tool_calls"]
+            .as_array()
+            .into_iter()
+            .flatten()
+        {
+            let i = tc["index"].as_u64().unwrap() as usize;
+            if calls.len() <= i {
+                calls.resize(i + 1, Default::default());
+            }
+            let slot = &mut calls[i];
+            if let Some(id) = tc["id"].as_str() {
+                slot.0 = id.into();
+            }
+            if let Some(n) = tc["function"]["name"].as_str() {
+                slot.1 = n.into();
+            }
+            if let Some(a) = tc["function"]["arguments"].as_str() {
+                slot.2.push_str(a);
+            }
+        }
+    }
+    calls
+}
+
+fn finish_reason(chunks: &[Value]) -> String {
+    chunks
+        .iter()
+        .find_map(|c| c["choices"][0]["finish_reason"].as_str())
+        .unwrap_or_default()
+        .to_string()
+}
+
+/// The bodies the host sent to `/responses`, in order.
+fn responses_bodies(h: &Harness) -> Vec<Value> {
+    h.fake
+        .requests()
+        .into_iter()
+        .filter(|r| r.path.ends_with("/responses"))
+        .filter_map(|r| r.json())
+        .collect()
+}
+
+fn mode(mode: &str) -> Options {
+    Options {
+        env: vec![("TOOL_EXECUTION_MODE", mode.to_string())],
+        ..Options::default()
+    }
+}
+
+/// Open-WebUI mode: the model's call streams back as `delta.tool_calls` (arguments that came only
+/// in `response.completed` included), the chunk ends with `tool_calls`, and the client's
+/// follow-up with `role:"tool"` messages reaches the model as `function_call_output` items.
+#[tokio::test]
+async fn pass_through_round_trip_hands_calls_back_and_continues_with_the_tool_outputs() {
+    let h = Harness::with(mode("Open-WebUI")).await;
+    for model in ["fake/tool-call", "fake/tool-call-late"] {
+        h.fake.clear_requests();
+        let question = json!({"role": "user", "content": "What is the weather? use:get_weather"});
+        let chunks = stream(
+            &h,
+            &json!({"model": model, "stream": true, "messages": [question], "tools": client_tools()}),
+        )
+        .await;
+        let calls = tool_calls(&chunks);
+        assert_eq!(calls.len(), 1, "{model}: {chunks:?}");
+        let (id, name, args) = calls[0].clone();
+        assert!(!id.is_empty());
+        assert_eq!(name, "get_weather");
+        let parsed: Value = serde_json::from_str(&args).unwrap();
+        assert_eq!(parsed, json!({"city": "Paris"}), "{model}");
+        assert_eq!(finish_reason(&chunks), "tool_calls");
+        assert!(
+            chunks.last().unwrap()["usage"]["total_tokens"]
+                .as_u64()
+                .unwrap()
+                > 0
+        );
+        // The host offered the client's tools, nothing of its own.
+        let first = &responses_bodies(&h)[0];
+        let offered: Vec<&str> = first["tools"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter(|t| t["type"] == "function")
+            .map(|t| t["name"].as_str().unwrap())
+            .collect();
+        assert_eq!(offered, ["get_weather", "get_time"]);
+
+        // The client ran the tool; its follow-up continues the conversation.
+        let follow = json!({"model": model, "stream": true, "tools": client_tools(), "messages": [
+            question,
+            {"role": "assistant", "content": "", "tool_calls": [
+                {"id": id, "type": "function", "function": {"name": name, "arguments": args}}]},
+            {"role": "tool", "tool_call_id": id, "content": "Sunny and 21C in Paris"},
+        ]});
+        let chunks = stream(&h, &follow).await;
+        assert_eq!(
+            content_of_json(&chunks),
+            "tool results: Sunny and 21C in Paris"
+        );
+        assert_eq!(finish_reason(&chunks), "stop");
+        let second = responses_bodies(&h).pop().unwrap();
+        let input = second["input"].as_array().unwrap();
+        let call = input.iter().find(|i| i["type"] == "function_call").unwrap();
+        assert_eq!(call["call_id"], id.as_str());
+        let output = input
+            .iter()
+            .find(|i| i["type"] == "function_call_output")
+            .unwrap();
+        assert_eq!(output["call_id"], id.as_str());
+        assert_eq!(output["output"], "Sunny and 21C in Paris");
+    }
+}
+
+/// A tool without required parameters whose call came with empty arguments gets `{}`.
+#[tokio::test]
+async fn pass_through_never_hands_back_empty_arguments() {
+    let h = Harness::with(mode("Open-WebUI")).await;
+    let body = json!({"model": "fake/tool-call-late", "stream": true, "tools": client_tools(),
+        "messages": [{"role": "user", "content": "use:get_time now"}]});
+    let chunks = stream(&h, &body).await;
+    let calls = tool_calls(&chunks);
+    assert_eq!(calls.len(), 1);
+    assert_eq!(calls[0].1, "get_time");
+    assert_eq!(calls[0].2, "{}");
+    // Non-streamed: one completion with `tool_calls` and that finish.
+    let mut body = body;
+    body["stream"] = json!(false);
+    let resp = h.post_chat(&body).await;
+    assert_eq!(resp.status().as_u16(), 200);
+    let v: Value = resp.json().await.unwrap();
+    assert_eq!(v["choices"][0]["finish_reason"], "tool_calls");
+    let tc = &v["choices"][0]["message"]["tool_calls"][0];
+    assert_eq!(tc["function"]["name"], "get_time");
+    assert_eq!(tc["function"]["arguments"], "{}");
+}
+
+/// Pipeline mode (the default) with a request tool the host does not serve: the call is handed
+/// back to the client as in pass-through mode, so Open WebUI's own tools keep working.
+#[tokio::test]
+async fn pipeline_mode_hands_back_calls_to_request_tools_the_host_does_not_serve() {
+    let h = Harness::start().await;
+    let body = json!({"model": "fake/tool-parallel", "stream": true, "tools": client_tools(),
+        "messages": [{"role": "user", "content": "weather and time"}]});
+    let chunks = stream(&h, &body).await;
+    let calls = tool_calls(&chunks);
+    let names: Vec<&str> = calls.iter().map(|c| c.1.as_str()).collect();
+    assert_eq!(names, ["get_weather", "get_time"]);
+    assert_eq!(finish_reason(&chunks), "tool_calls");
+    assert_eq!(responses_bodies(&h).len(), 1, "nothing was run by the pipe");
+}
+
+fn content_of_json(chunks: &[Value]) -> String {
+    let raw: Vec<String> = chunks.iter().map(Value::to_string).collect();
+    content_of(&raw)
+}
+
+// ---- Pipeline mode: the component runs the host's tools ----------------------------------------
+
+use fake_openrouter::fake_tools::Behaviour;
+use fake_openrouter::fake_tools::openapi::FakeOpenApi;
+use fake_openrouter::scenarios::{input_tokens, token_estimate};
+use std::time::Duration;
+
+/// Every pipeline test is bounded, so a loop that never ends fails instead of hanging the suite.
+const BOUND: Duration = Duration::from_secs(120);
+
+/// A host in Pipeline mode serving the fake OpenAPI tool server's three tools.
+async fn pipeline(env: &[(&'static str, &str)]) -> (Harness, FakeOpenApi) {
+    let fake = FakeOpenApi::start().await.unwrap();
+    let mut all = vec![
+        ("TOOL_EXECUTION_MODE", "Pipeline".to_string()),
+        ("EGRESS_PRIVATE_HOSTS", format!("127.0.0.1:{}", fake.port())),
+    ];
+    all.extend(env.iter().map(|(k, v)| (*k, (*v).to_string())));
+    let h = Harness::with(Options {
+        env: all,
+        config_toml: Some(format!(
+            "[[tool_servers]]\nname = \"fake\"\nkind = \"openapi\"\nurl = \"{}\"\nspec = \"/openapi.json\"\n",
+            fake.url()
+        )),
+        ..Options::default()
+    })
+    .await;
+    // The tool list is fetched at start-up; wait for it rather than race it.
+    assert_eq!(h.app.tools.catalog().await.len(), 3);
+    (h, fake)
+}
+
+/// POST a streamed chat as Open WebUI user `user` (so status, source and notification events
+/// are in the stream), bounded.
+async fn owui_stream(h: &Harness, user: &str, model: &str, text: &str) -> Vec<Value> {
+    let body =
+        json!({"model": model, "stream": true, "messages": [{"role": "user", "content": text}]});
+    let resp = tokio::time::timeout(
+        BOUND,
+        h.client
+            .post(format!("{}/v1/chat/completions", h.url))
+            .header("X-OpenWebUI-User-Id", user)
+            .json(&body)
+            .send(),
+    )
+    .await
+    .expect("answered within the bound")
+    .unwrap();
+    assert_eq!(resp.status().as_u16(), 200);
+    let text = tokio::time::timeout(BOUND, resp.text())
+        .await
+        .expect("streamed within the bound")
+        .unwrap();
+    json_chunks(&sse_data(&text))
+}
+
+async fn plain_stream(h: &Harness, model: &str, text: &str) -> Vec<Value> {
+    let body =
+        json!({"model": model, "stream": true, "messages": [{"role": "user", "content": text}]});
+    tokio::time::timeout(BOUND, stream(h, &body))
+        .await
+        .expect("answered within the bound")
+}
+
+/// The Open WebUI events (`{"event":{...}}` lines) of a stream.
+fn events_of(chunks: &[Value], kind: &str) -> Vec<Value> {
+    chunks
+        .iter()
+        .filter(|c| c["event"]["type"] == kind)
+        .map(|c| c["event"]["data"].clone())
+        .collect()
+}
+
+fn last_input(body: &Value) -> Value {
+    body["input"].as_array().unwrap().last().cloned().unwrap()
+}
+
+#[tokio::test]
+async fn pipeline_runs_a_host_tool_and_answers_with_its_output_and_usage_summed() {
+    let (h, fake) = pipeline(&[]).await;
+    let chunks = plain_stream(&h, "fake/tool-call", "weather in Paris? use:get_weather").await;
+    // The server saw one call with the model's arguments (the strict-mode null dropped).
+    let calls = fake.recorder().calls();
+    assert_eq!(calls.len(), 1);
+    assert_eq!(calls[0].tool, "get_weather");
+    assert_eq!(calls[0].arguments["city"], "Paris");
+    let bodies = responses_bodies(&h);
+    assert_eq!(bodies.len(), 2);
+    // The host's tools were offered in strict form beside nothing else of the client's.
+    let offered: Vec<&Value> = bodies[0]["tools"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|t| t["type"] == "function")
+        .collect();
+    assert_eq!(offered.len(), 3);
+    assert!(
+        offered
+            .iter()
+            .all(|t| t["strict"] == true && t["parameters"]["additionalProperties"] == false)
+    );
+    // The follow-up carries the call and its output after the prior output.
+    let input = bodies[1]["input"].as_array().unwrap();
+    let call = &input[input.len() - 2];
+    assert_eq!(call["type"], "function_call");
+    assert_eq!(call["name"], "get_weather");
+    let output = &input[input.len() - 1];
+    assert_eq!(output["type"], "function_call_output");
+    assert_eq!(output["call_id"], call["call_id"]);
+    let tool_text = output["output"].as_str().unwrap();
+    assert!(tool_text.contains("temperature_c"), "{tool_text}");
+    // The answer is the model's second turn; no tool_calls reach the client.
+    let answer = content_of_json(&chunks);
+    assert_eq!(answer, format!("tool results: {tool_text}"));
+    assert!(tool_calls(&chunks).is_empty());
+    assert_eq!(finish_reason(&chunks), "stop");
+    // The URL in the tool result is a citation.
+    let cited: Vec<&Value> = chunks
+        .iter()
+        .filter_map(|c| c["choices"][0]["delta"]["annotations"].as_array())
+        .flatten()
+        .collect();
+    assert!(
+        cited
+            .iter()
+            .any(|a| a["url_citation"]["url"] == "https://weather.example/report"),
+        "{cited:?}"
+    );
+    // One usage object: both turns summed (the fake's estimates per turn).
+    let usage = &chunks.last().unwrap()["usage"];
+    let prompt: u64 = bodies.iter().map(input_tokens).sum();
+    assert_eq!(usage["prompt_tokens"].as_u64().unwrap(), prompt);
+    let first_args = bodies[1]["input"].as_array().unwrap()[input.len() - 2]["arguments"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let completion = token_estimate(&first_args)
+        + token_estimate(fake_openrouter::scenarios::TOOL_REASONING)
+        + token_estimate(&answer);
+    // The turn's reasoning went back with its encrypted content, before the call.
+    let reasoning = &input[input.len() - 3];
+    assert_eq!(reasoning["type"], "reasoning");
+    assert!(
+        reasoning["encrypted_content"]
+            .as_str()
+            .unwrap()
+            .starts_with("gAAAA-fake-encrypted-")
+    );
+    assert_eq!(usage["completion_tokens"].as_u64().unwrap(), completion);
+    assert_eq!(usage["prompt_tokens_details"]["cached_tokens"], 4);
+    let usage_chunks = chunks
+        .iter()
+        .filter(|c| c.get("usage").is_some_and(|u| !u.is_null()))
+        .count();
+    assert_eq!(usage_chunks, 1);
+}
+
+#[tokio::test]
+async fn pipeline_shows_statuses_cards_and_sources_to_open_webui() {
+    let (h, _fake) = pipeline(&[("SHOW_TOOL_CARDS", "true")]).await;
+    let chunks = owui_stream(&h, "u-cards", "fake/tool-call", "use:get_weather").await;
+    let statuses: Vec<String> = events_of(&chunks, "status")
+        .iter()
+        .filter_map(|d| d["description"].as_str().map(str::to_string))
+        .collect();
+    assert!(
+        statuses.iter().any(|s| s == "Running get_weather…"),
+        "{statuses:?}"
+    );
+    assert!(
+        statuses.iter().any(|s| s == "Ran 1 tool call"),
+        "{statuses:?}"
+    );
+    let sources = events_of(&chunks, "source");
+    assert!(
+        sources
+            .iter()
+            .any(|s| s.to_string().contains("https://weather.example/report")),
+        "{sources:?}"
+    );
+    let text = content_of_json(&chunks);
+    assert!(
+        text.starts_with("\n<details type=\"tool_calls\" done=\"true\""),
+        "{text}"
+    );
+    assert!(text.contains("name=\"get_weather\""), "{text}");
+    assert!(text.contains("tool results: "), "{text}");
+}
+
+#[tokio::test]
+async fn parallel_calls_stay_within_the_per_request_and_global_limits() {
+    let (h, fake) = pipeline(&[
+        ("MAX_PARALLEL_TOOLS_PER_REQUEST", "2"),
+        ("MAX_PARALLEL_TOOLS_GLOBAL", "3"),
+    ])
+    .await;
+    let rec = fake.recorder();
+    rec.set("search", Behaviour::Hold);
+    // One request, six calls of the same tool: at most two run at once.
+    let one = plain_stream(&h, "fake/tool-many", "use:search times:6");
+    let watch = async {
+        tokio::time::timeout(BOUND, rec.wait_running(2))
+            .await
+            .unwrap();
+        rec.release();
+    };
+    let (chunks, ()) = tokio::join!(one, watch);
+    assert_eq!(rec.calls_of("search"), 6);
+    assert_eq!(rec.peak(), 2, "the per-request limit");
+    let answer = content_of_json(&chunks);
+    assert_eq!(answer.matches("result for").count(), 6, "{answer}");
+
+    // Two requests at once, two calls each allowed, three in the whole host.
+    let (h, fake) = pipeline(&[
+        ("MAX_PARALLEL_TOOLS_PER_REQUEST", "2"),
+        ("MAX_PARALLEL_TOOLS_GLOBAL", "3"),
+    ])
+    .await;
+    let rec = fake.recorder();
+    rec.set("search", Behaviour::Hold);
+    let a = plain_stream(&h, "fake/tool-many", "use:search times:4");
+    let b = plain_stream(&h, "fake/tool-many", "use:search times:4");
+    let watch = async {
+        tokio::time::timeout(BOUND, rec.wait_running(3))
+            .await
+            .unwrap();
+        rec.release();
+    };
+    let (a, b, ()) = tokio::join!(a, b, watch);
+    assert_eq!(rec.calls_of("search"), 8);
+    assert_eq!(rec.peak(), 3, "the global limit");
+    for chunks in [a, b] {
+        assert_eq!(content_of_json(&chunks).matches("result for").count(), 4);
+    }
+}
+
+#[tokio::test]
+async fn several_tools_in_one_turn_all_run_and_their_outputs_keep_the_call_order() {
+    let (h, fake) = pipeline(&[]).await;
+    let chunks = plain_stream(&h, "fake/tool-parallel", "everything").await;
+    let mut tools: Vec<String> = fake
+        .recorder()
+        .calls()
+        .into_iter()
+        .map(|c| c.tool)
+        .collect();
+    tools.sort();
+    assert_eq!(tools, ["create_note", "get_weather", "search"]);
+    let bodies = responses_bodies(&h);
+    let input = bodies[1]["input"].as_array().unwrap();
+    let calls: Vec<&Value> = input
+        .iter()
+        .filter(|i| i["type"] == "function_call")
+        .collect();
+    let outputs: Vec<&Value> = input
+        .iter()
+        .filter(|i| i["type"] == "function_call_output")
+        .collect();
+    assert_eq!(calls.len(), 3);
+    let ids = |v: &[&Value]| v.iter().map(|i| i["call_id"].clone()).collect::<Vec<_>>();
+    assert_eq!(ids(&calls), ids(&outputs));
+    assert_eq!(content_of_json(&chunks).matches(" | ").count(), 2);
+}
+
+#[tokio::test]
+async fn the_loop_limit_skips_the_calls_and_the_model_gets_one_synthesis_turn() {
+    let (h, fake) = pipeline(&[("MAX_FUNCTION_CALL_LOOPS", "2")]).await;
+    let chunks = plain_stream(&h, "fake/tool-forever", "use:search again and again").await;
+    assert_eq!(
+        fake.recorder().calls_of("search"),
+        1,
+        "turn 1 runs, turn 2 is skipped"
+    );
+    let bodies = responses_bodies(&h);
+    assert_eq!(bodies.len(), 3, "two tool turns and one synthesis turn");
+    let skipped = last_input(&bodies[2]);
+    assert_eq!(skipped["type"], "function_call_output");
+    assert!(
+        skipped["output"]
+            .as_str()
+            .unwrap()
+            .starts_with("TOOL_CALL_SKIPPED")
+    );
+    assert_eq!(bodies[2]["tool_choice"], "none");
+    assert!(bodies[1].get("tool_choice").is_none_or(|c| c != "none"));
+    let answer = content_of_json(&chunks);
+    assert!(answer.starts_with("tool results: "), "{answer}");
+    assert!(answer.contains("TOOL_CALL_SKIPPED"), "{answer}");
+    assert_eq!(finish_reason(&chunks), "stop");
+}
+
+#[tokio::test]
+async fn a_hanging_tool_times_out_and_the_model_is_told() {
+    let (h, fake) = pipeline(&[("TOOL_TIMEOUT_SECONDS", "1")]).await;
+    fake.recorder().set("get_weather", Behaviour::Hang);
+    let chunks = plain_stream(&h, "fake/tool-call", "use:get_weather").await;
+    let bodies = responses_bodies(&h);
+    let out = last_input(&bodies[1]);
+    let text = out["output"].as_str().unwrap();
+    assert!(
+        text.contains("did not finish within its time limit (1 s)"),
+        "{text}"
+    );
+    assert!(content_of_json(&chunks).contains("did not finish"));
+    tokio::time::timeout(BOUND, fake.recorder().wait_idle())
+        .await
+        .expect("the host gave up on the hanging call");
+}
+
+#[tokio::test]
+async fn the_tool_breaker_trips_skips_the_tool_then_closes_after_its_window() {
+    let (h, fake) = pipeline(&[
+        ("BREAKER_MAX_FAILURES", "2"),
+        ("BREAKER_WINDOW_SECONDS", "5"),
+    ])
+    .await;
+    let rec = fake.recorder();
+    rec.set("get_weather", Behaviour::Fail(500));
+    // Two failures open the breaker for this user and tool.
+    for _ in 0..2 {
+        let chunks = owui_stream(&h, "u-breaker", "fake/tool-call", "use:get_weather").await;
+        assert!(content_of_json(&chunks).contains("failed"));
+    }
+    assert_eq!(rec.calls_of("get_weather"), 2);
+    // Now the call is skipped with an explanation and a notification; the tool is not called.
+    let chunks = owui_stream(&h, "u-breaker", "fake/tool-call", "use:get_weather").await;
+    assert_eq!(rec.calls_of("get_weather"), 2);
+    let answer = content_of_json(&chunks);
+    assert!(
+        answer.contains("skipped due to repeated failures"),
+        "{answer}"
+    );
+    let notes = events_of(&chunks, "notification");
+    assert!(
+        notes
+            .iter()
+            .any(|n| n["content"].as_str().unwrap_or("").contains("get_weather")),
+        "{chunks:?}"
+    );
+    // Another user is not affected.
+    let other = owui_stream(&h, "u-other", "fake/tool-call", "use:get_weather").await;
+    assert!(!content_of_json(&other).contains("skipped"));
+    assert_eq!(rec.calls_of("get_weather"), 3);
+    // The breaker closes once its failures leave the window: the tool is called again.
+    rec.set("get_weather", Behaviour::Normal);
+    let reopened = tokio::time::timeout(BOUND, async {
+        loop {
+            let chunks = owui_stream(&h, "u-breaker", "fake/tool-call", "use:get_weather").await;
+            let text = content_of_json(&chunks);
+            // Skipped turns also count against the user's request breaker, which may refuse
+            // meanwhile; both close with the same window.
+            if !text.contains("skipped") && !text.contains("Temporarily disabled") {
+                return chunks;
+            }
+            tokio::time::sleep(Duration::from_millis(500)).await;
+        }
+    })
+    .await
+    .expect("the breaker closed within the bound");
+    assert!(content_of_json(&reopened).contains("temperature_c"));
+    assert_eq!(rec.calls_of("get_weather"), 4);
+}
+
+#[tokio::test]
+async fn a_turn_of_skipped_calls_counts_against_the_user_request_breaker() {
+    let (h, fake) = pipeline(&[
+        ("BREAKER_MAX_FAILURES", "1"),
+        ("BREAKER_WINDOW_SECONDS", "60"),
+    ])
+    .await;
+    fake.recorder().set("get_weather", Behaviour::Fail(503));
+    // 1: the tool fails (its breaker opens at one failure). 2: the only call is skipped.
+    owui_stream(&h, "u-req", "fake/tool-call", "use:get_weather").await;
+    let skipped = owui_stream(&h, "u-req", "fake/tool-call", "use:get_weather").await;
+    assert!(content_of_json(&skipped).contains("repeated failures"));
+    // 3: the user's request breaker is open: refused before OpenRouter is asked.
+    let before = responses_bodies(&h).len();
+    let refused = owui_stream(&h, "u-req", "fake/echo", "hello").await;
+    assert!(
+        content_of_json(&refused).contains("Temporarily disabled"),
+        "{refused:?}"
+    );
+    assert_eq!(responses_bodies(&h).len(), before);
+    // The breaker is per user: an anonymous caller is someone else.
+    let resp = h
+        .post_chat(&Harness::chat_body("fake/echo", "hi", true))
+        .await;
+    assert_eq!(
+        resp.status().as_u16(),
+        200,
+        "an anonymous caller is another user"
+    );
+}
+
+#[tokio::test]
+async fn pipeline_hands_back_a_request_tool_even_with_host_tools_offered() {
+    let (h, fake) = pipeline(&[]).await;
+    let body = json!({"model": "fake/tool-call", "stream": true, "tools": client_tools(),
+        "messages": [{"role": "user", "content": "use:get_time please"}]});
+    let chunks = tokio::time::timeout(BOUND, stream(&h, &body))
+        .await
+        .unwrap();
+    let calls = tool_calls(&chunks);
+    assert_eq!(calls.len(), 1);
+    assert_eq!(calls[0].1, "get_time");
+    assert_eq!(calls[0].2, "{}");
+    assert_eq!(finish_reason(&chunks), "tool_calls");
+    assert!(fake.recorder().calls().is_empty());
+    let offered: Vec<String> = responses_bodies(&h)[0]["tools"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|t| t["type"] == "function")
+        .map(|t| t["name"].as_str().unwrap().to_string())
+        .collect();
+    // The client's get_weather keeps its name; the host's get_weather is not offered twice.
+    assert_eq!(
+        offered,
+        ["get_weather", "get_time", "create_note", "search"]
+    );
+}
+
+#[tokio::test]
+async fn pipeline_runs_mcp_tools_and_a_soft_tool_error_reaches_the_model() {
+    use fake_openrouter::fake_tools::mcp::FakeMcp;
+    let mcp = FakeMcp::start(true).await.unwrap();
+    let h = Harness::with(Options {
+        env: vec![
+            ("TOOL_EXECUTION_MODE", "Pipeline".to_string()),
+            ("EGRESS_PRIVATE_HOSTS", format!("127.0.0.1:{}", mcp.port())),
+        ],
+        config_toml: Some(format!(
+            "[[tool_servers]]\nname = \"mcp\"\nkind = \"mcp\"\nurl = \"{}\"\n",
+            mcp.url()
+        )),
+        ..Options::default()
+    })
+    .await;
+    assert_eq!(h.app.tools.catalog().await.len(), 3);
+    let chunks = plain_stream(&h, "fake/tool-parallel", "use:add use:fails_softly").await;
+    let rec = mcp.recorder();
+    assert_eq!(rec.calls_of("add"), 1);
+    assert_eq!(rec.calls_of("fails_softly"), 1);
+    let add = rec.calls().into_iter().find(|c| c.tool == "add").unwrap();
+    assert_eq!(add.arguments, json!({"a": 2, "b": 2}));
+    let bodies = responses_bodies(&h);
+    let outputs: Vec<String> = bodies[1]["input"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|i| i["type"] == "function_call_output")
+        .map(|i| i["output"].as_str().unwrap().to_string())
+        .collect();
+    assert_eq!(outputs.len(), 2);
+    assert!(outputs[0].contains('4'), "{outputs:?}");
+    let answer = content_of_json(&chunks);
+    assert_eq!(answer, format!("tool results: {}", outputs.join(" | ")));
+}
+
+#[tokio::test]
+async fn a_non_streamed_pipeline_chat_returns_the_final_answer_with_summed_usage() {
+    let (h, fake) = pipeline(&[]).await;
+    let resp = tokio::time::timeout(
+        BOUND,
+        h.post_chat(&Harness::chat_body("fake/tool-call", "use:search", false)),
+    )
+    .await
+    .unwrap();
+    assert_eq!(resp.status().as_u16(), 200);
+    let v: Value = resp.json().await.unwrap();
+    assert_eq!(fake.recorder().calls_of("search"), 1);
+    let content = v["choices"][0]["message"]["content"].as_str().unwrap();
+    assert!(
+        content.starts_with("tool results: ") && content.contains("result for"),
+        "{content}"
+    );
+    assert_eq!(v["choices"][0]["finish_reason"], "stop");
+    assert!(
+        v["choices"][0]["message"]
+            .get("tool_calls")
+            .is_none_or(Value::is_null)
+    );
+    let prompt: u64 = responses_bodies(&h).iter().map(input_tokens).sum();
+    assert_eq!(v["usage"]["prompt_tokens"].as_u64().unwrap(), prompt);
+}
+
+#[tokio::test]
+async fn malformed_calls_get_error_outputs_and_never_reach_the_tool_server() {
+    let (h, fake) = pipeline(&[]).await;
+    let chunks = plain_stream(&h, "fake/tool-call-bad", "use:get_weather").await;
+    assert!(fake.recorder().calls().is_empty());
+    let bodies = responses_bodies(&h);
+    let outputs: Vec<String> = bodies[1]["input"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|i| i["type"] == "function_call_output")
+        .map(|i| i["output"].as_str().unwrap().to_string())
+        .collect();
+    assert_eq!(outputs.len(), 3);
+    assert!(outputs[0].contains("not valid JSON"), "{outputs:?}");
+    assert!(outputs[1].contains("needs arguments (city)"), "{outputs:?}");
+    assert!(
+        outputs[2].contains("do not match its schema"),
+        "{outputs:?}"
+    );
+    // The replayed calls carry a JSON document even when the model's was empty.
+    let calls: Vec<&Value> = bodies[1]["input"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|i| i["type"] == "function_call")
+        .collect();
+    assert_eq!(calls[1]["arguments"], "{}");
+    assert!(content_of_json(&chunks).contains("not valid JSON"));
+}
