@@ -297,6 +297,11 @@ impl Config {
         self.secrets.get("ARTIFACT_ENCRYPTION_KEY")
     }
 
+    /// `ARTIFACT_ENCRYPTION_KEY_PREVIOUS` (the key before a rotation, read-only), if set.
+    pub fn artifact_encryption_key_previous(&self) -> Option<&SecretString> {
+        self.secrets.get("ARTIFACT_ENCRYPTION_KEY_PREVIOUS")
+    }
+
     /// `SESSION_LOG_ZIP_PASSWORD`, if set.
     pub fn session_log_zip_password(&self) -> Option<&SecretString> {
         self.secrets.get("SESSION_LOG_ZIP_PASSWORD")
@@ -1040,6 +1045,7 @@ mod tests {
         for key in [
             "openrouter_api_key",
             "ARTIFACT_ENCRYPTION_KEY",
+            "ARTIFACT_ENCRYPTION_KEY_PREVIOUS",
             "SESSION_LOG_ZIP_PASSWORD",
             "WEBUI_SECRET_KEY",
             "PIPE_API_KEYS",
@@ -1123,6 +1129,7 @@ mod tests {
             "PIPE_API_KEYS",
             "WEBUI_SECRET_KEY",
             "ARTIFACT_ENCRYPTION_KEY",
+            "ARTIFACT_ENCRYPTION_KEY_PREVIOUS",
             "EGRESS_ALLOWED_HOSTS",
             "GUEST_MEMORY_LIMIT_MB",
             "LOG_FORMAT",

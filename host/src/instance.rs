@@ -6,7 +6,7 @@
 
 use crate::bindings::ResponsesPipePre;
 use crate::bindings::types::{PipeError, RequestContext};
-use crate::crypto::CryptoView;
+use crate::crypto::{ArtifactCrypto, CryptoView};
 use crate::egress::hooks::{GateHooks, check_outgoing};
 use crate::egress::policy::EgressPolicy;
 use crate::emit::EmitSink;
@@ -206,6 +206,8 @@ pub struct RunnerParts {
     pub hooks: Arc<dyn Fn(&str) -> GateHooks + Send + Sync>,
     pub kv: Arc<KvBackend>,
     pub metrics: Arc<Metrics>,
+    /// Artifact keys behind the `crypto` capability (never handed to the guest).
+    pub crypto: Arc<ArtifactCrypto>,
     pub limits: GuestLimits,
     /// Host directory preopened as `/data` in the guest.
     pub guest_dir: PathBuf,
@@ -253,7 +255,9 @@ impl Runner {
             emit,
             kv: self.parts.kv.clone(),
             tools: ToolsView,
-            crypto: CryptoView,
+            crypto: CryptoView {
+                keys: self.parts.crypto.clone(),
+            },
             cpu_ticks: 0,
             cpu_budget_ticks: ticks,
             cpu_exceeded: false,
