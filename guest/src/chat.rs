@@ -56,6 +56,8 @@ pub struct Pipe<'a, U, K, E, V> {
     pub kv: &'a K,
     pub emit: &'a mut E,
     pub env: &'a V,
+    /// Artifact store and crypto (persistence and replay, `artifacts`).
+    pub artifacts: crate::artifacts::Caps<'a>,
 }
 
 /// How one upstream stream ended.
@@ -65,10 +67,6 @@ enum RelayEnd {
         usage: Option<Usage>,
         /// The response's output items in Responses shape (see `ResponsesStream::output`); empty
         /// for a `/chat/completions` stream.
-        #[allow(
-            dead_code,
-            reason = "read by the tool loop and artifact persistence (issues 5, 6)"
-        )]
         output: Vec<Value>,
     },
     Failed {
@@ -299,7 +297,7 @@ impl<U: Upstream, K: Kv, E: Emit, V: Env> Pipe<'_, U, K, E, V> {
 
     /// Serve one chat completion request.
     pub async fn chat(&mut self, ctx: &RequestContext, body: &[u8]) -> Result<(), PipeError> {
-        let request = translate::parse_chat_body(body).map_err(|e| {
+        let mut request = translate::parse_chat_body(body).map_err(|e| {
             PipeError::InvalidRequest(errors::body(
                 &self.new_error_id(),
                 400,
@@ -311,6 +309,7 @@ impl<U: Upstream, K: Kv, E: Emit, V: Env> Pipe<'_, U, K, E, V> {
         if let Some(task) = task_name(ctx, &request) {
             return self.task(ctx, &request, &task).await;
         }
+        let replayed = self.replay_artifacts(ctx, &mut request);
         let catalog = Catalog {
             settings: self.settings,
             upstream: self.upstream,
@@ -470,7 +469,18 @@ impl<U: Upstream, K: Kv, E: Emit, V: Env> Pipe<'_, U, K, E, V> {
             }
             match self.relay(ctx, endpoint, response).await {
                 RelayEnd::CallerGone => return Ok(()),
-                RelayEnd::Completed { finish, usage, .. } => {
+                RelayEnd::Completed {
+                    finish,
+                    usage,
+                    output,
+                } => {
+                    self.persist_artifacts(ctx, &request, &output);
+                    crate::artifacts::replay::after_reply(
+                        self.artifacts,
+                        &self.settings.artifacts,
+                        self.env,
+                        &replayed,
+                    );
                     self.finish_ok(ctx, finish, usage);
                     return Ok(());
                 }
@@ -612,6 +622,71 @@ impl<U: Upstream, K: Kv, E: Emit, V: Env> Pipe<'_, U, K, E, V> {
             let _ = self.emit.send(Event::Usage(usage));
         }
         let _ = self.emit.send(Event::Finish(finish));
+    }
+
+    /// Replay stored artifacts named by the markers in earlier assistant messages (in place).
+    fn replay_artifacts(
+        &mut self,
+        ctx: &RequestContext,
+        request: &mut ChatRequest,
+    ) -> crate::artifacts::replay::Replayed {
+        let Some(Value::Array(messages)) = request.body.get_mut("messages") else {
+            return Default::default();
+        };
+        let replayed = crate::artifacts::replay::apply(
+            self.artifacts,
+            &self.settings.artifacts,
+            self.kv,
+            self.env,
+            ctx,
+            messages,
+        );
+        if let Some(notice) = replayed.notice {
+            self.artifact_notice(ctx, notice);
+        }
+        replayed
+    }
+
+    /// Persist this turn's replayable output items and append the markers of the rows stored.
+    /// The tool loop calls [`persist_items`](Self::persist_items) with its calls and outputs.
+    fn persist_artifacts(&mut self, ctx: &RequestContext, request: &ChatRequest, output: &[Value]) {
+        let turn = request
+            .body
+            .get("messages")
+            .and_then(Value::as_array)
+            .map_or(0, |m| {
+                m.iter()
+                    .filter(|m| m.get("role").and_then(Value::as_str) == Some("user"))
+                    .count()
+            });
+        self.persist_items(ctx, turn, output);
+    }
+
+    /// Persist `items` (Responses output items, in order) for turn `turn` of the chat and
+    /// append one marker line per stored row to the answer. Never fails the chat.
+    pub fn persist_items(&mut self, ctx: &RequestContext, turn: usize, items: &[Value]) {
+        let outcome = crate::artifacts::persist::persist(
+            self.artifacts,
+            &self.settings.artifacts,
+            self.kv,
+            self.env,
+            ctx,
+            turn,
+            items,
+            self.env.now_ms(),
+        );
+        if !outcome.markers.is_empty() {
+            let _ = self.emit.send(Event::TextDelta(outcome.markers));
+        }
+        if let Some(notice) = outcome.notice {
+            self.artifact_notice(ctx, notice);
+        }
+    }
+
+    /// A persistence problem: a warning notification for Open WebUI callers, a log line always.
+    fn artifact_notice(&mut self, ctx: &RequestContext, text: &str) {
+        self.env.log(&format!("artifacts notice: {text}"));
+        self.notify(ctx, text);
     }
 
     fn notify(&mut self, ctx: &RequestContext, text: &str) {

@@ -2,6 +2,7 @@
 //! the host. Unknown keys are ignored here (the host owns validation); missing keys take the
 //! reference defaults so the pipe behaves sensibly even with an empty document.
 
+use crate::artifacts::ArtifactSettings;
 use crate::endpoint::EndpointSettings;
 use crate::request::RequestSettings;
 use crate::templates::TemplateSettings;
@@ -64,6 +65,8 @@ pub struct Settings {
     pub usage_status: UsageStatusSettings,
     #[serde(flatten)]
     pub streaming: StreamingSettings,
+    #[serde(flatten)]
+    pub artifacts: ArtifactSettings,
 }
 
 impl Default for Settings {
@@ -85,6 +88,7 @@ impl Default for Settings {
             templates: TemplateSettings::default(),
             usage_status: UsageStatusSettings::default(),
             streaming: StreamingSettings::default(),
+            artifacts: ArtifactSettings::default(),
         }
     }
 }
