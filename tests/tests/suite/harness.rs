@@ -80,6 +80,9 @@ pub struct Options {
     pub component: Option<Vec<u8>>,
     pub resolver: Option<Arc<dyn Resolver>>,
     pub fake: Option<FakeConfig>,
+    /// Use this data directory (kept by the caller, e.g. to restart a host on the same data)
+    /// instead of a fresh temporary one.
+    pub data_dir: Option<std::path::PathBuf>,
 }
 
 impl Harness {
@@ -106,8 +109,9 @@ impl Harness {
         }
         let config = Config::load(None, &|name| env.get(name).cloned()).unwrap();
         let dir = tempfile::tempdir().unwrap();
+        let data_dir = opts.data_dir.unwrap_or_else(|| dir.path().to_path_buf());
         let cache = std::path::Path::new(env!("CARGO_TARGET_TMPDIR")).join("component-cache");
-        let mut builder = AppBuilder::new(config, dir.path()).cache_dir(&cache);
+        let mut builder = AppBuilder::new(config, &data_dir).cache_dir(&cache);
         if let Some(c) = opts.component {
             builder = builder.component(c);
         }
