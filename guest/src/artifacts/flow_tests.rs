@@ -560,3 +560,41 @@ fn a_broken_store_never_fails_the_chat_and_owui_callers_get_a_notice() {
     );
     assert!(matches!(events.last(), Some(Event::Finish(_))));
 }
+
+#[test]
+fn a_forged_history_is_read_within_the_hosts_caps() {
+    let w = World::new();
+    let env = FixedEnv::default();
+    let ids: Vec<String> = (0..600).map(|_| ulid::new(&env)).collect();
+    let mut messages = history(&markers::block(&ids));
+    let r = w.replay(&settings(), &ctx(), &mut messages);
+    assert_eq!(r.missing, replay::MAX_IDS);
+    assert_eq!(
+        w.store
+            .calls
+            .borrow()
+            .iter()
+            .filter(|c| *c == "get_many 512")
+            .count(),
+        1
+    );
+    assert_eq!(
+        messages[1],
+        json!({"role": "assistant", "content": "The answer."})
+    );
+    // And a turn with more items than one batch may hold stores the first batch's worth.
+    let many: Vec<Value> = (0..300).map(reasoning).collect();
+    assert_eq!(
+        w.persist(&settings(), &ctx(), &many).stored.len(),
+        persist::MAX_ROWS
+    );
+    let long_chat = RequestContext {
+        chat_id: Some("c".repeat(65)),
+        ..ctx()
+    };
+    assert!(
+        w.persist(&settings(), &long_chat, &[reasoning(1)])
+            .stored
+            .is_empty()
+    );
+}

@@ -15,11 +15,24 @@ pub const NOTICE_FAILED: &str = "This answer could not be saved for later turns 
 /// What the user is told while the DB breaker is open.
 pub const NOTICE_BREAKER: &str = "DB ops skipped: artifact storage failed repeatedly and is paused for a moment; this answer will not be replayed in later turns.";
 
+/// Longest id, chat id, message id and item type the host stores (bytes).
+pub const MAX_TEXT_BYTES: usize = 64;
+/// Most rows the host takes in one `put-many`.
+pub const MAX_ROWS: usize = 256;
+
+fn truncate_bytes(s: &str, max: usize) -> &str {
+    let mut end = s.len().min(max);
+    while !s.is_char_boundary(end) {
+        end -= 1;
+    }
+    &s[..end]
+}
+
 /// The message id rows are filed under: the forwarded one, else a stable id derived from the
 /// chat id and the turn number (the count of user messages), so a retried turn files the same.
 pub fn message_id(ctx: &RequestContext, chat_id: &str, turn: usize) -> String {
     if let Some(id) = ctx.message_id.as_deref().filter(|s| !s.trim().is_empty()) {
-        return id.chars().take(64).collect();
+        return truncate_bytes(id, MAX_TEXT_BYTES).to_string();
     }
     // FNV-1a 64: stable across builds and hosts (the std hasher is not).
     let mut h: u64 = 0xcbf2_9ce4_8422_2325;
@@ -120,6 +133,18 @@ pub fn persist(
         .collect();
     if items.is_empty() {
         return Outcome::default();
+    }
+    if chat_id.len() > MAX_TEXT_BYTES {
+        env.log("artifacts: the chat id is longer than the store accepts; nothing persisted");
+        return Outcome::default();
+    }
+    let mut items = items;
+    if items.len() > MAX_ROWS {
+        env.log(&format!(
+            "artifacts: {} items in one turn; only the first {MAX_ROWS} are persisted",
+            items.len()
+        ));
+        items.truncate(MAX_ROWS);
     }
     if settings.artifact_table.is_empty() {
         env.log("artifacts: the host grants no artifact table; nothing persisted");

@@ -21,8 +21,9 @@ use std::collections::HashMap;
 
 /// Role of the pseudo message carrying one replayed Responses input item.
 pub const ROLE: &str = "_replayed_item";
-/// Most marker ids resolved per request (a forged history cannot make us read without bound).
-pub const MAX_IDS: usize = 2_000;
+/// Most marker ids resolved per request, the host's `get-many` cap (a forged history cannot
+/// make us read without bound; markers beyond it are stripped, not resolved).
+pub const MAX_IDS: usize = 512;
 /// Most payload bytes read back per request.
 pub const MAX_BYTES: u64 = 32 << 20;
 /// What the user is told when earlier artifacts could not be read.
@@ -107,15 +108,21 @@ pub fn apply(
 ) -> Replayed {
     let mut out = Replayed::default();
     let mut ids: Vec<String> = Vec::new();
+    let mut seen = std::collections::HashSet::new();
+    let mut marked = false;
     for m in messages.iter() {
         if let Some(text) = marked_text(m) {
-            ids.extend(markers::ids(&text));
+            marked = true;
+            for id in markers::ids(&text) {
+                if ids.len() < MAX_IDS && seen.insert(id.clone()) {
+                    ids.push(id);
+                }
+            }
         }
     }
-    if ids.is_empty() {
+    if !marked {
         return out;
     }
-    ids.truncate(MAX_IDS);
     let items = load(caps, settings, kv, env, ctx, &ids, &mut out);
 
     let old = std::mem::take(messages);
