@@ -104,7 +104,10 @@ impl Settings {
         if json.trim().is_empty() {
             return Ok(Settings::default());
         }
-        serde_json::from_str(json)
+        let doc: serde_json::Value = serde_json::from_str(json)?;
+        let mut settings: Settings = serde_json::from_value(doc.clone())?;
+        settings.artifacts.read_shared(&doc);
+        Ok(settings)
     }
 
     /// `BASE_URL` without a trailing slash, ready for `{base}/models`.

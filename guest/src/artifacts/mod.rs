@@ -33,7 +33,11 @@ pub struct ArtifactSettings {
     pub min_compress_bytes: u64,
     /// Rows unused (not read) for this many days are deleted by `maintain`.
     pub artifact_cleanup_days: u64,
+    /// `BREAKER_MAX_FAILURES` and `BREAKER_WINDOW_SECONDS` are shared with the tool breaker,
+    /// whose settings group owns them for serde; [`read_shared`](Self::read_shared) copies them.
+    #[serde(skip)]
     pub breaker_max_failures: u32,
+    #[serde(skip)]
     pub breaker_window_seconds: u64,
     pub breaker_history_size: u32,
     /// The artifact table the host grants (computed by the host from the pipe id and a hash of
@@ -59,6 +63,23 @@ impl Default for ArtifactSettings {
 }
 
 impl ArtifactSettings {
+    /// Copy the valves this group shares with another group out of the raw settings document
+    /// (serde's flatten hands a key to one group only).
+    pub fn read_shared(&mut self, doc: &serde_json::Value) {
+        if let Some(n) = doc
+            .get("BREAKER_MAX_FAILURES")
+            .and_then(serde_json::Value::as_u64)
+        {
+            self.breaker_max_failures = u32::try_from(n).unwrap_or(u32::MAX);
+        }
+        if let Some(n) = doc
+            .get("BREAKER_WINDOW_SECONDS")
+            .and_then(serde_json::Value::as_u64)
+        {
+            self.breaker_window_seconds = n;
+        }
+    }
+
     /// Whether reasoning items are stored at all.
     pub fn persists_reasoning(&self) -> bool {
         !self
@@ -222,6 +243,33 @@ mod tests {
                 .count()
                 >= 3
         );
+    }
+
+    #[test]
+    fn the_settings_document_reaches_the_artifact_group_including_shared_breaker_valves() {
+        let s = crate::settings::Settings::parse(
+            r#"{"PERSIST_REASONING_TOKENS":"next_reply","PERSIST_TOOL_RESULTS":true,"ENCRYPT_ALL":false,
+                "ENABLE_LZ4_COMPRESSION":false,"MIN_COMPRESS_BYTES":100,"ARTIFACT_CLEANUP_DAYS":7,
+                "BREAKER_MAX_FAILURES":9,"BREAKER_WINDOW_SECONDS":120,"BREAKER_HISTORY_SIZE":20,
+                "ARTIFACT_TABLE":"response_items_x_0123abcd","TOOL_OUTPUT_RETENTION_TURNS":3}"#,
+        )
+        .unwrap();
+        let a = &s.artifacts;
+        assert!(a.reasoning_for_next_reply_only() && a.persists_reasoning());
+        assert!(a.persist_tool_results && !a.encrypt_all && !a.enable_lz4_compression);
+        assert_eq!(
+            (
+                a.min_compress_bytes,
+                a.artifact_cleanup_days,
+                a.breaker_history_size
+            ),
+            (100, 7, 20)
+        );
+        assert_eq!((a.breaker_max_failures, a.breaker_window_seconds), (9, 120));
+        assert_eq!(a.artifact_table, "response_items_x_0123abcd");
+        assert_eq!(s.request.tool_output_retention_turns, 3);
+        let d = crate::settings::Settings::parse("{}").unwrap().artifacts;
+        assert_eq!(d, ArtifactSettings::default());
     }
 
     #[test]
