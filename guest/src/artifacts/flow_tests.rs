@@ -598,3 +598,45 @@ fn a_forged_history_is_read_within_the_hosts_caps() {
             .is_empty()
     );
 }
+
+#[test]
+fn replayed_tool_outputs_are_pruned_like_live_ones() {
+    let w = World::new();
+    let on = ArtifactSettings {
+        persist_tool_results: true,
+        ..settings()
+    };
+    let long = "x".repeat(5_000);
+    let first = w.persist(&on, &ctx(), &[call("c1"), output("c1", &long)]);
+    let mut messages = vec![
+        json!({"role": "user", "content": "q"}),
+        json!({"role": "assistant", "content": format!("Done.{}", first.markers)}),
+        json!({"role": "user", "content": "next"}),
+        json!({"role": "assistant", "content": "ok"}),
+        json!({"role": "user", "content": "and next"}),
+    ];
+    w.replay(&on, &ctx(), &mut messages);
+    let m = model("openai/gpt-5");
+    let req = request(json!({"model": "openai/gpt-5", "messages": messages}));
+    let rs = RequestSettings {
+        tool_output_retention_turns: 1,
+        ..RequestSettings::default()
+    };
+    let built = build_responses_request(&req, &m, &rs, &ReqIdentity::default(), false).unwrap();
+    let out = built.body["input"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|i| i["type"] == "function_call_output")
+        .unwrap()
+        .clone();
+    let text = out["output"].as_str().unwrap();
+    assert!(text.len() < 1_000 && text.contains("pruned"), "{text}");
+    // Within the retention window it is sent whole.
+    let rs = RequestSettings {
+        tool_output_retention_turns: 10,
+        ..RequestSettings::default()
+    };
+    let built = build_responses_request(&req, &m, &rs, &ReqIdentity::default(), false).unwrap();
+    assert!(built.body.to_string().contains(&long));
+}
