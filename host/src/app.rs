@@ -14,6 +14,7 @@ use crate::instance::{GuestLimits, Runner, RunnerParts};
 use crate::kv::KvBackend;
 use crate::metrics::Metrics;
 use crate::server::auth::ClientKeys;
+use crate::store::{ArtifactStore, StoreSettings};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::sync::atomic::AtomicBool;
@@ -28,6 +29,8 @@ pub enum StartError {
     Engine(#[from] crate::engine::EngineError),
     #[error("the egress client could not be built: {0}")]
     Egress(String),
+    #[error("the artifact store could not be set up: {0}")]
+    Store(#[from] crate::store::StoreSetupError),
     #[error("the data directory {path} is unusable: {source}")]
     DataDir {
         path: PathBuf,
@@ -40,6 +43,8 @@ pub struct App {
     pub config: Arc<Config>,
     pub runner: Runner,
     pub metrics: Arc<Metrics>,
+    /// The artifact store (also reachable by the guest through `store`).
+    pub store: Arc<ArtifactStore>,
     pub admission: Admission,
     pub keys: ClientKeys,
     pub identity: crate::server::context::IdentitySecrets,
@@ -140,11 +145,16 @@ impl AppBuilder {
                 request_id.to_string(),
             )
         });
+        let store = Arc::new(ArtifactStore::new(
+            StoreSettings::from_config(&config, &data_dir),
+            metrics.clone(),
+        )?);
         let runner = Runner::new(RunnerParts {
             engine,
             policy,
             hooks,
             kv: Arc::new(KvBackend::memory()),
+            store: store.clone(),
             metrics: metrics.clone(),
             crypto: Arc::new(ArtifactCrypto::new(
                 config.artifact_encryption_key(),
@@ -167,6 +177,7 @@ impl AppBuilder {
             config: Arc::new(config),
             runner,
             metrics,
+            store,
             shutting_down: AtomicBool::new(false),
         }))
     }

@@ -1,4 +1,5 @@
-//! The command line: `responses-pipe serve [--listen ADDR] [--data-dir DIR] [--config FILE]`.
+//! The command line: `responses-pipe serve [--listen ADDR] [--data-dir DIR] [--config FILE]` and
+//! `responses-pipe maintain [--data-dir DIR] [--config FILE]` (one maintenance pass, then exit).
 //! Only where to listen and where files live are flags; every other setting is a valve (TOML file
 //! or environment, see `config`), and secrets are environment-only, so nothing secret ever appears
 //! in a process listing or shell history.
@@ -17,13 +18,16 @@ Secrets come from the environment only (a secret in the config file is a start-u
   OPENROUTER_API_KEY   OpenRouter API key (also read as API_KEY)
   PIPE_API_KEYS        comma-separated keys clients must present (empty: no key required)
   ARTIFACT_ENCRYPTION_KEY, SESSION_LOG_ZIP_PASSWORD, WEBUI_SECRET_KEY
+  DATABASE_URL         PostgreSQL for artifacts (postgres://user:password@host:5432/db);
+                       unset: SQLite in <data dir>/artifacts.sqlite3
 
 Most used settings:
   BASE_URL             OpenRouter API root (default https://openrouter.ai/api/v1;
                        also read as OPENROUTER_API_BASE_URL)
   MODEL_ID             comma-separated model allowlist, or `auto` for the whole catalog
   LOG_LEVEL            DEBUG, INFO, WARNING, ERROR or CRITICAL (also GLOBAL_LOG_LEVEL)
-  LOG_FORMAT           text or json";
+  LOG_FORMAT           text or json
+  PIPE_ID              names the artifact table (default openrouter_responses)";
 
 /// Responses Pipe: an OpenAI-compatible API in front of OpenRouter's Responses API, with the
 /// request logic running in a sandboxed WebAssembly component.
@@ -44,6 +48,21 @@ pub enum Command {
     /// Run the HTTP server.
     #[command(after_help = AFTER_HELP)]
     Serve(ServeArgs),
+    /// Run one maintenance pass (artifact retention cleanup) and exit. Safe to run while servers
+    /// are up: only one worker runs a pass at a time.
+    #[command(after_help = AFTER_HELP)]
+    Maintain(MaintainArgs),
+}
+
+#[derive(Debug, Clone, clap::Args)]
+pub struct MaintainArgs {
+    /// Directory for the SQLite database and the compiled-component cache.
+    #[arg(long, value_name = "DIR", default_value = "./data")]
+    pub data_dir: PathBuf,
+
+    /// TOML file with settings (valve names as keys); environment variables override it.
+    #[arg(long, value_name = "FILE")]
+    pub config: Option<PathBuf>,
 }
 
 #[derive(Debug, Clone, clap::Args)]
@@ -75,7 +94,9 @@ mod tests {
     #[test]
     fn serve_uses_the_documented_defaults() {
         let cli = Cli::try_parse_from(["responses-pipe", "serve"]).unwrap();
-        let Command::Serve(args) = cli.command;
+        let Command::Serve(args) = cli.command else {
+            panic!("not serve")
+        };
         assert_eq!(args.listen, "127.0.0.1:8080".parse().unwrap());
         assert_eq!(args.data_dir, PathBuf::from("./data"));
         assert_eq!(args.config, None);
@@ -94,10 +115,31 @@ mod tests {
             "pipe.toml",
         ])
         .unwrap();
-        let Command::Serve(args) = cli.command;
+        let Command::Serve(args) = cli.command else {
+            panic!("not serve")
+        };
         assert_eq!(args.listen, "0.0.0.0:9000".parse().unwrap());
         assert_eq!(args.data_dir, PathBuf::from("/var/lib/pipe"));
         assert_eq!(args.config, Some(PathBuf::from("pipe.toml")));
+    }
+
+    #[test]
+    fn maintain_takes_data_dir_and_config() {
+        let cli = Cli::try_parse_from([
+            "responses-pipe",
+            "maintain",
+            "--data-dir",
+            "/var/lib/pipe",
+            "--config",
+            "pipe.toml",
+        ])
+        .unwrap();
+        let Command::Maintain(args) = cli.command else {
+            panic!("not maintain")
+        };
+        assert_eq!(args.data_dir, PathBuf::from("/var/lib/pipe"));
+        assert_eq!(args.config, Some(PathBuf::from("pipe.toml")));
+        assert!(Cli::try_parse_from(["responses-pipe", "maintain", "--listen", "x"]).is_err());
     }
 
     #[test]

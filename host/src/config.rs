@@ -69,6 +69,8 @@ pub enum Expected {
     },
     /// BASE_URL is joined with endpoint paths, so a query or fragment would be mangled.
     BaseUrlWithoutQuery,
+    /// PIPE_ID names the artifact table.
+    PipeId,
 }
 
 impl fmt::Display for Expected {
@@ -76,6 +78,9 @@ impl fmt::Display for Expected {
         match self {
             Self::Kind(kind) => kind.fmt(f),
             Self::HostPort { entry, problem } => write!(f, "entry `{entry}` {problem}"),
+            Self::PipeId => f.write_str(
+                "must be 1 to 32 characters of lower-case letters, digits and `_` (it names the artifact table)",
+            ),
             Self::BaseUrlWithoutQuery => {
                 f.write_str("must not contain a query (?...) or fragment (#...)")
             }
@@ -154,6 +159,7 @@ pub struct Config {
     egress_allowed: Vec<(String, u16)>,
     egress_private_ok: Vec<(String, u16)>,
     guest_settings_json: String,
+    artifact_table: String,
     typed: Typed,
 }
 
@@ -174,6 +180,10 @@ struct Typed {
     openwebui_events: OpenWebUiEvents,
     log_json: bool,
     model_catalog_refresh_seconds: u64,
+    db_max_connections: u32,
+    db_acquire_timeout: Duration,
+    db_statement_timeout: Duration,
+    artifact_cleanup_interval: Duration,
 }
 
 /// One layer's view while loading: each checked value and where it came from.
@@ -221,6 +231,16 @@ impl Config {
             mut secrets,
         } = layered;
         let (base_url, base_authority) = base_url(&values)?;
+        let pipe_id = pipe_id(&values)?;
+        // During a key rotation the rows live in the table of the key being retired, so the
+        // table keeps following that key while `ARTIFACT_ENCRYPTION_KEY_PREVIOUS` is set.
+        let artifact_table = artifact_table_name(
+            &pipe_id,
+            secrets
+                .get("ARTIFACT_ENCRYPTION_KEY_PREVIOUS")
+                .or_else(|| secrets.get("ARTIFACT_ENCRYPTION_KEY"))
+                .map(|k| k.expose_secret()),
+        );
         let base_pair = (base_authority.0.clone(), base_authority.1);
 
         let mut errors = Vec::new();
@@ -261,7 +281,8 @@ impl Config {
         values.insert("BASE_URL", Value::String(render_base_url(&base_url)));
 
         let typed = Typed::from_values(&values)?;
-        let guest_settings_json = guest_document(&values, secrets.contains_key("API_KEY"));
+        let guest_settings_json =
+            guest_document(&values, secrets.contains_key("API_KEY"), &artifact_table);
         Ok(Config {
             values,
             secrets,
@@ -271,6 +292,7 @@ impl Config {
             egress_allowed,
             egress_private_ok,
             guest_settings_json,
+            artifact_table,
             typed,
         })
     }
@@ -411,6 +433,39 @@ impl Config {
         self.typed.model_catalog_refresh_seconds
     }
 
+    /// `DATABASE_URL` (PostgreSQL), if set. A secret: it may carry a password.
+    pub fn database_url(&self) -> Option<&SecretString> {
+        self.secrets.get("DATABASE_URL")
+    }
+
+    /// The one artifact table the guest may open: `response_items_{PIPE_ID}_{hash8}`, where
+    /// hash8 is the first 8 hex digits of SHA-256(`ARTIFACT_ENCRYPTION_KEY` + `PIPE_ID`) (an unset
+    /// key counts as empty). A new key therefore means a new table, as in the reference; during
+    /// a rotation (`ARTIFACT_ENCRYPTION_KEY_PREVIOUS` set) the hash is of the previous key, so
+    /// old rows stay reachable and new rows, sealed under the current key, join them. Dropping
+    /// the previous key moves to the current key's table (rows of the old table are stranded,
+    /// as with a key change in the reference).
+    pub fn artifact_table(&self) -> &str {
+        &self.artifact_table
+    }
+
+    pub fn db_max_connections(&self) -> u32 {
+        self.typed.db_max_connections
+    }
+
+    pub fn db_acquire_timeout(&self) -> Duration {
+        self.typed.db_acquire_timeout
+    }
+
+    pub fn db_statement_timeout(&self) -> Duration {
+        self.typed.db_statement_timeout
+    }
+
+    /// `ARTIFACT_CLEANUP_INTERVAL_HOURS` as a duration.
+    pub fn artifact_cleanup_interval(&self) -> Duration {
+        self.typed.artifact_cleanup_interval
+    }
+
     /// The settings document handed to the guest on every call: a JSON object of every reference
     /// valve that is not a secret and not host-only, keyed by valve name, with typed values
     /// (bool/number/string/null; Csv as the string given), plus `"API_KEY_CONFIGURED": bool`.
@@ -486,6 +541,17 @@ impl Typed {
             openwebui_events,
             log_json: text("LOG_FORMAT")? == "json",
             model_catalog_refresh_seconds: int("MODEL_CATALOG_REFRESH_SECONDS")?,
+            db_max_connections: u32::try_from(int("DB_MAX_CONNECTIONS")?).unwrap_or(u32::MAX),
+            db_acquire_timeout: Duration::from_millis(int("DB_ACQUIRE_TIMEOUT_MS")?),
+            db_statement_timeout: Duration::from_millis(int("DB_STATEMENT_TIMEOUT_MS")?),
+            artifact_cleanup_interval: Duration::from_secs_f64(
+                values
+                    .get("ARTIFACT_CLEANUP_INTERVAL_HOURS")
+                    .and_then(Value::as_f64)
+                    .filter(|h| h.is_finite() && *h > 0.0)
+                    .ok_or(ConfigError::Table("ARTIFACT_CLEANUP_INTERVAL_HOURS"))?
+                    * 3600.0,
+            ),
         })
     }
 }
@@ -766,7 +832,40 @@ fn dedup(list: &mut Vec<(String, u16)>) {
     list.retain(|pair| seen.insert(pair.clone()));
 }
 
-fn guest_document(values: &BTreeMap<&'static str, Value>, api_key_configured: bool) -> String {
+/// The checked `PIPE_ID`.
+fn pipe_id(values: &BTreeMap<&'static str, (Value, Origin)>) -> Result<String, ConfigError> {
+    let (value, origin) = values.get("PIPE_ID").ok_or(ConfigError::Table("PIPE_ID"))?;
+    let text = value.as_str().ok_or(ConfigError::Table("PIPE_ID"))?;
+    let ok = (1..=32).contains(&text.len())
+        && text
+            .bytes()
+            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'_');
+    if !ok {
+        return Err(ConfigError::Invalid {
+            key: "PIPE_ID",
+            shown: text.chars().take(SHOWN_VALUE_MAX_CHARS).collect(),
+            origin: origin.clone(),
+            expected: Expected::PipeId,
+        });
+    }
+    Ok(text.to_owned())
+}
+
+/// `response_items_{pipe_id}_{hash8}` (reference §2.8); `pipe_id` is already `[a-z0-9_]`.
+pub fn artifact_table_name(pipe_id: &str, encryption_key: Option<&str>) -> String {
+    use sha2::{Digest, Sha256};
+    let mut hasher = Sha256::new();
+    hasher.update(encryption_key.unwrap_or("").as_bytes());
+    hasher.update(pipe_id.as_bytes());
+    let digest = hex::encode(hasher.finalize());
+    format!("response_items_{pipe_id}_{}", &digest[..8])
+}
+
+fn guest_document(
+    values: &BTreeMap<&'static str, Value>,
+    api_key_configured: bool,
+    artifact_table: &str,
+) -> String {
     let mut doc = serde_json::Map::new();
     for spec in VALVES
         .iter()
@@ -780,12 +879,17 @@ fn guest_document(values: &BTreeMap<&'static str, Value>, api_key_configured: bo
         "API_KEY_CONFIGURED".to_owned(),
         Value::Bool(api_key_configured),
     );
+    doc.insert(
+        "ARTIFACT_TABLE".to_owned(),
+        Value::String(artifact_table.to_owned()),
+    );
     Value::Object(doc).to_string()
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use sha2::Digest as _;
     use std::collections::HashMap;
     use std::io::Write;
 
@@ -1089,6 +1193,76 @@ mod tests {
     }
 
     #[test]
+    fn the_artifact_table_follows_the_reference_rule() {
+        // hash8 = first 8 hex of SHA-256(key + pipe id); no key counts as the empty string.
+        let c = load(None, &[]).unwrap();
+        let digest = hex::encode(sha2::Sha256::digest(b"openrouter_responses"));
+        assert_eq!(
+            c.artifact_table(),
+            format!("response_items_openrouter_responses_{}", &digest[..8])
+        );
+        let keyed = load(
+            Some("PIPE_ID = \"team_a\"\n"),
+            &[("ARTIFACT_ENCRYPTION_KEY", "k1")],
+        )
+        .unwrap();
+        let digest = hex::encode(sha2::Sha256::digest(b"k1team_a"));
+        assert_eq!(
+            keyed.artifact_table(),
+            format!("response_items_team_a_{}", &digest[..8])
+        );
+        // A key change switches tables.
+        let rotated = load(
+            Some("PIPE_ID = \"team_a\"\n"),
+            &[("ARTIFACT_ENCRYPTION_KEY", "k2")],
+        )
+        .unwrap();
+        assert_ne!(keyed.artifact_table(), rotated.artifact_table());
+        assert!(!keyed.guest_settings_json().contains("k1"));
+        // A rotation (k2 current, k1 kept for reading) stays in k1's table.
+        let rotating = load(
+            Some("PIPE_ID = \"team_a\"\n"),
+            &[
+                ("ARTIFACT_ENCRYPTION_KEY", "k2"),
+                ("ARTIFACT_ENCRYPTION_KEY_PREVIOUS", "k1"),
+            ],
+        )
+        .unwrap();
+        assert_eq!(rotating.artifact_table(), keyed.artifact_table());
+        assert!(!rotating.guest_settings_json().contains("k1"));
+        assert!(!rotating.guest_settings_json().contains("k2"));
+    }
+
+    #[test]
+    fn pipe_id_must_be_a_short_lower_case_identifier() {
+        for bad in ["Upper", "has-dash", "sp ace", &"x".repeat(33)] {
+            let text = err(None, &[("PIPE_ID", bad)]).to_string();
+            assert!(text.contains("PIPE_ID"), "{text}");
+            assert!(
+                text.contains("a-z") || text.contains("lower-case"),
+                "{text}"
+            );
+        }
+        assert!(load(None, &[("PIPE_ID", "ok_123")]).is_ok());
+    }
+
+    #[test]
+    fn database_url_is_a_secret_and_store_settings_have_defaults() {
+        let e = err(Some("DATABASE_URL = \"postgres://u:pw@h/db\"\n"), &[]).to_string();
+        assert!(e.contains("secret DATABASE_URL"), "{e}");
+        assert!(!e.contains("pw@h"), "{e}");
+        let c = load(None, &[("DATABASE_URL", "postgres://u:hunter2@db/x")]).unwrap();
+        assert!(c.database_url().is_some());
+        assert!(!format!("{c:?}").contains("hunter2"));
+        assert!(!c.guest_settings_json().contains("hunter2"));
+        let d = load(None, &[]).unwrap();
+        assert!(d.database_url().is_none());
+        assert_eq!(d.db_acquire_timeout(), Duration::from_millis(2000));
+        assert_eq!(d.db_statement_timeout(), Duration::from_millis(5000));
+        assert_eq!(d.artifact_cleanup_interval(), Duration::from_secs(3600));
+    }
+
+    #[test]
     fn the_guest_document_has_reference_valves_and_no_secrets() {
         let c = load(
             Some("MODEL_ID = \"openai/gpt-4o,anthropic/claude\"\n"),
@@ -1139,12 +1313,16 @@ mod tests {
                 "{absent} must not reach the guest"
             );
         }
-        // Every reference valve that is not a secret, plus the flag.
+        // Every reference valve that is not a secret, plus the flag and the artifact table.
         let expected = VALVES
             .iter()
             .filter(|s| s.scope == Scope::Reference && !s.is_secret())
             .count();
-        assert_eq!(doc.len(), expected + 1);
+        assert_eq!(doc.len(), expected + 2);
+        assert_eq!(
+            doc.get("ARTIFACT_TABLE"),
+            Some(&Value::from(c.artifact_table()))
+        );
 
         let without = load(None, &[]).unwrap();
         assert!(

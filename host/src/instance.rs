@@ -13,7 +13,7 @@ use crate::emit::EmitSink;
 use crate::engine::{EPOCH_TICK, PipeEngine};
 use crate::kv::{KvBackend, KvView};
 use crate::metrics::Metrics;
-use crate::store::StoreView;
+use crate::store::{ArtifactStore, StoreView};
 use crate::tools::ToolsView;
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -99,6 +99,7 @@ pub struct HostState {
     limiter: Limiter,
     emit: EmitSink,
     kv: Arc<KvBackend>,
+    store: Arc<ArtifactStore>,
     tools: ToolsView,
     crypto: CryptoView,
     cpu_ticks: u64,
@@ -156,6 +157,7 @@ fn linker(engine: &wasmtime::Engine) -> wasmtime::Result<Linker<HostState>> {
     })?;
     crate::bindings::store::add_to_linker::<HostState, StoreData>(&mut linker, |s| StoreView {
         table: &mut s.table,
+        store: &s.store,
     })?;
     crate::bindings::tools::add_to_linker::<HostState, HasSelf<ToolsView>>(&mut linker, |s| {
         &mut s.tools
@@ -205,6 +207,8 @@ pub struct RunnerParts {
     pub policy: Arc<EgressPolicy>,
     pub hooks: Arc<dyn Fn(&str) -> GateHooks + Send + Sync>,
     pub kv: Arc<KvBackend>,
+    /// The artifact store behind the `store` import.
+    pub store: Arc<ArtifactStore>,
     pub metrics: Arc<Metrics>,
     /// Artifact keys behind the `crypto` capability (never handed to the guest).
     pub crypto: Arc<ArtifactCrypto>,
@@ -254,6 +258,7 @@ impl Runner {
             },
             emit,
             kv: self.parts.kv.clone(),
+            store: self.parts.store.clone(),
             tools: ToolsView,
             crypto: CryptoView {
                 keys: self.parts.crypto.clone(),

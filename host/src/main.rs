@@ -1,23 +1,43 @@
 //! The `responses-pipe` binary: parse the command line, load and validate the configuration,
 //! build the host, bind, serve until SIGTERM/Ctrl-C, then give in-flight streams a bounded grace.
+//! `maintain` builds the same host and runs one maintenance pass.
 
 use anyhow::Context;
 use clap::Parser;
 use responses_pipe_host::app::AppBuilder;
-use responses_pipe_host::cli::{Cli, Command, ServeArgs};
+use responses_pipe_host::cli::{Cli, Command, MaintainArgs, ServeArgs};
 use responses_pipe_host::config::Config;
+use responses_pipe_host::maintenance::{FIRST_RUN_DELAY, MaintenanceTask, PassOutcome};
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 
 fn main() -> anyhow::Result<()> {
     let cli = Cli::parse();
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()?;
     match cli.command {
-        Command::Serve(args) => {
-            let runtime = tokio::runtime::Builder::new_multi_thread()
-                .enable_all()
-                .build()?;
-            runtime.block_on(serve(args))
+        Command::Serve(args) => runtime.block_on(serve(args)),
+        Command::Maintain(args) => runtime.block_on(maintain(args)),
+    }
+}
+
+/// One maintenance pass; fails (non-zero exit) when the pass fails.
+async fn maintain(args: MaintainArgs) -> anyhow::Result<()> {
+    let config = Config::load(args.config.as_deref(), &|name| std::env::var(name).ok())
+        .context("invalid configuration")?;
+    init_logging(&config);
+    let app = AppBuilder::new(config, &args.data_dir)
+        .build()
+        .context("could not start")?;
+    let outcome = responses_pipe_host::maintenance::run_once(&app).await;
+    app.store.close().await;
+    match outcome.context("maintenance failed")? {
+        PassOutcome::Ran => tracing::info!("maintenance done"),
+        PassOutcome::Skipped => {
+            tracing::info!("maintenance not run: another worker holds the maintenance lock")
         }
     }
+    Ok(())
 }
 
 fn init_logging(config: &Config) {
@@ -71,9 +91,14 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
         .await
         .with_context(|| format!("could not listen on {listen}"))?;
     tracing::info!(address = %listener.local_addr()?, "listening");
+    let maintenance = MaintenanceTask::spawn(
+        app.clone(),
+        FIRST_RUN_DELAY,
+        app.config.artifact_cleanup_interval(),
+    );
     let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
     let server = tokio::spawn(responses_pipe_host::server::serve(
-        app,
+        app.clone(),
         listener,
         async move {
             let mut rx = stop_rx;
@@ -81,6 +106,7 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
         },
     ));
     shutdown_signal().await;
+    maintenance.stop().await;
     let _ = stop_tx.send(true);
     match tokio::time::timeout(grace, server).await {
         Ok(joined) => joined
@@ -91,6 +117,7 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
             "in-flight requests did not finish within the grace period"
         ),
     }
+    app.store.close().await;
     tracing::info!("stopped");
     Ok(())
 }

@@ -9,6 +9,7 @@
 //! check and are not recorded themselves.
 
 pub mod catalog;
+pub mod fault_proxy;
 pub mod scenarios;
 pub mod spec;
 

@@ -557,6 +557,17 @@ pub static VALVES: &[ValveSpec] = &[
         &["auto", "always", "never"],
     )),
     host(choice("LOG_FORMAT", "text", &["text", "json"])),
+    // Artifact store. The pipe id names the artifact table (`response_items_{PIPE_ID}_{hash8}`);
+    // validated as 1 to 32 characters of `[a-z0-9_]` so every derived name fits PostgreSQL's
+    // 63-byte identifiers.
+    host(text("PIPE_ID", "openrouter_responses")),
+    // PostgreSQL DSN (may carry a password): environment only; unset = SQLite in the data dir.
+    host(secret("DATABASE_URL")),
+    host(int("DB_MAX_CONNECTIONS", 10, 1, 1000)),
+    // How long a store call waits for a pooled connection (a dead database answers this fast).
+    host(int("DB_ACQUIRE_TIMEOUT_MS", 2000, 50, 60_000)),
+    // Per-statement budget of a store call; past it the call answers `timeout`.
+    host(int("DB_STATEMENT_TIMEOUT_MS", 5000, 50, 600_000)),
 ];
 
 /// The spec named `name` (exact canonical spelling, or any case).

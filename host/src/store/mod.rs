@@ -1,0 +1,864 @@
+//! The `store` capability: artifact tables in SQLite (the embedded default, one file in the data
+//! directory) or PostgreSQL (`DATABASE_URL`), pooled, behind one `ArtifactStore`.
+//!
+//! Policy, enforced here whatever the guest asks:
+//! - the guest may open exactly one table, the name the host computed from `PIPE_ID` and the
+//!   artifact key (`Config::artifact_table`); any other name is `access-denied`;
+//! - every call is bounded: rows per `put-many` ([`MAX_PUT_ROWS`]), bytes per row
+//!   ([`MAX_ROW_PAYLOAD_BYTES`]) and per batch ([`MAX_PUT_BYTES`]), ids per `get-many`/`delete`
+//!   ([`MAX_IDS`]), bytes per `get-many` (the guest's `max-bytes`, at most [`MAX_GET_BYTES`]),
+//!   rows per `delete-older-than` ([`MAX_DELETE_LIMIT`]); id and column lengths (≤ 64 bytes);
+//! - `get-many` answers rows in the order their ids were asked, stopping before the first row that
+//!   would take the total payload past `max-bytes` (so the answer is a prefix of the rows found;
+//!   ask again for the rest); when not even the first row found fits, it answers `too-large`;
+//! - `put-many` is one transaction (insert or replace): a failure leaves nothing half-written;
+//! - a database that is down answers `unavailable` within the acquire timeout, a stalled one
+//!   `timeout` within the statement timeout; both are logged with `error.type` and counted in
+//!   `responses_pipe_store_errors_total`, and the pool replaces broken connections by itself.
+//!
+//! Each row carries `last_used_ms`, set on insert and refreshed by every `get-many` that returns
+//! it; `delete-older-than` compares that, so retention counts from last use.
+
+mod ops;
+mod postgres;
+mod sqlite;
+
+use crate::bindings::store::{self, Row, StoreError};
+use crate::metrics::Metrics;
+use futures::future::BoxFuture;
+use secrecy::{ExposeSecret, SecretString};
+use sha2::{Digest, Sha256};
+use std::collections::{HashMap, HashSet};
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use wasmtime::component::Resource;
+
+pub use sqlite::FILE_NAME as SQLITE_FILE_NAME;
+
+/// Largest payload of one row.
+pub const MAX_ROW_PAYLOAD_BYTES: usize = 4 << 20;
+/// Most rows in one `put-many`.
+pub const MAX_PUT_ROWS: usize = 256;
+/// Most payload bytes in one `put-many`.
+pub const MAX_PUT_BYTES: usize = 32 << 20;
+/// Most ids in one `get-many` or `delete`.
+pub const MAX_IDS: usize = 512;
+/// Most payload bytes one `get-many` returns, whatever `max-bytes` says.
+pub const MAX_GET_BYTES: u64 = 64 << 20;
+/// Most rows one `delete-older-than` removes (a larger `limit` is clamped to this).
+pub const MAX_DELETE_LIMIT: u32 = 10_000;
+/// Longest id, chat id, message id and item type, in bytes.
+pub const MAX_TEXT_BYTES: usize = 64;
+
+/// Where the artifacts live and how long calls may take.
+#[derive(Clone)]
+pub struct StoreSettings {
+    /// The one table the guest may open.
+    pub table: String,
+    /// PostgreSQL DSN; `None` = SQLite in `data_dir`.
+    pub database_url: Option<SecretString>,
+    pub data_dir: PathBuf,
+    pub max_connections: u32,
+    /// How long a call waits for a pooled connection (including connecting).
+    pub acquire_timeout: Duration,
+    /// How long one call's statements may take once it has a connection.
+    pub statement_timeout: Duration,
+}
+
+impl StoreSettings {
+    /// The settings `config` describes, with SQLite under `data_dir`.
+    pub fn from_config(config: &crate::config::Config, data_dir: &std::path::Path) -> Self {
+        StoreSettings {
+            table: config.artifact_table().to_owned(),
+            database_url: config.database_url().cloned(),
+            data_dir: data_dir.to_path_buf(),
+            max_connections: config.db_max_connections(),
+            acquire_timeout: config.db_acquire_timeout(),
+            statement_timeout: config.db_statement_timeout(),
+        }
+    }
+}
+
+/// Why the store could not be set up.
+#[derive(Debug, thiserror::Error)]
+pub enum StoreSetupError {
+    /// The URL itself is never quoted: it may carry a password.
+    #[error(
+        "DATABASE_URL is not a valid PostgreSQL URL (postgres://user@host:port/database); its value is not shown because it may contain a password"
+    )]
+    DatabaseUrl,
+    #[error("the artifact table name {0:?} is not valid")]
+    TableName(String),
+}
+
+enum Backend {
+    Sqlite(sqlx::SqlitePool),
+    Postgres(sqlx::PgPool),
+}
+
+/// The artifact store shared by every instance.
+pub struct ArtifactStore {
+    backend: Backend,
+    granted: String,
+    /// Set once the granted table exists (created on first use; retried after a failure).
+    ready: tokio::sync::OnceCell<()>,
+    statement_timeout: Duration,
+    breaks: Breaks,
+    metrics: Arc<Metrics>,
+    /// One maintenance pass at a time in this process (all the lock SQLite needs).
+    local_maintenance: Arc<tokio::sync::Mutex<()>>,
+}
+
+/// Only `[a-z0-9_]`, starting with a letter, at most 63 bytes: safe to interpolate as an
+/// identifier in both backends.
+fn is_safe_identifier(name: &str) -> bool {
+    (1..=56).contains(&name.len())
+        && name.as_bytes().first().is_some_and(u8::is_ascii_lowercase)
+        && name
+            .bytes()
+            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'_')
+}
+
+/// A 64-bit advisory-lock key for `purpose` on `table`.
+fn lock_key(purpose: &str, table: &str) -> i64 {
+    let digest = Sha256::new()
+        .chain_update(b"responses-pipe:")
+        .chain_update(purpose.as_bytes())
+        .chain_update(b":")
+        .chain_update(table.as_bytes())
+        .finalize();
+    let mut first = [0u8; 8];
+    first.copy_from_slice(&digest[..8]);
+    i64::from_be_bytes(first)
+}
+
+fn now_ms() -> i64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX))
+        .unwrap_or(0)
+}
+
+/// A stable label for logs and metrics.
+pub fn error_kind(e: &StoreError) -> &'static str {
+    match e {
+        StoreError::NotFound => "not_found",
+        StoreError::AccessDenied => "access_denied",
+        StoreError::InvalidArgument(_) => "invalid_argument",
+        StoreError::TooLarge => "too_large",
+        StoreError::Timeout => "timeout",
+        StoreError::Unavailable(_) => "unavailable",
+        StoreError::Other(_) => "other",
+    }
+}
+
+fn unavailable() -> StoreError {
+    StoreError::Unavailable("the artifact database is unavailable".into())
+}
+
+/// Map a driver error to the guest's typed error, and say whether the connection it happened on
+/// should be discarded rather than reused.
+fn classify(e: &sqlx::Error) -> (StoreError, bool) {
+    match e {
+        sqlx::Error::PoolTimedOut | sqlx::Error::PoolClosed => (unavailable(), false),
+        sqlx::Error::Io(_)
+        | sqlx::Error::Tls(_)
+        | sqlx::Error::Protocol(_)
+        | sqlx::Error::WorkerCrashed
+        | sqlx::Error::Configuration(_) => (unavailable(), true),
+        sqlx::Error::Database(db) => {
+            let code = db.code().map(|c| c.into_owned()).unwrap_or_default();
+            if let Ok(sqlite) = code.parse::<i64>() {
+                // SQLite result codes (extended codes keep the primary code in the low byte).
+                match sqlite & 0xff {
+                    5 | 6 => (StoreError::Timeout, false), // BUSY, LOCKED after the busy timeout
+                    10 | 13 | 14 | 8 => (unavailable(), true), // IOERR, FULL, CANTOPEN, READONLY
+                    _ => (StoreError::Other("artifact database error".into()), false),
+                }
+            } else {
+                match code.as_str() {
+                    // query_canceled: the server-side statement_timeout fired.
+                    "57014" => (StoreError::Timeout, false),
+                    c if c.starts_with("08") || c.starts_with("57P") || c.starts_with("53") => {
+                        (unavailable(), true)
+                    }
+                    _ => (StoreError::Other("artifact database error".into()), false),
+                }
+            }
+        }
+        _ => (StoreError::Other("artifact database error".into()), true),
+    }
+}
+
+/// When a connection last broke (I/O error, cut, timeout). Pooled connections opened before
+/// that moment are discarded when next acquired instead of failing one call each: when one
+/// connection to a server breaks, its idle siblings are usually dead too.
+#[derive(Clone, Default)]
+pub(crate) struct Breaks(Arc<std::sync::Mutex<Option<std::time::Instant>>>);
+
+impl Breaks {
+    fn mark(&self) {
+        if let Ok(mut last) = self.0.lock() {
+            *last = Some(std::time::Instant::now());
+        }
+    }
+
+    /// Whether a connection of this age was opened before the last break.
+    pub(crate) fn predates(&self, age: Duration) -> bool {
+        let last = self.0.lock().ok().and_then(|l| *l);
+        match (last, std::time::Instant::now().checked_sub(age)) {
+            (Some(broke), Some(opened)) => opened <= broke,
+            _ => false,
+        }
+    }
+}
+
+/// A row that passed validation, in the backends' column types.
+pub(crate) struct ValidRow {
+    pub id: String,
+    pub chat_id: String,
+    pub message_id: String,
+    pub item_type: String,
+    pub payload: Vec<u8>,
+    pub created_at_ms: i64,
+}
+
+fn check_text(field: &str, value: &str, allow_empty: bool) -> Result<(), StoreError> {
+    if value.len() > MAX_TEXT_BYTES {
+        return Err(StoreError::InvalidArgument(format!(
+            "{field} is longer than {MAX_TEXT_BYTES} bytes"
+        )));
+    }
+    if value.is_empty() && !allow_empty {
+        return Err(StoreError::InvalidArgument(format!("{field} is empty")));
+    }
+    if value.chars().any(char::is_control) {
+        return Err(StoreError::InvalidArgument(format!(
+            "{field} contains control characters"
+        )));
+    }
+    Ok(())
+}
+
+/// Check and de-duplicate ids (first occurrence kept, order kept).
+fn check_ids(ids: Vec<String>) -> Result<Vec<String>, StoreError> {
+    if ids.len() > MAX_IDS {
+        return Err(StoreError::TooLarge);
+    }
+    let mut seen = HashSet::new();
+    let mut out = Vec::with_capacity(ids.len());
+    for id in ids {
+        check_text("id", &id, false)?;
+        if seen.insert(id.clone()) {
+            out.push(id);
+        }
+    }
+    Ok(out)
+}
+
+/// Check a batch: caps, then fields; a later row with the same id replaces an earlier one.
+fn check_rows(rows: Vec<Row>) -> Result<Vec<ValidRow>, StoreError> {
+    if rows.len() > MAX_PUT_ROWS {
+        return Err(StoreError::TooLarge);
+    }
+    let total: usize = rows.iter().map(|r| r.payload.len()).sum();
+    if total > MAX_PUT_BYTES || rows.iter().any(|r| r.payload.len() > MAX_ROW_PAYLOAD_BYTES) {
+        return Err(StoreError::TooLarge);
+    }
+    let mut index: HashMap<String, usize> = HashMap::new();
+    let mut out: Vec<ValidRow> = Vec::with_capacity(rows.len());
+    for r in rows {
+        check_text("id", &r.id, false)?;
+        check_text("chat-id", &r.chat_id, true)?;
+        check_text("message-id", &r.message_id, true)?;
+        check_text("item-type", &r.item_type, false)?;
+        let created_at_ms = i64::try_from(r.created_at_ms)
+            .map_err(|_| StoreError::InvalidArgument("created-at-ms is out of range".into()))?;
+        let valid = ValidRow {
+            id: r.id,
+            chat_id: r.chat_id,
+            message_id: r.message_id,
+            item_type: r.item_type,
+            payload: r.payload,
+            created_at_ms,
+        };
+        match index.get(&valid.id) {
+            Some(&at) => out[at] = valid,
+            None => {
+                index.insert(valid.id.clone(), out.len());
+                out.push(valid);
+            }
+        }
+    }
+    Ok(out)
+}
+
+/// Run `f` on a pooled connection within the statement timeout. A connection whose call timed
+/// out or broke is detached and dropped (never handed to the next caller half-way through a
+/// statement); the pool opens a replacement when needed.
+async fn with_conn<DB, T, F>(
+    pool: &sqlx::Pool<DB>,
+    breaks: &Breaks,
+    statement_timeout: Duration,
+    f: F,
+) -> Result<T, (StoreError, String)>
+where
+    DB: sqlx::Database,
+    F: for<'c> FnOnce(&'c mut DB::Connection) -> BoxFuture<'c, Result<T, sqlx::Error>>,
+{
+    let mut conn = pool
+        .acquire()
+        .await
+        .map_err(|e| (classify(&e).0, e.to_string()))?;
+    match tokio::time::timeout(statement_timeout, f(&mut conn)).await {
+        Ok(Ok(v)) => Ok(v),
+        Ok(Err(e)) => {
+            let (kind, discard) = classify(&e);
+            if discard {
+                breaks.mark();
+                drop(conn.detach());
+            }
+            Err((kind, e.to_string()))
+        }
+        Err(_) => {
+            breaks.mark();
+            drop(conn.detach());
+            Err((
+                StoreError::Timeout,
+                format!(
+                    "no answer within the statement timeout ({} ms)",
+                    statement_timeout.as_millis()
+                ),
+            ))
+        }
+    }
+}
+
+/// Dispatch one operation to the backend's instance of the `ops` functions.
+macro_rules! on_backend {
+    ($self:ident, |$conn:ident, $m:ident| $body:expr) => {
+        match &$self.backend {
+            Backend::Sqlite(pool) => {
+                use sqlite as $m;
+                with_conn(pool, &$self.breaks, $self.statement_timeout, move |$conn| {
+                    Box::pin($body)
+                })
+                .await
+            }
+            Backend::Postgres(pool) => {
+                use postgres as $m;
+                with_conn(pool, &$self.breaks, $self.statement_timeout, move |$conn| {
+                    Box::pin($body)
+                })
+                .await
+            }
+        }
+    };
+}
+
+/// The maintenance lock: held while one maintenance pass runs.
+pub enum MaintenanceLock {
+    /// This process's lock (SQLite, or any backend in addition to the shared lock).
+    Local(tokio::sync::OwnedMutexGuard<()>),
+    /// A PostgreSQL session-level advisory lock held on a dedicated (detached) connection.
+    Postgres {
+        conn: sqlx::PgConnection,
+        key: i64,
+        _local: tokio::sync::OwnedMutexGuard<()>,
+    },
+}
+
+impl MaintenanceLock {
+    /// Release the lock. For PostgreSQL the advisory lock is unlocked and the connection closed;
+    /// should that fail, closing the connection releases it anyway.
+    pub async fn release(self, timeout: Duration) {
+        if let MaintenanceLock::Postgres { mut conn, key, .. } = self {
+            use sqlx::Connection as _;
+            let done = tokio::time::timeout(timeout, async {
+                let _ = postgres::unlock(&mut conn, key).await;
+                let _ = conn.close().await;
+            })
+            .await;
+            if done.is_err() {
+                tracing::warn!(
+                    error.type = "timeout",
+                    "releasing the maintenance lock timed out; dropping its connection"
+                );
+            }
+        }
+    }
+}
+
+impl ArtifactStore {
+    /// Set up the backend (no connection is made yet: a database that is down at start-up only
+    /// makes store calls answer `unavailable` until it is back).
+    pub fn new(settings: StoreSettings, metrics: Arc<Metrics>) -> Result<Self, StoreSetupError> {
+        if !is_safe_identifier(&settings.table) {
+            return Err(StoreSetupError::TableName(settings.table));
+        }
+        let breaks = Breaks::default();
+        let backend = match &settings.database_url {
+            Some(url) => {
+                let (pool, host) = postgres::pool(
+                    url.expose_secret(),
+                    settings.max_connections,
+                    settings.acquire_timeout,
+                    settings.statement_timeout,
+                    breaks.clone(),
+                )
+                .ok_or(StoreSetupError::DatabaseUrl)?;
+                tracing::info!(backend = "postgres", host = %host, table = %settings.table, "artifact store");
+                Backend::Postgres(pool)
+            }
+            None => {
+                let path = settings.data_dir.join(sqlite::FILE_NAME);
+                tracing::info!(backend = "sqlite", path = %path.display(), table = %settings.table, "artifact store");
+                Backend::Sqlite(sqlite::pool(
+                    &settings.data_dir,
+                    settings.max_connections,
+                    settings.acquire_timeout,
+                    settings.statement_timeout,
+                ))
+            }
+        };
+        Ok(ArtifactStore {
+            backend,
+            granted: settings.table,
+            ready: tokio::sync::OnceCell::new(),
+            statement_timeout: settings.statement_timeout,
+            breaks,
+            metrics,
+            local_maintenance: Arc::new(tokio::sync::Mutex::new(())),
+        })
+    }
+
+    /// `sqlite` or `postgres`.
+    pub fn backend_kind(&self) -> &'static str {
+        match self.backend {
+            Backend::Sqlite(_) => "sqlite",
+            Backend::Postgres(_) => "postgres",
+        }
+    }
+
+    /// The one table name the guest may open.
+    pub fn table_name(&self) -> &str {
+        &self.granted
+    }
+
+    /// Open connections and how many of them are idle (diagnostics and tests).
+    pub fn pool_status(&self) -> (u32, usize) {
+        match &self.backend {
+            Backend::Sqlite(pool) => (pool.size(), pool.num_idle()),
+            Backend::Postgres(pool) => (pool.size(), pool.num_idle()),
+        }
+    }
+
+    /// Close every pooled connection (shutdown).
+    pub async fn close(&self) {
+        match &self.backend {
+            Backend::Sqlite(pool) => pool.close().await,
+            Backend::Postgres(pool) => pool.close().await,
+        }
+    }
+
+    /// Count, log and return a failed call's error.
+    fn failed(&self, op: &'static str, (error, detail): (StoreError, String)) -> StoreError {
+        let kind = error_kind(&error);
+        self.metrics.incr("store_errors", kind);
+        tracing::warn!(
+            error.type = kind,
+            op,
+            backend = self.backend_kind(),
+            detail = %detail,
+            "artifact store call failed"
+        );
+        error
+    }
+
+    fn check_name(&self, name: &str) -> Result<(), StoreError> {
+        if name == self.granted {
+            Ok(())
+        } else {
+            self.metrics.incr("store_errors", "access_denied");
+            tracing::warn!(
+                error.type = "access_denied",
+                requested = %name.chars().take(80).collect::<String>(),
+                "the guest asked for an artifact table it is not granted"
+            );
+            Err(StoreError::AccessDenied)
+        }
+    }
+
+    /// Create the granted table once per process (again after a failure).
+    async fn ensure(&self) -> Result<(), StoreError> {
+        self.ready
+            .get_or_try_init(|| async {
+                let table = self.granted.clone();
+                let key = lock_key("ddl", &table);
+                let result: Result<(), (StoreError, String)> = match &self.backend {
+                    Backend::Sqlite(pool) => {
+                        with_conn(pool, &self.breaks, self.statement_timeout, move |c| {
+                            Box::pin(async move { sqlite::ensure_table(c, &table).await })
+                        })
+                        .await
+                    }
+                    Backend::Postgres(pool) => {
+                        with_conn(pool, &self.breaks, self.statement_timeout, move |c| {
+                            Box::pin(async move { postgres::ensure_table(c, &table, key).await })
+                        })
+                        .await
+                    }
+                };
+                result.map_err(|e| self.failed("open", e))
+            })
+            .await
+            .map(|_| ())
+    }
+
+    /// `open`: grant only the computed name, and make sure its table exists.
+    pub async fn open(&self, name: &str) -> Result<(), StoreError> {
+        self.check_name(name)?;
+        self.ensure().await
+    }
+
+    /// `put-many`: insert or replace, atomically.
+    pub async fn put_many(&self, name: &str, rows: Vec<Row>) -> Result<(), StoreError> {
+        self.check_name(name)?;
+        let rows = check_rows(rows).map_err(|e| self.refused("put_many", e))?;
+        if rows.is_empty() {
+            return Ok(());
+        }
+        self.ensure().await?;
+        let table = self.granted.clone();
+        let now = now_ms();
+        on_backend!(self, |c, db| async move {
+            db::put_rows(c, &table, &rows, now).await
+        })
+        .map_err(|e| self.failed("put_many", e))
+    }
+
+    /// `get-many`: the rows among `ids`, in the order asked, within `max_bytes` (see the module
+    /// docs); their `last_used_ms` is refreshed.
+    pub async fn get_many(
+        &self,
+        name: &str,
+        ids: Vec<String>,
+        max_bytes: u64,
+    ) -> Result<Vec<Row>, StoreError> {
+        self.check_name(name)?;
+        let ids = check_ids(ids).map_err(|e| self.refused("get_many", e))?;
+        if ids.is_empty() {
+            return Ok(Vec::new());
+        }
+        self.ensure().await?;
+        let budget = max_bytes.min(MAX_GET_BYTES);
+        let table = self.granted.clone();
+        let asked = ids.clone();
+        let sizes: HashMap<String, i64> =
+            on_backend!(
+                self,
+                |c, db| async move { db::sizes(c, &table, &asked).await }
+            )
+            .map_err(|e| self.failed("get_many", e))?
+            .into_iter()
+            .collect();
+        let mut chosen = Vec::new();
+        let mut total: u64 = 0;
+        for id in &ids {
+            let Some(&size) = sizes.get(id) else { continue };
+            let size = u64::try_from(size).unwrap_or(0);
+            if total.saturating_add(size) > budget {
+                if chosen.is_empty() {
+                    return Err(self.refused("get_many", StoreError::TooLarge));
+                }
+                break;
+            }
+            total += size;
+            chosen.push(id.clone());
+        }
+        if chosen.is_empty() {
+            return Ok(Vec::new());
+        }
+        let table = self.granted.clone();
+        let wanted = chosen.clone();
+        let now = now_ms();
+        let fetched = on_backend!(self, |c, db| async move {
+            db::fetch_and_touch(c, &table, &wanted, now).await
+        })
+        .map_err(|e| self.failed("get_many", e))?;
+        let mut by_id: HashMap<String, Row> = fetched
+            .into_iter()
+            .map(|(id, chat_id, message_id, item_type, payload, created)| {
+                let row = Row {
+                    id: id.clone(),
+                    chat_id,
+                    message_id,
+                    item_type,
+                    payload,
+                    created_at_ms: u64::try_from(created).unwrap_or(0),
+                };
+                (id, row)
+            })
+            .collect();
+        // Rows may have been replaced between the two reads: enforce the budget on what came back.
+        let mut out = Vec::with_capacity(chosen.len());
+        let mut total: u64 = 0;
+        for id in chosen {
+            let Some(row) = by_id.remove(&id) else {
+                continue;
+            };
+            let size = row.payload.len() as u64;
+            if total.saturating_add(size) > budget {
+                if out.is_empty() {
+                    return Err(self.refused("get_many", StoreError::TooLarge));
+                }
+                break;
+            }
+            total += size;
+            out.push(row);
+        }
+        Ok(out)
+    }
+
+    /// `delete`: how many of `ids` were deleted.
+    pub async fn delete(&self, name: &str, ids: Vec<String>) -> Result<u64, StoreError> {
+        self.check_name(name)?;
+        let ids = check_ids(ids).map_err(|e| self.refused("delete", e))?;
+        if ids.is_empty() {
+            return Ok(0);
+        }
+        self.ensure().await?;
+        let table = self.granted.clone();
+        on_backend!(self, |c, db| async move {
+            db::delete_ids(c, &table, &ids).await
+        })
+        .map_err(|e| self.failed("delete", e))
+    }
+
+    /// `delete-older-than`: up to `limit` (at most [`MAX_DELETE_LIMIT`]) rows not read since
+    /// `cutoff_ms`, least recently used first.
+    pub async fn delete_older_than(
+        &self,
+        name: &str,
+        cutoff_ms: u64,
+        limit: u32,
+    ) -> Result<u64, StoreError> {
+        self.check_name(name)?;
+        let limit = i64::from(limit.min(MAX_DELETE_LIMIT));
+        if limit == 0 {
+            return Ok(0);
+        }
+        self.ensure().await?;
+        let cutoff = i64::try_from(cutoff_ms).unwrap_or(i64::MAX);
+        let table = self.granted.clone();
+        on_backend!(self, |c, db| async move {
+            db::delete_older(c, &table, cutoff, limit).await
+        })
+        .map_err(|e| self.failed("delete_older_than", e))
+    }
+
+    /// Count and log a call refused by a host cap or a validation rule.
+    fn refused(&self, op: &'static str, error: StoreError) -> StoreError {
+        let kind = error_kind(&error);
+        self.metrics.incr("store_errors", kind);
+        tracing::debug!(error.type = kind, op, "artifact store call refused");
+        error
+    }
+
+    /// Try to become the one maintenance worker: this process's lock, plus (PostgreSQL) a
+    /// session advisory lock keyed by the table name on a dedicated connection, so that only one
+    /// of several hosts sharing the database runs a pass. `None` when another holds it.
+    pub async fn try_maintenance_lock(&self) -> Result<Option<MaintenanceLock>, StoreError> {
+        let Ok(local) = self.local_maintenance.clone().try_lock_owned() else {
+            return Ok(None);
+        };
+        let pool = match &self.backend {
+            Backend::Sqlite(_) => return Ok(Some(MaintenanceLock::Local(local))),
+            Backend::Postgres(pool) => pool,
+        };
+        let key = lock_key("maintain", &self.granted);
+        let attempt = async {
+            let mut conn = pool.acquire().await?.detach();
+            let taken = postgres::try_lock(&mut conn, key).await?;
+            Ok::<_, sqlx::Error>((conn, taken))
+        };
+        match tokio::time::timeout(self.statement_timeout, attempt).await {
+            Ok(Ok((conn, true))) => Ok(Some(MaintenanceLock::Postgres {
+                conn,
+                key,
+                _local: local,
+            })),
+            Ok(Ok((conn, false))) => {
+                use sqlx::Connection as _;
+                let _ = tokio::time::timeout(self.statement_timeout, conn.close()).await;
+                Ok(None)
+            }
+            Ok(Err(e)) => Err(self.failed("maintenance_lock", (classify(&e).0, e.to_string()))),
+            Err(_) => Err(self.failed(
+                "maintenance_lock",
+                (
+                    StoreError::Timeout,
+                    "taking the advisory lock timed out".into(),
+                ),
+            )),
+        }
+    }
+}
+
+/// The host-side value behind a guest's `table` handle.
+#[derive(Debug)]
+pub struct TableHandle {
+    pub name: String,
+}
+
+/// The per-instance view the guest's `store` calls land on.
+pub struct StoreView<'a> {
+    pub table: &'a mut wasmtime::component::ResourceTable,
+    pub store: &'a Arc<ArtifactStore>,
+}
+
+impl StoreView<'_> {
+    fn name_of(&self, handle: &Resource<TableHandle>) -> Result<String, StoreError> {
+        self.table
+            .get(handle)
+            .map(|h| h.name.clone())
+            .map_err(|_| StoreError::Other("unknown table handle".into()))
+    }
+}
+
+impl store::Host for StoreView<'_> {
+    async fn open(&mut self, name: String) -> Result<Resource<TableHandle>, StoreError> {
+        self.store.open(&name).await?;
+        self.table
+            .push(TableHandle { name })
+            .map_err(|_| StoreError::Other("too many open tables".into()))
+    }
+}
+
+impl store::HostTable for StoreView<'_> {
+    async fn put_many(
+        &mut self,
+        table: Resource<TableHandle>,
+        rows: Vec<Row>,
+    ) -> Result<(), StoreError> {
+        let name = self.name_of(&table)?;
+        self.store.put_many(&name, rows).await
+    }
+    async fn get_many(
+        &mut self,
+        table: Resource<TableHandle>,
+        ids: Vec<String>,
+        max_bytes: u64,
+    ) -> Result<Vec<Row>, StoreError> {
+        let name = self.name_of(&table)?;
+        self.store.get_many(&name, ids, max_bytes).await
+    }
+    async fn delete(
+        &mut self,
+        table: Resource<TableHandle>,
+        ids: Vec<String>,
+    ) -> Result<u64, StoreError> {
+        let name = self.name_of(&table)?;
+        self.store.delete(&name, ids).await
+    }
+    async fn delete_older_than(
+        &mut self,
+        table: Resource<TableHandle>,
+        cutoff_ms: u64,
+        limit: u32,
+    ) -> Result<u64, StoreError> {
+        let name = self.name_of(&table)?;
+        self.store.delete_older_than(&name, cutoff_ms, limit).await
+    }
+    async fn drop(&mut self, rep: Resource<TableHandle>) -> wasmtime::Result<()> {
+        self.table.delete(rep)?;
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn row(id: &str, payload: usize) -> Row {
+        Row {
+            id: id.into(),
+            chat_id: "chat".into(),
+            message_id: "msg".into(),
+            item_type: "reasoning".into(),
+            payload: vec![7; payload],
+            created_at_ms: 1,
+        }
+    }
+
+    #[test]
+    fn identifiers_are_checked() {
+        assert!(is_safe_identifier(
+            "response_items_openrouter_responses_1a2b3c4d"
+        ));
+        assert!(!is_safe_identifier("Response_items"));
+        assert!(!is_safe_identifier("x; drop table y"));
+        assert!(!is_safe_identifier("1abc"));
+        assert!(!is_safe_identifier(""));
+    }
+
+    #[test]
+    fn batches_are_capped_and_deduplicated() {
+        assert!(matches!(
+            check_rows((0..=MAX_PUT_ROWS).map(|i| row(&i.to_string(), 1)).collect()),
+            Err(StoreError::TooLarge)
+        ));
+        assert!(matches!(
+            check_rows(vec![row("a", MAX_ROW_PAYLOAD_BYTES + 1)]),
+            Err(StoreError::TooLarge)
+        ));
+        let mut long = row("a", 1);
+        long.chat_id = "c".repeat(65);
+        assert!(matches!(
+            check_rows(vec![long]),
+            Err(StoreError::InvalidArgument(_))
+        ));
+        assert!(matches!(
+            check_rows(vec![row("", 1)]),
+            Err(StoreError::InvalidArgument(_))
+        ));
+        let mut late = row("a", 3);
+        late.created_at_ms = u64::MAX;
+        assert!(matches!(
+            check_rows(vec![late]),
+            Err(StoreError::InvalidArgument(_))
+        ));
+        let rows = check_rows(vec![row("a", 1), row("b", 1), row("a", 2)]).unwrap_or_default();
+        assert_eq!(rows.len(), 2);
+        assert_eq!(rows[0].id, "a");
+        assert_eq!(
+            rows[0].payload.len(),
+            2,
+            "the later row replaces the earlier"
+        );
+    }
+
+    #[test]
+    fn ids_are_capped_and_deduplicated() {
+        assert!(matches!(
+            check_ids((0..=MAX_IDS).map(|i| i.to_string()).collect()),
+            Err(StoreError::TooLarge)
+        ));
+        assert!(matches!(
+            check_ids(vec!["a\0b".into()]),
+            Err(StoreError::InvalidArgument(_))
+        ));
+        assert_eq!(
+            check_ids(vec!["b".into(), "a".into(), "b".into()]).unwrap_or_default(),
+            vec!["b".to_string(), "a".to_string()]
+        );
+    }
+
+    #[test]
+    fn lock_keys_differ_by_purpose_and_table() {
+        assert_ne!(lock_key("ddl", "t"), lock_key("maintain", "t"));
+        assert_ne!(lock_key("ddl", "t"), lock_key("ddl", "u"));
+        assert_eq!(lock_key("ddl", "t"), lock_key("ddl", "t"));
+    }
+}

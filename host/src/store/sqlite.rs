@@ -1,0 +1,65 @@
+//! The embedded backend: one SQLite file, `<data dir>/artifacts.sqlite3`, in WAL mode with a busy
+//! timeout, behind a small pool (WAL allows concurrent readers and one writer).
+
+use std::path::Path;
+use std::time::Duration;
+
+use sqlx::sqlite::{
+    SqliteConnectOptions, SqliteConnection, SqliteJournalMode, SqlitePool, SqlitePoolOptions,
+    SqliteSynchronous,
+};
+
+crate::store::ops::table_ops!(sqlx::Sqlite, SqliteConnection);
+
+/// The database file inside the data directory.
+pub const FILE_NAME: &str = "artifacts.sqlite3";
+
+/// At most this many SQLite connections, whatever `DB_MAX_CONNECTIONS` says.
+const MAX_CONNECTIONS: u32 = 4;
+
+/// A lazily connecting pool over `<data_dir>/artifacts.sqlite3` (the file is created on first use).
+pub(super) fn pool(
+    data_dir: &Path,
+    max_connections: u32,
+    acquire_timeout: Duration,
+    busy_timeout: Duration,
+) -> SqlitePool {
+    let options = SqliteConnectOptions::new()
+        .filename(data_dir.join(FILE_NAME))
+        .create_if_missing(true)
+        .journal_mode(SqliteJournalMode::Wal)
+        .synchronous(SqliteSynchronous::Normal)
+        .busy_timeout(busy_timeout);
+    SqlitePoolOptions::new()
+        .max_connections(max_connections.clamp(1, MAX_CONNECTIONS))
+        .acquire_timeout(acquire_timeout)
+        .idle_timeout(Some(Duration::from_secs(600)))
+        .connect_lazy_with(options)
+}
+
+/// Create the table and its indexes if missing. Each statement is idempotent and atomic, and the
+/// busy timeout waits out another creator.
+pub(super) async fn ensure_table(
+    conn: &mut SqliteConnection,
+    table: &str,
+) -> Result<(), sqlx::Error> {
+    let statements = [
+        format!(
+            "CREATE TABLE IF NOT EXISTS {table} (\
+             id TEXT PRIMARY KEY NOT NULL, \
+             chat_id TEXT NOT NULL, \
+             message_id TEXT NOT NULL, \
+             item_type TEXT NOT NULL, \
+             payload BLOB NOT NULL, \
+             created_at_ms INTEGER NOT NULL, \
+             last_used_ms INTEGER NOT NULL)"
+        ),
+        format!("CREATE INDEX IF NOT EXISTS {table}_chat ON {table} (chat_id)"),
+        format!("CREATE INDEX IF NOT EXISTS {table}_msg ON {table} (message_id)"),
+        format!("CREATE INDEX IF NOT EXISTS {table}_used ON {table} (last_used_ms)"),
+    ];
+    for sql in statements {
+        sqlx::query(&sql).execute(&mut *conn).await?;
+    }
+    Ok(())
+}
