@@ -348,3 +348,174 @@ async fn postgres_two_turns_replay_the_first_turns_reasoning() {
     let stored = payloads(&h, &marker_ids(&answer)).await;
     assert_eq!(stored[0][0], 1);
 }
+
+/// One turn; returns the answer and the raw SSE payloads (for Open WebUI event lines).
+async fn turn_chunks(h: &Harness, chat: &str, message: &str, messages: &Value) -> (String, String) {
+    let resp = h
+        .client
+        .post(format!("{}/v1/chat/completions", h.url))
+        .header("X-OpenWebUI-User-Id", "user-fault")
+        .header("X-OpenWebUI-Chat-Id", chat)
+        .header("X-OpenWebUI-Message-Id", message)
+        .json(&json!({"model": MODEL, "stream": true, "messages": messages}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 200);
+    let raw = resp.text().await.unwrap();
+    let chunks = sse_data(&raw);
+    assert_eq!(chunks.last().map(String::as_str), Some("[DONE]"));
+    (content_of(&chunks), raw)
+}
+
+#[tokio::test]
+async fn a_database_outage_never_fails_the_chat_and_the_breaker_opens_and_closes() {
+    use fake_openrouter::fault_proxy::{FaultMode, FaultProxy};
+    let proxy = FaultProxy::start("127.0.0.1:5432".parse().unwrap())
+        .await
+        .unwrap();
+    let h = Harness::with(Options {
+        env: vec![
+            (
+                "DATABASE_URL",
+                format!("postgres://postgres@{}/test", proxy.addr()),
+            ),
+            ("BREAKER_MAX_FAILURES", "2".to_string()),
+            ("BREAKER_WINDOW_SECONDS", "5".to_string()),
+            ("DB_ACQUIRE_TIMEOUT_MS", "500".to_string()),
+        ],
+        ..Options::default()
+    })
+    .await;
+    let chat = fresh_chat("fault");
+    let hi = json!([{"role": "user", "content": "hello there"}]);
+    let (answer, _) = turn_chunks(&h, &chat, "msg-0", &hi).await;
+    assert_eq!(
+        marker_ids(&answer).len(),
+        1,
+        "stored while the database is up"
+    );
+
+    proxy.set_mode(FaultMode::Refuse);
+    for i in 1..=2 {
+        let (answer, raw) = turn_chunks(&h, &chat, &format!("msg-{i}"), &hi).await;
+        assert!(
+            answer.starts_with("echo"),
+            "the chat still streams: {answer:?}"
+        );
+        assert!(
+            marker_ids(&answer).is_empty(),
+            "no marker for a row not stored"
+        );
+        assert!(raw.contains("could not be saved"), "a notice: {raw}");
+    }
+    // Two failures within the window: the breaker is open and the database is left alone.
+    let errors_before = h.app.metrics.total("store_errors");
+    assert!(errors_before >= 2, "the failed writes were counted");
+    let (answer, raw) = turn_chunks(&h, &chat, "msg-3", &hi).await;
+    assert!(answer.starts_with("echo") && marker_ids(&answer).is_empty());
+    assert!(raw.contains("DB ops skipped"), "{raw}");
+    assert_eq!(h.app.metrics.total("store_errors"), errors_before);
+
+    // The database comes back; once the window has passed, persistence resumes by itself.
+    proxy.set_mode(FaultMode::Pass);
+    let mut resumed = None;
+    for i in 0..120 {
+        let (answer, _) = turn_chunks(&h, &chat, &format!("msg-r{i}"), &hi).await;
+        if !marker_ids(&answer).is_empty() {
+            resumed = Some(answer);
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(250)).await;
+    }
+    let answer = resumed.expect("persistence resumed after the database came back");
+    // And what was stored after recovery replays.
+    let history = json!([
+        {"role": "user", "content": "hello there"},
+        {"role": "assistant", "content": answer},
+        {"role": "user", "content": "and again"},
+    ]);
+    turn_chunks(&h, &chat, "msg-last", &history).await;
+    assert_eq!(last_responses_body(&h)["input"][1]["type"], "reasoning");
+}
+
+#[tokio::test]
+async fn maintain_deletes_rows_unused_for_the_retention_and_keeps_fresh_ones() {
+    let data = tempfile::tempdir().unwrap();
+    let h = Harness::with(Options {
+        data_dir: Some(data.path().to_path_buf()),
+        env: vec![("ARTIFACT_CLEANUP_DAYS", "1".to_string())],
+        ..Options::default()
+    })
+    .await;
+    let hi = json!([{"role": "user", "content": "hello there"}]);
+    let old = marker_ids(&turn(&h, &fresh_chat("old"), "msg-1", &hi).await);
+    let fresh = marker_ids(&turn(&h, &fresh_chat("fresh"), "msg-1", &hi).await);
+    assert_eq!((old.len(), fresh.len()), (1, 1));
+    // Age one row: last used two days ago.
+    let options = sqlx::sqlite::SqliteConnectOptions::new().filename(
+        data.path()
+            .join(responses_pipe_host::store::SQLITE_FILE_NAME),
+    );
+    let db = sqlx::SqlitePool::connect_with(options).await.unwrap();
+    let two_days_ago = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_millis() as i64
+        - 2 * 86_400_000;
+    let sql = format!(
+        "UPDATE {} SET last_used_ms = {two_days_ago}, created_at_ms = {two_days_ago} WHERE id = '{}'",
+        h.app.store.table_name(),
+        old[0]
+    );
+    sqlx::query(&sql).execute(&db).await.unwrap();
+    db.close().await;
+
+    responses_pipe_host::maintenance::run_once(&h.app)
+        .await
+        .unwrap();
+    assert!(payloads(&h, &old).await.is_empty(), "the old row is gone");
+    assert_eq!(payloads(&h, &fresh).await.len(), 1, "the fresh row stays");
+}
+
+#[tokio::test]
+async fn a_key_rotation_keeps_old_rows_readable_and_seals_new_ones_with_the_new_key() {
+    let data = tempfile::tempdir().unwrap();
+    let start = |env: Vec<(&'static str, String)>| {
+        Harness::with(Options {
+            data_dir: Some(data.path().to_path_buf()),
+            env,
+            ..Options::default()
+        })
+    };
+    const A: &str = "rotation-key-A-0123456789abcdef";
+    const B: &str = "rotation-key-B-0123456789abcdef";
+    let chat = fresh_chat("rotation");
+    let hi = json!([{"role": "user", "content": "hello there"}]);
+    let mut first = start(vec![("ARTIFACT_ENCRYPTION_KEY", A.to_string())]).await;
+    let answer = turn(&first, &chat, "msg-1", &hi).await;
+    let old = payloads(&first, &marker_ids(&answer)).await;
+    first.shutdown();
+    drop(first);
+
+    let rotated = start(vec![
+        ("ARTIFACT_ENCRYPTION_KEY", B.to_string()),
+        ("ARTIFACT_ENCRYPTION_KEY_PREVIOUS", A.to_string()),
+    ])
+    .await;
+    let history = json!([
+        {"role": "user", "content": "hello there"},
+        {"role": "assistant", "content": answer},
+        {"role": "user", "content": "and again"},
+    ]);
+    let second = turn(&rotated, &chat, "msg-2", &history).await;
+    assert_eq!(
+        last_responses_body(&rotated)["input"][1]["type"],
+        "reasoning",
+        "the row sealed under the previous key still replays"
+    );
+    let new = payloads(&rotated, &marker_ids(&second)).await;
+    assert_eq!((old.len(), new.len()), (1, 1));
+    assert_eq!((old[0][0], new[0][0]), (1, 1), "both sealed");
+    assert_ne!(old[0][2..6], new[0][2..6], "new rows use the new key id");
+}
