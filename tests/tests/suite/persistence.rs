@@ -519,3 +519,35 @@ async fn a_key_rotation_keeps_old_rows_readable_and_seals_new_ones_with_the_new_
     assert_eq!((old[0][0], new[0][0]), (1, 1), "both sealed");
     assert_ne!(old[0][2..6], new[0][2..6], "new rows use the new key id");
 }
+
+#[tokio::test]
+async fn a_stalled_database_times_out_the_write_and_the_chat_still_streams() {
+    use fake_openrouter::fault_proxy::{FaultMode, FaultProxy};
+    let proxy = FaultProxy::start("127.0.0.1:5432".parse().unwrap())
+        .await
+        .unwrap();
+    let h = Harness::with(Options {
+        env: vec![
+            (
+                "DATABASE_URL",
+                format!("postgres://postgres@{}/test", proxy.addr()),
+            ),
+            ("DB_ACQUIRE_TIMEOUT_MS", "300".to_string()),
+            ("DB_STATEMENT_TIMEOUT_MS", "300".to_string()),
+        ],
+        ..Options::default()
+    })
+    .await;
+    let chat = fresh_chat("stall");
+    let hi = json!([{"role": "user", "content": "hello there"}]);
+    let (answer, _) = turn_chunks(&h, &chat, "msg-0", &hi).await;
+    assert_eq!(marker_ids(&answer).len(), 1);
+    proxy.set_mode(FaultMode::Stall);
+    let (answer, raw) = turn_chunks(&h, &chat, "msg-1", &hi).await;
+    assert!(
+        answer.starts_with("echo") && marker_ids(&answer).is_empty(),
+        "{answer:?}"
+    );
+    assert!(raw.contains("could not be saved"), "{raw}");
+    proxy.set_mode(FaultMode::Pass);
+}
