@@ -5,7 +5,7 @@
 //! (127.0.0.1:5432, database `test`); encryption, `ENCRYPT_ALL` and the compression threshold are
 //! checked on the rows the host stored.
 
-use crate::harness::{Harness, Options, content_of, sse_data};
+use crate::harness::{Harness, Options, content_of, logs_text, sse_data};
 use serde_json::{Value, json};
 
 const MODEL: &str = "fake/reasoning";
@@ -266,6 +266,8 @@ async fn with_a_key_rows_are_sealed_and_nonces_never_repeat_across_instances() {
         .unwrap_or_default()
         .to_string();
     assert!(line.contains("key_") && line.ends_with(" 4"), "{metrics}");
+    assert!(!metrics.contains(KEY));
+    assert!(!logs_text().contains(KEY), "the key never reaches the logs");
 }
 
 #[tokio::test]
