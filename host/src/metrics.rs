@@ -48,8 +48,14 @@ impl Metrics {
         let mut out = String::new();
         if let Ok(map) = self.counters.lock() {
             for ((name, label), value) in map.iter() {
+                // Store errors are labelled by error kind; every other counter by reason.
+                let label_name = if *name == "store_errors" {
+                    "kind"
+                } else {
+                    "reason"
+                };
                 out.push_str(&format!(
-                    "responses_pipe_{name}_total{{reason=\"{label}\"}} {value}\n"
+                    "responses_pipe_{name}_total{{{label_name}=\"{label}\"}} {value}\n"
                 ));
             }
         }
@@ -72,6 +78,11 @@ mod tests {
         assert!(
             m.render()
                 .contains("responses_pipe_egress_refused_total{reason=\"private_address\"} 1")
+        );
+        m.incr("store_errors", "timeout");
+        assert!(
+            m.render()
+                .contains("responses_pipe_store_errors_total{kind=\"timeout\"} 1")
         );
     }
 }

@@ -90,6 +90,14 @@ pub enum StoreSetupError {
     DatabaseUrl,
     #[error("the artifact table name {0:?} is not valid")]
     TableName(String),
+    #[error("the artifact database file {path} cannot be created: {source}")]
+    DataFile {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    /// The pools run background tasks on the tokio runtime.
+    #[error("the artifact store must be set up inside a tokio runtime")]
+    NoRuntime,
 }
 
 enum Backend {
@@ -397,6 +405,9 @@ impl ArtifactStore {
         if !is_safe_identifier(&settings.table) {
             return Err(StoreSetupError::TableName(settings.table));
         }
+        if tokio::runtime::Handle::try_current().is_err() {
+            return Err(StoreSetupError::NoRuntime);
+        }
         let breaks = Breaks::default();
         let backend = match &settings.database_url {
             Some(url) => {
@@ -413,6 +424,10 @@ impl ArtifactStore {
             }
             None => {
                 let path = settings.data_dir.join(sqlite::FILE_NAME);
+                sqlite::create_private_file(&path).map_err(|source| StoreSetupError::DataFile {
+                    path: path.clone(),
+                    source,
+                })?;
                 tracing::info!(backend = "sqlite", path = %path.display(), table = %settings.table, "artifact store");
                 Backend::Sqlite(sqlite::pool(
                     &settings.data_dir,
@@ -853,6 +868,75 @@ mod tests {
             check_ids(vec!["b".into(), "a".into(), "b".into()]).unwrap_or_default(),
             vec!["b".to_string(), "a".to_string()]
         );
+    }
+
+    #[tokio::test]
+    async fn a_bad_database_url_is_refused_without_being_quoted() {
+        let dir = std::env::temp_dir();
+        let settings = StoreSettings {
+            table: "response_items_x_00000000".into(),
+            database_url: Some(SecretString::from("mysql://root:pw-secret-42@db/x")),
+            data_dir: dir,
+            max_connections: 1,
+            acquire_timeout: Duration::from_secs(1),
+            statement_timeout: Duration::from_secs(1),
+        };
+        let err = ArtifactStore::new(settings.clone(), Arc::new(Metrics::default()))
+            .err()
+            .map(|e| e.to_string())
+            .unwrap_or_default();
+        assert!(err.contains("DATABASE_URL"), "{err}");
+        assert!(!err.contains("pw-secret-42"), "{err}");
+        let bad_table = StoreSettings {
+            table: "x; drop table y".into(),
+            database_url: None,
+            ..settings
+        };
+        assert!(matches!(
+            ArtifactStore::new(bad_table, Arc::new(Metrics::default())),
+            Err(StoreSetupError::TableName(_))
+        ));
+    }
+
+    #[cfg(unix)]
+    #[tokio::test]
+    async fn the_sqlite_file_is_private_to_its_owner() {
+        use std::os::unix::fs::PermissionsExt;
+        let dir = tempfile::tempdir().unwrap();
+        let settings = StoreSettings {
+            table: "response_items_x_00000000".into(),
+            database_url: None,
+            data_dir: dir.path().to_path_buf(),
+            max_connections: 1,
+            acquire_timeout: Duration::from_secs(5),
+            statement_timeout: Duration::from_secs(5),
+        };
+        let store = ArtifactStore::new(settings, Arc::new(Metrics::default()));
+        assert!(store.is_ok());
+        let mode = std::fs::metadata(dir.path().join(sqlite::FILE_NAME))
+            .map(|m| m.permissions().mode() & 0o777)
+            .unwrap_or_default();
+        assert_eq!(mode, 0o600);
+        if let Ok(store) = store {
+            assert!(store.open("response_items_x_00000000").await.is_ok());
+            store.close().await;
+        }
+    }
+
+    #[test]
+    fn outside_a_runtime_set_up_is_an_error_not_a_panic() {
+        let settings = StoreSettings {
+            table: "response_items_x_00000000".into(),
+            database_url: None,
+            data_dir: std::env::temp_dir(),
+            max_connections: 1,
+            acquire_timeout: Duration::from_secs(1),
+            statement_timeout: Duration::from_secs(1),
+        };
+        assert!(matches!(
+            ArtifactStore::new(settings, Arc::new(Metrics::default())),
+            Err(StoreSetupError::NoRuntime)
+        ));
     }
 
     #[test]

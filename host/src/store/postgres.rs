@@ -19,6 +19,10 @@ pub(super) fn pool(
     statement_timeout: Duration,
     breaks: super::Breaks,
 ) -> Option<(PgPool, String)> {
+    // sqlx does not look at the scheme; another database's URL must not be tried as PostgreSQL.
+    if !(url.starts_with("postgres://") || url.starts_with("postgresql://")) {
+        return None;
+    }
     let options = PgConnectOptions::from_str(url)
         .ok()?
         .application_name("responses-pipe")

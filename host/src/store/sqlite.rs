@@ -17,7 +17,21 @@ pub const FILE_NAME: &str = "artifacts.sqlite3";
 /// At most this many SQLite connections, whatever `DB_MAX_CONNECTIONS` says.
 const MAX_CONNECTIONS: u32 = 4;
 
-/// A lazily connecting pool over `<data_dir>/artifacts.sqlite3` (the file is created on first use).
+/// Create the database file if it is missing, readable by its owner only (artifacts are
+/// encrypted only when a key is set). SQLite gives its `-wal` and `-shm` files the same mode.
+pub(super) fn create_private_file(path: &Path) -> std::io::Result<()> {
+    let mut options = std::fs::OpenOptions::new();
+    options.write(true).create_new(true);
+    #[cfg(unix)]
+    std::os::unix::fs::OpenOptionsExt::mode(&mut options, 0o600);
+    match options.open(path) {
+        Ok(_) => Ok(()),
+        Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => Ok(()),
+        Err(e) => Err(e),
+    }
+}
+
+/// A lazily connecting pool over `<data_dir>/artifacts.sqlite3`.
 pub(super) fn pool(
     data_dir: &Path,
     max_connections: u32,

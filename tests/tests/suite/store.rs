@@ -4,8 +4,10 @@
 //! (refused, stalled, cut mid-query) with recovery after the proxy heals. PostgreSQL tests fail
 //! loudly when the server is not there: CI starts it.
 
+use crate::harness::{Harness, Options, logs_text};
 use fake_openrouter::fault_proxy::{FaultMode, FaultProxy};
 use responses_pipe_host::bindings::store::{Row, StoreError};
+use responses_pipe_host::maintenance::{MaintenanceTask, PassOutcome, run_once};
 use responses_pipe_host::metrics::Metrics;
 use responses_pipe_host::store::{ArtifactStore, MAX_IDS, MAX_PUT_ROWS, StoreSettings};
 use secrecy::SecretString;
@@ -15,6 +17,7 @@ use std::sync::atomic::{AtomicU32, Ordering};
 use std::time::Duration;
 
 const PG_ADDR: &str = "127.0.0.1:5432";
+const DSN_PASSWORD: &str = "dsn-Pw-7f3e9a-secret";
 
 fn pg_url(addr: &str) -> String {
     format!("postgres://postgres@{addr}/test")
@@ -37,8 +40,9 @@ fn settings(table: &str, url: Option<String>, dir: &std::path::Path) -> StoreSet
         database_url: url.map(SecretString::from),
         data_dir: dir.to_path_buf(),
         max_connections: 4,
-        acquire_timeout: Duration::from_millis(1500),
-        statement_timeout: Duration::from_millis(1500),
+        // Generous: healthy calls must not time out on a loaded CI machine.
+        acquire_timeout: Duration::from_secs(10),
+        statement_timeout: Duration::from_secs(10),
     }
 }
 
@@ -458,8 +462,13 @@ impl Faulty {
         let table = unique_table(tag);
         let dir = tempfile::tempdir().unwrap();
         let metrics = Arc::new(Metrics::default());
+        // Short enough for the stall test to wait out, long enough for healthy calls under load.
         let store = ArtifactStore::new(
-            settings(&table, Some(pg_url(&proxy.addr().to_string())), dir.path()),
+            StoreSettings {
+                acquire_timeout: Duration::from_secs(3),
+                statement_timeout: Duration::from_secs(3),
+                ..settings(&table, Some(pg_url(&proxy.addr().to_string())), dir.path())
+            },
             metrics.clone(),
         )
         .unwrap();
@@ -655,4 +664,186 @@ async fn a_dead_database_at_start_up_does_not_stop_the_host() {
         .await
         .expect("PostgreSQL must be running at 127.0.0.1:5432");
     let _ = conn.close().await;
+}
+
+/// Through the assembled host: the maintenance pass runs the real component's `maintain`, takes
+/// turns with a worker that holds the lock, and store errors reach `/metrics` by kind.
+#[tokio::test]
+async fn maintenance_pass_through_the_host_with_sqlite() {
+    let h = Harness::start().await;
+    assert_eq!(h.app.store.backend_kind(), "sqlite");
+    assert!(
+        h.app
+            .store
+            .table_name()
+            .starts_with("response_items_openrouter_responses_")
+    );
+    assert_eq!(run_once(&h.app).await.unwrap(), PassOutcome::Ran);
+
+    let held = h.app.store.try_maintenance_lock().await.unwrap().unwrap();
+    assert_eq!(run_once(&h.app).await.unwrap(), PassOutcome::Skipped);
+    held.release(Duration::from_secs(1)).await;
+    assert_eq!(run_once(&h.app).await.unwrap(), PassOutcome::Ran);
+    assert_eq!(h.app.metrics.get("maintenance_runs", "ok"), 2);
+
+    // A name the host did not grant is refused and counted by kind.
+    assert!(matches!(
+        h.app
+            .store
+            .open("response_items_someone_else_00000000")
+            .await,
+        Err(StoreError::AccessDenied)
+    ));
+    let metrics = h
+        .client
+        .get(format!("{}/metrics", h.url))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(
+        metrics.contains("responses_pipe_store_errors_total{kind=\"access_denied\"} 1"),
+        "{metrics}"
+    );
+}
+
+#[tokio::test]
+async fn maintenance_takes_turns_between_hosts_sharing_postgres() {
+    let db = Inspect::postgres().await;
+    static N: AtomicU32 = AtomicU32::new(0);
+    let pipe_id = format!(
+        "mt_{}_{}",
+        std::process::id(),
+        N.fetch_add(1, Ordering::SeqCst)
+    );
+    let env = || Options {
+        env: vec![
+            ("DATABASE_URL", pg_url(PG_ADDR)),
+            ("PIPE_ID", pipe_id.clone()),
+            (
+                "ARTIFACT_ENCRYPTION_KEY",
+                "maintenance-test-key".to_string(),
+            ),
+        ],
+        ..Options::default()
+    };
+    let a = Harness::with(env()).await;
+    let b = Harness::with(env()).await;
+    assert_eq!(a.app.store.backend_kind(), "postgres");
+    assert_eq!(a.app.store.table_name(), b.app.store.table_name());
+    assert!(
+        a.app
+            .store
+            .table_name()
+            .starts_with(&format!("response_items_{pipe_id}_"))
+    );
+    let held = a.app.store.try_maintenance_lock().await.unwrap().unwrap();
+    assert_eq!(run_once(&b.app).await.unwrap(), PassOutcome::Skipped);
+    held.release(Duration::from_secs(5)).await;
+    assert_eq!(run_once(&b.app).await.unwrap(), PassOutcome::Ran);
+    let table = a.app.store.table_name().to_string();
+    a.app.store.close().await;
+    b.app.store.close().await;
+    db.drop_table(&table).await;
+}
+
+/// The `store` import through the real wasm boundary (the conformance guest calls it): only the
+/// granted table opens, caps come back as typed errors, rows round-trip.
+async fn store_through_the_component(h: &Harness) {
+    let hostile = |target: String| {
+        let body = Harness::chat_body("hostile/store", &target, false);
+        async move {
+            let resp = h.post_chat(&body).await;
+            let v: serde_json::Value = resp.json().await.unwrap();
+            v["error"]["message"].as_str().unwrap().to_string()
+        }
+    };
+    let denied = hostile("response_items_not_granted_00000000".into()).await;
+    assert_eq!(denied, "open=StoreError::AccessDenied");
+    let denied = hostile("sqlite_master".into()).await;
+    assert_eq!(denied, "open=StoreError::AccessDenied");
+    let report = hostile(h.app.store.table_name().to_string()).await;
+    assert_eq!(
+        report,
+        "open=ok\nhuge=Err(StoreError::TooLarge)\nbad-id=Err(StoreError::InvalidArgument(\"id is longer than 64 bytes\"))\nput=Ok(())\nget=r1:payload-1\ndelete=Ok(1)"
+    );
+}
+
+#[tokio::test]
+async fn the_component_reaches_only_its_table_with_sqlite() {
+    let h = Harness::with(Options {
+        component: Some(std::fs::read(env!("HOSTILE_WASM")).unwrap()),
+        ..Options::default()
+    })
+    .await;
+    store_through_the_component(&h).await;
+}
+
+#[tokio::test]
+async fn the_component_reaches_only_its_table_with_postgres() {
+    let db = Inspect::postgres().await;
+    static N: AtomicU32 = AtomicU32::new(0);
+    let pipe_id = format!(
+        "wit_{}_{}",
+        std::process::id(),
+        N.fetch_add(1, Ordering::SeqCst)
+    );
+    let h = Harness::with(Options {
+        component: Some(std::fs::read(env!("HOSTILE_WASM")).unwrap()),
+        // Trust authentication ignores the password; it is there to be looked for in the logs.
+        env: vec![
+            (
+                "DATABASE_URL",
+                format!("postgres://postgres:{DSN_PASSWORD}@{PG_ADDR}/test"),
+            ),
+            ("PIPE_ID", pipe_id),
+        ],
+        ..Options::default()
+    })
+    .await;
+    store_through_the_component(&h).await;
+    // Every log line of the process, at TRACE, sqlx's included.
+    let logs = logs_text();
+    assert!(
+        logs.contains("backend=\"postgres\""),
+        "the backend is logged"
+    );
+    assert!(
+        !logs.contains(DSN_PASSWORD),
+        "the DSN password leaked into the logs"
+    );
+    let table = h.app.store.table_name().to_string();
+    assert_eq!(db.count(&table).await, 0);
+    h.app.store.close().await;
+    db.drop_table(&table).await;
+}
+
+/// The server's schedule: passes keep coming at the interval, and stopping ends the task.
+#[tokio::test]
+async fn the_maintenance_schedule_runs_passes_until_stopped() {
+    let h = Harness::start().await;
+    let task = MaintenanceTask::spawn(
+        h.app.clone(),
+        Duration::from_millis(1),
+        Duration::from_millis(20),
+    );
+    for _ in 0..3000 {
+        if h.app.metrics.get("maintenance_runs", "ok") >= 3 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    assert!(h.app.metrics.get("maintenance_runs", "ok") >= 3);
+    tokio::time::timeout(Duration::from_secs(60), task.stop())
+        .await
+        .expect("the schedule stops when asked");
+    let after = h.app.metrics.get("maintenance_runs", "ok");
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    assert_eq!(
+        h.app.metrics.get("maintenance_runs", "ok"),
+        after,
+        "no pass after stop"
+    );
 }

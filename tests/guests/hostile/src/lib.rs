@@ -12,6 +12,8 @@
 //! - `hostile/trap`: panic (abort) outright
 //! - `hostile/introspect`: report everything the guest can see (settings, environment, args)
 //! - `hostile/healthy`: behave: GET `{BASE_URL}/models` and stream its status as a text delta
+//! - `hostile/store`: open the artifact table named by the text, then write an oversized row, a
+//!   batch with a bad id and a good row, read it back, clean up; report each answer
 
 #![cfg(target_arch = "wasm32")]
 #![allow(unsafe_code, reason = "wit-bindgen generated canonical-ABI glue")]
@@ -30,7 +32,7 @@ wit_bindgen::generate!({
 });
 
 use exports::openwebui::responses_pipe::pipe::Guest;
-use openwebui::responses_pipe::{emit, types as wit};
+use openwebui::responses_pipe::{emit, store, types as wit};
 use wasip2::http::types::{Fields, OutgoingRequest, Scheme};
 
 struct Hostile;
@@ -75,6 +77,48 @@ fn fetch(url: &str) -> String {
         Some(Ok(Err(code))) => format!("refused at send: {code:?}"),
         other => format!("no response: {other:?}"),
     }
+}
+
+fn store_row(id: &str, payload: Vec<u8>) -> store::Row {
+    store::Row {
+        id: id.into(),
+        chat_id: "chat".into(),
+        message_id: "msg".into(),
+        item_type: "reasoning".into(),
+        payload,
+        created_at_ms: 1,
+    }
+}
+
+/// Every store answer, one `step=answer` per line.
+fn store_probe(name: &str) -> String {
+    let table = match store::open(name) {
+        Ok(t) => t,
+        Err(e) => return format!("open={e:?}"),
+    };
+    let mut report = vec!["open=ok".to_string()];
+    let huge = table.put_many(&[store_row("huge", vec![0; 5 << 20])]);
+    report.push(format!("huge={huge:?}"));
+    let bad = table.put_many(&[
+        store_row("fine", vec![1]),
+        store_row(&"x".repeat(65), vec![2]),
+    ]);
+    report.push(format!("bad-id={bad:?}"));
+    let put = table.put_many(&[store_row("r1", b"payload-1".to_vec())]);
+    report.push(format!("put={put:?}"));
+    match table.get_many(&["fine".to_string(), "r1".to_string()], 1 << 20) {
+        Ok(rows) => {
+            let got: Vec<String> = rows
+                .iter()
+                .map(|r| format!("{}:{}", r.id, String::from_utf8_lossy(&r.payload)))
+                .collect();
+            report.push(format!("get={}", got.join(",")));
+        }
+        Err(e) => report.push(format!("get={e:?}")),
+    }
+    let deleted = table.delete(&["r1".to_string()]);
+    report.push(format!("delete={deleted:?}"));
+    report.join("\n")
 }
 
 fn first_text(body: &[u8]) -> (String, String) {
@@ -133,6 +177,7 @@ impl Guest for Hostile {
                     "settings={settings}\nenv={env:?}\nargs={args:?}"
                 )))
             }
+            "hostile/store" => Err(outcome(store_probe(&target))),
             "hostile/healthy" => {
                 let s: serde_json::Value = serde_json::from_str(&settings).unwrap_or_default();
                 let base = s["BASE_URL"]
