@@ -553,3 +553,50 @@ async fn a_stalled_database_times_out_the_write_and_the_chat_still_streams() {
     assert!(raw.contains("could not be saved"), "{raw}");
     proxy.set_mode(FaultMode::Pass);
 }
+
+#[tokio::test]
+async fn a_sealed_payload_copied_onto_another_row_is_not_replayed() {
+    let data = tempfile::tempdir().unwrap();
+    let h = Harness::with(Options {
+        data_dir: Some(data.path().to_path_buf()),
+        env: vec![(
+            "ARTIFACT_ENCRYPTION_KEY",
+            "copy-attack-key-0123456789abcdef".to_string(),
+        )],
+        ..Options::default()
+    })
+    .await;
+    let hi = json!([{"role": "user", "content": "hello there"}]);
+    let (chat_a, chat_b) = (fresh_chat("copy-a"), fresh_chat("copy-b"));
+    let a = marker_ids(&turn(&h, &chat_a, "msg-1", &hi).await);
+    let answer_b = turn(&h, &chat_b, "msg-1", &hi).await;
+    let b = marker_ids(&answer_b);
+    // Someone with database access puts chat A's sealed payload on chat B's row.
+    let options = sqlx::sqlite::SqliteConnectOptions::new().filename(
+        data.path()
+            .join(responses_pipe_host::store::SQLITE_FILE_NAME),
+    );
+    let db = sqlx::SqlitePool::connect_with(options).await.unwrap();
+    let table = h.app.store.table_name().to_string();
+    let sql = format!(
+        "UPDATE {table} SET payload = (SELECT payload FROM {table} WHERE id = '{}') WHERE id = '{}'",
+        a[0], b[0]
+    );
+    sqlx::query(&sql).execute(&db).await.unwrap();
+    db.close().await;
+
+    let history = json!([
+        {"role": "user", "content": "hello there"},
+        {"role": "assistant", "content": answer_b},
+        {"role": "user", "content": "and again"},
+    ]);
+    let answer = turn(&h, &chat_b, "msg-2", &history).await;
+    assert!(answer.starts_with("echo"), "the chat goes on: {answer:?}");
+    let body = last_responses_body(&h);
+    let input = body["input"].as_array().unwrap();
+    assert!(
+        input.iter().all(|i| i["type"] != "reasoning"),
+        "the moved row does not open: {body}"
+    );
+    assert!(!body.to_string().contains("]: #"));
+}
