@@ -203,3 +203,74 @@ impl Tools for NoTools {
             .collect()
     }
 }
+
+/// Failures of the store capability (mirrors `store-error`).
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+pub enum StoreError {
+    #[error("not found")]
+    NotFound,
+    #[error("the host does not grant this table")]
+    AccessDenied,
+    #[error("invalid store argument: {0}")]
+    InvalidArgument(String),
+    #[error("a row or batch exceeds the host's cap")]
+    TooLarge,
+    #[error("the database timed out")]
+    Timeout,
+    #[error("the database is unavailable: {0}")]
+    Unavailable(String),
+    #[error("database error: {0}")]
+    Other(String),
+}
+
+/// One artifact row (mirrors the WIT `row`).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Row {
+    pub id: String,
+    pub chat_id: String,
+    pub message_id: String,
+    pub item_type: String,
+    pub payload: Vec<u8>,
+    pub created_at_ms: u64,
+}
+
+/// One artifact table, opened through [`Store::open`].
+pub trait StoreTable {
+    /// Insert or replace rows, atomically as one batch.
+    fn put_many(&self, rows: &[Row]) -> Result<(), StoreError>;
+    /// Rows by id (missing ids are absent); `max_bytes` caps the total payload.
+    fn get_many(&self, ids: &[String], max_bytes: u64) -> Result<Vec<Row>, StoreError>;
+    /// Delete rows by id; how many were deleted.
+    fn delete(&self, ids: &[String]) -> Result<u64, StoreError>;
+    /// Delete up to `limit` rows not read since `cutoff_ms`; how many were deleted.
+    fn delete_older_than(&self, cutoff_ms: u64, limit: u32) -> Result<u64, StoreError>;
+}
+
+/// Artifact tables (SQLite or PostgreSQL in the host).
+pub trait Store {
+    /// Open (creating if needed) a table the host grants.
+    fn open(&self, name: &str) -> Result<Box<dyn StoreTable + '_>, StoreError>;
+}
+
+/// Failures of the crypto capability (mirrors `crypto-error`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, thiserror::Error)]
+pub enum CryptoError {
+    #[error("no artifact key is configured")]
+    NotConfigured,
+    #[error("the sealed record is invalid, altered or bound to another row")]
+    InvalidRecord,
+    #[error("the record names an unknown key")]
+    UnknownKey,
+    #[error("the record exceeds the host's cap")]
+    TooLarge,
+}
+
+/// Artifact encryption with keys only the host holds.
+pub trait Crypto {
+    /// Whether an artifact key is configured.
+    fn enabled(&self) -> bool;
+    /// Seal under the current key, binding `aad`.
+    fn seal(&self, aad: &[u8], plaintext: &[u8]) -> Result<Vec<u8>, CryptoError>;
+    /// Open a sealed record (current or previous key).
+    fn open(&self, aad: &[u8], sealed: &[u8]) -> Result<Vec<u8>, CryptoError>;
+}

@@ -58,6 +58,8 @@ pub struct Pipe<'a, U, K, E, V> {
     pub kv: &'a K,
     pub emit: &'a mut E,
     pub env: &'a V,
+    /// Artifact store and crypto (persistence and replay, `artifacts`).
+    pub artifacts: crate::artifacts::Caps<'a>,
 }
 
 /// How one upstream stream ended.
@@ -94,6 +96,30 @@ struct Rounds {
     text: bool,
     /// The loop limit was reached: this turn is the synthesis turn.
     synthesis: bool,
+    /// The items to persist when the answer is over, in order (see `collect_turn`).
+    items: Vec<Value>,
+}
+
+/// Gather a finished turn's items for persistence at the end of the answer: its output items,
+/// and each call that ran successfully followed by its output. Calls that did not run
+/// successfully (failed, skipped, malformed) and calls handed back to the client are left out:
+/// failed or omitted outputs are never persisted (REFERENCE §2.8), and a handed-back call comes
+/// back with the client's next request.
+fn collect_turn(rounds: &mut Rounds, output: &[Value], outcomes: &[CallOutcome]) {
+    for item in output {
+        if item.get("type").and_then(Value::as_str) != Some("function_call") {
+            rounds.items.push(item.clone());
+            continue;
+        }
+        let id = item.get("call_id").and_then(Value::as_str).unwrap_or("");
+        if let Some(done) = outcomes
+            .iter()
+            .find(|o| o.call.call_id == id && o.outcome == Outcome::Ok)
+        {
+            rounds.items.push(item.clone());
+            rounds.items.push(done.item());
+        }
+    }
 }
 
 /// What follows a completed model turn.
@@ -335,7 +361,7 @@ impl<U: Upstream, K: Kv, E: Emit, V: Env> Pipe<'_, U, K, E, V> {
         body: &[u8],
         tools: &T,
     ) -> Result<(), PipeError> {
-        let request = translate::parse_chat_body(body).map_err(|e| {
+        let mut request = translate::parse_chat_body(body).map_err(|e| {
             PipeError::InvalidRequest(errors::body(
                 &self.new_error_id(),
                 400,
@@ -347,6 +373,7 @@ impl<U: Upstream, K: Kv, E: Emit, V: Env> Pipe<'_, U, K, E, V> {
         if let Some(task) = task_name(ctx, &request) {
             return self.task(ctx, &request, &task).await;
         }
+        let replayed = self.replay_artifacts(ctx, &mut request);
         let catalog = Catalog {
             settings: self.settings,
             upstream: self.upstream,
@@ -541,6 +568,14 @@ impl<U: Upstream, K: Kv, E: Emit, V: Env> Pipe<'_, U, K, E, V> {
                     );
                     match next {
                         Turn::Done(finish) => {
+                            let items = std::mem::take(&mut rounds.items);
+                            self.persist_artifacts(ctx, &request, &items);
+                            crate::artifacts::replay::after_reply(
+                                self.artifacts,
+                                &self.settings.artifacts,
+                                self.env,
+                                &replayed,
+                            );
                             self.finish_ok(ctx, finish, rounds.usage.take());
                             return Ok(());
                         }
@@ -702,6 +737,7 @@ impl<U: Upstream, K: Kv, E: Emit, V: Env> Pipe<'_, U, K, E, V> {
             Vec::new()
         };
         if calls.is_empty() {
+            collect_turn(rounds, &output, &[]);
             return Turn::Done(self.final_finish(ctx, rounds, finish));
         }
         // Calls to tools the host does not serve go back to the client, and the turn ends.
@@ -716,7 +752,7 @@ impl<U: Upstream, K: Kv, E: Emit, V: Env> Pipe<'_, U, K, E, V> {
                 ));
             }
             let handed: Vec<_> = client.iter().map(tool_loop::pass_through_call).collect();
-            self.persist_turn(ctx, &output, &[]);
+            collect_turn(rounds, &output, &[]);
             let _ = self.emit.send(Event::ToolCalls(handed));
             return Turn::Done(FinishReason::ToolCalls);
         }
@@ -724,6 +760,7 @@ impl<U: Upstream, K: Kv, E: Emit, V: Env> Pipe<'_, U, K, E, V> {
             // The model called tools again in its synthesis turn: stop here.
             self.env
                 .log("the synthesis turn called tools again; ending the answer");
+            collect_turn(rounds, &output, &[]);
             return Turn::Done(self.final_finish(ctx, rounds, FinishReason::Stop));
         }
         let skip = rounds.turns + 1 >= self.settings.tools.max_loops();
@@ -759,7 +796,7 @@ impl<U: Upstream, K: Kv, E: Emit, V: Env> Pipe<'_, U, K, E, V> {
         {
             self.request_breaker(user).record_failure(now);
         }
-        self.persist_turn(ctx, &output, &outcomes);
+        collect_turn(rounds, &output, &outcomes);
         match endpoint {
             Endpoint::Responses => {
                 tool_loop::continue_responses(&mut built.body, &output, &outcomes)
@@ -852,19 +889,6 @@ impl<U: Upstream, K: Kv, E: Emit, V: Env> Pipe<'_, U, K, E, V> {
         }
     }
 
-    /// Where a finished turn's items are available as a whole: the response's output items
-    /// (reasoning with encrypted content, messages, function calls) and the outputs the pipe
-    /// produced for its calls. Artifact persistence (issue 5) hooks in here; for now the turn is
-    /// only logged.
-    fn persist_turn(&mut self, ctx: &RequestContext, output: &[Value], outcomes: &[CallOutcome]) {
-        self.env.log(&format!(
-            "[{}] tool turn: {} output item(s), {} tool output(s)",
-            ctx.request_id,
-            output.len(),
-            outcomes.len()
-        ));
-    }
-
     /// Whether a `/responses` failure (before any output) should be replayed on
     /// `/chat/completions`; marks the one-shot fallback as used when it says yes.
     fn may_fall_back(
@@ -947,6 +971,71 @@ impl<U: Upstream, K: Kv, E: Emit, V: Env> Pipe<'_, U, K, E, V> {
             let _ = self.emit.send(Event::Usage(usage));
         }
         let _ = self.emit.send(Event::Finish(finish));
+    }
+
+    /// Replay stored artifacts named by the markers in earlier assistant messages (in place).
+    fn replay_artifacts(
+        &mut self,
+        ctx: &RequestContext,
+        request: &mut ChatRequest,
+    ) -> crate::artifacts::replay::Replayed {
+        let Some(Value::Array(messages)) = request.body.get_mut("messages") else {
+            return Default::default();
+        };
+        let replayed = crate::artifacts::replay::apply(
+            self.artifacts,
+            &self.settings.artifacts,
+            self.kv,
+            self.env,
+            ctx,
+            messages,
+        );
+        if let Some(notice) = replayed.notice {
+            self.artifact_notice(ctx, notice);
+        }
+        replayed
+    }
+
+    /// Persist this turn's replayable output items and append the markers of the rows stored.
+    /// The tool loop calls [`persist_items`](Self::persist_items) with its calls and outputs.
+    fn persist_artifacts(&mut self, ctx: &RequestContext, request: &ChatRequest, output: &[Value]) {
+        let turn = request
+            .body
+            .get("messages")
+            .and_then(Value::as_array)
+            .map_or(0, |m| {
+                m.iter()
+                    .filter(|m| m.get("role").and_then(Value::as_str) == Some("user"))
+                    .count()
+            });
+        self.persist_items(ctx, turn, output);
+    }
+
+    /// Persist `items` (Responses output items, in order) for turn `turn` of the chat and
+    /// append one marker line per stored row to the answer. Never fails the chat.
+    pub fn persist_items(&mut self, ctx: &RequestContext, turn: usize, items: &[Value]) {
+        let outcome = crate::artifacts::persist::persist(
+            self.artifacts,
+            &self.settings.artifacts,
+            self.kv,
+            self.env,
+            ctx,
+            turn,
+            items,
+            self.env.now_ms(),
+        );
+        if !outcome.markers.is_empty() {
+            let _ = self.emit.send(Event::TextDelta(outcome.markers));
+        }
+        if let Some(notice) = outcome.notice {
+            self.artifact_notice(ctx, notice);
+        }
+    }
+
+    /// A persistence problem: a warning notification for Open WebUI callers, a log line always.
+    fn artifact_notice(&mut self, ctx: &RequestContext, text: &str) {
+        self.env.log(&format!("artifacts notice: {text}"));
+        self.notify(ctx, text);
     }
 
     fn notify(&mut self, ctx: &RequestContext, text: &str) {

@@ -25,7 +25,7 @@ wit_bindgen::generate!({
 });
 
 use exports::openwebui::responses_pipe::pipe::Guest;
-use openwebui::responses_pipe::{emit, kv, tools, types as wit};
+use openwebui::responses_pipe::{crypto, emit, kv, store, tools, types as wit};
 
 struct Component;
 export!(Component);
@@ -168,6 +168,99 @@ impl caps::Kv for HostKv {
         kv::unlock(name, token).map_err(kv_error)
     }
 }
+
+fn store_error(e: store::StoreError) -> caps::StoreError {
+    match e {
+        store::StoreError::NotFound => caps::StoreError::NotFound,
+        store::StoreError::AccessDenied => caps::StoreError::AccessDenied,
+        store::StoreError::InvalidArgument(s) => caps::StoreError::InvalidArgument(s),
+        store::StoreError::TooLarge => caps::StoreError::TooLarge,
+        store::StoreError::Timeout => caps::StoreError::Timeout,
+        store::StoreError::Unavailable(s) => caps::StoreError::Unavailable(s),
+        store::StoreError::Other(s) => caps::StoreError::Other(s),
+    }
+}
+
+fn crypto_error(e: crypto::CryptoError) -> caps::CryptoError {
+    match e {
+        crypto::CryptoError::NotConfigured => caps::CryptoError::NotConfigured,
+        crypto::CryptoError::InvalidRecord => caps::CryptoError::InvalidRecord,
+        crypto::CryptoError::UnknownKey => caps::CryptoError::UnknownKey,
+        crypto::CryptoError::TooLarge => caps::CryptoError::TooLarge,
+    }
+}
+
+struct HostStore;
+struct HostTable(store::Table);
+
+impl caps::Store for HostStore {
+    fn open(&self, name: &str) -> Result<Box<dyn caps::StoreTable + '_>, caps::StoreError> {
+        store::open(name)
+            .map(|t| Box::new(HostTable(t)) as Box<dyn caps::StoreTable>)
+            .map_err(store_error)
+    }
+}
+
+impl caps::StoreTable for HostTable {
+    fn put_many(&self, rows: &[caps::Row]) -> Result<(), caps::StoreError> {
+        let rows: Vec<store::Row> = rows
+            .iter()
+            .map(|r| store::Row {
+                id: r.id.clone(),
+                chat_id: r.chat_id.clone(),
+                message_id: r.message_id.clone(),
+                item_type: r.item_type.clone(),
+                payload: r.payload.clone(),
+                created_at_ms: r.created_at_ms,
+            })
+            .collect();
+        self.0.put_many(&rows).map_err(store_error)
+    }
+    fn get_many(&self, ids: &[String], max_bytes: u64) -> Result<Vec<caps::Row>, caps::StoreError> {
+        self.0
+            .get_many(ids, max_bytes)
+            .map(|rows| {
+                rows.into_iter()
+                    .map(|r| caps::Row {
+                        id: r.id,
+                        chat_id: r.chat_id,
+                        message_id: r.message_id,
+                        item_type: r.item_type,
+                        payload: r.payload,
+                        created_at_ms: r.created_at_ms,
+                    })
+                    .collect()
+            })
+            .map_err(store_error)
+    }
+    fn delete(&self, ids: &[String]) -> Result<u64, caps::StoreError> {
+        self.0.delete(ids).map_err(store_error)
+    }
+    fn delete_older_than(&self, cutoff_ms: u64, limit: u32) -> Result<u64, caps::StoreError> {
+        self.0
+            .delete_older_than(cutoff_ms, limit)
+            .map_err(store_error)
+    }
+}
+
+struct HostCrypto;
+
+impl caps::Crypto for HostCrypto {
+    fn enabled(&self) -> bool {
+        crypto::enabled()
+    }
+    fn seal(&self, aad: &[u8], plaintext: &[u8]) -> Result<Vec<u8>, caps::CryptoError> {
+        crypto::seal(aad, plaintext).map_err(crypto_error)
+    }
+    fn open(&self, aad: &[u8], sealed: &[u8]) -> Result<Vec<u8>, caps::CryptoError> {
+        crypto::open(aad, sealed).map_err(crypto_error)
+    }
+}
+
+const HOST_ARTIFACTS: crate::artifacts::Caps<'static> = crate::artifacts::Caps {
+    store: &HostStore,
+    crypto: &HostCrypto,
+};
 
 struct HostEmit;
 
@@ -360,6 +453,7 @@ impl Guest for Component {
             kv: &HostKv,
             emit: &mut emit,
             env: &HostEnv,
+            artifacts: HOST_ARTIFACTS,
         };
         wstd::runtime::block_on(pipe.models()).map_err(pipe_error)
     }
@@ -379,13 +473,24 @@ impl Guest for Component {
             kv: &HostKv,
             emit: &mut emit,
             env: &HostEnv,
+            artifacts: HOST_ARTIFACTS,
         };
         wstd::runtime::block_on(pipe.chat_with_tools(&ctx, &body, &HostTools)).map_err(pipe_error)
     }
 
     fn maintain(settings_json: String) -> Result<(), wit::PipeError> {
-        // Nothing is persisted yet, so there is nothing to clean up; the settings are still
-        // validated so a broken document surfaces here too.
-        settings(&settings_json).map(|_| ())
+        let s = settings(&settings_json)?;
+        crate::artifacts::maintain(&s.artifacts, &HostStore, &HostEnv)
+            .map(|_| ())
+            .map_err(|e| {
+                let id = crate::errors::error_id(wasip2::random::random::get_random_u64());
+                pipe_error(core::PipeError::Unavailable(crate::errors::body(
+                    &id,
+                    503,
+                    "service_unavailable",
+                    Some("artifact_store_unavailable"),
+                    &format!("artifact cleanup failed: {e}"),
+                )))
+            })
     }
 }

@@ -4,6 +4,8 @@
 //! Every module but `component` is `#[forbid(unsafe_code)]`; the generated ABI glue cannot be.
 
 #[forbid(unsafe_code)]
+pub mod artifacts;
+#[forbid(unsafe_code)]
 pub mod caps;
 #[forbid(unsafe_code)]
 pub mod catalog;

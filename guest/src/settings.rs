@@ -2,6 +2,7 @@
 //! the host. Unknown keys are ignored here (the host owns validation); missing keys take the
 //! reference defaults so the pipe behaves sensibly even with an empty document.
 
+use crate::artifacts::ArtifactSettings;
 use crate::endpoint::EndpointSettings;
 use crate::request::RequestSettings;
 use crate::templates::TemplateSettings;
@@ -66,6 +67,7 @@ pub struct Settings {
     pub streaming: StreamingSettings,
     #[serde(flatten)]
     pub tools: crate::tool_loop::ToolSettings,
+    pub artifacts: ArtifactSettings,
 }
 
 impl Default for Settings {
@@ -88,6 +90,7 @@ impl Default for Settings {
             usage_status: UsageStatusSettings::default(),
             streaming: StreamingSettings::default(),
             tools: crate::tool_loop::ToolSettings::default(),
+            artifacts: ArtifactSettings::default(),
         }
     }
 }
@@ -103,7 +106,10 @@ impl Settings {
         if json.trim().is_empty() {
             return Ok(Settings::default());
         }
-        serde_json::from_str(json)
+        let doc: serde_json::Value = serde_json::from_str(json)?;
+        let mut settings: Settings = serde_json::from_value(doc.clone())?;
+        settings.artifacts.read_shared(&doc);
+        Ok(settings)
     }
 
     /// `BASE_URL` without a trailing slash, ready for `{base}/models`.

@@ -248,3 +248,163 @@ impl Tools for FakeTools {
             .collect()
     }
 }
+
+// ---- artifact store and crypto fakes -------------------------------------------------------
+
+use crate::caps::{Crypto, CryptoError, Row, Store, StoreError, StoreTable};
+
+/// Tables in memory. `fail` makes every call fail with that error; `calls` records each call.
+#[derive(Default)]
+pub struct MemStore {
+    pub tables: RefCell<HashMap<String, Vec<Row>>>,
+    pub fail: RefCell<Option<StoreError>>,
+    pub calls: RefCell<Vec<String>>,
+}
+
+impl MemStore {
+    pub fn len(&self, table: &str) -> usize {
+        self.tables.borrow().get(table).map_or(0, Vec::len)
+    }
+    pub fn rows(&self, table: &str) -> Vec<Row> {
+        self.tables.borrow().get(table).cloned().unwrap_or_default()
+    }
+}
+
+struct MemTable<'a> {
+    store: &'a MemStore,
+    name: String,
+}
+
+impl MemTable<'_> {
+    fn check(&self, call: String) -> Result<(), StoreError> {
+        self.store.calls.borrow_mut().push(call);
+        match self.store.fail.borrow().clone() {
+            Some(e) => Err(e),
+            None => Ok(()),
+        }
+    }
+}
+
+impl StoreTable for MemTable<'_> {
+    fn put_many(&self, rows: &[Row]) -> Result<(), StoreError> {
+        self.check(format!("put_many {}", rows.len()))?;
+        let mut tables = self.store.tables.borrow_mut();
+        let t = tables.entry(self.name.clone()).or_default();
+        for r in rows {
+            t.retain(|x| x.id != r.id);
+            t.push(r.clone());
+        }
+        Ok(())
+    }
+    fn get_many(&self, ids: &[String], max_bytes: u64) -> Result<Vec<Row>, StoreError> {
+        self.check(format!("get_many {}", ids.len()))?;
+        let tables = self.store.tables.borrow();
+        let rows: Vec<Row> = tables
+            .get(&self.name)
+            .map(|t| t.iter().filter(|r| ids.contains(&r.id)).cloned().collect())
+            .unwrap_or_default();
+        if rows.iter().map(|r| r.payload.len() as u64).sum::<u64>() > max_bytes {
+            return Err(StoreError::TooLarge);
+        }
+        Ok(rows)
+    }
+    fn delete(&self, ids: &[String]) -> Result<u64, StoreError> {
+        self.check(format!("delete {}", ids.len()))?;
+        let mut tables = self.store.tables.borrow_mut();
+        let t = tables.entry(self.name.clone()).or_default();
+        let before = t.len();
+        t.retain(|r| !ids.contains(&r.id));
+        Ok((before - t.len()) as u64)
+    }
+    fn delete_older_than(&self, cutoff_ms: u64, limit: u32) -> Result<u64, StoreError> {
+        self.check(format!("delete_older_than {cutoff_ms} {limit}"))?;
+        let mut tables = self.store.tables.borrow_mut();
+        let t = tables.entry(self.name.clone()).or_default();
+        let mut n = 0u64;
+        t.retain(|r| {
+            if r.created_at_ms < cutoff_ms && n < u64::from(limit) {
+                n += 1;
+                false
+            } else {
+                true
+            }
+        });
+        Ok(n)
+    }
+}
+
+impl Store for MemStore {
+    fn open(&self, name: &str) -> Result<Box<dyn StoreTable + '_>, StoreError> {
+        self.calls.borrow_mut().push(format!("open {name}"));
+        if let Some(e) = self.fail.borrow().clone() {
+            return Err(e);
+        }
+        Ok(Box::new(MemTable {
+            store: self,
+            name: name.to_string(),
+        }))
+    }
+}
+
+/// No key configured.
+pub struct NoCrypto;
+
+impl Crypto for NoCrypto {
+    fn enabled(&self) -> bool {
+        false
+    }
+    fn seal(&self, _aad: &[u8], _plaintext: &[u8]) -> Result<Vec<u8>, CryptoError> {
+        Err(CryptoError::NotConfigured)
+    }
+    fn open(&self, _aad: &[u8], _sealed: &[u8]) -> Result<Vec<u8>, CryptoError> {
+        Err(CryptoError::NotConfigured)
+    }
+}
+
+/// A stand-in for the host's AEAD with the same contract (not a cipher: a checksum over the
+/// associated data and the plaintext, and the plaintext masked so it is not readable as is).
+/// `fail` makes every call fail.
+#[derive(Default)]
+pub struct MemCrypto {
+    pub fail: Cell<bool>,
+    pub seals: Cell<u32>,
+}
+
+fn fnv(parts: &[&[u8]]) -> [u8; 8] {
+    let mut h: u64 = 0xcbf2_9ce4_8422_2325;
+    for p in parts {
+        for b in p.iter().chain(&(p.len() as u64).to_be_bytes()) {
+            h ^= u64::from(*b);
+            h = h.wrapping_mul(0x0100_0000_01b3);
+        }
+    }
+    h.to_be_bytes()
+}
+
+impl Crypto for MemCrypto {
+    fn enabled(&self) -> bool {
+        true
+    }
+    fn seal(&self, aad: &[u8], plaintext: &[u8]) -> Result<Vec<u8>, CryptoError> {
+        if self.fail.get() {
+            return Err(CryptoError::TooLarge);
+        }
+        self.seals.set(self.seals.get() + 1);
+        let mut out = fnv(&[aad, plaintext]).to_vec();
+        out.extend(plaintext.iter().map(|b| b ^ 0xa5));
+        Ok(out)
+    }
+    fn open(&self, aad: &[u8], sealed: &[u8]) -> Result<Vec<u8>, CryptoError> {
+        if self.fail.get() {
+            return Err(CryptoError::InvalidRecord);
+        }
+        let (tag, body) = sealed
+            .split_at_checked(8)
+            .ok_or(CryptoError::InvalidRecord)?;
+        let plain: Vec<u8> = body.iter().map(|b| b ^ 0xa5).collect();
+        if fnv(&[aad, &plain]) != tag {
+            return Err(CryptoError::InvalidRecord);
+        }
+        Ok(plain)
+    }
+}

@@ -4,6 +4,7 @@
 
 use crate::admission::Admission;
 use crate::config::Config;
+use crate::crypto::ArtifactCrypto;
 use crate::egress::client::{EgressClient, EgressLimits};
 use crate::egress::hooks::GateHooks;
 use crate::egress::policy::{Authority, EgressPolicy};
@@ -165,6 +166,11 @@ impl AppBuilder {
             store: store.clone(),
             metrics: metrics.clone(),
             tools: tools.clone(),
+            crypto: Arc::new(ArtifactCrypto::new(
+                config.artifact_encryption_key(),
+                config.artifact_encryption_key_previous(),
+                metrics.clone(),
+            )),
             limits: GuestLimits {
                 memory_bytes: config.guest_memory_limit_bytes(),
                 cpu_budget: config.guest_cpu_budget(),

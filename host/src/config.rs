@@ -246,10 +246,13 @@ impl Config {
         } = layered;
         let (base_url, base_authority) = base_url(&values)?;
         let pipe_id = pipe_id(&values)?;
+        // During a key rotation the rows live in the table of the key being retired, so the
+        // table keeps following that key while `ARTIFACT_ENCRYPTION_KEY_PREVIOUS` is set.
         let artifact_table = artifact_table_name(
             &pipe_id,
             secrets
-                .get("ARTIFACT_ENCRYPTION_KEY")
+                .get("ARTIFACT_ENCRYPTION_KEY_PREVIOUS")
+                .or_else(|| secrets.get("ARTIFACT_ENCRYPTION_KEY"))
                 .map(|k| k.expose_secret()),
         );
         let base_pair = (base_authority.0.clone(), base_authority.1);
@@ -337,6 +340,11 @@ impl Config {
     /// `ARTIFACT_ENCRYPTION_KEY`, if set.
     pub fn artifact_encryption_key(&self) -> Option<&SecretString> {
         self.secrets.get("ARTIFACT_ENCRYPTION_KEY")
+    }
+
+    /// `ARTIFACT_ENCRYPTION_KEY_PREVIOUS` (the key before a rotation, read-only), if set.
+    pub fn artifact_encryption_key_previous(&self) -> Option<&SecretString> {
+        self.secrets.get("ARTIFACT_ENCRYPTION_KEY_PREVIOUS")
     }
 
     /// `SESSION_LOG_ZIP_PASSWORD`, if set.
@@ -455,7 +463,11 @@ impl Config {
 
     /// The one artifact table the guest may open: `response_items_{PIPE_ID}_{hash8}`, where
     /// hash8 is the first 8 hex digits of SHA-256(`ARTIFACT_ENCRYPTION_KEY` + `PIPE_ID`) (an unset
-    /// key counts as empty). A new key therefore means a new table.
+    /// key counts as empty). A new key therefore means a new table, as in the reference; during
+    /// a rotation (`ARTIFACT_ENCRYPTION_KEY_PREVIOUS` set) the hash is of the previous key, so
+    /// old rows stay reachable and new rows, sealed under the current key, join them. Dropping
+    /// the previous key moves to the current key's table (rows of the old table are stranded,
+    /// as with a key change in the reference).
     pub fn artifact_table(&self) -> &str {
         &self.artifact_table
     }
@@ -1172,6 +1184,7 @@ mod tests {
         for key in [
             "openrouter_api_key",
             "ARTIFACT_ENCRYPTION_KEY",
+            "ARTIFACT_ENCRYPTION_KEY_PREVIOUS",
             "SESSION_LOG_ZIP_PASSWORD",
             "WEBUI_SECRET_KEY",
             "PIPE_API_KEYS",
@@ -1241,6 +1254,18 @@ mod tests {
         .unwrap();
         assert_ne!(keyed.artifact_table(), rotated.artifact_table());
         assert!(!keyed.guest_settings_json().contains("k1"));
+        // A rotation (k2 current, k1 kept for reading) stays in k1's table.
+        let rotating = load(
+            Some("PIPE_ID = \"team_a\"\n"),
+            &[
+                ("ARTIFACT_ENCRYPTION_KEY", "k2"),
+                ("ARTIFACT_ENCRYPTION_KEY_PREVIOUS", "k1"),
+            ],
+        )
+        .unwrap();
+        assert_eq!(rotating.artifact_table(), keyed.artifact_table());
+        assert!(!rotating.guest_settings_json().contains("k1"));
+        assert!(!rotating.guest_settings_json().contains("k2"));
     }
 
     #[test]
@@ -1313,6 +1338,7 @@ mod tests {
             "PIPE_API_KEYS",
             "WEBUI_SECRET_KEY",
             "ARTIFACT_ENCRYPTION_KEY",
+            "ARTIFACT_ENCRYPTION_KEY_PREVIOUS",
             "EGRESS_ALLOWED_HOSTS",
             "GUEST_MEMORY_LIMIT_MB",
             "LOG_FORMAT",

@@ -6,7 +6,7 @@
 
 use crate::bindings::ResponsesPipePre;
 use crate::bindings::types::{PipeError, RequestContext};
-use crate::crypto::CryptoView;
+use crate::crypto::{ArtifactCrypto, CryptoView};
 use crate::egress::hooks::{GateHooks, check_outgoing};
 use crate::egress::policy::EgressPolicy;
 use crate::emit::EmitSink;
@@ -212,6 +212,8 @@ pub struct RunnerParts {
     pub metrics: Arc<Metrics>,
     /// The declared tool servers, served through the `tools` import.
     pub tools: Arc<ToolHost>,
+    /// Artifact keys behind the `crypto` capability (never handed to the guest).
+    pub crypto: Arc<ArtifactCrypto>,
     pub limits: GuestLimits,
     /// Host directory preopened as `/data` in the guest.
     pub guest_dir: PathBuf,
@@ -260,7 +262,9 @@ impl Runner {
             kv: self.parts.kv.clone(),
             store: self.parts.store.clone(),
             tools: ToolsView::new(self.parts.tools.clone()),
-            crypto: CryptoView,
+            crypto: CryptoView {
+                keys: self.parts.crypto.clone(),
+            },
             cpu_ticks: 0,
             cpu_budget_ticks: ticks,
             cpu_exceeded: false,

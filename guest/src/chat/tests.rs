@@ -32,6 +32,7 @@ fn run_with(
         kv: &kv,
         emit: &mut emit,
         env: &env,
+        artifacts: crate::artifacts::Caps::none(),
     };
     let r = block_on(pipe.chat(ctx, body));
     (r, emit.events)

@@ -81,6 +81,7 @@ fn run(
         kv,
         emit: &mut emit,
         env: &env,
+        artifacts: crate::artifacts::Caps::none(),
     };
     let result = block_on(pipe.chat_with_tools(ctx, body, tools));
     Run {
@@ -502,4 +503,50 @@ fn an_open_request_breaker_is_a_429_for_other_clients() {
     assert_eq!(e.body().code.as_deref(), Some("breaker_open"));
     assert!(r.events.is_empty());
     assert!(responses_bodies(&up).is_empty());
+}
+
+#[test]
+fn pipeline_turns_are_persisted_with_executed_calls_and_their_outputs_only() {
+    use crate::testing::{MemStore, NoCrypto};
+    let up = upstream()
+        .on(
+            "/responses",
+            Ok(calls_turn(&[
+                ("c1", "weather", r#"{"city":"Paris"}"#),
+                ("c2", "broken", r#"{}"#),
+            ])),
+        )
+        .on("/responses", Ok(text_turn("Sunny.")));
+    let tools = FakeTools::serving(&[("weather", CITY), ("broken", "{}")])
+        .answer("broken", Err(ToolError::Other("boom".into())));
+    let ctx = RequestContext {
+        chat_id: Some("chat-1".into()),
+        message_id: Some("msg-1".into()),
+        ..RequestContext::default()
+    };
+    let mut s = settings("Pipeline");
+    s.artifacts.persist_tool_results = true;
+    s.artifacts.artifact_table = "response_items_openrouter_responses_0123abcd".into();
+    let store = MemStore::default();
+    let env = FixedEnv::default();
+    let mut emit = VecEmit::default();
+    let mut pipe = Pipe {
+        settings: &s,
+        upstream: &up,
+        kv: &MemKv::default(),
+        emit: &mut emit,
+        env: &env,
+        artifacts: crate::artifacts::Caps {
+            store: &store,
+            crypto: &NoCrypto,
+        },
+    };
+    block_on(pipe.chat_with_tools(&ctx, &body("[]"), &tools)).unwrap();
+    let rows = store.rows(&s.artifacts.artifact_table);
+    let kinds: Vec<&str> = rows.iter().map(|r| r.item_type.as_str()).collect();
+    assert_eq!(kinds, ["function_call", "function_call_output"], "{rows:?}");
+    let text = text_of(&emit.events);
+    for r in &rows {
+        assert!(text.contains(&format!("[{}]: #", r.id)), "{text}");
+    }
 }

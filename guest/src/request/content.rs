@@ -457,6 +457,11 @@ pub(super) fn to_responses_input(messages: &[Value]) -> Vec<Value> {
                     "output": output,
                 }));
             }
+            crate::artifacts::replay::ROLE => {
+                if let Some(item) = crate::artifacts::replay::item_of(m) {
+                    input.push(item.clone());
+                }
+            }
             _ => {}
         }
     }

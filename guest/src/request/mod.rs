@@ -298,7 +298,12 @@ pub fn build_chat_completions_request(
     {
         messages.insert(0, json!({"role": "system", "content": instructions}));
     }
-    let mut chat_messages: Vec<Value> = messages.iter().map(content::to_chat_message).collect();
+    // Replayed Responses items (reasoning) have no chat form.
+    let mut chat_messages: Vec<Value> = messages
+        .iter()
+        .filter(|m| !crate::artifacts::replay::is_replayed_item(m))
+        .map(content::to_chat_message)
+        .collect();
     if let Some(max) = body.remove("max_output_tokens") {
         body.insert("max_tokens".into(), max);
     }

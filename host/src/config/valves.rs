@@ -534,6 +534,9 @@ pub static VALVES: &[ValveSpec] = &[
     // Open WebUI's `FORWARD_USER_INFO_HEADER_JWT_SECRET`: when set, identity comes from a verified
     // `X-OpenWebUI-User-Jwt` (HS256) and the plain identity headers are ignored.
     host(secret("FORWARD_USER_INFO_HEADER_JWT_SECRET")),
+    // Key rotation beyond the reference: the key `ARTIFACT_ENCRYPTION_KEY` replaced. Rows sealed
+    // under it stay readable; new rows use the current key.
+    host(secret("ARTIFACT_ENCRYPTION_KEY_PREVIOUS")),
     // Host settings.
     // Client keys for the front door, comma-separated; empty means the front door is open.
     host(secret("PIPE_API_KEYS")),

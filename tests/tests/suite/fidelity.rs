@@ -432,7 +432,11 @@ async fn gemini_models_get_a_thinking_config() {
 #[tokio::test]
 async fn status_thinking_mode_shows_reasoning_as_status_events_only() {
     let h = Harness::with(Options {
-        env: vec![("THINKING_OUTPUT_MODE", "status".into())],
+        // Persistence off: the answer is compared whole (no artifact marker line).
+        env: vec![
+            ("THINKING_OUTPUT_MODE", "status".into()),
+            ("PERSIST_REASONING_TOKENS", "disabled".into()),
+        ],
         ..Options::default()
     })
     .await;

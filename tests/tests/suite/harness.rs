@@ -82,6 +82,9 @@ pub struct Options {
     pub fake: Option<FakeConfig>,
     /// Text of a config file (`--config`), e.g. `[[tool_servers]]` declarations.
     pub config_toml: Option<String>,
+    /// Use this data directory (kept by the caller, e.g. to restart a host on the same data)
+    /// instead of a fresh temporary one.
+    pub data_dir: Option<std::path::PathBuf>,
 }
 
 impl Harness {
@@ -113,8 +116,9 @@ impl Harness {
             path
         });
         let config = Config::load(config_file.as_deref(), &|name| env.get(name).cloned()).unwrap();
+        let data_dir = opts.data_dir.unwrap_or_else(|| dir.path().to_path_buf());
         let cache = std::path::Path::new(env!("CARGO_TARGET_TMPDIR")).join("component-cache");
-        let mut builder = AppBuilder::new(config, dir.path()).cache_dir(&cache);
+        let mut builder = AppBuilder::new(config, &data_dir).cache_dir(&cache);
         if let Some(c) = opts.component {
             builder = builder.component(c);
         }

@@ -16,6 +16,7 @@ mod fidelity;
 mod front_door;
 mod models;
 mod openai_sdk;
+mod persistence;
 mod sandbox;
 mod secrets;
 mod store;

@@ -1,0 +1,602 @@
+//! Artifact persistence and replay through the real host and component (issue 5): the first
+//! turn's reasoning item is stored at the end of the turn with a marker line in the answer; the
+//! second turn, carrying that answer in its history, sends the item back to OpenRouter before the
+//! answer it belongs to. SQLite (the embedded default, also across a host restart) and PostgreSQL
+//! (127.0.0.1:5432, database `test`); encryption, `ENCRYPT_ALL` and the compression threshold are
+//! checked on the rows the host stored.
+
+use crate::harness::{Harness, Options, content_of, logs_text, sse_data};
+use serde_json::{Value, json};
+
+const MODEL: &str = "fake/reasoning";
+const PG_URL: &str = "postgres://postgres@127.0.0.1:5432/test";
+
+/// A chat id no other test (or earlier run against the shared PostgreSQL) uses.
+fn fresh_chat(tag: &str) -> String {
+    let nanos = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_nanos();
+    format!("chat-{tag}-{nanos}")
+}
+
+/// One streamed turn as Open WebUI sends it; returns the answer text (markers included).
+async fn turn(h: &Harness, chat: &str, message: &str, messages: &Value) -> String {
+    let resp = h
+        .client
+        .post(format!("{}/v1/chat/completions", h.url))
+        .header("X-OpenWebUI-User-Id", "user-persist")
+        .header("X-OpenWebUI-Chat-Id", chat)
+        .header("X-OpenWebUI-Message-Id", message)
+        .json(&json!({"model": MODEL, "stream": true, "messages": messages}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 200);
+    let chunks = sse_data(&resp.text().await.unwrap());
+    assert_eq!(chunks.last().map(String::as_str), Some("[DONE]"));
+    content_of(&chunks)
+}
+
+/// The marker ids in an answer (lines `[<20 Crockford chars>]: #`).
+fn marker_ids(answer: &str) -> Vec<String> {
+    answer
+        .lines()
+        .filter_map(|l| l.strip_prefix('[')?.strip_suffix("]: #"))
+        .filter(|id| {
+            id.len() == 20
+                && id
+                    .bytes()
+                    .all(|b| b"0123456789ABCDEFGHJKMNPQRSTVWXYZ".contains(&b))
+        })
+        .map(str::to_string)
+        .collect()
+}
+
+/// The body of the last `/responses` request the fake received.
+fn last_responses_body(h: &Harness) -> Value {
+    let req = h
+        .fake
+        .requests()
+        .into_iter()
+        .rfind(|r| r.path.ends_with("/responses"))
+        .expect("a /responses request");
+    serde_json::from_slice(&req.body).unwrap()
+}
+
+/// Stored payloads of these row ids, read through the host's own store.
+async fn payloads(h: &Harness, ids: &[String]) -> Vec<Vec<u8>> {
+    let table = h.app.store.table_name().to_string();
+    h.app
+        .store
+        .get_many(&table, ids.to_vec(), u64::MAX)
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|r| r.payload)
+        .collect()
+}
+
+/// First turn, then the second turn with the first answer in its history; returns the first
+/// answer and checks what the fake received the second time.
+async fn two_turns(first: &Harness, second: &Harness, chat: &str) -> String {
+    let history = json!([{"role": "user", "content": "hello there"}]);
+    let answer = turn(first, chat, "msg-1", &history).await;
+    let ids = marker_ids(&answer);
+    assert_eq!(
+        ids.len(),
+        1,
+        "one stored reasoning row, one marker: {answer:?}"
+    );
+    assert!(answer.starts_with("echo"), "{answer:?}");
+    let first_item = last_responses_body(first);
+    assert!(
+        first_item["input"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .all(|i| i["type"] != "reasoning"),
+        "nothing to replay in the first turn"
+    );
+
+    let history = json!([
+        {"role": "user", "content": "hello there"},
+        {"role": "assistant", "content": answer},
+        {"role": "user", "content": "and again"},
+    ]);
+    let second_answer = turn(second, chat, "msg-2", &history).await;
+    assert_eq!(marker_ids(&second_answer).len(), 1);
+    let body = last_responses_body(second);
+    let input = body["input"].as_array().unwrap();
+    let kinds: Vec<String> = input
+        .iter()
+        .map(|i| {
+            format!(
+                "{}/{}",
+                i["type"].as_str().unwrap_or(""),
+                i["role"].as_str().unwrap_or("")
+            )
+        })
+        .collect();
+    assert_eq!(
+        kinds,
+        [
+            "message/user",
+            "reasoning/",
+            "message/assistant",
+            "message/user"
+        ],
+        "{body}"
+    );
+    let reasoning = &input[1];
+    assert!(
+        reasoning["encrypted_content"]
+            .as_str()
+            .unwrap()
+            .starts_with("gAAAA-fake-encrypted-rs"),
+        "{reasoning}"
+    );
+    assert!(reasoning["summary"].is_array());
+    let text = input[2]["content"][0]["text"].as_str().unwrap();
+    assert!(
+        text.starts_with("echo") && !text.contains("]: #"),
+        "{text:?}"
+    );
+    assert!(
+        !body.to_string().contains("]: #"),
+        "no marker goes upstream"
+    );
+    answer
+}
+
+#[tokio::test]
+async fn sqlite_two_turns_replay_the_first_turns_reasoning_before_its_answer() {
+    let h = Harness::start().await;
+    assert_eq!(h.app.store.backend_kind(), "sqlite");
+    let chat = fresh_chat("sqlite");
+    let answer = two_turns(&h, &h, &chat).await;
+    // Without a key the row is stored plain (header 0).
+    let stored = payloads(&h, &marker_ids(&answer)).await;
+    assert_eq!(stored.len(), 1);
+    assert_eq!(stored[0][0], 0);
+}
+
+#[tokio::test]
+async fn a_host_restart_between_turns_changes_nothing() {
+    let data = tempfile::tempdir().unwrap();
+    let key = || {
+        vec![(
+            "ARTIFACT_ENCRYPTION_KEY",
+            "restart-key-0123456789abcdef".to_string(),
+        )]
+    };
+    let chat = fresh_chat("restart");
+    let mut first = Harness::with(Options {
+        data_dir: Some(data.path().to_path_buf()),
+        env: key(),
+        ..Options::default()
+    })
+    .await;
+    let history = json!([{"role": "user", "content": "hello there"}]);
+    let answer = turn(&first, &chat, "msg-1", &history).await;
+    first.shutdown();
+    if let Some(server) = first.server.take() {
+        let _ = server.await;
+    }
+    drop(first);
+
+    let second = Harness::with(Options {
+        data_dir: Some(data.path().to_path_buf()),
+        env: key(),
+        ..Options::default()
+    })
+    .await;
+    let history = json!([
+        {"role": "user", "content": "hello there"},
+        {"role": "assistant", "content": answer},
+        {"role": "user", "content": "and again"},
+    ]);
+    turn(&second, &chat, "msg-2", &history).await;
+    let input = last_responses_body(&second)["input"].clone();
+    assert_eq!(input[1]["type"], "reasoning", "{input}");
+    assert!(
+        input[1]["encrypted_content"]
+            .as_str()
+            .unwrap()
+            .starts_with("gAAAA-fake-encrypted-rs")
+    );
+}
+
+#[tokio::test]
+async fn a_plain_api_call_without_a_chat_id_persists_nothing() {
+    let h = Harness::start().await;
+    let (status, chunks) = h.stream_chat(MODEL, "hello there").await;
+    assert_eq!(status, 200);
+    let answer = content_of(&chunks);
+    assert!(answer.starts_with("echo"));
+    assert!(marker_ids(&answer).is_empty(), "{answer:?}");
+}
+
+#[tokio::test]
+async fn with_a_key_rows_are_sealed_and_nonces_never_repeat_across_instances() {
+    const KEY: &str = "artifact-key-for-the-e2e-suite-0123456789";
+    let h = Harness::with(Options {
+        env: vec![("ARTIFACT_ENCRYPTION_KEY", KEY.to_string())],
+        ..Options::default()
+    })
+    .await;
+    // Four separate requests: four fresh component instances.
+    let mut ids = Vec::new();
+    for i in 0..4 {
+        let chat = fresh_chat(&format!("sealed{i}"));
+        let history = json!([{"role": "user", "content": format!("hello {i}")}]);
+        ids.extend(marker_ids(&turn(&h, &chat, "msg-1", &history).await));
+    }
+    assert_eq!(ids.len(), 4);
+    let stored = payloads(&h, &ids).await;
+    assert_eq!(stored.len(), 4);
+    let mut nonces = std::collections::HashSet::new();
+    let mut key_ids = std::collections::HashSet::new();
+    for p in &stored {
+        // Guest header 1 (sealed), then the host record: version 1, key id, 96-bit nonce, ...
+        assert_eq!(p[0], 1, "sealed");
+        assert_eq!(p[1], 1, "record version");
+        key_ids.insert(p[2..6].to_vec());
+        assert!(nonces.insert(p[6..18].to_vec()), "a nonce repeated");
+        let text = String::from_utf8_lossy(p);
+        for plain in ["gAAAA", "reasoning", "echo", "Planning"] {
+            assert!(!text.contains(plain), "{plain} readable in a sealed row");
+        }
+        assert!(!p.windows(KEY.len()).any(|w| w == KEY.as_bytes()));
+    }
+    assert_eq!(key_ids.len(), 1, "one current key");
+    // Seals are counted per key id.
+    let metrics = h
+        .client
+        .get(format!("{}/metrics", h.url))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    let line = metrics
+        .lines()
+        .find(|l| l.starts_with("responses_pipe_artifact_seals_total"))
+        .unwrap_or_default()
+        .to_string();
+    assert!(line.contains("key_") && line.ends_with(" 4"), "{metrics}");
+    assert!(!metrics.contains(KEY));
+    assert!(!logs_text().contains(KEY), "the key never reaches the logs");
+}
+
+#[tokio::test]
+async fn encrypt_all_off_still_seals_reasoning_and_no_key_stores_plain() {
+    let h = Harness::with(Options {
+        env: vec![
+            (
+                "ARTIFACT_ENCRYPTION_KEY",
+                "another-artifact-key-abcdef".to_string(),
+            ),
+            ("ENCRYPT_ALL", "false".to_string()),
+        ],
+        ..Options::default()
+    })
+    .await;
+    let chat = fresh_chat("encrypt-all-off");
+    let answer = turn(
+        &h,
+        &chat,
+        "msg-1",
+        &json!([{"role": "user", "content": "hi"}]),
+    )
+    .await;
+    let stored = payloads(&h, &marker_ids(&answer)).await;
+    assert_eq!(
+        stored[0][0], 1,
+        "reasoning is always sealed when a key is set"
+    );
+}
+
+#[tokio::test]
+async fn compression_follows_the_switch_and_the_threshold() {
+    async fn flag(env: Vec<(&'static str, String)>) -> u8 {
+        let h = Harness::with(Options {
+            env,
+            ..Options::default()
+        })
+        .await;
+        let chat = fresh_chat("lz4");
+        let answer = turn(
+            &h,
+            &chat,
+            "msg-1",
+            &json!([{"role": "user", "content": "hi"}]),
+        )
+        .await;
+        let stored = payloads(&h, &marker_ids(&answer)).await;
+        assert_eq!(stored[0][0], 0, "no key: plain");
+        stored[0][1]
+    }
+    assert_eq!(flag(vec![]).await, 1, "LZ4 by default when it shrinks");
+    assert_eq!(
+        flag(vec![("MIN_COMPRESS_BYTES", "1000000".to_string())]).await,
+        0,
+        "below the threshold"
+    );
+    assert_eq!(
+        flag(vec![("ENABLE_LZ4_COMPRESSION", "false".to_string())]).await,
+        0,
+        "switched off"
+    );
+}
+
+#[tokio::test]
+async fn postgres_two_turns_replay_the_first_turns_reasoning() {
+    let h = Harness::with(Options {
+        env: vec![
+            ("DATABASE_URL", PG_URL.to_string()),
+            (
+                "ARTIFACT_ENCRYPTION_KEY",
+                "postgres-artifact-key-0123456789".to_string(),
+            ),
+        ],
+        ..Options::default()
+    })
+    .await;
+    assert_eq!(h.app.store.backend_kind(), "postgres");
+    let chat = fresh_chat("pg");
+    let answer = two_turns(&h, &h, &chat).await;
+    let stored = payloads(&h, &marker_ids(&answer)).await;
+    assert_eq!(stored[0][0], 1);
+}
+
+/// One turn; returns the answer and the raw SSE payloads (for Open WebUI event lines).
+async fn turn_chunks(h: &Harness, chat: &str, message: &str, messages: &Value) -> (String, String) {
+    let resp = h
+        .client
+        .post(format!("{}/v1/chat/completions", h.url))
+        .header("X-OpenWebUI-User-Id", "user-fault")
+        .header("X-OpenWebUI-Chat-Id", chat)
+        .header("X-OpenWebUI-Message-Id", message)
+        .json(&json!({"model": MODEL, "stream": true, "messages": messages}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 200);
+    let raw = resp.text().await.unwrap();
+    let chunks = sse_data(&raw);
+    assert_eq!(chunks.last().map(String::as_str), Some("[DONE]"));
+    (content_of(&chunks), raw)
+}
+
+#[tokio::test]
+async fn a_database_outage_never_fails_the_chat_and_the_breaker_opens_and_closes() {
+    use fake_openrouter::fault_proxy::{FaultMode, FaultProxy};
+    let proxy = FaultProxy::start("127.0.0.1:5432".parse().unwrap())
+        .await
+        .unwrap();
+    let h = Harness::with(Options {
+        env: vec![
+            (
+                "DATABASE_URL",
+                format!("postgres://postgres@{}/test", proxy.addr()),
+            ),
+            ("BREAKER_MAX_FAILURES", "2".to_string()),
+            ("BREAKER_WINDOW_SECONDS", "5".to_string()),
+            ("DB_ACQUIRE_TIMEOUT_MS", "500".to_string()),
+        ],
+        ..Options::default()
+    })
+    .await;
+    let chat = fresh_chat("fault");
+    let hi = json!([{"role": "user", "content": "hello there"}]);
+    let (answer, _) = turn_chunks(&h, &chat, "msg-0", &hi).await;
+    assert_eq!(
+        marker_ids(&answer).len(),
+        1,
+        "stored while the database is up"
+    );
+
+    proxy.set_mode(FaultMode::Refuse);
+    for i in 1..=2 {
+        let (answer, raw) = turn_chunks(&h, &chat, &format!("msg-{i}"), &hi).await;
+        assert!(
+            answer.starts_with("echo"),
+            "the chat still streams: {answer:?}"
+        );
+        assert!(
+            marker_ids(&answer).is_empty(),
+            "no marker for a row not stored"
+        );
+        assert!(raw.contains("could not be saved"), "a notice: {raw}");
+    }
+    // Two failures within the window: the breaker is open and the database is left alone.
+    let errors_before = h.app.metrics.total("store_errors");
+    assert!(errors_before >= 2, "the failed writes were counted");
+    let (answer, raw) = turn_chunks(&h, &chat, "msg-3", &hi).await;
+    assert!(answer.starts_with("echo") && marker_ids(&answer).is_empty());
+    assert!(raw.contains("DB ops skipped"), "{raw}");
+    assert_eq!(h.app.metrics.total("store_errors"), errors_before);
+
+    // The database comes back; once the window has passed, persistence resumes by itself.
+    proxy.set_mode(FaultMode::Pass);
+    let mut resumed = None;
+    for i in 0..120 {
+        let (answer, _) = turn_chunks(&h, &chat, &format!("msg-r{i}"), &hi).await;
+        if !marker_ids(&answer).is_empty() {
+            resumed = Some(answer);
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(250)).await;
+    }
+    let answer = resumed.expect("persistence resumed after the database came back");
+    // And what was stored after recovery replays.
+    let history = json!([
+        {"role": "user", "content": "hello there"},
+        {"role": "assistant", "content": answer},
+        {"role": "user", "content": "and again"},
+    ]);
+    turn_chunks(&h, &chat, "msg-last", &history).await;
+    assert_eq!(last_responses_body(&h)["input"][1]["type"], "reasoning");
+}
+
+#[tokio::test]
+async fn maintain_deletes_rows_unused_for_the_retention_and_keeps_fresh_ones() {
+    let data = tempfile::tempdir().unwrap();
+    let h = Harness::with(Options {
+        data_dir: Some(data.path().to_path_buf()),
+        env: vec![("ARTIFACT_CLEANUP_DAYS", "1".to_string())],
+        ..Options::default()
+    })
+    .await;
+    let hi = json!([{"role": "user", "content": "hello there"}]);
+    let old = marker_ids(&turn(&h, &fresh_chat("old"), "msg-1", &hi).await);
+    let fresh = marker_ids(&turn(&h, &fresh_chat("fresh"), "msg-1", &hi).await);
+    assert_eq!((old.len(), fresh.len()), (1, 1));
+    // Age one row: last used two days ago.
+    let options = sqlx::sqlite::SqliteConnectOptions::new().filename(
+        data.path()
+            .join(responses_pipe_host::store::SQLITE_FILE_NAME),
+    );
+    let db = sqlx::SqlitePool::connect_with(options).await.unwrap();
+    let two_days_ago = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_millis() as i64
+        - 2 * 86_400_000;
+    let sql = format!(
+        "UPDATE {} SET last_used_ms = {two_days_ago}, created_at_ms = {two_days_ago} WHERE id = '{}'",
+        h.app.store.table_name(),
+        old[0]
+    );
+    sqlx::query(&sql).execute(&db).await.unwrap();
+    db.close().await;
+
+    responses_pipe_host::maintenance::run_once(&h.app)
+        .await
+        .unwrap();
+    assert!(payloads(&h, &old).await.is_empty(), "the old row is gone");
+    assert_eq!(payloads(&h, &fresh).await.len(), 1, "the fresh row stays");
+}
+
+#[tokio::test]
+async fn a_key_rotation_keeps_old_rows_readable_and_seals_new_ones_with_the_new_key() {
+    let data = tempfile::tempdir().unwrap();
+    let start = |env: Vec<(&'static str, String)>| {
+        Harness::with(Options {
+            data_dir: Some(data.path().to_path_buf()),
+            env,
+            ..Options::default()
+        })
+    };
+    const A: &str = "rotation-key-A-0123456789abcdef";
+    const B: &str = "rotation-key-B-0123456789abcdef";
+    let chat = fresh_chat("rotation");
+    let hi = json!([{"role": "user", "content": "hello there"}]);
+    let mut first = start(vec![("ARTIFACT_ENCRYPTION_KEY", A.to_string())]).await;
+    let answer = turn(&first, &chat, "msg-1", &hi).await;
+    let old = payloads(&first, &marker_ids(&answer)).await;
+    first.shutdown();
+    drop(first);
+
+    let rotated = start(vec![
+        ("ARTIFACT_ENCRYPTION_KEY", B.to_string()),
+        ("ARTIFACT_ENCRYPTION_KEY_PREVIOUS", A.to_string()),
+    ])
+    .await;
+    let history = json!([
+        {"role": "user", "content": "hello there"},
+        {"role": "assistant", "content": answer},
+        {"role": "user", "content": "and again"},
+    ]);
+    let second = turn(&rotated, &chat, "msg-2", &history).await;
+    assert_eq!(
+        last_responses_body(&rotated)["input"][1]["type"],
+        "reasoning",
+        "the row sealed under the previous key still replays"
+    );
+    let new = payloads(&rotated, &marker_ids(&second)).await;
+    assert_eq!((old.len(), new.len()), (1, 1));
+    assert_eq!((old[0][0], new[0][0]), (1, 1), "both sealed");
+    assert_ne!(old[0][2..6], new[0][2..6], "new rows use the new key id");
+}
+
+#[tokio::test]
+async fn a_stalled_database_times_out_the_write_and_the_chat_still_streams() {
+    use fake_openrouter::fault_proxy::{FaultMode, FaultProxy};
+    let proxy = FaultProxy::start("127.0.0.1:5432".parse().unwrap())
+        .await
+        .unwrap();
+    let h = Harness::with(Options {
+        env: vec![
+            (
+                "DATABASE_URL",
+                format!("postgres://postgres@{}/test", proxy.addr()),
+            ),
+            ("DB_ACQUIRE_TIMEOUT_MS", "300".to_string()),
+            ("DB_STATEMENT_TIMEOUT_MS", "300".to_string()),
+        ],
+        ..Options::default()
+    })
+    .await;
+    let chat = fresh_chat("stall");
+    let hi = json!([{"role": "user", "content": "hello there"}]);
+    let (answer, _) = turn_chunks(&h, &chat, "msg-0", &hi).await;
+    assert_eq!(marker_ids(&answer).len(), 1);
+    proxy.set_mode(FaultMode::Stall);
+    let (answer, raw) = turn_chunks(&h, &chat, "msg-1", &hi).await;
+    assert!(
+        answer.starts_with("echo") && marker_ids(&answer).is_empty(),
+        "{answer:?}"
+    );
+    assert!(raw.contains("could not be saved"), "{raw}");
+    proxy.set_mode(FaultMode::Pass);
+}
+
+#[tokio::test]
+async fn a_sealed_payload_copied_onto_another_row_is_not_replayed() {
+    let data = tempfile::tempdir().unwrap();
+    let h = Harness::with(Options {
+        data_dir: Some(data.path().to_path_buf()),
+        env: vec![(
+            "ARTIFACT_ENCRYPTION_KEY",
+            "copy-attack-key-0123456789abcdef".to_string(),
+        )],
+        ..Options::default()
+    })
+    .await;
+    let hi = json!([{"role": "user", "content": "hello there"}]);
+    let (chat_a, chat_b) = (fresh_chat("copy-a"), fresh_chat("copy-b"));
+    let a = marker_ids(&turn(&h, &chat_a, "msg-1", &hi).await);
+    let answer_b = turn(&h, &chat_b, "msg-1", &hi).await;
+    let b = marker_ids(&answer_b);
+    // Someone with database access puts chat A's sealed payload on chat B's row.
+    let options = sqlx::sqlite::SqliteConnectOptions::new().filename(
+        data.path()
+            .join(responses_pipe_host::store::SQLITE_FILE_NAME),
+    );
+    let db = sqlx::SqlitePool::connect_with(options).await.unwrap();
+    let table = h.app.store.table_name().to_string();
+    let sql = format!(
+        "UPDATE {table} SET payload = (SELECT payload FROM {table} WHERE id = '{}') WHERE id = '{}'",
+        a[0], b[0]
+    );
+    sqlx::query(&sql).execute(&db).await.unwrap();
+    db.close().await;
+
+    let history = json!([
+        {"role": "user", "content": "hello there"},
+        {"role": "assistant", "content": answer_b},
+        {"role": "user", "content": "and again"},
+    ]);
+    let answer = turn(&h, &chat_b, "msg-2", &history).await;
+    assert!(answer.starts_with("echo"), "the chat goes on: {answer:?}");
+    let body = last_responses_body(&h);
+    let input = body["input"].as_array().unwrap();
+    assert!(
+        input.iter().all(|i| i["type"] != "reasoning"),
+        "the moved row does not open: {body}"
+    );
+    assert!(!body.to_string().contains("]: #"));
+}
