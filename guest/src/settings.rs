@@ -67,6 +67,7 @@ pub struct Settings {
     pub streaming: StreamingSettings,
     #[serde(flatten)]
     pub tools: crate::tool_loop::ToolSettings,
+    #[serde(flatten)]
     pub artifacts: ArtifactSettings,
 }
 
