@@ -166,6 +166,7 @@ pub struct Config {
     tool_servers: Vec<ToolServerDecl>,
     guest_settings_json: String,
     artifact_table: String,
+    artifact_table_previous: Option<String>,
     typed: Typed,
 }
 
@@ -246,15 +247,18 @@ impl Config {
         } = layered;
         let (base_url, base_authority) = base_url(&values)?;
         let pipe_id = pipe_id(&values)?;
-        // During a key rotation the rows live in the table of the key being retired, so the
-        // table keeps following that key while `ARTIFACT_ENCRYPTION_KEY_PREVIOUS` is set.
+        // New rows go to the current key's table. During a key rotation the previous key's
+        // table is granted too, for reading (and deleting) the rows written before it.
         let artifact_table = artifact_table_name(
             &pipe_id,
             secrets
-                .get("ARTIFACT_ENCRYPTION_KEY_PREVIOUS")
-                .or_else(|| secrets.get("ARTIFACT_ENCRYPTION_KEY"))
+                .get("ARTIFACT_ENCRYPTION_KEY")
                 .map(|k| k.expose_secret()),
         );
+        let artifact_table_previous = secrets
+            .get("ARTIFACT_ENCRYPTION_KEY_PREVIOUS")
+            .map(|k| artifact_table_name(&pipe_id, Some(k.expose_secret())))
+            .filter(|t| *t != artifact_table);
         let base_pair = (base_authority.0.clone(), base_authority.1);
 
         let mut errors = Vec::new();
@@ -298,8 +302,12 @@ impl Config {
         values.insert("BASE_URL", Value::String(render_base_url(&base_url)));
 
         let typed = Typed::from_values(&values)?;
-        let guest_settings_json =
-            guest_document(&values, secrets.contains_key("API_KEY"), &artifact_table);
+        let guest_settings_json = guest_document(
+            &values,
+            secrets.contains_key("API_KEY"),
+            &artifact_table,
+            artifact_table_previous.as_deref(),
+        );
         Ok(Config {
             values,
             secrets,
@@ -311,6 +319,7 @@ impl Config {
             tool_servers,
             guest_settings_json,
             artifact_table,
+            artifact_table_previous,
             typed,
         })
     }
@@ -461,15 +470,19 @@ impl Config {
         self.secrets.get("DATABASE_URL")
     }
 
-    /// The one artifact table the guest may open: `response_items_{PIPE_ID}_{hash8}`, where
-    /// hash8 is the first 8 hex digits of SHA-256(`ARTIFACT_ENCRYPTION_KEY` + `PIPE_ID`) (an unset
-    /// key counts as empty). A new key therefore means a new table, as in the reference; during
-    /// a rotation (`ARTIFACT_ENCRYPTION_KEY_PREVIOUS` set) the hash is of the previous key, so
-    /// old rows stay reachable and new rows, sealed under the current key, join them. Dropping
-    /// the previous key moves to the current key's table (rows of the old table are stranded,
-    /// as with a key change in the reference).
+    /// The artifact table new rows go to: `response_items_{PIPE_ID}_{hash8}`, where hash8 is the
+    /// first 8 hex digits of SHA-256(`ARTIFACT_ENCRYPTION_KEY` + `PIPE_ID`) (an unset key counts
+    /// as empty). A new key therefore means a new table, as in the reference.
     pub fn artifact_table(&self) -> &str {
         &self.artifact_table
+    }
+
+    /// During a key rotation (`ARTIFACT_ENCRYPTION_KEY_PREVIOUS` set), the previous key's table:
+    /// granted for reading and deleting the rows written before the rotation, never for writes.
+    /// Once the previous key is dropped, rows left there are stranded (and were unused for as
+    /// long as the rotation lasted).
+    pub fn artifact_table_previous(&self) -> Option<&str> {
+        self.artifact_table_previous.as_deref()
     }
 
     pub fn db_max_connections(&self) -> u32 {
@@ -900,6 +913,7 @@ fn guest_document(
     values: &BTreeMap<&'static str, Value>,
     api_key_configured: bool,
     artifact_table: &str,
+    artifact_table_previous: Option<&str>,
 ) -> String {
     let mut doc = serde_json::Map::new();
     for spec in VALVES
@@ -917,6 +931,10 @@ fn guest_document(
     doc.insert(
         "ARTIFACT_TABLE".to_owned(),
         Value::String(artifact_table.to_owned()),
+    );
+    doc.insert(
+        "ARTIFACT_TABLE_PREVIOUS".to_owned(),
+        Value::String(artifact_table_previous.unwrap_or_default().to_owned()),
     );
     Value::Object(doc).to_string()
 }
@@ -1254,7 +1272,7 @@ mod tests {
         .unwrap();
         assert_ne!(keyed.artifact_table(), rotated.artifact_table());
         assert!(!keyed.guest_settings_json().contains("k1"));
-        // A rotation (k2 current, k1 kept for reading) stays in k1's table.
+        // A rotation (k2 current, k1 kept for reading) writes to k2's table and may read k1's.
         let rotating = load(
             Some("PIPE_ID = \"team_a\"\n"),
             &[
@@ -1263,7 +1281,16 @@ mod tests {
             ],
         )
         .unwrap();
-        assert_eq!(rotating.artifact_table(), keyed.artifact_table());
+        assert_eq!(rotating.artifact_table(), rotated.artifact_table());
+        assert_eq!(
+            rotating.artifact_table_previous(),
+            Some(keyed.artifact_table())
+        );
+        assert_eq!(keyed.artifact_table_previous(), None);
+        assert!(rotating.guest_settings_json().contains(&format!(
+            "\"ARTIFACT_TABLE_PREVIOUS\":\"{}\"",
+            keyed.artifact_table()
+        )));
         assert!(!rotating.guest_settings_json().contains("k1"));
         assert!(!rotating.guest_settings_json().contains("k2"));
     }

@@ -640,3 +640,47 @@ fn replayed_tool_outputs_are_pruned_like_live_ones() {
     let built = build_responses_request(&req, &m, &rs, &ReqIdentity::default(), false).unwrap();
     assert!(built.body.to_string().contains(&long));
 }
+
+#[test]
+fn during_a_key_rotation_rows_of_the_previous_table_replay_and_are_cleaned_up() {
+    const PREVIOUS: &str = "response_items_openrouter_responses_01d0c0de";
+    let w = World::new();
+    let before = ArtifactSettings {
+        artifact_table: PREVIOUS.into(),
+        ..ArtifactSettings::default()
+    };
+    let old = w.persist(&before, &ctx(), &[reasoning(1)]);
+    let rotating = ArtifactSettings {
+        artifact_table_previous: PREVIOUS.into(),
+        ..settings()
+    };
+    let new = w.persist(&rotating, &ctx(), &[reasoning(2)]);
+    assert_eq!((w.store.len(PREVIOUS), w.store.len(TABLE)), (1, 1));
+    let mut messages = history(&format!("{}{}", old.markers, new.markers));
+    w.store.calls.borrow_mut().clear();
+    let r = w.replay(&rotating, &ctx(), &mut messages);
+    assert_eq!((r.items, r.missing), (2, 0));
+    // The current table is asked first; only what is missing there is asked of the previous one.
+    let gets: Vec<String> = w
+        .store
+        .calls
+        .borrow()
+        .iter()
+        .filter(|c| c.starts_with("get_many") || c.starts_with("open"))
+        .cloned()
+        .collect();
+    assert_eq!(
+        gets,
+        [
+            format!("open {TABLE}"),
+            "get_many 2".to_string(),
+            format!("open {PREVIOUS}"),
+            "get_many 1".to_string()
+        ]
+    );
+    // Retention covers both tables.
+    w.env.now.set(w.env.now.get() + 400 * 24 * 3_600_000);
+    let deleted = crate::artifacts::maintain(&rotating, &w.store, &w.env).unwrap();
+    assert_eq!(deleted, 2);
+    assert_eq!((w.store.len(PREVIOUS), w.store.len(TABLE)), (0, 0));
+}

@@ -43,6 +43,22 @@ pub struct ArtifactSettings {
     /// The artifact table the host grants (computed by the host from the pipe id and a hash of
     /// the key, REFERENCE §2.8). Empty: the host offers no table and nothing is persisted.
     pub artifact_table: String,
+    /// During a key rotation, the previous key's table (the host grants reads and deletes only):
+    /// rows written before the rotation are replayed, expired and deleted from there.
+    pub artifact_table_previous: String,
+}
+
+impl ArtifactSettings {
+    /// The tables rows may be read from, newest first: the current one, then the previous
+    /// key's during a rotation.
+    pub fn readable_tables(&self) -> impl Iterator<Item = &str> {
+        [
+            self.artifact_table.as_str(),
+            self.artifact_table_previous.as_str(),
+        ]
+        .into_iter()
+        .filter(|t| !t.is_empty())
+    }
 }
 
 impl Default for ArtifactSettings {
@@ -58,6 +74,7 @@ impl Default for ArtifactSettings {
             breaker_window_seconds: 60,
             breaker_history_size: 5,
             artifact_table: String::new(),
+            artifact_table_previous: String::new(),
         }
     }
 }
@@ -154,16 +171,18 @@ pub fn maintain(
     if settings.artifact_table.is_empty() {
         return Ok(0);
     }
-    let table = store.open(&settings.artifact_table)?;
     let cutoff = env
         .now_ms()
         .saturating_sub(settings.artifact_cleanup_days.max(1).saturating_mul(DAY_MS));
     let mut total = 0;
-    for _ in 0..CLEANUP_MAX_PAGES {
-        let n = table.delete_older_than(cutoff, CLEANUP_PAGE)?;
-        total += n;
-        if n < u64::from(CLEANUP_PAGE) {
-            break;
+    for name in settings.readable_tables() {
+        let table = store.open(name)?;
+        for _ in 0..CLEANUP_MAX_PAGES {
+            let n = table.delete_older_than(cutoff, CLEANUP_PAGE)?;
+            total += n;
+            if n < u64::from(CLEANUP_PAGE) {
+                break;
+            }
         }
     }
     env.log(&format!(

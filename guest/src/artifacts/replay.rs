@@ -219,51 +219,39 @@ fn load(
         out.notice = Some(super::persist::NOTICE_BREAKER);
         return items;
     }
-    let rows = caps
-        .store
-        .open(&settings.artifact_table)
-        .and_then(|t| t.get_many(ids, MAX_BYTES));
-    let rows = match rows {
-        Ok(rows) => {
-            breaker::record_success(kv, user);
-            rows
+    // The current table first; during a key rotation, what is missing there may be in the
+    // previous key's table (rows written before the rotation).
+    for table in settings.readable_tables() {
+        let wanted: Vec<String> = ids
+            .iter()
+            .filter(|id| !items.contains_key(*id))
+            .cloned()
+            .collect();
+        if wanted.is_empty() {
+            break;
         }
-        Err(e) => {
-            env.log(&format!(
-                "artifacts: replay skipped: reading {} rows: {e}",
-                ids.len()
-            ));
-            breaker::record_failure(settings, kv, env, user);
-            out.missing = ids.len();
-            out.notice = Some(NOTICE_FAILED);
-            return items;
-        }
-    };
-    for row in rows {
-        if row.chat_id != chat_id {
-            env.log(&format!(
-                "artifacts: row {} belongs to another chat; ignored",
-                row.id
-            ));
-            continue;
-        }
-        let identity = Identity {
-            table: &settings.artifact_table,
-            id: &row.id,
-            chat_id,
-            item_type: &row.item_type,
-        };
-        match codec::decode(caps.crypto, &identity, &row.payload) {
-            Ok(item)
-                if item.get("type").and_then(Value::as_str) == Some(row.item_type.as_str()) =>
-            {
-                items.insert(row.id.clone(), (row.item_type.clone(), item));
+        let rows = caps
+            .store
+            .open(table)
+            .and_then(|t| t.get_many(&wanted, MAX_BYTES));
+        let rows = match rows {
+            Ok(rows) => {
+                breaker::record_success(kv, user);
+                rows
             }
-            Ok(_) => env.log(&format!(
-                "artifacts: row {} holds another type than it says; ignored",
-                row.id
-            )),
-            Err(e) => env.log(&format!("artifacts: row {} not replayed: {e}", row.id)),
+            Err(e) => {
+                env.log(&format!(
+                    "artifacts: replay skipped: reading {} rows: {e}",
+                    wanted.len()
+                ));
+                breaker::record_failure(settings, kv, env, user);
+                out.missing = ids.len();
+                out.notice = Some(NOTICE_FAILED);
+                return items;
+            }
+        };
+        for row in rows {
+            decode_row(caps, table, chat_id, env, row, &mut items);
         }
     }
     let missing = ids.iter().filter(|id| !items.contains_key(*id)).count();
@@ -277,6 +265,41 @@ fn load(
     items
 }
 
+/// Decode one fetched row into `items` (keyed by row id) when it belongs to this chat, opens
+/// under its identity and holds the type it says.
+fn decode_row(
+    caps: Caps<'_>,
+    table: &str,
+    chat_id: &str,
+    env: &impl Env,
+    row: crate::caps::Row,
+    items: &mut HashMap<String, (String, Value)>,
+) {
+    if row.chat_id != chat_id {
+        env.log(&format!(
+            "artifacts: row {} belongs to another chat; ignored",
+            row.id
+        ));
+        return;
+    }
+    let identity = Identity {
+        table,
+        id: &row.id,
+        chat_id,
+        item_type: &row.item_type,
+    };
+    match codec::decode(caps.crypto, &identity, &row.payload) {
+        Ok(item) if item.get("type").and_then(Value::as_str) == Some(row.item_type.as_str()) => {
+            items.insert(row.id.clone(), (row.item_type.clone(), item));
+        }
+        Ok(_) => env.log(&format!(
+            "artifacts: row {} holds another type than it says; ignored",
+            row.id
+        )),
+        Err(e) => env.log(&format!("artifacts: row {} not replayed: {e}", row.id)),
+    }
+}
+
 /// Under `next_reply`, delete the reasoning rows that were replayed once the reply is done.
 pub fn after_reply(
     caps: Caps<'_>,
@@ -287,11 +310,13 @@ pub fn after_reply(
     if !settings.reasoning_for_next_reply_only() || replayed.reasoning_ids.is_empty() {
         return;
     }
-    let deleted = caps
-        .store
-        .open(&settings.artifact_table)
-        .and_then(|t| t.delete(&replayed.reasoning_ids));
-    if let Err(e) = deleted {
-        env.log(&format!("artifacts: replayed reasoning not deleted: {e}"));
+    for table in settings.readable_tables() {
+        let deleted = caps
+            .store
+            .open(table)
+            .and_then(|t| t.delete(&replayed.reasoning_ids));
+        if let Err(e) = deleted {
+            env.log(&format!("artifacts: replayed reasoning not deleted: {e}"));
+        }
     }
 }

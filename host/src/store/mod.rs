@@ -54,8 +54,11 @@ pub const MAX_TEXT_BYTES: usize = 64;
 /// Where the artifacts live and how long calls may take.
 #[derive(Clone)]
 pub struct StoreSettings {
-    /// The one table the guest may open.
+    /// The table the guest writes to (and reads from).
     pub table: String,
+    /// During a key rotation, the previous key's table: the guest may read and delete its rows,
+    /// never write there.
+    pub previous_table: Option<String>,
     /// PostgreSQL DSN; `None` = SQLite in `data_dir`.
     pub database_url: Option<SecretString>,
     pub data_dir: PathBuf,
@@ -71,6 +74,7 @@ impl StoreSettings {
     pub fn from_config(config: &crate::config::Config, data_dir: &std::path::Path) -> Self {
         StoreSettings {
             table: config.artifact_table().to_owned(),
+            previous_table: config.artifact_table_previous().map(str::to_owned),
             database_url: config.database_url().cloned(),
             data_dir: data_dir.to_path_buf(),
             max_connections: config.db_max_connections(),
@@ -109,8 +113,12 @@ enum Backend {
 pub struct ArtifactStore {
     backend: Backend,
     granted: String,
+    /// The previous key's table during a rotation (read and delete only).
+    previous: Option<String>,
     /// Set once the granted table exists (created on first use; retried after a failure).
     ready: tokio::sync::OnceCell<()>,
+    /// The same for the previous key's table.
+    ready_previous: tokio::sync::OnceCell<()>,
     statement_timeout: Duration,
     breaks: Breaks,
     metrics: Arc<Metrics>,
@@ -405,6 +413,11 @@ impl ArtifactStore {
         if !is_safe_identifier(&settings.table) {
             return Err(StoreSetupError::TableName(settings.table));
         }
+        if let Some(previous) = settings.previous_table.as_ref()
+            && !is_safe_identifier(previous)
+        {
+            return Err(StoreSetupError::TableName(previous.clone()));
+        }
         if tokio::runtime::Handle::try_current().is_err() {
             return Err(StoreSetupError::NoRuntime);
         }
@@ -440,7 +453,9 @@ impl ArtifactStore {
         Ok(ArtifactStore {
             backend,
             granted: settings.table,
+            previous: settings.previous_table,
             ready: tokio::sync::OnceCell::new(),
+            ready_previous: tokio::sync::OnceCell::new(),
             statement_timeout: settings.statement_timeout,
             breaks,
             metrics,
@@ -491,8 +506,11 @@ impl ArtifactStore {
         error
     }
 
-    fn check_name(&self, name: &str) -> Result<(), StoreError> {
-        if name == self.granted {
+    /// Whether `name` is granted for this kind of call: the current table for everything, the
+    /// previous key's table (during a rotation) for reads and deletes only.
+    fn check_name(&self, name: &str, write: bool) -> Result<(), StoreError> {
+        let previous = !write && self.previous.as_deref() == Some(name);
+        if name == self.granted || previous {
             Ok(())
         } else {
             self.metrics.incr("store_errors", "access_denied");
@@ -505,11 +523,16 @@ impl ArtifactStore {
         }
     }
 
-    /// Create the granted table once per process (again after a failure).
-    async fn ensure(&self) -> Result<(), StoreError> {
-        self.ready
+    /// Create a granted table once per process (again after a failure).
+    async fn ensure(&self, name: &str) -> Result<(), StoreError> {
+        let ready = if name == self.granted {
+            &self.ready
+        } else {
+            &self.ready_previous
+        };
+        ready
             .get_or_try_init(|| async {
-                let table = self.granted.clone();
+                let table = name.to_owned();
                 let key = lock_key("ddl", &table);
                 let result: Result<(), (StoreError, String)> = match &self.backend {
                     Backend::Sqlite(pool) => {
@@ -533,19 +556,19 @@ impl ArtifactStore {
 
     /// `open`: grant only the computed name, and make sure its table exists.
     pub async fn open(&self, name: &str) -> Result<(), StoreError> {
-        self.check_name(name)?;
-        self.ensure().await
+        self.check_name(name, false)?;
+        self.ensure(name).await
     }
 
     /// `put-many`: insert or replace, atomically.
     pub async fn put_many(&self, name: &str, rows: Vec<Row>) -> Result<(), StoreError> {
-        self.check_name(name)?;
+        self.check_name(name, true)?;
         let rows = check_rows(rows).map_err(|e| self.refused("put_many", e))?;
         if rows.is_empty() {
             return Ok(());
         }
-        self.ensure().await?;
-        let table = self.granted.clone();
+        self.ensure(name).await?;
+        let table = name.to_owned();
         let now = now_ms();
         on_backend!(self, |c, db| async move {
             db::put_rows(c, &table, &rows, now).await
@@ -561,14 +584,14 @@ impl ArtifactStore {
         ids: Vec<String>,
         max_bytes: u64,
     ) -> Result<Vec<Row>, StoreError> {
-        self.check_name(name)?;
+        self.check_name(name, false)?;
         let ids = check_ids(ids).map_err(|e| self.refused("get_many", e))?;
         if ids.is_empty() {
             return Ok(Vec::new());
         }
-        self.ensure().await?;
+        self.ensure(name).await?;
         let budget = max_bytes.min(MAX_GET_BYTES);
-        let table = self.granted.clone();
+        let table = name.to_owned();
         let asked = ids.clone();
         let sizes: HashMap<String, i64> =
             on_backend!(
@@ -595,7 +618,7 @@ impl ArtifactStore {
         if chosen.is_empty() {
             return Ok(Vec::new());
         }
-        let table = self.granted.clone();
+        let table = name.to_owned();
         let wanted = chosen.clone();
         let now = now_ms();
         let fetched = on_backend!(self, |c, db| async move {
@@ -638,13 +661,13 @@ impl ArtifactStore {
 
     /// `delete`: how many of `ids` were deleted.
     pub async fn delete(&self, name: &str, ids: Vec<String>) -> Result<u64, StoreError> {
-        self.check_name(name)?;
+        self.check_name(name, false)?;
         let ids = check_ids(ids).map_err(|e| self.refused("delete", e))?;
         if ids.is_empty() {
             return Ok(0);
         }
-        self.ensure().await?;
-        let table = self.granted.clone();
+        self.ensure(name).await?;
+        let table = name.to_owned();
         on_backend!(self, |c, db| async move {
             db::delete_ids(c, &table, &ids).await
         })
@@ -659,14 +682,14 @@ impl ArtifactStore {
         cutoff_ms: u64,
         limit: u32,
     ) -> Result<u64, StoreError> {
-        self.check_name(name)?;
+        self.check_name(name, false)?;
         let limit = i64::from(limit.min(MAX_DELETE_LIMIT));
         if limit == 0 {
             return Ok(0);
         }
-        self.ensure().await?;
+        self.ensure(name).await?;
         let cutoff = i64::try_from(cutoff_ms).unwrap_or(i64::MAX);
-        let table = self.granted.clone();
+        let table = name.to_owned();
         on_backend!(self, |c, db| async move {
             db::delete_older(c, &table, cutoff, limit).await
         })
@@ -875,6 +898,7 @@ mod tests {
         let dir = std::env::temp_dir();
         let settings = StoreSettings {
             table: "response_items_x_00000000".into(),
+            previous_table: None,
             database_url: Some(SecretString::from("mysql://root:pw-secret-42@db/x")),
             data_dir: dir,
             max_connections: 1,
@@ -889,6 +913,7 @@ mod tests {
         assert!(!err.contains("pw-secret-42"), "{err}");
         let bad_table = StoreSettings {
             table: "x; drop table y".into(),
+            previous_table: None,
             database_url: None,
             ..settings
         };
@@ -905,6 +930,7 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let settings = StoreSettings {
             table: "response_items_x_00000000".into(),
+            previous_table: None,
             database_url: None,
             data_dir: dir.path().to_path_buf(),
             max_connections: 1,
@@ -923,10 +949,61 @@ mod tests {
         }
     }
 
+    #[tokio::test]
+    async fn the_previous_keys_table_is_readable_and_deletable_but_never_written() {
+        let dir = tempfile::tempdir().unwrap();
+        let (current, previous) = ("response_items_x_00000002", "response_items_x_00000001");
+        let row = |id: &str| Row {
+            id: id.into(),
+            chat_id: "c".into(),
+            message_id: "m".into(),
+            item_type: "reasoning".into(),
+            payload: vec![1, 2, 3],
+            created_at_ms: 1,
+        };
+        // Written before the rotation, when it was the current table.
+        let before = StoreSettings {
+            table: previous.into(),
+            previous_table: None,
+            database_url: None,
+            data_dir: dir.path().to_path_buf(),
+            max_connections: 1,
+            acquire_timeout: Duration::from_secs(5),
+            statement_timeout: Duration::from_secs(5),
+        };
+        let store = ArtifactStore::new(before.clone(), Arc::new(Metrics::default())).unwrap();
+        store.put_many(previous, vec![row("old")]).await.unwrap();
+        store.close().await;
+        let rotating = StoreSettings {
+            table: current.into(),
+            previous_table: Some(previous.into()),
+            ..before
+        };
+        let store = ArtifactStore::new(rotating, Arc::new(Metrics::default())).unwrap();
+        store.open(previous).await.unwrap();
+        let got = store
+            .get_many(previous, vec!["old".into()], 1 << 20)
+            .await
+            .unwrap();
+        assert_eq!(got.len(), 1);
+        assert!(matches!(
+            store.put_many(previous, vec![row("new")]).await,
+            Err(StoreError::AccessDenied)
+        ));
+        store.put_many(current, vec![row("new")]).await.unwrap();
+        assert_eq!(store.delete(previous, vec!["old".into()]).await.unwrap(), 1);
+        assert!(matches!(
+            store.open("response_items_x_00000003").await,
+            Err(StoreError::AccessDenied)
+        ));
+        store.close().await;
+    }
+
     #[test]
     fn outside_a_runtime_set_up_is_an_error_not_a_panic() {
         let settings = StoreSettings {
             table: "response_items_x_00000000".into(),
+            previous_table: None,
             database_url: None,
             data_dir: std::env::temp_dir(),
             max_connections: 1,

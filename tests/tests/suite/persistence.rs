@@ -520,6 +520,35 @@ async fn a_key_rotation_keeps_old_rows_readable_and_seals_new_ones_with_the_new_
     assert_eq!((old.len(), new.len()), (1, 1));
     assert_eq!((old[0][0], new[0][0]), (1, 1), "both sealed");
     assert_ne!(old[0][2..6], new[0][2..6], "new rows use the new key id");
+    let mut rotated = rotated;
+    rotated.shutdown();
+    drop(rotated);
+
+    // The rotation is over: the previous key is dropped. Rows written since the rotation live in
+    // the new key's table and keep replaying; rows of the retired key's table no longer do.
+    let after = start(vec![("ARTIFACT_ENCRYPTION_KEY", B.to_string())]).await;
+    let history = json!([
+        {"role": "user", "content": "hello there"},
+        {"role": "assistant", "content": answer},
+        {"role": "user", "content": "and again"},
+        {"role": "assistant", "content": second},
+        {"role": "user", "content": "once more"},
+    ]);
+    turn(&after, &chat, "msg-3", &history).await;
+    let input = last_responses_body(&after)["input"]
+        .as_array()
+        .cloned()
+        .unwrap_or_default();
+    let reasoning: Vec<&Value> = input.iter().filter(|i| i["type"] == "reasoning").collect();
+    assert_eq!(reasoning.len(), 1, "{input:#?}");
+    let position = input.iter().position(|i| i["type"] == "reasoning").unwrap();
+    assert_eq!(
+        input[position - 1]["content"][0]["text"]
+            .as_str()
+            .or(input[position - 1]["content"].as_str()),
+        Some("and again"),
+        "the replayed row is the second turn's: {input:#?}"
+    );
 }
 
 #[tokio::test]

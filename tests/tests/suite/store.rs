@@ -37,6 +37,7 @@ fn unique_table(tag: &str) -> String {
 fn settings(table: &str, url: Option<String>, dir: &std::path::Path) -> StoreSettings {
     StoreSettings {
         table: table.to_string(),
+        previous_table: None,
         database_url: url.map(SecretString::from),
         data_dir: dir.to_path_buf(),
         max_connections: 4,
