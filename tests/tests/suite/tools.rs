@@ -710,3 +710,94 @@ async fn malformed_calls_get_error_outputs_and_never_reach_the_tool_server() {
     assert_eq!(calls[1]["arguments"], "{}");
     assert!(content_of_json(&chunks).contains("not valid JSON"));
 }
+
+/// One streamed Open WebUI chat turn with chat and message ids; the answer text (markers
+/// included).
+async fn chat_turn(h: &Harness, chat: &str, message: &str, messages: &Value) -> String {
+    let resp = tokio::time::timeout(
+        BOUND,
+        h.client
+            .post(format!("{}/v1/chat/completions", h.url))
+            .header("X-OpenWebUI-User-Id", "user-tools-persist")
+            .header("X-OpenWebUI-Chat-Id", chat)
+            .header("X-OpenWebUI-Message-Id", message)
+            .json(&json!({"model": "fake/tool-call", "stream": true, "messages": messages}))
+            .send(),
+    )
+    .await
+    .expect("answered within the bound")
+    .unwrap();
+    assert_eq!(resp.status().as_u16(), 200);
+    let text = tokio::time::timeout(BOUND, resp.text())
+        .await
+        .expect("streamed within the bound")
+        .unwrap();
+    content_of_json(&json_chunks(&sse_data(&text)))
+}
+
+#[tokio::test]
+async fn pipeline_tool_calls_and_outputs_are_persisted_and_replayed_in_the_next_turn() {
+    let (h, fake) = pipeline(&[("PERSIST_TOOL_RESULTS", "true")]).await;
+    let chat = format!(
+        "chat-tools-{}",
+        std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap()
+            .as_nanos()
+    );
+    let ask = "weather in Paris? use:get_weather";
+    let first = chat_turn(
+        &h,
+        &chat,
+        "msg-1",
+        &json!([{"role": "user", "content": ask}]),
+    )
+    .await;
+    assert_eq!(fake.recorder().calls().len(), 1);
+    let markers = first
+        .lines()
+        .filter(|l| l.starts_with('[') && l.ends_with("]: #"))
+        .count();
+    // The tool turn's reasoning, the call and its output, and the answer turn's reasoning.
+    assert!(markers >= 3, "{first:?}");
+    let first_call = responses_bodies(&h)[1]["input"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .rfind(|i| i["type"] == "function_call")
+        .cloned()
+        .unwrap();
+
+    let history = json!([
+        {"role": "user", "content": ask},
+        {"role": "assistant", "content": first},
+        {"role": "user", "content": "thanks"},
+    ]);
+    chat_turn(&h, &chat, "msg-2", &history).await;
+    // The tool ran once only: the second turn's model saw the stored output and answered.
+    assert_eq!(fake.recorder().calls().len(), 1);
+    let bodies = responses_bodies(&h);
+    let input = bodies.last().unwrap()["input"].as_array().unwrap().clone();
+    let types: Vec<&str> = input.iter().filter_map(|i| i["type"].as_str()).collect();
+    let call = input
+        .iter()
+        .position(|i| i["type"] == "function_call")
+        .unwrap_or_else(|| panic!("no replayed call in {types:?}"));
+    assert_eq!(input[call]["call_id"], first_call["call_id"]);
+    assert_eq!(input[call]["arguments"], first_call["arguments"]);
+    assert_eq!(input[call + 1]["type"], "function_call_output", "{types:?}");
+    assert_eq!(input[call + 1]["call_id"], first_call["call_id"]);
+    assert!(
+        input[call + 1]["output"]
+            .as_str()
+            .unwrap_or("")
+            .contains("temperature_c")
+    );
+    // Replayed before the first answer's text, and no marker line goes upstream.
+    let answer_at = input
+        .iter()
+        .position(|i| i["role"] == "assistant")
+        .unwrap_or(usize::MAX);
+    assert!(call < answer_at, "{types:?}");
+    assert!(!serde_json::to_string(&input).unwrap().contains("]: #"));
+}
