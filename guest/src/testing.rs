@@ -346,20 +346,8 @@ impl Store for MemStore {
     }
 }
 
-/// No key configured.
-pub struct NoCrypto;
-
-impl Crypto for NoCrypto {
-    fn enabled(&self) -> bool {
-        false
-    }
-    fn seal(&self, _aad: &[u8], _plaintext: &[u8]) -> Result<Vec<u8>, CryptoError> {
-        Err(CryptoError::NotConfigured)
-    }
-    fn open(&self, _aad: &[u8], _sealed: &[u8]) -> Result<Vec<u8>, CryptoError> {
-        Err(CryptoError::NotConfigured)
-    }
-}
+/// No key configured (the component's own "nothing configured" crypto).
+pub use crate::artifacts::Unavailable as NoCrypto;
 
 /// A stand-in for the host's AEAD with the same contract (not a cipher: a checksum over the
 /// associated data and the plaintext, and the plaintext masked so it is not readable as is).

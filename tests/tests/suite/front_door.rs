@@ -143,14 +143,6 @@ async fn every_response_carries_a_request_id_and_unknown_routes_are_json_404() {
     assert_eq!(resp.headers().get("x-request-id").unwrap(), "my-req-42");
     let v: Value = resp.json().await.unwrap();
     assert_eq!(v["error"]["request_id"], "my-req-42");
-    let metrics = h
-        .client
-        .get(format!("{}/metrics", h.url))
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let metrics = h.metrics().await;
     assert!(metrics.contains("responses_pipe_requests_running"));
 }

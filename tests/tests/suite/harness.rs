@@ -171,6 +171,18 @@ impl Harness {
             .unwrap()
     }
 
+    /// The `/metrics` page as text.
+    pub async fn metrics(&self) -> String {
+        self.client
+            .get(format!("{}/metrics", self.url))
+            .send()
+            .await
+            .unwrap()
+            .text()
+            .await
+            .unwrap()
+    }
+
     /// POST a streaming chat and collect its SSE `data:` payloads.
     pub async fn stream_chat(&self, model: &str, text: &str) -> (u16, Vec<String>) {
         let resp = self.post_chat(&Self::chat_body(model, text, true)).await;

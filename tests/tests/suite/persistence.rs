@@ -251,15 +251,7 @@ async fn with_a_key_rows_are_sealed_and_nonces_never_repeat_across_instances() {
     }
     assert_eq!(key_ids.len(), 1, "one current key");
     // Seals are counted per key id.
-    let metrics = h
-        .client
-        .get(format!("{}/metrics", h.url))
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let metrics = h.metrics().await;
     let line = metrics
         .lines()
         .find(|l| l.starts_with("responses_pipe_artifact_seals_total"))

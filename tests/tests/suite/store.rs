@@ -695,15 +695,7 @@ async fn maintenance_pass_through_the_host_with_sqlite() {
             .await,
         Err(StoreError::AccessDenied)
     ));
-    let metrics = h
-        .client
-        .get(format!("{}/metrics", h.url))
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let metrics = h.metrics().await;
     assert!(
         metrics.contains("responses_pipe_store_errors_total{kind=\"access_denied\"} 1"),
         "{metrics}"

@@ -794,15 +794,7 @@ async fn the_assembled_host_serves_declared_tools_and_reports_their_metrics() {
     )
     .await;
     assert!(output(&results[0]).contains("Bern"));
-    let metrics = h
-        .client
-        .get(format!("{}/metrics", h.url))
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let metrics = h.metrics().await;
     assert!(
         metrics.contains("responses_pipe_tool_calls_total{server=\"weather\",outcome=\"ok\"} 1"),
         "{metrics}"
