@@ -1211,6 +1211,7 @@ impl<U: Upstream, K: Kv, E: Emit, V: Env> Pipe<'_, U, K, E, V> {
         });
         let mut events = EventStream::new(Box::pin(chunks));
         let mut responses = ResponsesStream::default();
+        responses.phase_markers = ctx.chat_id.is_some();
         let mut chat = ChatStream::default();
         let streaming = &self.settings.streaming;
         let mut co = Coalescer {

@@ -22,6 +22,8 @@ pub mod images;
 #[forbid(unsafe_code)]
 pub mod owui_events;
 #[forbid(unsafe_code)]
+pub mod phase;
+#[forbid(unsafe_code)]
 pub mod request;
 #[forbid(unsafe_code)]
 pub mod settings;

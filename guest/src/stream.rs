@@ -41,6 +41,9 @@ pub struct ResponsesStream {
     /// terminal event's `response.output` when that is present (it is authoritative: some
     /// providers deliver function-call arguments only there). Read after `Step::Completed`.
     pub output: Vec<Value>,
+    /// Append a `[P:<phase>]: #` line after each message that carries a GPT-5.x `phase`, so the
+    /// phase comes back with the history (set for chats that have a history: a chat id).
+    pub phase_markers: bool,
     /// Function-call arguments gathered from `response.function_call_arguments.delta/.done`, by
     /// item id: some providers leave `arguments` empty in the item events and only stream them.
     call_args: Vec<(String, String)>,
@@ -312,6 +315,15 @@ impl ResponsesStream {
             }
             "response.output_item.done" => {
                 if let Some(item) = event.get("item").filter(|i| i.is_object()) {
+                    if self.phase_markers
+                        && item.get("type").and_then(Value::as_str) == Some("message")
+                        && let Some(marker) = item
+                            .get("phase")
+                            .and_then(Value::as_str)
+                            .and_then(crate::phase::marker)
+                    {
+                        emit(Event::TextDelta(marker));
+                    }
                     if let Some(url) = crate::images::from_output_item(item) {
                         self.visible_output = true;
                         emit(Event::Image(url));
@@ -460,6 +472,48 @@ mod tests {
         ]);
         assert_eq!(s.output.len(), 1);
         assert_eq!(s.output[0]["arguments"], "{\"a\":1}");
+    }
+
+    #[test]
+    fn message_phases_become_marker_lines_after_their_text_when_asked() {
+        let payloads = [
+            r#"{"type":"response.output_text.delta","delta":"Checking."}"#,
+            r#"{"type":"response.output_item.done","item":{"type":"message","role":"assistant","phase":"commentary","content":[]}}"#,
+            r#"{"type":"response.output_text.delta","delta":"Four."}"#,
+            r#"{"type":"response.output_item.done","item":{"type":"message","role":"assistant","phase":"final_answer","content":[]}}"#,
+            r#"{"type":"response.completed","response":{"status":"completed"}}"#,
+        ];
+        let (events, _, _) = run(&payloads);
+        assert!(
+            !events
+                .iter()
+                .any(|e| matches!(e, Event::TextDelta(t) if t.contains("[P:"))),
+            "off by default"
+        );
+        let mut s = ResponsesStream {
+            phase_markers: true,
+            ..ResponsesStream::default()
+        };
+        let mut text = String::new();
+        for p in payloads {
+            s.feed(
+                p,
+                &mut |e| {
+                    if let Event::TextDelta(t) = e {
+                        text.push_str(&t);
+                    }
+                    true
+                },
+                &mut || "e1".to_string(),
+            );
+        }
+        assert_eq!(
+            crate::phase::split(&text),
+            vec![
+                ("Checking.".to_string(), Some("commentary")),
+                ("Four.".to_string(), Some("final_answer"))
+            ]
+        );
     }
 
     #[test]

@@ -416,16 +416,22 @@ pub(super) fn to_responses_input(messages: &[Value]) -> Vec<Value> {
             }
             "assistant" => {
                 let text = content_text(m.get("content"));
-                if !text.trim().is_empty() {
+                // One output message per phased segment (`phase` markers, GPT-5.x), so each
+                // goes back with the phase it had.
+                for (part, (segment, phase)) in crate::phase::split(&text).into_iter().enumerate() {
                     // The spec's output-message item requires an id and a status; the id only
                     // has to be unique within this request.
-                    input.push(json!({
+                    let mut item = json!({
                         "type": "message",
                         "role": "assistant",
-                        "id": format!("msg_{index}"),
+                        "id": if part == 0 { format!("msg_{index}") } else { format!("msg_{index}_{part}") },
                         "status": "completed",
-                        "content": [{"type": "output_text", "text": text, "annotations": []}],
-                    }));
+                        "content": [{"type": "output_text", "text": segment, "annotations": []}],
+                    });
+                    if let (Some(phase), Some(o)) = (phase, item.as_object_mut()) {
+                        o.insert("phase".into(), json!(phase));
+                    }
+                    input.push(item);
                 }
                 for call in m
                     .get("tool_calls")
@@ -545,18 +551,31 @@ pub(super) fn to_chat_message(m: &Value) -> Value {
             out.insert("content".into(), Value::Array(blocks));
         }
         ("assistant", Some(Value::Array(parts))) => {
-            // Replayed Responses-style `output_text` parts are plain text parts in chat.
+            // Replayed Responses-style `output_text` parts are plain text parts in chat; phase
+            // markers have no place there.
             let blocks: Vec<Value> = parts
                 .iter()
                 .map(|p| match p {
-                    Value::String(s) => json!({"type": "text", "text": s}),
+                    Value::String(s) => json!({"type": "text", "text": crate::phase::strip(s)}),
                     _ if matches!(block_type(p), "output_text" | "input_text") => {
-                        json!({"type": "text", "text": p.get("text").cloned().unwrap_or(json!(""))})
+                        let text = p.get("text").and_then(Value::as_str).unwrap_or("");
+                        json!({"type": "text", "text": crate::phase::strip(text)})
                     }
-                    _ => p.clone(),
+                    _ => {
+                        let mut block = p.clone();
+                        if block_type(p) == "text"
+                            && let Some(text) = p.get("text").and_then(Value::as_str)
+                        {
+                            block["text"] = json!(crate::phase::strip(text));
+                        }
+                        block
+                    }
                 })
                 .collect();
             out.insert("content".into(), Value::Array(blocks));
+        }
+        ("assistant", Some(Value::String(text))) if crate::phase::has_markers(text) => {
+            out.insert("content".into(), json!(crate::phase::strip(text)));
         }
         _ => {}
     }
@@ -767,6 +786,28 @@ mod tests {
         assert_eq!(items[5]["output"], r#"[{"text":"12:00","type":"text"}]"#);
         assert_eq!(items[6]["content"][0]["text"], "Sunny at noon.");
         assert_eq!(items.len(), 7);
+    }
+
+    #[test]
+    fn phase_markers_split_an_assistant_message_into_phased_messages() {
+        let text = format!(
+            "Let me check.{}It is sunny.{}",
+            crate::phase::marker("commentary").unwrap(),
+            crate::phase::marker("final_answer").unwrap()
+        );
+        let items = input(json!([
+            {"role": "user", "content": "weather?"},
+            {"role": "assistant", "content": text},
+            {"role": "user", "content": "thanks"}
+        ]));
+        assert_eq!(items.len(), 4);
+        assert_eq!(items[1]["phase"], "commentary");
+        assert_eq!(items[1]["content"][0]["text"], "Let me check.");
+        assert_eq!(items[2]["phase"], "final_answer");
+        assert_eq!(items[2]["content"][0]["text"], "It is sunny.");
+        assert_ne!(items[1]["id"], items[2]["id"]);
+        let plain = input(json!([{"role": "assistant", "content": "No phase."}]));
+        assert!(plain[0].get("phase").is_none());
     }
 
     #[test]

@@ -622,3 +622,50 @@ async fn generated_images_reach_the_caller_as_delta_images_and_message_images() 
     );
     assert_eq!(body["choices"][0]["message"]["content"], "echo: draw");
 }
+
+#[tokio::test]
+async fn message_phases_in_the_history_go_back_upstream_and_never_as_text() {
+    let h = Harness::start().await;
+    let history = json!([
+        {"role": "user", "content": "weather?"},
+        {"role": "assistant", "content": "Let me check.\n\n[P:commentary]: #\n\nIt is sunny.\n\n[P:final_answer]: #"},
+        {"role": "user", "content": "thanks"},
+    ]);
+    let (status, text) = post_with(
+        &h,
+        &json!({"model": "fake/echo", "stream": true, "messages": history}),
+        &[],
+    )
+    .await;
+    assert_eq!(status, 200, "{text}");
+    let body = responses_bodies(&h).pop().unwrap();
+    let assistant: Vec<&Value> = body["input"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|i| i["role"] == "assistant")
+        .collect();
+    assert_eq!(assistant.len(), 2, "{body:#}");
+    assert_eq!(assistant[0]["phase"], "commentary");
+    assert_eq!(assistant[1]["phase"], "final_answer");
+    assert_eq!(assistant[1]["content"][0]["text"], "It is sunny.");
+    assert!(!body.to_string().contains("[P:"));
+
+    // Over /chat/completions the markers are simply removed.
+    let (status, _) = post_with(
+        &h,
+        &json!({"model": "fake/responses-unsupported", "stream": true, "messages": history}),
+        &[],
+    )
+    .await;
+    assert_eq!(status, 200);
+    let chat = h
+        .fake
+        .requests()
+        .into_iter()
+        .rfind(|r| r.path.ends_with("/chat/completions"))
+        .map(|r| serde_json::from_slice::<Value>(&r.body).unwrap())
+        .unwrap();
+    assert!(!chat.to_string().contains("[P:"), "{chat:#}");
+    assert!(chat.to_string().contains("It is sunny."));
+}
