@@ -264,6 +264,20 @@ impl ResponsesStream {
                 }
                 Step::Continue
             }
+            "response.content_part.done" => {
+                // Some providers only attach a part's annotations when the part is done.
+                let annotations: Vec<Citation> = event
+                    .pointer("/part/annotations")
+                    .and_then(Value::as_array)
+                    .into_iter()
+                    .flatten()
+                    .filter_map(citation_of)
+                    .collect();
+                for c in annotations {
+                    self.cite(c, emit);
+                }
+                Step::Continue
+            }
             "response.output_text.annotation.added" => {
                 if let Some(c) = event.get("annotation").and_then(citation_of) {
                     self.cite(c, emit);
@@ -514,6 +528,22 @@ mod tests {
                 ("Four.".to_string(), Some("final_answer"))
             ]
         );
+    }
+
+    #[test]
+    fn annotations_of_a_finished_content_part_are_cited_once() {
+        let (events, _, _) = run(&[
+            r#"{"type":"response.output_text.annotation.added","annotation":{"type":"url_citation","url":"https://a.example/x","title":"A"}}"#,
+            r#"{"type":"response.content_part.done","part":{"type":"output_text","text":"t","annotations":[{"type":"url_citation","url":"https://a.example/x","title":"A"},{"type":"url_citation","url":"https://b.example/y","title":"B"}]}}"#,
+        ]);
+        let urls: Vec<&str> = events
+            .iter()
+            .filter_map(|e| match e {
+                Event::Citation(c) => Some(c.url.as_str()),
+                _ => None,
+            })
+            .collect();
+        assert_eq!(urls, ["https://a.example/x", "https://b.example/y"]);
     }
 
     #[test]
