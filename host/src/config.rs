@@ -1375,16 +1375,18 @@ mod tests {
                 "{absent} must not reach the guest"
             );
         }
-        // Every reference valve that is not a secret, plus the flag and the artifact table.
+        // Every reference valve that is not a secret, plus the flag and the two artifact tables
+        // (the previous one empty outside a key rotation).
         let expected = VALVES
             .iter()
             .filter(|s| s.scope == Scope::Reference && !s.is_secret())
             .count();
-        assert_eq!(doc.len(), expected + 2);
+        assert_eq!(doc.len(), expected + 3);
         assert_eq!(
             doc.get("ARTIFACT_TABLE"),
             Some(&Value::from(c.artifact_table()))
         );
+        assert_eq!(doc.get("ARTIFACT_TABLE_PREVIOUS"), Some(&Value::from("")));
 
         let without = load(None, &[]).unwrap();
         assert!(
