@@ -107,9 +107,11 @@ impl Settings {
         if json.trim().is_empty() {
             return Ok(Settings::default());
         }
-        let doc: serde_json::Value = serde_json::from_str(json)?;
-        let mut settings: Settings = serde_json::from_value(doc.clone())?;
-        settings.artifacts.read_shared(&doc);
+        // Straight from the text: no intermediate JSON tree (this runs on every request).
+        let mut settings: Settings = serde_json::from_str(json)?;
+        // The breaker valves belong to two groups; serde's flatten hands them to the tool group.
+        settings.artifacts.breaker_max_failures = settings.tools.breaker_max_failures;
+        settings.artifacts.breaker_window_seconds = settings.tools.breaker_window_seconds;
         Ok(settings)
     }
 

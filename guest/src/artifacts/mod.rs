@@ -34,7 +34,7 @@ pub struct ArtifactSettings {
     /// Rows unused (not read) for this many days are deleted by `maintain`.
     pub artifact_cleanup_days: u64,
     /// `BREAKER_MAX_FAILURES` and `BREAKER_WINDOW_SECONDS` are shared with the tool breaker,
-    /// whose settings group owns them for serde; [`read_shared`](Self::read_shared) copies them.
+    /// whose settings group owns them for serde; `Settings::parse` copies them here.
     #[serde(skip)]
     pub breaker_max_failures: u32,
     #[serde(skip)]
@@ -80,23 +80,6 @@ impl Default for ArtifactSettings {
 }
 
 impl ArtifactSettings {
-    /// Copy the valves this group shares with another group out of the raw settings document
-    /// (serde's flatten hands a key to one group only).
-    pub fn read_shared(&mut self, doc: &serde_json::Value) {
-        if let Some(n) = doc
-            .get("BREAKER_MAX_FAILURES")
-            .and_then(serde_json::Value::as_u64)
-        {
-            self.breaker_max_failures = u32::try_from(n).unwrap_or(u32::MAX);
-        }
-        if let Some(n) = doc
-            .get("BREAKER_WINDOW_SECONDS")
-            .and_then(serde_json::Value::as_u64)
-        {
-            self.breaker_window_seconds = n;
-        }
-    }
-
     /// Whether reasoning items are stored at all.
     pub fn persists_reasoning(&self) -> bool {
         !self
