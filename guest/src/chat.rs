@@ -98,6 +98,9 @@ struct Rounds {
     synthesis: bool,
     /// The items to persist when the answer is over, in order (see `collect_turn`).
     items: Vec<Value>,
+    /// Whether anything can be persisted for this request (a chat id and a granted table);
+    /// without it no item is gathered.
+    persist: bool,
 }
 
 /// Gather a finished turn's items for persistence at the end of the answer: its output items,
@@ -106,6 +109,9 @@ struct Rounds {
 /// failed or omitted outputs are never persisted (REFERENCE §2.8), and a handed-back call comes
 /// back with the client's next request.
 fn collect_turn(rounds: &mut Rounds, output: &[Value], outcomes: &[CallOutcome]) {
+    if !rounds.persist {
+        return;
+    }
     for item in output {
         if item.get("type").and_then(Value::as_str) != Some("function_call") {
             rounds.items.push(item.clone());
@@ -450,7 +456,10 @@ impl<U: Upstream, K: Kv, E: Emit, V: Env> Pipe<'_, U, K, E, V> {
             self.status(ctx, &notice, false);
         }
         let mut set = self.offer_tools(endpoint, &model, tools, &mut built);
-        let mut rounds = Rounds::default();
+        let mut rounds = Rounds {
+            persist: ctx.chat_id.is_some() && !self.settings.artifacts.artifact_table.is_empty(),
+            ..Rounds::default()
+        };
         let mut recoveries = Recoveries::default();
         let mut transport_retries = 0;
         loop {

@@ -7,59 +7,29 @@
 
 use super::ArtifactSettings;
 use crate::caps::{Env, Kv};
+use crate::tool_loop::breaker::Breaker;
 
-/// Most bytes of history read back (a few timestamps).
-const MAX_HISTORY_BYTES: u32 = 4096;
-
-fn key(user_id: Option<&str>) -> String {
-    format!("db_breaker:{}", user_id.unwrap_or("anonymous"))
+/// The per-user DB breaker: the same sliding-window kv breaker as the tool breakers, under its
+/// own key. A threshold of 0 counts as 1 (the DB breaker is never switched off by it).
+fn breaker<'a, K: Kv>(s: &ArtifactSettings, kv: &'a K, user_id: Option<&str>) -> Breaker<'a, K> {
+    Breaker {
+        kv,
+        key: format!("db_breaker:{}", user_id.unwrap_or("anonymous")),
+        max_failures: s.breaker_max_failures.max(1),
+        window_ms: s.breaker_window_seconds.max(1).saturating_mul(1000),
+    }
 }
 
-fn history(kv: &impl Kv, key: &str) -> Vec<u64> {
-    kv.get(key, MAX_HISTORY_BYTES)
-        .ok()
-        .flatten()
-        .and_then(|b| serde_json::from_slice(&b).ok())
-        .unwrap_or_default()
-}
-
-fn window_ms(s: &ArtifactSettings) -> u64 {
-    s.breaker_window_seconds.max(1).saturating_mul(1000)
-}
-
-/// Whether the breaker is open for this user now.
 pub fn is_open(s: &ArtifactSettings, kv: &impl Kv, env: &impl Env, user_id: Option<&str>) -> bool {
-    let now = env.now_ms();
-    let recent = history(kv, &key(user_id))
-        .into_iter()
-        .filter(|t| now.saturating_sub(*t) < window_ms(s))
-        .count();
-    recent >= s.breaker_max_failures.max(1) as usize
+    breaker(s, kv, user_id).is_open(env.now_ms())
 }
 
-/// Record one failure.
 pub fn record_failure(s: &ArtifactSettings, kv: &impl Kv, env: &impl Env, user_id: Option<&str>) {
-    let now = env.now_ms();
-    let k = key(user_id);
-    let mut h: Vec<u64> = history(kv, &k)
-        .into_iter()
-        .filter(|t| now.saturating_sub(*t) < window_ms(s))
-        .collect();
-    h.push(now);
-    let keep = s.breaker_history_size.max(s.breaker_max_failures).max(1) as usize;
-    if h.len() > keep {
-        h.drain(..h.len() - keep);
-    }
-    if let Ok(bytes) = serde_json::to_vec(&h)
-        && let Err(e) = kv.set(&k, &bytes, Some(window_ms(s)))
-    {
-        env.log(&format!("db breaker: could not record a failure: {e}"));
-    }
+    breaker(s, kv, user_id).record_failure(env.now_ms());
 }
 
-/// Record a success: the history is cleared.
 pub fn record_success(kv: &impl Kv, user_id: Option<&str>) {
-    let _ = kv.delete(&key(user_id));
+    breaker(&ArtifactSettings::default(), kv, user_id).clear();
 }
 
 #[cfg(test)]
