@@ -72,6 +72,8 @@ enum RelayEnd {
         output: Vec<Value>,
         /// Whether any answer text arrived.
         text: bool,
+        /// For a `/chat/completions` stream, what goes back with its tool calls.
+        chat: ChatTurn,
     },
     Failed {
         visible: bool,
@@ -83,6 +85,42 @@ enum RelayEnd {
         detail: String,
     },
     CallerGone,
+}
+
+/// A `/chat/completions` turn's own words: its text and its reassembled `reasoning_details`.
+/// Both go back with the turn's tool calls on the next tool-loop turn, as they do on
+/// `/responses` (the output items); providers such as Anthropic refuse a tool result whose call
+/// lost its signed thinking.
+#[derive(Default)]
+struct ChatTurn {
+    text: String,
+    reasoning_details: Value,
+}
+
+impl ChatTurn {
+    /// Append the tool round to a `/chat/completions` body: the assistant message carries the
+    /// turn's text and, when there are any, its `reasoning_details`.
+    fn continue_body(&self, body: &mut Value, outcomes: &[CallOutcome]) {
+        tool_loop::continue_chat(body, &self.text, outcomes);
+        let has_details = self
+            .reasoning_details
+            .as_array()
+            .is_some_and(|d| !d.is_empty());
+        if !has_details {
+            return;
+        }
+        let last_assistant = body
+            .get_mut("messages")
+            .and_then(Value::as_array_mut)
+            .and_then(|m| {
+                m.iter_mut()
+                    .rfind(|m| m.get("role").and_then(Value::as_str) == Some("assistant"))
+            })
+            .and_then(Value::as_object_mut);
+        if let Some(message) = last_assistant {
+            message.insert("reasoning_details".into(), self.reasoning_details.clone());
+        }
+    }
 }
 
 /// What the tool loop carries from one model turn to the next.
@@ -101,6 +139,8 @@ struct Rounds {
     /// Whether anything can be persisted for this request (a chat id and a granted table);
     /// without it no item is gathered.
     persist: bool,
+    /// The last `/chat/completions` turn's text and reasoning details.
+    chat: ChatTurn,
 }
 
 /// Gather a finished turn's items for persistence at the end of the answer: its output items,
@@ -227,6 +267,20 @@ pub fn task_name(ctx: &RequestContext, req: &ChatRequest) -> Option<String> {
         .trim_start()
         .starts_with("### Task:")
         .then(|| "task".to_string())
+}
+
+/// Who is asking, as the host vouched for it. Open WebUI forwards no session id to model
+/// connections, so there is none to send.
+fn identity_of(ctx: &RequestContext) -> Identity {
+    Identity {
+        user_id: ctx.user_id.clone(),
+        user_email: ctx.user_email.clone(),
+        user_name: ctx.user_name.clone(),
+        chat_id: ctx.chat_id.clone(),
+        message_id: ctx.message_id.clone(),
+        session_id: None,
+        cache_session_id: ctx.cache_session_id.clone(),
+    }
 }
 
 /// The parseable stub Open WebUI accepts for a task when OpenRouter cannot be asked.
@@ -400,6 +454,9 @@ impl<U: Upstream, K: Kv, E: Emit, V: Env> Pipe<'_, U, K, E, V> {
             }
             Err(e) => return Err(e),
         };
+        // Fusion exists only on /responses (REFERENCE §2.3): no force list, preset or fallback
+        // sends it elsewhere.
+        let fusion = crate::fusion::requested(&model.id, &request.body);
         let mut endpoint = match endpoint::choose(
             &self.settings.endpoint,
             &model.id,
@@ -407,6 +464,7 @@ impl<U: Upstream, K: Kv, E: Emit, V: Env> Pipe<'_, U, K, E, V> {
             request.body.contains_key("preset") || model.id.contains(":preset/"),
             false,
         ) {
+            _ if fusion => Endpoint::Responses,
             Choice::Use(e) => e,
             Choice::Conflict { required, forced } => {
                 let id = self.new_error_id();
@@ -434,15 +492,7 @@ impl<U: Upstream, K: Kv, E: Emit, V: Env> Pipe<'_, U, K, E, V> {
                 );
             }
         };
-        let identity = Identity {
-            user_id: ctx.user_id.clone(),
-            user_email: ctx.user_email.clone(),
-            user_name: ctx.user_name.clone(),
-            chat_id: ctx.chat_id.clone(),
-            message_id: ctx.message_id.clone(),
-            session_id: None,
-            cache_session_id: ctx.cache_session_id.clone(),
-        };
+        let identity = identity_of(ctx);
         let user = ctx
             .user_id
             .clone()
@@ -512,7 +562,9 @@ impl<U: Upstream, K: Kv, E: Emit, V: Env> Pipe<'_, U, K, E, V> {
                     self.status(ctx, &note, false);
                     continue;
                 }
-                if !later && self.may_fall_back(endpoint, &mut recoveries, response.status, &bytes)
+                if !later
+                    && !fusion
+                    && self.may_fall_back(endpoint, &mut recoveries, response.status, &bytes)
                 {
                     endpoint = Endpoint::ChatCompletions;
                     built = self.build(endpoint, &request, &model, &identity)?;
@@ -561,9 +613,11 @@ impl<U: Upstream, K: Kv, E: Emit, V: Env> Pipe<'_, U, K, E, V> {
                     usage,
                     output,
                     text,
+                    chat,
                 } => {
                     rounds.usage = tool_loop::merge_usage(rounds.usage.take(), usage);
                     rounds.text |= text;
+                    rounds.chat = chat;
                     let next = self.after_turn(
                         ctx,
                         endpoint,
@@ -625,7 +679,9 @@ impl<U: Upstream, K: Kv, E: Emit, V: Env> Pipe<'_, U, K, E, V> {
                     error,
                 } if !later => {
                     let raw = serde_json::json!({"error": {"message": error.message, "code": error.code}}).to_string();
-                    if !later && self.may_fall_back(endpoint, &mut recoveries, 400, raw.as_bytes())
+                    if !later
+                        && !fusion
+                        && self.may_fall_back(endpoint, &mut recoveries, 400, raw.as_bytes())
                     {
                         endpoint = Endpoint::ChatCompletions;
                         built = self.build(endpoint, &request, &model, &identity)?;
@@ -810,7 +866,7 @@ impl<U: Upstream, K: Kv, E: Emit, V: Env> Pipe<'_, U, K, E, V> {
             Endpoint::Responses => {
                 tool_loop::continue_responses(&mut built.body, &output, &outcomes)
             }
-            Endpoint::ChatCompletions => tool_loop::continue_chat(&mut built.body, "", &outcomes),
+            Endpoint::ChatCompletions => rounds.chat.continue_body(&mut built.body, &outcomes),
         }
         if skip {
             tool_loop::forbid_calls(&mut built.body);
@@ -1221,6 +1277,7 @@ impl<U: Upstream, K: Kv, E: Emit, V: Env> Pipe<'_, U, K, E, V> {
         let mut events = EventStream::new(Box::pin(chunks));
         let mut responses = ResponsesStream::default();
         responses.phase_markers = ctx.chat_id.is_some();
+        responses.tool_cards = ctx.openwebui_caller && self.settings.tools.show_tool_cards;
         let mut chat = ChatStream::default();
         let streaming = &self.settings.streaming;
         let mut co = Coalescer {
@@ -1243,6 +1300,8 @@ impl<U: Upstream, K: Kv, E: Emit, V: Env> Pipe<'_, U, K, E, V> {
         let mut received = 0u32;
         let mut pending: Vec<Event> = Vec::new();
         let mut saw_text = false;
+        // A `/chat/completions` turn's text, replayed with its tool calls (see `ChatTurn`).
+        let mut chat_text = String::new();
         // `/chat/completions` tool calls, kept for the tool loop (which hands them back itself).
         let mut bridged_calls: Vec<Value> = Vec::new();
         loop {
@@ -1324,6 +1383,10 @@ impl<U: Upstream, K: Kv, E: Emit, V: Env> Pipe<'_, U, K, E, V> {
                                 usage,
                                 output: bridged_calls,
                                 text: saw_text,
+                                chat: ChatTurn {
+                                    text: chat_text,
+                                    reasoning_details: chat.reasoning_details(),
+                                },
                             };
                         }
                         if !self.flush(&mut co) {
@@ -1377,6 +1440,9 @@ impl<U: Upstream, K: Kv, E: Emit, V: Env> Pipe<'_, U, K, E, V> {
                         Event::TextDelta(t) => {
                             visible = true;
                             saw_text |= !t.is_empty();
+                            if endpoint == Endpoint::ChatCompletions {
+                                chat_text.push_str(&t);
+                            }
                             if !rstatus.buf.is_empty() {
                                 let line = std::mem::take(&mut rstatus.buf);
                                 self.status(ctx, line.trim(), false);
@@ -1450,8 +1516,13 @@ impl<U: Upstream, K: Kv, E: Emit, V: Env> Pipe<'_, U, K, E, V> {
                             let line = std::mem::take(&mut rstatus.buf);
                             self.status(ctx, line.trim(), false);
                         }
+                        let mut turn = ChatTurn::default();
                         if endpoint == Endpoint::ChatCompletions {
                             self.emit_citations(ctx, &chat);
+                            turn = ChatTurn {
+                                text: std::mem::take(&mut chat_text),
+                                reasoning_details: chat.reasoning_details(),
+                            };
                         }
                         let mut output = std::mem::take(&mut responses.output);
                         output.append(&mut bridged_calls);
@@ -1460,6 +1531,7 @@ impl<U: Upstream, K: Kv, E: Emit, V: Env> Pipe<'_, U, K, E, V> {
                             usage,
                             output,
                             text: saw_text,
+                            chat: turn,
                         };
                     }
                     Step::Failed(error) => {
@@ -1529,7 +1601,7 @@ impl<U: Upstream, K: Kv, E: Emit, V: Env> Pipe<'_, U, K, E, V> {
     /// never an error in the chat (REFERENCE §2.17).
     async fn task(
         &mut self,
-        _ctx: &RequestContext,
+        ctx: &RequestContext,
         request: &ChatRequest,
         task: &str,
     ) -> Result<(), PipeError> {
@@ -1562,7 +1634,8 @@ impl<U: Upstream, K: Kv, E: Emit, V: Env> Pipe<'_, U, K, E, V> {
                 return answer(self, failed, None);
             }
         };
-        let identity = Identity::default();
+        // Tasks carry the same identifiers as the chat they belong to (REFERENCE §2.17).
+        let identity = identity_of(ctx);
         let mut built = match request::build_responses_request(
             request,
             &model,

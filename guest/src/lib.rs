@@ -18,6 +18,8 @@ pub mod endpoint;
 #[forbid(unsafe_code)]
 pub mod errors;
 #[forbid(unsafe_code)]
+pub mod fusion;
+#[forbid(unsafe_code)]
 pub mod images;
 #[forbid(unsafe_code)]
 pub mod owui_events;
@@ -25,6 +27,8 @@ pub mod owui_events;
 pub mod phase;
 #[forbid(unsafe_code)]
 pub mod request;
+#[forbid(unsafe_code)]
+pub mod server_tools;
 #[forbid(unsafe_code)]
 pub mod settings;
 #[forbid(unsafe_code)]

@@ -15,6 +15,34 @@ pub fn status(description: &str, done: bool, hidden: bool) -> String {
     .to_string()
 }
 
+/// Open WebUI's web-search status: rendered as "Searched N sites" (N counted from `urls`), with
+/// the query and the links in a collapsible list under the status line.
+pub fn web_search_status(query: &str, urls: &[String]) -> String {
+    json!({
+        "type": "status",
+        "data": {
+            "action": "web_search",
+            "description": "Searched {{count}} sites",
+            "query": query,
+            "urls": urls,
+            "done": true,
+        },
+    })
+    .to_string()
+}
+
+/// An embeds event: HTML Open WebUI shows in a sandboxed frame under the message. `persist`
+/// picks the short type `embeds`, which Open WebUI also appends to the saved message; the long
+/// `chat:message:embeds` only refreshes the live view, so a panel that is redrawn while it runs
+/// is saved once, at its end.
+pub fn embeds(html: &str, persist: bool) -> String {
+    json!({
+        "type": if persist { "embeds" } else { "chat:message:embeds" },
+        "data": { "embeds": [html] },
+    })
+    .to_string()
+}
+
 /// A `source` event: one citation chip. The URL is cleaned with [`clean_citation_url`]; the chip
 /// is named after the URL's host (or the title, when the URL has none); the document text is the
 /// excerpt, or the title when there is no excerpt.

@@ -44,25 +44,14 @@ pub struct ResponsesStream {
     /// Append a `[P:<phase>]: #` line after each message that carries a GPT-5.x `phase`, so the
     /// phase comes back with the history (set for chats that have a history: a chat id).
     pub phase_markers: bool,
+    /// Append Open WebUI's `<details>` card after each finished server-tool item (Open WebUI
+    /// callers with `SHOW_TOOL_CARDS`).
+    pub tool_cards: bool,
+    /// The Fusion runs of this response, narrated from `response.fusion_call.*`.
+    fusion: crate::fusion::Runs,
     /// Function-call arguments gathered from `response.function_call_arguments.delta/.done`, by
     /// item id: some providers leave `arguments` empty in the item events and only stream them.
     call_args: Vec<(String, String)>,
-}
-
-/// The status line for a server-side tool item starting (OpenRouter's `openrouter:*` tools and
-/// the OpenAI-style search items).
-pub fn server_tool_label(item_type: &str) -> Option<&'static str> {
-    Some(match item_type.trim_start_matches("openrouter:") {
-        "web_search" | "web_search_call" => "Searching the web…",
-        "web_fetch" => "Reading a web page…",
-        "datetime" => "Checking the date and time…",
-        "advisor" => "Consulting an advisor model…",
-        "subagent" => "Running a sub-agent…",
-        "image_generation" | "image_generation_call" => "Generating an image…",
-        "file_search_call" => "Searching files…",
-        "search_models" => "Searching the model catalog…",
-        _ => return None,
-    })
 }
 
 /// A `url_citation` annotation in either shape (flat, or nested under `url_citation`).
@@ -189,6 +178,29 @@ impl ResponsesStream {
         }
     }
 
+    /// What a finished server-tool item shows: statuses, the card (when on), and for Fusion its
+    /// saved panel and the pages it read as citations.
+    fn server_tool_done(&mut self, item: &Value, emit: &mut dyn FnMut(Event) -> bool) {
+        if item.get("type").and_then(Value::as_str) == Some("openrouter:fusion") {
+            for e in self.fusion.item_done(item) {
+                emit(Event::OpenWebUiEvent(e));
+            }
+            for c in crate::fusion::sources(item) {
+                self.cite(c, emit);
+            }
+            return;
+        }
+        let Some(done) = crate::server_tools::finished(item, self.tool_cards) else {
+            return;
+        };
+        for s in done.statuses {
+            emit(Event::OpenWebUiEvent(s));
+        }
+        if let Some(card) = done.card {
+            emit(Event::TextDelta(card));
+        }
+    }
+
     /// Emit a citation unless its URL was already cited.
     fn cite(&mut self, c: Citation, emit: &mut dyn FnMut(Event) -> bool) {
         if !self.cited.contains(&c.url) {
@@ -296,7 +308,7 @@ impl ResponsesStream {
                         false,
                         false,
                     )));
-                } else if let Some(label) = server_tool_label(item_type) {
+                } else if let Some(label) = crate::server_tools::label(item_type) {
                     emit(Event::OpenWebUiEvent(crate::owui_events::status(
                         label, false, false,
                     )));
@@ -346,25 +358,8 @@ impl ResponsesStream {
                     self.fill_arguments(&mut item, &[]);
                     self.output.push(item);
                 }
-                if event.pointer("/item/type").and_then(Value::as_str) == Some("web_search_call") {
-                    let action = event.pointer("/item/action");
-                    let query = action.and_then(|a| a.get("query")).and_then(Value::as_str);
-                    let url = action.and_then(|a| a.get("url")).and_then(Value::as_str);
-                    let line = match (query, url) {
-                        (Some(q), _) => Some(format!(
-                            "Searched the web for “{}”",
-                            q.chars().take(120).collect::<String>()
-                        )),
-                        (None, Some(u)) => {
-                            Some(format!("Opened {}", crate::owui_events::host_of(u)))
-                        }
-                        _ => None,
-                    };
-                    if let Some(line) = line {
-                        emit(Event::OpenWebUiEvent(crate::owui_events::status(
-                            &line, false, false,
-                        )));
-                    }
+                if let Some(item) = event.get("item").filter(|i| i.is_object()) {
+                    self.server_tool_done(item, emit);
                 }
                 let annotations = event
                     .pointer("/item/content")
@@ -410,6 +405,12 @@ impl ResponsesStream {
                     usage: response.get("usage").and_then(usage_from),
                 }
             }
+            _ if kind.starts_with("response.fusion_call.") => {
+                for e in self.fusion.feed(kind, &event) {
+                    emit(Event::OpenWebUiEvent(e));
+                }
+                Step::Continue
+            }
             "response.failed" | "error" | "response.error" => {
                 Step::Failed(errors::from_stream_event(&error_id(), &event))
             }
@@ -443,6 +444,78 @@ mod tests {
             }
         }
         (out, last, s)
+    }
+
+    fn run_with(mut s: ResponsesStream, payloads: &[&str]) -> Vec<Event> {
+        let mut out = Vec::new();
+        for p in payloads {
+            s.feed(
+                p,
+                &mut |e| {
+                    out.push(e);
+                    true
+                },
+                &mut || "e1".to_string(),
+            );
+        }
+        out
+    }
+
+    #[test]
+    fn fusion_events_become_statuses_a_panel_and_citations() {
+        let events = run_with(
+            ResponsesStream::default(),
+            &[
+                r#"{"type":"response.output_item.added","item":{"type":"openrouter:fusion","id":"st_f"}}"#,
+                r#"{"type":"response.fusion_call.in_progress","item_id":"st_f"}"#,
+                r#"{"type":"response.fusion_call.panel.added","item_id":"st_f","model":"a/one"}"#,
+                r#"{"type":"response.fusion_call.panel.completed","item_id":"st_f","model":"a/one","content":"42"}"#,
+                r#"{"type":"response.fusion_call.completed","item_id":"st_f"}"#,
+                r#"{"type":"response.output_item.done","item":{"type":"openrouter:fusion","id":"st_f","status":"completed","sources":[{"url":"https://s.example/p","title":"P"}]}}"#,
+            ],
+        );
+        let owui: Vec<Value> = events
+            .iter()
+            .filter_map(|e| match e {
+                Event::OpenWebUiEvent(s) => serde_json::from_str(s).ok(),
+                _ => None,
+            })
+            .collect();
+        assert_eq!(owui[0]["data"]["description"], "Asking the Fusion panel…");
+        let saved: Vec<&Value> = owui.iter().filter(|e| e["type"] == "embeds").collect();
+        assert_eq!(saved.len(), 1, "{owui:?}");
+        assert!(
+            saved[0]["data"]["embeds"][0]
+                .as_str()
+                .unwrap()
+                .contains("a/one")
+        );
+        assert!(
+            events
+                .iter()
+                .any(|e| matches!(e, Event::Citation(c) if c.url == "https://s.example/p"))
+        );
+        // Nothing of the panel reaches the answer text.
+        assert!(!events.iter().any(|e| matches!(e, Event::TextDelta(_))));
+    }
+
+    #[test]
+    fn server_tool_cards_are_appended_only_when_asked_for() {
+        let payloads = [
+            r#"{"type":"response.output_item.done","item":{"type":"openrouter:datetime","id":"dt1","status":"completed","datetime":"2026-12-01T00:00:00Z","timezone":"UTC"}}"#,
+        ];
+        let cards = |events: &[Event]| {
+            events
+                .iter()
+                .filter(|e| matches!(e, Event::TextDelta(t) if t.contains("<details type=\"tool_calls\"")))
+                .count()
+        };
+        assert_eq!(cards(&run_with(ResponsesStream::default(), &payloads)), 0);
+        let on = ResponsesStream {
+            tool_cards: true,
+            ..ResponsesStream::default()
+        };
+        assert_eq!(cards(&run_with(on, &payloads)), 1);
     }
 
     #[test]

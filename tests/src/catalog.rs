@@ -130,7 +130,13 @@ fn fake_spec(id: &'static str) -> ModelSpec {
         context_length: 32_768,
         max_completion_tokens: 8_192,
         input_modalities: &["text"],
-        output_modalities: &["text"],
+        // `fake/image` generates images, so it is listed as an image-output model (which the
+        // pipe must never offer server tools to) that still takes tools.
+        output_modalities: if id == "fake/image" {
+            &["image", "text"]
+        } else {
+            &["text"]
+        },
         tokenizer: "Other",
         instruct_type: None,
         prompt: FAKE_PROMPT_PRICE,
@@ -168,6 +174,15 @@ fn fake_name(id: &str) -> &'static str {
         "fake/tool-many" => "Fake: Calls One Tool Many Times",
         "fake/tool-forever" => "Fake: Calls Tools Forever",
         "fake/tool-call-bad" => "Fake: Calls a Tool Badly",
+        "fake/no-thoughts" => "Fake: Refuses Thoughts",
+        "fake/flaky-start" => "Fake: Flaky Start",
+        "fake/cut-start" => "Fake: Cut Before Output",
+        "fake/slow-start" => "Fake: Slow Start",
+        "fake/typed-error" => "Fake: Typed Error",
+        "fake/chat-bridge" => "Fake: Chat Completions Bridge",
+        "fake/unsupported-stream" => "Fake: Unsupported Mid-Stream",
+        "fake/fusion" => "Fake: Fusion Run",
+        "fake/server-tools" => "Fake: Server Tools",
         _ => "Fake: HTTP Error Status",
     }
 }
@@ -569,7 +584,10 @@ mod tests {
     #[test]
     fn output_modality_image_lists_only_image_models() {
         let listed = ids(&models_body(&query(&[("output_modalities", "image")])));
-        assert_eq!(listed, vec!["openai/gpt-image-1".to_owned()]);
+        assert_eq!(
+            listed,
+            vec!["fake/image".to_owned(), "openai/gpt-image-1".to_owned()]
+        );
     }
 
     #[test]

@@ -118,6 +118,7 @@ struct Shared {
     connections: AtomicU64,
     models_failing: AtomicBool,
     models_requests: AtomicU64,
+    zdr_failing: AtomicBool,
     /// Spec violations of the generation requests received, see [`spec`].
     spec_violations: Mutex<Vec<String>>,
 }
@@ -168,6 +169,7 @@ impl FakeOpenRouter {
             connections: AtomicU64::new(0),
             models_failing: AtomicBool::new(false),
             models_requests: AtomicU64::new(0),
+            zdr_failing: AtomicBool::new(false),
             spec_violations: Mutex::new(Vec::new()),
         });
         let counted = Arc::clone(&shared);
@@ -229,6 +231,11 @@ impl FakeOpenRouter {
     /// When `true`, `GET /models` answers 503 with an OpenRouter error body.
     pub fn set_models_failing(&self, failing: bool) {
         self.shared.models_failing.store(failing, Ordering::Relaxed);
+    }
+
+    /// When `true`, `GET /endpoints/zdr` answers 503 with an OpenRouter error body.
+    pub fn set_zdr_failing(&self, failing: bool) {
+        self.shared.zdr_failing.store(failing, Ordering::Relaxed);
     }
 
     /// How many `GET /models` requests arrived, whatever their outcome.
@@ -385,7 +392,13 @@ async fn models(
     Json(catalog::models_body(&query)).into_response()
 }
 
-async fn zdr() -> Response {
+async fn zdr(State(shared): State<Arc<Shared>>) -> Response {
+    if shared.zdr_failing.load(Ordering::Relaxed) {
+        return error(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "Service temporarily unavailable (fake)",
+        );
+    }
     Json(catalog::zdr_body()).into_response()
 }
 
@@ -414,6 +427,17 @@ async fn responses(State(shared): State<Arc<Shared>>, body: Bytes) -> Response {
     let Some(scenario) = Scenario::from_model(model) else {
         return error(StatusCode::NOT_FOUND, "Model not found");
     };
+    if scenario == Scenario::FlakyStart {
+        // The recorder has already logged this request: count the identical ones so far.
+        let tries = shared
+            .requests()
+            .iter()
+            .filter(|r| r.path.ends_with("/responses") && r.body[..] == body[..])
+            .count();
+        if tries <= scenarios::FLAKY_START_CUTS {
+            return into_response(scenarios::cut_before_output_reply());
+        }
+    }
     let stream = request.get("stream").and_then(Value::as_bool) == Some(true);
     into_response(scenarios::reply(scenario, &request, stream, &shared.config))
 }

@@ -97,6 +97,34 @@ pub enum Scenario {
     /// `fake/tool-call-bad`: three broken calls of one tool: arguments that are not JSON, empty
     /// arguments, and arguments its schema does not allow ([`BAD_ARGUMENTS`]).
     ToolCallBad,
+    /// `fake/no-thoughts`: 400 "include_thoughts is only enabled when thinking is enabled" (in
+    /// `metadata.raw`) while the request asks for reasoning; the echo without it.
+    NoThoughts,
+    /// `fake/flaky-start`: the first [`FLAKY_START_CUTS`] identical requests are cut before any
+    /// event; the next one gets the echo.
+    FlakyStart,
+    /// `fake/cut-start`: every request is cut before any event.
+    CutStart,
+    /// `fake/slow-start`: the echo, with [`SLOW_START_PAUSE`] before the first output event.
+    SlowStart,
+    /// `fake/typed-error`: 503 in OpenRouter's typed shape (`metadata.error_type`, an
+    /// `availability` block, no `metadata.raw`).
+    TypedError,
+    /// `fake/chat-bridge`: `/responses` is unsupported; `/chat/completions` streams reasoning as
+    /// `reasoning_details` fragments (with a signature), the echo, a URL citation and, when the
+    /// request offers tools and holds no tool result yet, a call of a weather tool (else the
+    /// first one) in three argument fragments.
+    ChatBridge,
+    /// `fake/unsupported-stream`: `/responses` streams `response.failed` with code
+    /// `unsupported_endpoint`: right after `response.in_progress`, or after the first text delta
+    /// when the user text contains "late"; `/chat/completions` answers the echo.
+    UnsupportedStream,
+    /// `fake/fusion`: an `openrouter:fusion` run ([`FUSION_PANEL`] answering, one more model
+    /// failing, the analysis, a cited source), then the echo.
+    Fusion,
+    /// `fake/server-tools`: finished `openrouter:web_search` (with sources), `web_fetch`,
+    /// `datetime` and a failed `advisor` item, then the echo.
+    ServerTools,
 }
 
 /// The arguments of `fake/tool-call-bad`'s three calls.
@@ -115,7 +143,7 @@ pub const TOOL_ANSWER_PREFIX: &str = "tool results: ";
 
 impl Scenario {
     /// Every scenario model id, in catalogue order.
-    pub const MODEL_IDS: [&'static str; 31] = [
+    pub const MODEL_IDS: [&'static str; 40] = [
         "fake/echo",
         "fake/reasoning",
         "fake/slow",
@@ -147,6 +175,15 @@ impl Scenario {
         "fake/tool-many",
         "fake/tool-forever",
         "fake/tool-call-bad",
+        "fake/no-thoughts",
+        "fake/flaky-start",
+        "fake/cut-start",
+        "fake/slow-start",
+        "fake/typed-error",
+        "fake/chat-bridge",
+        "fake/fusion",
+        "fake/server-tools",
+        "fake/unsupported-stream",
     ];
 
     /// Realistic catalogue ids the fake answers like `fake/echo`, so suites can check the
@@ -160,8 +197,9 @@ impl Scenario {
         if Self::ECHOED_REALISTIC_IDS.contains(&model) {
             return Some(Self::Echo);
         }
-        // A variant suffix (`fake/echo:nitro`) selects the base model's behaviour, as upstream.
-        let model = match model.split_once(':') {
+        // A variant suffix (`fake/echo:nitro`) or a preset (`fake/echo@preset/x`) selects the
+        // base model's behaviour, as upstream.
+        let model = match model.split_once([':', '@']) {
             Some((base, _)) if base.starts_with("fake/") => base,
             _ => model,
         };
@@ -188,6 +226,15 @@ impl Scenario {
             "fake/tool-many" => Self::ToolMany,
             "fake/tool-forever" => Self::ToolForever,
             "fake/tool-call-bad" => Self::ToolCallBad,
+            "fake/no-thoughts" => Self::NoThoughts,
+            "fake/flaky-start" => Self::FlakyStart,
+            "fake/cut-start" => Self::CutStart,
+            "fake/slow-start" => Self::SlowStart,
+            "fake/typed-error" => Self::TypedError,
+            "fake/chat-bridge" => Self::ChatBridge,
+            "fake/unsupported-stream" => Self::UnsupportedStream,
+            "fake/fusion" => Self::Fusion,
+            "fake/server-tools" => Self::ServerTools,
             other => {
                 let code = other.strip_prefix("fake/status-")?.parse::<u16>().ok()?;
                 if !STATUS_CODES.contains(&code) {
@@ -326,6 +373,21 @@ pub(crate) fn reply(
         | Scenario::ToolMany
         | Scenario::ToolForever
         | Scenario::ToolCallBad => tool_script(scenario, &turn, request),
+        Scenario::NoThoughts => {
+            if asks_for_reasoning(request) {
+                return no_thoughts_refusal_reply();
+            }
+            echo_script(&turn, false)
+        }
+        // `lib.rs` cuts the first attempts; the ones after get the echo.
+        Scenario::FlakyStart => echo_script(&turn, false),
+        Scenario::CutStart => return cut_before_output_reply(),
+        Scenario::SlowStart => slow_start_script(&turn),
+        Scenario::TypedError => return typed_error_reply(),
+        Scenario::ChatBridge => return responses_unsupported_reply(),
+        Scenario::UnsupportedStream => unsupported_stream_script(&turn),
+        Scenario::Fusion => fusion_script(&turn),
+        Scenario::ServerTools => server_tools_script(&turn),
     };
     if stream {
         script.into_sse()
@@ -358,7 +420,13 @@ fn status_reply(code: u16) -> Reply {
     });
     let mut reply = Reply::json(code, &body);
     if code == 429 {
-        reply.headers = vec![("retry-after", "7"), ("x-ratelimit-scope", "user")];
+        reply.headers = vec![
+            ("retry-after", "7"),
+            ("x-ratelimit-scope", "user"),
+            ("x-ratelimit-limit", "20"),
+            ("x-ratelimit-remaining", "0"),
+            ("x-ratelimit-reset", "1735787045000"),
+        ];
     }
     reply
 }
@@ -446,8 +514,9 @@ pub const CHAT_REASONING: &str = "Thinking over chat completions (fake).";
 /// The answer to `POST /chat/completions`, or `None` for a scenario that only speaks Responses.
 pub(crate) fn chat_reply(scenario: Scenario, request: &Value) -> Option<Reply> {
     let reasoning = match scenario {
-        Scenario::Echo => "",
+        Scenario::Echo | Scenario::UnsupportedStream => "",
         Scenario::ResponsesUnsupported => CHAT_REASONING,
+        Scenario::ChatBridge => return Some(chat_bridge_reply(request)),
         // Chat history replays Open WebUI's `reasoning_details`; a provider that cannot verify
         // them refuses the request, as Anthropic does for a modified thinking block.
         Scenario::Signature => {
@@ -1349,6 +1418,353 @@ fn fresh_id(prefix: &str) -> String {
     format!("{prefix}_fake{:x}{n:08x}", unix_now())
 }
 
+/// How many identical requests `fake/flaky-start` cuts before it answers.
+pub const FLAKY_START_CUTS: usize = 2;
+
+/// How long `fake/slow-start` waits between `response.in_progress` and its first output.
+pub const SLOW_START_PAUSE: Duration = Duration::from_millis(2_500);
+
+/// The models `fake/typed-error` suggests in its `availability` block.
+pub const TYPED_ERROR_FALLBACKS: [&str; 2] = ["fake/echo", "fake/reasoning"];
+
+/// The reasoning `fake/chat-bridge` streams, one `reasoning_details` fragment per piece.
+pub const BRIDGE_REASONING: [&str; 2] = ["Weighing ", "the sources."];
+
+/// The signature that closes `fake/chat-bridge`'s reasoning detail.
+pub const BRIDGE_SIGNATURE: &str = "sig-fake-bridge";
+
+/// The page `fake/chat-bridge` cites.
+pub const BRIDGE_CITATION: &str = "https://c.example/source";
+
+/// The argument fragments of `fake/chat-bridge`'s tool call; they join to `{"city": "Paris"}`.
+pub const BRIDGE_TOOL_ARGUMENTS: [&str; 3] = ["{\"city\"", ": \"Par", "is\"}"];
+
+/// Whether a request asks for reasoning in any of the forms the pipe sends.
+fn asks_for_reasoning(request: &Value) -> bool {
+    request.get("reasoning").is_some_and(|r| !r.is_null())
+        || request.get("thinking_config").is_some_and(|t| !t.is_null())
+        || request.get("include_reasoning") == Some(&Value::Bool(true))
+}
+
+/// The refusal `fake/no-thoughts` gives while reasoning is asked for (Gemini's wording when
+/// thinking is off for the chosen model).
+fn no_thoughts_refusal_reply() -> Reply {
+    let raw = json!({ "error": {
+        "code": 400,
+        "message": "include_thoughts is only enabled when thinking is enabled.",
+        "status": "INVALID_ARGUMENT",
+    } });
+    Reply::json(
+        400,
+        &json!({ "error": {
+            "code": 400,
+            "message": "Provider returned error",
+            "metadata": { "provider_name": "FakeProvider", "raw": raw.to_string() },
+        } }),
+    )
+}
+
+/// A stream cut before its first event: the headers and OpenRouter's keep-alive comment, then
+/// the connection dies (`fake/cut-start`, and the first attempts of `fake/flaky-start`).
+pub(crate) fn cut_before_output_reply() -> Reply {
+    Reply {
+        status: 200,
+        content_type: "text/event-stream",
+        headers: vec![("cache-control", "no-cache")],
+        steps: vec![
+            Step::Raw(": OPENROUTER PROCESSING\n\n".to_owned()),
+            Step::Pause(FLUSH_GRACE),
+            Step::Cut,
+        ],
+    }
+}
+
+/// The echo with a long silence after `response.created` and `response.in_progress`.
+fn slow_start_script(turn: &Turn) -> Script {
+    let mut script = echo_script(turn, false);
+    script.steps.insert(2, Step::Pause(SLOW_START_PAUSE));
+    script
+}
+
+/// OpenRouter's typed error shape: the canonical `metadata.error_type` and an `availability`
+/// block with a retry hint and fallback models.
+fn typed_error_reply() -> Reply {
+    Reply::json(
+        503,
+        &json!({ "error": {
+            "code": 503,
+            "message": "All providers for this model are overloaded (fake)",
+            "metadata": { "error_type": "provider_overloaded", "provider_name": "FakeProvider" },
+            "availability": {
+                "code": "capacity_exhausted",
+                "retry_after": 2.5,
+                "fallback_models": TYPED_ERROR_FALLBACKS,
+            },
+        } }),
+    )
+}
+
+/// `/responses` failing as unsupported inside the stream, before or after visible output.
+fn unsupported_stream_script(turn: &Turn) -> Script {
+    let mut script = Script::new();
+    script.start(turn);
+    if turn.answer.contains("late") {
+        script.message_start(turn, 0);
+        let words = words(&turn.answer);
+        script.text_deltas(turn, 0, &words[..1], Duration::ZERO);
+    }
+    let error = json!({
+        "code": "unsupported_endpoint",
+        "message": "Responses API is not supported for this model (fake)",
+    });
+    script.failed(turn.response("failed", Vec::new(), None, Some(error)));
+    script
+}
+
+/// `fake/chat-bridge` on `/chat/completions`: everything the Responses bridge must translate.
+fn chat_bridge_reply(request: &Value) -> Reply {
+    let messages = request.get("messages").unwrap_or(&Value::Null);
+    let text = format!("echo: {}", last_user_text(messages));
+    let answered = messages
+        .as_array()
+        .is_some_and(|m| m.iter().any(|m| m["role"] == "tool"));
+    // A weather tool if one is offered (the arguments name a city), else the first one.
+    let names: Vec<&str> = request
+        .get("tools")
+        .and_then(Value::as_array)
+        .into_iter()
+        .flatten()
+        .filter_map(|t| t.pointer("/function/name").and_then(Value::as_str))
+        .collect();
+    let tool = names
+        .iter()
+        .find(|n| n.contains("weather"))
+        .or(names.first())
+        .copied()
+        .filter(|_| !answered);
+    let model = request
+        .get("model")
+        .and_then(Value::as_str)
+        .unwrap_or_default();
+    let id = fresh_id("gen");
+    let created = unix_now();
+    let input_tokens = u64::try_from(text_chars(messages) / 4)
+        .unwrap_or(u64::MAX)
+        .saturating_add(1);
+    let reasoning = BRIDGE_REASONING.concat();
+    let reasoning_tokens = token_estimate(&reasoning);
+    let output_tokens = token_estimate(&text) + reasoning_tokens;
+    let usage = json!({
+        "prompt_tokens": input_tokens,
+        "completion_tokens": output_tokens,
+        "total_tokens": input_tokens + output_tokens,
+        "prompt_tokens_details": { "cached_tokens": CACHED_TOKENS },
+        "completion_tokens_details": { "reasoning_tokens": reasoning_tokens },
+        "cost": fake_cost(input_tokens, output_tokens),
+    });
+    let detail = |fields: Value| {
+        let mut detail =
+            json!({ "type": "reasoning.text", "format": "anthropic-claude-v1", "index": 0 });
+        if let (Some(d), Value::Object(f)) = (detail.as_object_mut(), fields) {
+            d.extend(f);
+        }
+        detail
+    };
+    let citation = json!({ "type": "url_citation", "url_citation": {
+        "url": BRIDGE_CITATION, "title": "C source", "content": "the cited excerpt",
+        "start_index": 0, "end_index": 4,
+    } });
+    let finish = if tool.is_some() { "tool_calls" } else { "stop" };
+    let stream = request.get("stream").and_then(Value::as_bool) == Some(true);
+    if !stream {
+        let mut message = json!({
+            "role": "assistant", "content": text, "reasoning": reasoning,
+            "reasoning_details": [detail(json!({ "text": reasoning, "signature": BRIDGE_SIGNATURE }))],
+            "annotations": [citation],
+        });
+        if let Some(name) = tool {
+            message["tool_calls"] = json!([{ "id": "call_bridge_1", "type": "function",
+                "function": { "name": name, "arguments": BRIDGE_TOOL_ARGUMENTS.concat() } }]);
+        }
+        return Reply::json(
+            200,
+            &json!({ "id": id, "object": "chat.completion", "created": created, "model": model,
+                     "choices": [{ "index": 0, "message": message, "finish_reason": finish }],
+                     "usage": usage }),
+        );
+    }
+    let chunk = |delta: Value| {
+        Step::Event(
+            json!({ "id": id, "object": "chat.completion.chunk", "created": created,
+                            "model": model, "choices": [{ "index": 0, "delta": delta }] }),
+        )
+    };
+    let mut steps = vec![Step::Raw(": OPENROUTER PROCESSING\n\n".to_owned())];
+    steps.push(chunk(json!({ "role": "assistant", "content": "",
+        "reasoning": BRIDGE_REASONING[0],
+        "reasoning_details": [detail(json!({ "text": BRIDGE_REASONING[0] }))] })));
+    steps.push(chunk(json!({ "reasoning": BRIDGE_REASONING[1],
+        "reasoning_details": [detail(json!({ "text": BRIDGE_REASONING[1] }))] })));
+    steps.push(chunk(
+        json!({ "reasoning_details": [detail(json!({ "signature": BRIDGE_SIGNATURE }))] }),
+    ));
+    for word in words(&text) {
+        steps.push(chunk(json!({ "content": word })));
+    }
+    steps.push(chunk(json!({ "annotations": [citation] })));
+    if let Some(name) = tool {
+        steps.push(chunk(
+            json!({ "tool_calls": [{ "index": 0, "id": "call_bridge_1",
+            "type": "function", "function": { "name": name, "arguments": "" } }] }),
+        ));
+        for piece in BRIDGE_TOOL_ARGUMENTS {
+            steps.push(chunk(
+                json!({ "tool_calls": [{ "index": 0, "function": { "arguments": piece } }] }),
+            ));
+        }
+    }
+    steps.push(Step::Event(
+        json!({ "id": id, "object": "chat.completion.chunk",
+        "created": created, "model": model,
+        "choices": [{ "index": 0, "delta": {}, "finish_reason": finish }] }),
+    ));
+    steps.push(Step::Event(
+        json!({ "id": id, "object": "chat.completion.chunk",
+        "created": created, "model": model, "choices": [], "usage": usage }),
+    ));
+    steps.push(Step::Raw("data: [DONE]\n\n".to_owned()));
+    Reply {
+        status: 200,
+        content_type: "text/event-stream",
+        headers: vec![("cache-control", "no-cache")],
+        steps,
+    }
+}
+
+/// The panel model of `fake/fusion` that answers, its answer, and the one that fails.
+pub const FUSION_PANEL: (&str, &str, &str) =
+    ("fake/panel-one", "Carbon taxes <work>.", "fake/panel-two");
+
+/// The page `fake/fusion` says its run read (with the tracking tag OpenRouter may add).
+pub const FUSION_SOURCE: &str = "https://fusion.example/carbon?utm_source=openai";
+
+fn fusion_script(turn: &Turn) -> Script {
+    let (answering, answer, failing) = FUSION_PANEL;
+    let mut script = Script::new();
+    script.start(turn);
+    let id = format!("st_fusion_{}", turn.message_id);
+    let at = |fields: Value| {
+        let mut fields = fields;
+        fields["item_id"] = json!(id);
+        fields["output_index"] = json!(0);
+        fields
+    };
+    script.event(
+        "response.output_item.added",
+        json!({ "output_index": 0, "item": { "type": "openrouter:fusion", "id": id, "status": "in_progress" } }),
+    );
+    script.event("response.fusion_call.in_progress", at(json!({})));
+    script.event(
+        "response.fusion_call.panel.added",
+        at(json!({ "model": answering })),
+    );
+    script.event(
+        "response.fusion_call.panel.added",
+        at(json!({ "model": failing })),
+    );
+    script.event(
+        "response.fusion_call.panel.reasoning.delta",
+        at(json!({ "model": answering, "delta": "Weighing it up" })),
+    );
+    script.event(
+        "response.fusion_call.panel.delta",
+        at(json!({ "model": answering, "delta": "Carbon taxes " })),
+    );
+    script.event(
+        "response.fusion_call.panel.completed",
+        at(json!({ "model": answering, "content": answer })),
+    );
+    script.event(
+        "response.fusion_call.panel.failed",
+        at(json!({ "model": failing, "error": "Upstream provider error", "status_code": 502 })),
+    );
+    script.event(
+        "response.fusion_call.analysis.in_progress",
+        at(json!({ "analyst_model": "fake/fusion", "judge_model": "fake/fusion" })),
+    );
+    let analysis = json!({
+        "consensus": ["Carbon taxes reduce emissions."],
+        "contradictions": [],
+        "partial_coverage": [],
+        "unique_insights": [{ "model": answering, "insight": "Border adjustments matter." }],
+        "blind_spots": ["Politics"],
+    });
+    script.event(
+        "response.fusion_call.analysis.completed",
+        at(json!({ "analysis": analysis })),
+    );
+    script.event("response.fusion_call.completed", at(json!({})));
+    let item = json!({
+        "type": "openrouter:fusion", "id": id, "status": "completed", "analysis": analysis,
+        "responses": [{ "model": answering, "content": answer }],
+        "failed_models": [{ "model": failing, "error": "Upstream provider error", "status_code": 502 }],
+        "sources": [{ "url": FUSION_SOURCE, "title": "Carbon pricing" }],
+    });
+    script.event(
+        "response.output_item.done",
+        json!({ "output_index": 0, "item": item }),
+    );
+    let message = script.message(turn, 1, &words(&turn.answer), Duration::ZERO);
+    let usage = turn.usage(&turn.answer, "");
+    script.completed(turn.response("completed", vec![item, message], Some(usage), None));
+    script
+}
+
+/// The query and the two source URLs of `fake/server-tools`' web search.
+pub const SERVER_TOOLS_SEARCH: (&str, [&str; 2]) = (
+    "rust wasm components",
+    [
+        "https://search-one.example/a?utm_source=openai",
+        "https://search-two.example/b",
+    ],
+);
+
+fn server_tools_script(turn: &Turn) -> Script {
+    let (query, urls) = SERVER_TOOLS_SEARCH;
+    let mut script = Script::new();
+    script.start(turn);
+    let items = [
+        json!({ "type": "openrouter:web_search", "id": "ws_fake_1", "status": "completed",
+                "action": { "type": "search", "query": query,
+                            "sources": urls.iter().map(|u| json!({ "type": "url", "url": u })).collect::<Vec<_>>() } }),
+        json!({ "type": "openrouter:web_fetch", "id": "wf_fake_1", "status": "completed",
+                "url": "https://docs.example/page", "title": "Docs page", "content": "Fetched text.",
+                "httpStatus": 200 }),
+        json!({ "type": "openrouter:datetime", "id": "dt_fake_1", "status": "completed",
+                "datetime": "2026-12-01T00:00:00.000Z", "timezone": "UTC" }),
+        json!({ "type": "openrouter:advisor", "id": "ad_fake_1", "status": "failed",
+                "error": "Advisor unavailable (fake)" }),
+    ];
+    for (i, item) in items.iter().enumerate() {
+        let mut started = item.clone();
+        started["status"] = json!("in_progress");
+        script.event(
+            "response.output_item.added",
+            json!({ "output_index": i, "item": started }),
+        );
+        script.event(
+            "response.output_item.done",
+            json!({ "output_index": i, "item": item }),
+        );
+    }
+    let message = script.message(turn, items.len(), &words(&turn.answer), Duration::ZERO);
+    let usage = turn.usage(&turn.answer, "");
+    let mut output = items.to_vec();
+    output.push(message);
+    script.completed(turn.response("completed", output, Some(usage), None));
+    script
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -1709,6 +2125,10 @@ mod tests {
             Scenario::from_model("anthropic/claude-sonnet-4.5"),
             Some(Scenario::Echo)
         );
+        assert_eq!(
+            Scenario::from_model("fake/echo@preset/fast"),
+            Some(Scenario::Echo)
+        );
         assert_eq!(Scenario::from_model("fake/unknown:nitro"), None);
     }
 
@@ -1814,5 +2234,80 @@ mod tests {
         assert!(usage["usage"]["cost"].as_f64().unwrap() > 0.0);
         assert!(matches!(chat.steps.last(), Some(Step::Raw(t)) if t == "data: [DONE]\n\n"));
         assert!(chat_reply(Scenario::Slow, &body).is_none());
+    }
+
+    #[test]
+    fn no_thoughts_refuses_only_requests_that_ask_for_reasoning() {
+        let config = FakeConfig::default();
+        let mut body = request("fake/no-thoughts", "x");
+        assert_eq!(
+            reply(Scenario::NoThoughts, &body, true, &config).status,
+            200
+        );
+        body["reasoning"] = json!({ "effort": "medium" });
+        let refused = reply(Scenario::NoThoughts, &body, true, &config);
+        assert_eq!(refused.status, 400);
+        assert!(
+            matches!(&refused.steps[0], Step::Raw(t) if t.contains("include_thoughts is only enabled"))
+        );
+    }
+
+    #[test]
+    fn cut_start_dies_before_any_event_and_slow_start_pauses_before_output() {
+        let config = FakeConfig::default();
+        let cut = reply(
+            Scenario::CutStart,
+            &request("fake/cut-start", "x"),
+            true,
+            &config,
+        );
+        assert!(events(&cut).is_empty());
+        assert!(matches!(cut.steps.last(), Some(Step::Cut)));
+        let slow = reply(
+            Scenario::SlowStart,
+            &request("fake/slow-start", "x"),
+            true,
+            &config,
+        );
+        let pause = slow.steps.iter().position(|s| matches!(s, Step::Pause(_)));
+        let first_output = slow
+            .steps
+            .iter()
+            .position(|s| matches!(s, Step::Event(e) if e["type"] == "response.output_item.added"));
+        assert!(pause.unwrap() < first_output.unwrap());
+    }
+
+    #[test]
+    fn chat_bridge_streams_details_a_citation_and_a_fragmented_call_when_tools_are_offered() {
+        let mut body = json!({ "model": "fake/chat-bridge", "stream": true,
+                               "messages": [{ "role": "user", "content": "hi" }] });
+        let plain = chat_reply(Scenario::ChatBridge, &body).unwrap();
+        let chunks = events(&plain);
+        assert!(
+            chunks
+                .iter()
+                .all(|c| c["choices"][0]["delta"].get("tool_calls").is_none())
+        );
+        body["tools"] = json!([{ "type": "function", "function": { "name": "weather" } }]);
+        let chunks = events(&chat_reply(Scenario::ChatBridge, &body).unwrap());
+        let arguments: String = chunks
+            .iter()
+            .filter_map(|c| {
+                c["choices"][0]["delta"]["tool_calls"][0]["function"]["arguments"].as_str()
+            })
+            .collect();
+        assert_eq!(arguments, "{\"city\": \"Paris\"}");
+        let signed = chunks.iter().any(|c| {
+            c["choices"][0]["delta"]["reasoning_details"][0]["signature"] == BRIDGE_SIGNATURE
+        });
+        assert!(signed);
+        assert_eq!(
+            chunks[chunks.len() - 2]["choices"][0]["finish_reason"],
+            "tool_calls"
+        );
+        assert_eq!(
+            reply(Scenario::ChatBridge, &body, true, &FakeConfig::default()).status,
+            400
+        );
     }
 }

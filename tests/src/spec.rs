@@ -59,7 +59,12 @@ fn build_validators() -> Result<Validators, SpecError> {
         source,
     })?;
     let spec: Value = serde_yaml_ng::from_str(&text)?;
-    let components = spec.get("components").ok_or(SpecError::NoComponents)?;
+    let mut components = spec
+        .get("components")
+        .cloned()
+        .ok_or(SpecError::NoComponents)?;
+    apply_extend_overrides(&mut components);
+    let components = &components;
     let responses = request_schema_name(&spec, "/responses")
         .ok_or(SpecError::NoRequestSchema("POST /responses"))?;
     let chat = request_schema_name(&spec, "/chat/completions")
@@ -80,6 +85,72 @@ fn request_schema_name(spec: &Value, path: &str) -> Option<String> {
         .and_then(Value::as_str)
         .and_then(|reference| reference.strip_prefix("#/components/schemas/"))
         .map(str::to_owned)
+}
+
+/// The spec is generated from Zod schemas, and Zod's `.extend()` comes out as
+/// `allOf: [{$ref: Base}, {properties: {…}}]`. Read literally, a property the extension
+/// redefines must then satisfy both definitions (so `TextExtendedConfig.verbosity`, which adds
+/// `xhigh` and `max`, would accept only the three values common to both enums), while the
+/// service applies the override. Each such `$ref` is replaced by a copy of the base without the
+/// redefined properties; everything else in the base (other properties, `required`,
+/// `additionalProperties`) still applies. Returns the names of the schemas rewritten.
+fn apply_extend_overrides(components: &mut Value) -> Vec<String> {
+    let Some(schemas) = components
+        .get("schemas")
+        .and_then(Value::as_object)
+        .cloned()
+    else {
+        return Vec::new();
+    };
+    let mut rewritten = Vec::new();
+    for (name, schema) in &schemas {
+        let Some(parts) = schema.get("allOf").and_then(Value::as_array) else {
+            continue;
+        };
+        let redefined: Vec<String> = parts
+            .iter()
+            .filter(|part| part.get("$ref").is_none())
+            .filter_map(|part| part.get("properties").and_then(Value::as_object))
+            .flat_map(|properties| properties.keys().cloned())
+            .collect();
+        let mut new_parts = Vec::with_capacity(parts.len());
+        let mut changed = false;
+        for part in parts {
+            let base = part
+                .get("$ref")
+                .and_then(Value::as_str)
+                .and_then(|r| r.strip_prefix("#/components/schemas/"))
+                .and_then(|base| schemas.get(base));
+            let Some(mut base) = base.cloned() else {
+                new_parts.push(part.clone());
+                continue;
+            };
+            let Some(properties) = base.get_mut("properties").and_then(Value::as_object_mut) else {
+                new_parts.push(part.clone());
+                continue;
+            };
+            let before = properties.len();
+            properties.retain(|key, _| !redefined.contains(key));
+            if properties.len() == before {
+                new_parts.push(part.clone());
+            } else {
+                changed = true;
+                new_parts.push(base);
+            }
+        }
+        if changed
+            && let Some(target) = components
+                .pointer_mut(&format!(
+                    "/schemas/{}",
+                    name.replace('~', "~0").replace('/', "~1")
+                ))
+                .and_then(Value::as_object_mut)
+        {
+            target.insert("allOf".to_owned(), Value::Array(new_parts));
+            rewritten.push(name.clone());
+        }
+    }
+    rewritten
 }
 
 fn compile(components: &Value, schema: &str) -> Result<Validator, SpecError> {
@@ -236,18 +307,43 @@ mod tests {
     }
 
     #[test]
-    fn text_verbosity_max_is_flagged_because_the_spec_intersects_two_enums() {
-        // TextExtendedConfig is `allOf: [TextConfig (high|low|medium), {verbosity: …|xhigh|max}]`,
-        // so by the letter of the schema only the common values pass, although the extension
-        // exists to allow `max` (Claude's top verbosity). Pinned here so a spec fix shows up.
-        let body = json!({"model": "a/b", "input": "hi", "text": {"verbosity": "max"}});
+    fn extended_schemas_take_the_extension_s_definition_of_a_redefined_property() {
+        // TextExtendedConfig extends TextConfig (high|low|medium) with …|xhigh|max for Claude.
+        for verbosity in ["max", "xhigh", "medium"] {
+            let body = json!({"model": "a/b", "input": "hi", "text": {"verbosity": verbosity}});
+            assert_eq!(validate_responses_request(&body), Ok(()), "{verbosity}");
+        }
+        // The override replaces the property; it does not switch the check off.
+        let body = json!({"model": "a/b", "input": "hi", "text": {"verbosity": "loud"}});
         let errors = validate_responses_request(&body).unwrap_err();
         assert!(
             errors.iter().all(|e| e.starts_with("/text/verbosity:")),
             "{errors:?}"
         );
-        let body = json!({"model": "a/b", "input": "hi", "text": {"verbosity": "medium"}});
-        assert_eq!(validate_responses_request(&body), Ok(()));
+        // The base's other properties are still checked.
+        let body = json!({"model": "a/b", "input": "hi", "text": {"format": {"type": "nonsense"}}});
+        assert!(validate_responses_request(&body).is_err());
+    }
+
+    #[test]
+    fn only_allofs_that_redefine_a_base_property_are_rewritten() {
+        let mut components = json!({"schemas": {
+            "Base": {"type": "object", "properties": {"a": {"enum": [1]}, "b": {"type": "string"}}, "required": ["b"]},
+            "Extended": {"allOf": [{"$ref": "#/components/schemas/Base"}, {"properties": {"a": {"enum": [1, 2]}}}]},
+            "Added": {"allOf": [{"$ref": "#/components/schemas/Base"}, {"properties": {"c": {"type": "string"}}}]}
+        }});
+        assert_eq!(
+            apply_extend_overrides(&mut components),
+            vec!["Extended".to_owned()]
+        );
+        assert_eq!(
+            components["schemas"]["Extended"]["allOf"][0],
+            json!({"type": "object", "properties": {"b": {"type": "string"}}, "required": ["b"]})
+        );
+        assert_eq!(
+            components["schemas"]["Added"]["allOf"][0],
+            json!({"$ref": "#/components/schemas/Base"})
+        );
     }
 
     #[test]

@@ -366,6 +366,37 @@ fn tasks_take_the_non_streaming_path_and_never_error() {
 }
 
 #[test]
+fn tasks_carry_the_identifiers_the_valves_enable() {
+    let ctx = RequestContext {
+        task: Some("title_generation".into()),
+        user_id: Some("u-1".into()),
+        chat_id: Some("c-1".into()),
+        cache_session_id: Some("ab12".into()),
+        ..RequestContext::default()
+    };
+    let body = br####"{"model":"fake/echo","stream":false,"user":"spoofed","messages":[{"role":"user","content":"### Task: title"}]}"####;
+    let up = upstream().on(
+        "/responses",
+        Ok(Canned::json(
+            200,
+            r#"{"output":[{"type":"message","content":[{"type":"output_text","text":"ok"}]}]}"#,
+        )),
+    );
+    let mut s = settings();
+    s.request.send_end_user_id = true;
+    s.request.send_chat_id = true;
+    let (r, _) = run_with(&up, &s, &ctx, body);
+    r.unwrap();
+    let sent = sent_bodies(&up, "/responses");
+    assert_eq!(sent[0]["user"], "u-1");
+    assert_eq!(
+        sent[0]["metadata"],
+        serde_json::json!({"user_id": "u-1", "chat_id": "c-1"})
+    );
+    assert_eq!(sent[0]["session_id"], "ab12");
+}
+
+#[test]
 fn timestamps_are_iso_8601_utc() {
     assert_eq!(iso8601(0), "1970-01-01T00:00:00Z");
     assert_eq!(iso8601(1_795_000_000_000), "2026-11-18T11:06:40Z");

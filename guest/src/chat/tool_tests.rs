@@ -550,3 +550,59 @@ fn pipeline_turns_are_persisted_with_executed_calls_and_their_outputs_only() {
         assert!(text.contains(&format!("[{}]: #", r.id)), "{text}");
     }
 }
+
+#[test]
+fn a_chat_completions_tool_round_sends_back_the_turns_text_and_signed_reasoning_details() {
+    let call = r#"data: {"choices":[{"index":0,"delta":{"role":"assistant","content":"","reasoning":"Need ","reasoning_details":[{"type":"reasoning.text","text":"Need ","format":"anthropic-claude-v1","index":0}]}}]}
+
+data: {"choices":[{"index":0,"delta":{"reasoning":"weather.","reasoning_details":[{"type":"reasoning.text","text":"weather.","index":0}]}}]}
+
+data: {"choices":[{"index":0,"delta":{"reasoning_details":[{"type":"reasoning.text","signature":"sig==","index":0}]}}]}
+
+data: {"choices":[{"index":0,"delta":{"content":"Checking."}}]}
+
+data: {"choices":[{"index":0,"delta":{"tool_calls":[{"index":0,"id":"c1","type":"function","function":{"name":"weather","arguments":"{\"city\":\"Oslo\"}"}}]},"finish_reason":"tool_calls"}]}
+
+data: [DONE]
+
+"#;
+    let answer = r#"data: {"choices":[{"index":0,"delta":{"content":"Cold."},"finish_reason":"stop"}]}
+
+data: [DONE]
+
+"#;
+    let up = upstream()
+        .on("/chat/completions", Ok(Canned::sse(&[call])))
+        .on("/chat/completions", Ok(Canned::sse(&[answer])));
+    let tools = FakeTools::serving(&[("weather", CITY)]).answer("weather", Ok("-3C".into()));
+    let mut s = settings("Pipeline");
+    s.endpoint.force_chat_completions_models = "fake/*".into();
+    let r = run(
+        &up,
+        &s,
+        &MemKv::default(),
+        &tools,
+        &RequestContext::default(),
+        &body("[]"),
+    );
+    r.result.unwrap();
+    let bodies: Vec<Value> = up
+        .requests
+        .borrow()
+        .iter()
+        .filter(|r| r.url.ends_with("/chat/completions"))
+        .map(|r| serde_json::from_slice(r.body.as_deref().unwrap_or_default()).unwrap())
+        .collect();
+    assert_eq!(bodies.len(), 2);
+    let messages = bodies[1]["messages"].as_array().unwrap();
+    let assistant = &messages[messages.len() - 2];
+    assert_eq!(assistant["role"], "assistant");
+    assert_eq!(assistant["content"], "Checking.");
+    assert_eq!(assistant["tool_calls"][0]["id"], "c1");
+    assert_eq!(
+        assistant["reasoning_details"],
+        serde_json::json!([{"type": "reasoning.text", "text": "Need weather.",
+            "format": "anthropic-claude-v1", "signature": "sig==", "index": 0}])
+    );
+    assert_eq!(text_of(&r.events), "Checking.Cold.");
+}

@@ -654,12 +654,23 @@ fn attr_escape(s: &str) -> String {
 /// Open WebUI's collapsible card for an executed call (the `<details type="tool_calls">` block
 /// its chat renderer shows as a tool call with arguments and result).
 pub fn card(outcome: &CallOutcome) -> String {
-    let result = Value::String(outcome.output.clone()).to_string();
+    details_card(
+        &outcome.call.call_id,
+        &outcome.call.name,
+        &outcome.call.arguments_json,
+        &outcome.output,
+    )
+}
+
+/// The `<details type="tool_calls">` block for one finished call: `arguments_json` as the
+/// model sent it, `result` the text it got back (JSON-quoted, as Open WebUI stores results).
+pub fn details_card(id: &str, name: &str, arguments_json: &str, result: &str) -> String {
+    let result = Value::String(result.to_string()).to_string();
     format!(
         "\n<details type=\"tool_calls\" done=\"true\" id=\"{}\" name=\"{}\" arguments=\"{}\" result=\"{}\" files=\"\" embeds=\"\">\n<summary>Tool Executed</summary>\n</details>\n",
-        attr_escape(&outcome.call.call_id),
-        attr_escape(&outcome.call.name),
-        attr_escape(&outcome.call.arguments_json),
+        attr_escape(id),
+        attr_escape(name),
+        attr_escape(arguments_json),
         attr_escape(&result),
     )
 }

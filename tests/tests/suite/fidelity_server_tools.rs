@@ -1,0 +1,264 @@
+//! OpenRouter's server-side tools and Fusion through the real host and component: the Fusion
+//! run's statuses and live panel, its endpoint pinned to `/responses`, the web search's
+//! "Searched N sites" status, `SHOW_TOOL_CARDS` cards for finished server tools, and Claude's
+//! `max` verbosity at effort `xhigh` (every body checked against OpenRouter's spec by the harness).
+
+use crate::harness::{Harness, Options, content_of, json_chunks, sse_data};
+use fake_openrouter::scenarios::{FUSION_PANEL, FUSION_SOURCE, SERVER_TOOLS_SEARCH};
+use serde_json::{Value, json};
+
+const OWUI: [(&str, &str); 2] = [
+    ("X-OpenWebUI-User-Id", "user-42"),
+    ("X-OpenWebUI-Chat-Id", "chat-srv"),
+];
+
+async fn stream(h: &Harness, body: &Value, headers: &[(&str, &str)]) -> (u16, Vec<String>) {
+    let mut request = h
+        .client
+        .post(format!("{}/v1/chat/completions", h.url))
+        .json(body);
+    for (name, value) in headers {
+        request = request.header(*name, *value);
+    }
+    let resp = request.send().await.unwrap();
+    let status = resp.status().as_u16();
+    (status, sse_data(&resp.text().await.unwrap()))
+}
+
+fn events(chunks: &[String]) -> Vec<Value> {
+    json_chunks(chunks)
+        .into_iter()
+        .filter_map(|mut c| c.get_mut("event").map(Value::take))
+        .collect()
+}
+
+fn status_lines(events: &[Value]) -> Vec<String> {
+    events
+        .iter()
+        .filter(|e| e["type"] == "status")
+        .filter_map(|e| e["data"]["description"].as_str().map(str::to_string))
+        .collect()
+}
+
+fn fusion_body() -> Value {
+    json!({
+        "model": "fake/fusion",
+        "stream": true,
+        "messages": [{"role": "user", "content": "carbon taxes?"}],
+        "tools": [{"type": "openrouter:fusion",
+                   "parameters": {"analysis_models": [FUSION_PANEL.0, FUSION_PANEL.2]}}],
+    })
+}
+
+/// The paths of the generation requests the fake received.
+fn generation_paths(h: &Harness) -> Vec<String> {
+    h.fake
+        .requests()
+        .iter()
+        .filter(|r| r.method == "POST")
+        .map(|r| r.path.clone())
+        .collect()
+}
+
+#[tokio::test]
+async fn a_fusion_run_is_narrated_live_and_its_panel_saved_once_for_open_webui() {
+    // Even a force list that sends the model to /chat/completions cannot take Fusion there.
+    let h = Harness::with(Options {
+        env: vec![
+            ("FORCE_CHAT_COMPLETIONS_MODELS", "fake/fusion".into()),
+            ("PERSIST_REASONING_TOKENS", "disabled".into()),
+        ],
+        ..Options::default()
+    })
+    .await;
+    let (status, chunks) = stream(&h, &fusion_body(), &OWUI).await;
+    assert_eq!(status, 200, "{chunks:?}");
+    let paths = generation_paths(&h);
+    assert!(
+        !paths.is_empty() && paths.iter().all(|p| p.ends_with("/responses")),
+        "{paths:?}"
+    );
+    let sent = h.fake.requests();
+    let body = sent
+        .iter()
+        .find(|r| r.method == "POST")
+        .unwrap()
+        .json()
+        .unwrap();
+    assert_eq!(body["tools"][0]["type"], "openrouter:fusion", "{body}");
+
+    assert_eq!(content_of(&chunks), "echo: carbon taxes?");
+    let events = events(&chunks);
+    let lines = status_lines(&events);
+    let (answering, _, failing) = FUSION_PANEL;
+    for expected in [
+        "Asking the Fusion panel…".to_string(),
+        format!("Fusion: {answering} answered (1 of 2)"),
+        format!("Fusion: {failing} failed: Upstream provider error (502)"),
+        "Fusion: fake/fusion is comparing the answers…".to_string(),
+        "Fusion panel finished".to_string(),
+    ] {
+        assert!(
+            lines.contains(&expected),
+            "{expected} missing from {lines:?}"
+        );
+    }
+    let live = events
+        .iter()
+        .filter(|e| e["type"] == "chat:message:embeds")
+        .count();
+    let saved: Vec<&Value> = events.iter().filter(|e| e["type"] == "embeds").collect();
+    assert!(live >= 3, "{live} live redraws");
+    assert_eq!(saved.len(), 1, "the panel is saved once: {saved:?}");
+    let html = saved[0]["data"]["embeds"][0].as_str().unwrap();
+    assert!(html.contains("Carbon taxes &lt;work&gt;."), "{html}");
+    assert!(!html.contains("<work>"), "model text is escaped");
+    assert!(html.contains("Border adjustments matter."), "{html}");
+    assert!(!html.to_ascii_lowercase().contains("<script"));
+    let sources: Vec<&Value> = events.iter().filter(|e| e["type"] == "source").collect();
+    assert_eq!(sources.len(), 1, "{sources:?}");
+    assert_eq!(
+        sources[0]["data"]["source"]["url"],
+        FUSION_SOURCE.replace("?utm_source=openai", "")
+    );
+}
+
+#[tokio::test]
+async fn a_plain_client_gets_the_answer_and_the_sources_of_a_fusion_run_without_ui_events() {
+    let h = Harness::start().await;
+    let (status, chunks) = stream(&h, &fusion_body(), &[]).await;
+    assert_eq!(status, 200, "{chunks:?}");
+    assert!(events(&chunks).is_empty(), "{chunks:?}");
+    let content = content_of(&chunks);
+    assert!(content.starts_with("echo: carbon taxes?"), "{content}");
+    assert!(!content.contains("Fusion"), "{content}");
+    let annotated: Vec<Value> = json_chunks(&chunks)
+        .into_iter()
+        .flat_map(|c| {
+            c["choices"][0]["delta"]["annotations"]
+                .as_array()
+                .cloned()
+                .unwrap_or_default()
+        })
+        .collect();
+    assert!(
+        annotated
+            .iter()
+            .any(|a| a["url_citation"]["url"] == "https://fusion.example/carbon"),
+        "{annotated:?}"
+    );
+}
+
+#[tokio::test]
+async fn server_tools_show_searched_n_sites_and_cards_for_finished_calls_only() {
+    let h = Harness::with(Options {
+        env: vec![
+            ("SHOW_TOOL_CARDS", "true".into()),
+            ("PERSIST_REASONING_TOKENS", "disabled".into()),
+        ],
+        ..Options::default()
+    })
+    .await;
+    let body = Harness::chat_body("fake/server-tools", "look it up", true);
+    let (status, chunks) = stream(&h, &body, &OWUI).await;
+    assert_eq!(status, 200, "{chunks:?}");
+    let events = events(&chunks);
+    let (query, urls) = SERVER_TOOLS_SEARCH;
+    let search = events
+        .iter()
+        .find(|e| e["type"] == "status" && e["data"]["action"] == "web_search")
+        .unwrap_or_else(|| panic!("no web-search status in {events:?}"));
+    assert_eq!(search["data"]["description"], "Searched {{count}} sites");
+    assert_eq!(search["data"]["query"], query);
+    assert_eq!(
+        search["data"]["urls"],
+        json!([urls[0].replace("?utm_source=openai", ""), urls[1]])
+    );
+    let lines = status_lines(&events);
+    assert!(
+        lines.contains(&"Searching the web…".to_string()),
+        "{lines:?}"
+    );
+    assert!(
+        lines.contains(&"Read docs.example".to_string()),
+        "{lines:?}"
+    );
+    assert!(
+        lines.contains(
+            &"Consulting an advisor model did not work: Advisor unavailable (fake)".to_string()
+        ),
+        "{lines:?}"
+    );
+    let content = content_of(&chunks);
+    assert_eq!(
+        content.matches("<details type=\"tool_calls\"").count(),
+        3,
+        "{content}"
+    );
+    for name in [
+        "openrouter:web_search",
+        "openrouter:web_fetch",
+        "openrouter:datetime",
+    ] {
+        assert!(
+            content.contains(&format!("name=\"{name}\"")),
+            "{name}: {content}"
+        );
+    }
+    assert!(
+        !content.contains("openrouter:advisor"),
+        "a failed call gets no card"
+    );
+    assert!(
+        content.contains("2026-12-01T00:00:00.000Z UTC"),
+        "{content}"
+    );
+    assert!(content.ends_with("echo: look it up"), "{content}");
+}
+
+#[tokio::test]
+async fn without_show_tool_cards_or_for_plain_clients_there_are_no_cards() {
+    let h = Harness::with(Options {
+        env: vec![("PERSIST_REASONING_TOKENS", "disabled".into())],
+        ..Options::default()
+    })
+    .await;
+    let body = Harness::chat_body("fake/server-tools", "look it up", true);
+    let (status, chunks) = stream(&h, &body, &OWUI).await;
+    assert_eq!(status, 200, "{chunks:?}");
+    assert_eq!(content_of(&chunks), "echo: look it up");
+    assert!(!events(&chunks).is_empty());
+
+    let h = Harness::with(Options {
+        env: vec![("SHOW_TOOL_CARDS", "true".into())],
+        ..Options::default()
+    })
+    .await;
+    let (status, chunks) = stream(&h, &body, &[]).await;
+    assert_eq!(status, 200, "{chunks:?}");
+    assert_eq!(content_of(&chunks), "echo: look it up");
+    assert!(events(&chunks).is_empty(), "{chunks:?}");
+}
+
+#[tokio::test]
+async fn claude_at_xhigh_effort_asks_for_max_verbosity_within_the_spec() {
+    let h = Harness::start().await;
+    let body = json!({
+        "model": "anthropic/claude-sonnet-4.5",
+        "stream": true,
+        "reasoning_effort": "xhigh",
+        "messages": [{"role": "user", "content": "say it all"}],
+    });
+    let (status, chunks) = stream(&h, &body, &[]).await;
+    assert_eq!(status, 200, "{chunks:?}");
+    let requests = h.fake.requests();
+    let sent = requests
+        .iter()
+        .find(|r| r.method == "POST" && r.path.ends_with("/responses"))
+        .unwrap()
+        .json()
+        .unwrap();
+    assert_eq!(sent["text"]["verbosity"], "max", "{sent}");
+    assert_eq!(sent["reasoning"]["effort"], "xhigh", "{sent}");
+    // The harness fails the test on drop if this body broke OpenRouter's schema.
+}
