@@ -220,6 +220,31 @@ fn is_sentence_end(s: &str) -> bool {
     s.trim_end().ends_with(['.', '!', '?', ':'])
 }
 
+/// The template variables every error shows: its id, the time, and who asked in which chat.
+pub fn request_vars(ctx: &RequestContext, error_id: &str, now_ms: u64) -> Vars {
+    let mut v = Vars::new();
+    v.set("error_id", error_id);
+    v.set("timestamp", iso8601(now_ms));
+    v.set("request_id", ctx.request_id.as_str());
+    v.set_opt("user_id", ctx.user_id.clone());
+    v.set_opt("session_id", ctx.chat_id.clone());
+    v
+}
+
+/// The `INTERNAL_ERROR_TEMPLATE` answer for a chat the component could not finish (the host
+/// asks a fresh instance for it after a trap or an exhausted budget).
+pub fn internal_error_text(
+    templates: &crate::templates::TemplateSettings,
+    ctx: &RequestContext,
+    error_id: &str,
+    failure: &str,
+    now_ms: u64,
+) -> String {
+    let mut vars = request_vars(ctx, error_id, now_ms);
+    vars.set("error_type", failure);
+    templates.render(TemplateKind::InternalError, &vars)
+}
+
 /// ISO-8601 UTC timestamp (second precision) of a Unix time in milliseconds.
 pub fn iso8601(ms: u64) -> String {
     let secs = ms / 1000;
@@ -373,13 +398,7 @@ impl<U: Upstream, K: Kv, E: Emit, V: Env> Pipe<'_, U, K, E, V> {
     }
 
     fn base_vars(&self, ctx: &RequestContext, error_id: &str) -> Vars {
-        let mut v = Vars::new();
-        v.set("error_id", error_id);
-        v.set("timestamp", iso8601(self.env.now_ms()));
-        v.set("request_id", ctx.request_id.as_str());
-        v.set_opt("user_id", ctx.user_id.clone());
-        v.set_opt("session_id", ctx.chat_id.clone());
-        v
+        request_vars(ctx, error_id, self.env.now_ms())
     }
 
     /// A failure before any visible output: Open WebUI callers get the rendered template as the

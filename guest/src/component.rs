@@ -478,6 +478,29 @@ impl Guest for Component {
         wstd::runtime::block_on(pipe.chat_with_tools(&ctx, &body, &HostTools)).map_err(pipe_error)
     }
 
+    fn internal_error_text(
+        settings_json: String,
+        ctx: wit::RequestContext,
+        error_id: String,
+        failure: String,
+    ) -> String {
+        let ctx = context(ctx);
+        let now_ms = caps::Env::now_ms(&HostEnv);
+        match Settings::parse(&settings_json) {
+            Ok(s) => {
+                crate::chat::internal_error_text(&s.templates, &ctx, &error_id, &failure, now_ms)
+            }
+            // The built-in template, when the document itself cannot be read.
+            Err(_) => crate::chat::internal_error_text(
+                &Default::default(),
+                &ctx,
+                &error_id,
+                &failure,
+                now_ms,
+            ),
+        }
+    }
+
     fn maintain(settings_json: String) -> Result<(), wit::PipeError> {
         let s = settings(&settings_json)?;
         crate::artifacts::maintain(&s.artifacts, &HostStore, &HostEnv)

@@ -369,6 +369,24 @@ impl Runner {
         result.map_err(|e| self.failure(&store, e))
     }
 
+    /// Ask a fresh instance for the `INTERNAL_ERROR_TEMPLATE` text of a chat another instance
+    /// could not finish (`failure` is that failure's kind).
+    pub async fn internal_error_text(
+        &self,
+        settings: &str,
+        ctx: &RequestContext,
+        error_id: &str,
+        failure: &GuestFailure,
+    ) -> Result<String, GuestFailure> {
+        let mut store = self.store(&ctx.request_id, EmitSink::closed());
+        let pipe = self.instantiate(&mut store).await?;
+        let result = pipe
+            .openwebui_responses_pipe_pipe()
+            .call_internal_error_text(&mut store, settings, ctx, error_id, failure.kind())
+            .await;
+        result.map_err(|e| self.failure(&store, e))
+    }
+
     /// Run `maintain`.
     pub async fn maintain(
         &self,

@@ -402,3 +402,41 @@ fn timestamps_are_iso_8601_utc() {
     assert_eq!(iso8601(1_795_000_000_000), "2026-11-18T11:06:40Z");
     assert_eq!(iso8601(951_782_400_000), "2000-02-29T00:00:00Z");
 }
+
+#[test]
+fn the_internal_error_answer_names_the_failure_the_id_and_the_support_contact() {
+    let ctx = RequestContext {
+        request_id: "req-1".into(),
+        chat_id: Some("chat-9".into()),
+        ..RequestContext::default()
+    };
+    let templates = crate::templates::TemplateSettings {
+        support_email: "help@example.test".into(),
+        ..Default::default()
+    };
+    let text = crate::chat::internal_error_text(
+        &templates,
+        &ctx,
+        "0123456789abcdef",
+        "guest_trap",
+        1_764_547_200_000,
+    );
+    assert!(text.contains("Unexpected error"), "{text}");
+    assert!(text.contains("guest_trap"), "{text}");
+    assert!(text.contains("0123456789abcdef"), "{text}");
+    assert!(text.contains("help@example.test"), "{text}");
+    let custom = crate::templates::TemplateSettings {
+        internal_error_template: "Broke: {error_type} [{error_id}] at {timestamp}".into(),
+        ..Default::default()
+    };
+    assert_eq!(
+        crate::chat::internal_error_text(
+            &custom,
+            &ctx,
+            "0123456789abcdef",
+            "guest_trap",
+            1_764_547_200_000
+        ),
+        "Broke: guest_trap [0123456789abcdef] at 2025-12-01T00:00:00Z"
+    );
+}

@@ -9,7 +9,7 @@ use super::chunks::{ChunkEncoder, Collector, error_json};
 use super::context::request_context;
 use super::error::ApiError;
 use crate::app::App;
-use crate::bindings::types::{Event, FinishReason, PipeError};
+use crate::bindings::types::{Event, FinishReason, PipeError, RequestContext};
 use crate::instance::GuestFailure;
 use axum::body::{Body, Bytes};
 use axum::extract::{Request, State};
@@ -117,6 +117,10 @@ async fn run(app: Arc<App>, req: Request, id: &str) -> Result<Response, ApiError
         &app.identity,
     );
     let openwebui = ctx.openwebui_caller;
+    let explainer = openwebui.then(|| Explainer {
+        app: app.clone(),
+        ctx: ctx.clone(),
+    });
     let (sink, mut rx) = crate::emit::channel();
     let guest_app = app.clone();
     let body = bytes.to_vec();
@@ -135,34 +139,118 @@ async fn run(app: Arc<App>, req: Request, id: &str) -> Result<Response, ApiError
     // Whichever comes first decides the status: an event (stream) or the end of the guest. The
     // guest's sender closes when its instance is dropped, so a closed channel also means "ended";
     // the outcome is then awaited here, once, and the task is not handed on.
-    let (first, task) = tokio::select! {
+    let created = now_secs();
+    let ended = tokio::select! {
         biased;
         ev = rx.recv() => match ev {
-            Some(ev) => (Some(ev), Some(task)),
-            None => {
-                finished(task.await)?;
-                (None, None)
-            }
+            Some(ev) => Ok((Some(ev), Some(task))),
+            None => finished(task.await).map(|()| (None, None)),
         },
-        outcome = &mut task => {
-            finished(outcome)?;
-            (None, None)
-        }
+        outcome = &mut task => finished(outcome).map(|()| (None, None)),
     };
-    let created = now_secs();
+    let (first, task) = match ended {
+        Ok(started) => started,
+        Err(e) => return explain_or_fail(explainer.as_ref(), e, stream, id, created, &model).await,
+    };
     if stream {
         Ok(stream_response(
             first,
             rx,
             task,
-            id.to_string(),
-            created,
-            model,
-            openwebui,
+            Meta {
+                id: id.to_string(),
+                created,
+                model,
+            },
+            explainer,
         ))
     } else {
-        collect_response(first, rx, task, id, created, &model).await
+        collect_response(first, rx, task, id, created, &model, explainer.as_ref()).await
     }
+}
+
+/// Turns a failure of the guest itself (a trap, an exhausted CPU or memory budget) into the
+/// `INTERNAL_ERROR_TEMPLATE` answer for an Open WebUI caller, rendered by a fresh instance.
+struct Explainer {
+    app: Arc<App>,
+    ctx: RequestContext,
+}
+
+impl Explainer {
+    /// The template text for `e`, or `None` when `e` is not a guest failure (or is only a full
+    /// instance pool) or the text could not be rendered.
+    async fn text(&self, e: &ApiError) -> Option<String> {
+        let ApiError::Guest(failure) = e else {
+            return None;
+        };
+        if matches!(failure, GuestFailure::Capacity(_)) {
+            return None;
+        }
+        let error_id = super::error::new_error_id();
+        tracing::warn!(error_id = %error_id, code = failure.kind(), detail = %failure, "the pipe could not finish the chat; answering with the internal error template");
+        let rendered = self
+            .app
+            .runner
+            .internal_error_text(
+                self.app.config.guest_settings_json(),
+                &self.ctx,
+                &error_id,
+                failure,
+            )
+            .await;
+        match rendered {
+            Ok(text) => Some(text),
+            Err(again) => {
+                tracing::warn!(error_id = %error_id, detail = %again, "the internal error template could not be rendered");
+                None
+            }
+        }
+    }
+}
+
+/// Before any output: the rendered template as a complete answer, or the error as it is.
+async fn explain_or_fail(
+    explainer: Option<&Explainer>,
+    e: ApiError,
+    stream: bool,
+    id: &str,
+    created: u64,
+    model: &str,
+) -> Result<Response, ApiError> {
+    let text = match explainer {
+        Some(x) => x.text(&e).await,
+        None => None,
+    };
+    let Some(text) = text else {
+        return Err(e);
+    };
+    let events = [Event::TextDelta(text), Event::Finish(FinishReason::Stop)];
+    if !stream {
+        let mut c = Collector::default();
+        for ev in events {
+            c.push(ev);
+        }
+        return Ok(axum::Json(c.completion(id, created, model)).into_response());
+    }
+    let mut enc = ChunkEncoder::new(id, created, model, true);
+    let mut out = Vec::new();
+    for ev in events {
+        for l in enc.encode(ev, id) {
+            out.extend(sse(&l));
+        }
+    }
+    for l in enc.finish(None) {
+        out.extend(sse(&l));
+    }
+    out.extend(sse("[DONE]"));
+    Ok(sse_response(Body::from(out)))
+}
+
+/// What every chunk of one response carries.
+struct Meta {
+    id: String,
+    created: u64,
+    model: String,
 }
 
 /// Map a finished guest task to `Ok` or the error to answer with.
@@ -185,18 +273,17 @@ fn stream_response(
     first: Option<Event>,
     rx: mpsc::Receiver<Event>,
     task: Option<JoinHandle<GuestOutcome>>,
-    id: String,
-    created: u64,
-    model: String,
-    openwebui: bool,
+    meta: Meta,
+    explainer: Option<Explainer>,
 ) -> Response {
-    let enc = ChunkEncoder::new(&id, created, &model, openwebui);
+    let enc = ChunkEncoder::new(&meta.id, meta.created, &meta.model, explainer.is_some());
     struct S {
         first: Option<Event>,
         rx: mpsc::Receiver<Event>,
         task: Option<JoinHandle<GuestOutcome>>,
         enc: ChunkEncoder,
         id: String,
+        explainer: Option<Explainer>,
         done: bool,
         errored: bool,
     }
@@ -205,7 +292,8 @@ fn stream_response(
         rx,
         task,
         enc,
-        id,
+        id: meta.id,
+        explainer,
         done: false,
         errored: false,
     };
@@ -235,11 +323,26 @@ fn stream_response(
                         && let Err(e) = finished(task.await)
                         && !s.errored
                     {
-                        let body = e.to_body();
-                        tracing::warn!(error_id = %body.error_id, detail = %e, "chat failed after streaming began");
-                        out.extend(sse(&error_json(&body, &s.id).to_string()));
-                        for l in s.enc.finish(Some(FinishReason::Error)) {
-                            out.extend(sse(&l));
+                        let explained = match &s.explainer {
+                            Some(x) => x.text(&e).await,
+                            None => None,
+                        };
+                        if let Some(text) = explained {
+                            // Open WebUI shows the partial answer, then what went wrong.
+                            let id = s.id.clone();
+                            for l in s.enc.encode(Event::TextDelta(format!("\n\n{text}")), &id) {
+                                out.extend(sse(&l));
+                            }
+                            for l in s.enc.finish(Some(FinishReason::Stop)) {
+                                out.extend(sse(&l));
+                            }
+                        } else {
+                            let body = e.to_body();
+                            tracing::warn!(error_id = %body.error_id, detail = %e, "chat failed after streaming began");
+                            out.extend(sse(&error_json(&body, &s.id).to_string()));
+                            for l in s.enc.finish(Some(FinishReason::Error)) {
+                                out.extend(sse(&l));
+                            }
                         }
                     }
                     for l in s.enc.finish(None) {
@@ -252,7 +355,12 @@ fn stream_response(
             }
         }
     });
-    let mut resp = Response::new(Body::from_stream(body));
+    sse_response(Body::from_stream(body))
+}
+
+/// A `text/event-stream` response that proxies neither buffer nor cache.
+fn sse_response(body: Body) -> Response {
+    let mut resp = Response::new(body);
     let h = resp.headers_mut();
     h.insert(
         header::CONTENT_TYPE,
@@ -270,6 +378,7 @@ async fn collect_response(
     id: &str,
     created: u64,
     model: &str,
+    explainer: Option<&Explainer>,
 ) -> Result<Response, ApiError> {
     let mut c = Collector::default();
     if let Some(ev) = first {
@@ -278,8 +387,18 @@ async fn collect_response(
     while let Some(ev) = rx.recv().await {
         c.push(ev);
     }
-    if let Some(task) = task {
-        finished(task.await)?;
+    if let Some(task) = task
+        && let Err(e) = finished(task.await)
+    {
+        let text = match explainer {
+            Some(x) => x.text(&e).await,
+            None => None,
+        };
+        let Some(text) = text else {
+            return Err(e);
+        };
+        c.push(Event::TextDelta(format!("\n\n{text}")));
+        c.push(Event::Finish(FinishReason::Stop));
     }
     if let Some(err) = c.error.take() {
         return Err(ApiError::Pipe(err));

@@ -1,7 +1,7 @@
 //! Every upstream failure becomes a clear error: before output as an HTTP status with an
 //! OpenAI-style body, after output as a bare `{"error":{...}}` chunk (no `choices`).
 
-use crate::harness::{Harness, content_of, json_chunks};
+use crate::harness::{Harness, Options, content_of, json_chunks, sse_data};
 use serde_json::Value;
 
 async fn error_of(h: &Harness, model: &str, stream: bool) -> (u16, Option<String>, Value) {
@@ -143,4 +143,51 @@ async fn an_unreachable_upstream_is_a_clear_error() {
     let (status, _, body) = error_of(&h, "fake/echo", true).await;
     assert_eq!(status, 503, "{body}");
     assert_eq!(body["error"]["code"], "catalog_unavailable");
+}
+
+#[tokio::test]
+async fn a_chat_the_pipe_cannot_finish_shows_open_webui_the_internal_error_template() {
+    // A body far larger than the component's memory cap ends that instance; a fresh one
+    // renders INTERNAL_ERROR_TEMPLATE with the operator's support address.
+    let h = Harness::with(Options {
+        env: vec![
+            ("GUEST_MEMORY_LIMIT_MB", "16".into()),
+            ("SUPPORT_EMAIL", "help@example.test".into()),
+        ],
+        ..Options::default()
+    })
+    .await;
+    let huge = "x".repeat(10 << 20);
+    let resp = h
+        .client
+        .post(format!("{}/v1/chat/completions", h.url))
+        .header("X-OpenWebUI-User-Id", "user-1")
+        .header("X-OpenWebUI-Chat-Id", "chat-1")
+        .json(&Harness::chat_body("fake/echo", &huge, true))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status().as_u16(), 200);
+    let chunks = sse_data(&resp.text().await.unwrap());
+    let content = content_of(&chunks);
+    assert!(content.contains("Unexpected error"), "{content}");
+    assert!(content.contains("guest_memory_exceeded"), "{content}");
+    assert!(content.contains("help@example.test"), "{content}");
+    let logs = crate::harness::logs_text();
+    let id = content
+        .split(|c: char| !c.is_ascii_alphanumeric())
+        .find(|w| w.len() == 16 && w.chars().all(|c| c.is_ascii_hexdigit()))
+        .unwrap_or_else(|| panic!("no error id in {content}"));
+    assert!(logs.contains(id), "the error id {id} is in the host log");
+
+    // A plain client gets the HTTP error, and the host keeps serving.
+    let resp = h
+        .post_chat(&Harness::chat_body("fake/echo", &huge, false))
+        .await;
+    assert_eq!(resp.status().as_u16(), 500);
+    let v: Value = resp.json().await.unwrap();
+    assert_eq!(v["error"]["code"], "guest_memory_exceeded", "{v}");
+    let (status, chunks) = h.stream_chat("fake/echo", "still here").await;
+    assert_eq!(status, 200);
+    assert_eq!(content_of(&chunks), "echo: still here");
 }

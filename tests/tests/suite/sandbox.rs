@@ -192,3 +192,68 @@ async fn oversized_events_and_traps_end_only_their_request() {
     assert_eq!(v["error"]["code"], "guest_trap", "{v}");
     still_serving(&h).await;
 }
+
+/// POST a chat as Open WebUI would (identity headers); the status and the body text.
+async fn post_as_open_webui(h: &Harness, model: &str, stream: bool) -> (u16, String) {
+    let resp = h
+        .client
+        .post(format!("{}/v1/chat/completions", h.url))
+        .header("X-OpenWebUI-User-Id", "user-1")
+        .header("X-OpenWebUI-Chat-Id", "chat-1")
+        .json(&Harness::chat_body(model, "", stream))
+        .send()
+        .await
+        .unwrap();
+    let status = resp.status().as_u16();
+    (status, resp.text().await.unwrap())
+}
+
+/// The error id in `hostile guest: <kind> (<id>)`, the hostile guest's rendering.
+fn hostile_error_id(text: &str, kind: &str) -> String {
+    let prefix = format!("hostile guest: {kind} (");
+    let start = text.find(&prefix).unwrap_or_else(|| panic!("{text}")) + prefix.len();
+    text[start..].chars().take_while(|c| *c != ')').collect()
+}
+
+#[tokio::test]
+async fn open_webui_gets_the_internal_error_answer_from_a_fresh_instance_after_a_trap() {
+    let h = Harness::with(Options {
+        component: Some(hostile()),
+        ..Options::default()
+    })
+    .await;
+    // Before any output: a whole answer (streamed and not), not an HTTP error.
+    let (status, body) = post_as_open_webui(&h, "hostile/trap", true).await;
+    assert_eq!(status, 200, "{body}");
+    let chunks = crate::harness::sse_data(&body);
+    let content = content_of(&chunks);
+    let id = hostile_error_id(&content, "guest_trap");
+    assert_eq!(id.len(), 16, "{content}");
+    assert_eq!(chunks.last().map(String::as_str), Some("[DONE]"));
+    assert!(
+        crate::harness::logs_text().contains(&id),
+        "the error id is in the host log"
+    );
+    let (status, body) = post_as_open_webui(&h, "hostile/trap", false).await;
+    assert_eq!(status, 200, "{body}");
+    let v: Value = serde_json::from_str(&body).unwrap();
+    let text = v["choices"][0]["message"]["content"].as_str().unwrap();
+    hostile_error_id(text, "guest_trap");
+    // After output: the partial answer, then the explanation, finishing normally.
+    let (status, body) = post_as_open_webui(&h, "hostile/trap-midway", true).await;
+    assert_eq!(status, 200, "{body}");
+    let chunks = crate::harness::sse_data(&body);
+    let content = content_of(&chunks);
+    assert!(
+        content.starts_with("partial answer\n\nhostile guest: guest_trap ("),
+        "{content}"
+    );
+    assert!(!body.contains("\"error\""), "{body}");
+    // Plain clients still get the error itself.
+    let resp = h
+        .post_chat(&Harness::chat_body("hostile/trap-midway", "", true))
+        .await;
+    let body = resp.text().await.unwrap();
+    assert!(body.contains("\"guest_trap\""), "{body}");
+    still_serving(&h).await;
+}

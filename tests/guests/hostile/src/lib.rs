@@ -170,6 +170,10 @@ impl Guest for Hostile {
                 Err(e) => Err(outcome(format!("emit refused: {e:?}"))),
             },
             "hostile/trap" => std::process::abort(),
+            "hostile/trap-midway" => {
+                let _ = emit::send(&wit::Event::TextDelta("partial answer".into()));
+                std::process::abort()
+            }
             "hostile/introspect" => {
                 let env: Vec<String> = std::env::vars().map(|(k, v)| format!("{k}={v}")).collect();
                 let args: Vec<String> = std::env::args().collect();
@@ -196,5 +200,14 @@ impl Guest for Hostile {
 
     fn maintain(_settings: String) -> Result<(), wit::PipeError> {
         Ok(())
+    }
+
+    fn internal_error_text(
+        _settings: String,
+        _ctx: wit::RequestContext,
+        error_id: String,
+        failure: String,
+    ) -> String {
+        format!("hostile guest: {failure} ({error_id})")
     }
 }
