@@ -7,7 +7,7 @@
 //! start, answer or fail and when the analysis arrives, and saved once on the message when the
 //! run ends. Pure: the stream feeds events in and relays what comes out.
 
-use crate::owui_events;
+use crate::owui_events::{self, escape_html as escape};
 use serde_json::{Map, Value};
 
 /// Panel members tracked per run (OpenRouter caps the panel at 8).
@@ -409,14 +409,6 @@ fn list(
         h.push_str(&format!("<li>{}</li>", escape(&clipped)));
     }
     h.push_str("</ul></div>");
-}
-
-fn escape(s: &str) -> String {
-    s.replace('&', "&amp;")
-        .replace('<', "&lt;")
-        .replace('>', "&gt;")
-        .replace('"', "&quot;")
-        .replace('\'', "&#39;")
 }
 
 #[cfg(test)]

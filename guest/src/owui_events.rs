@@ -43,6 +43,16 @@ pub fn embeds(html: &str, persist: bool) -> String {
     .to_string()
 }
 
+/// `s` with the five HTML-special characters escaped, safe inside element text and quoted
+/// attribute values (the panels and cards shown in Open WebUI).
+pub fn escape_html(s: &str) -> String {
+    s.replace('&', "&amp;")
+        .replace('<', "&lt;")
+        .replace('>', "&gt;")
+        .replace('"', "&quot;")
+        .replace('\'', "&#39;")
+}
+
 /// A `source` event: one citation chip. The URL is cleaned with [`clean_citation_url`]; the chip
 /// is named after the URL's host (or the title, when the URL has none); the document text is the
 /// excerpt, or the title when there is no excerpt.

@@ -642,13 +642,9 @@ pub fn urls_in(text: &str) -> Vec<String> {
     out
 }
 
+/// An attribute value on one line: HTML-escaped, newlines as character references.
 fn attr_escape(s: &str) -> String {
-    s.replace('&', "&amp;")
-        .replace('"', "&quot;")
-        .replace('<', "&lt;")
-        .replace('>', "&gt;")
-        .replace('\'', "&#39;")
-        .replace('\n', "&#10;")
+    crate::owui_events::escape_html(s).replace('\n', "&#10;")
 }
 
 /// Open WebUI's collapsible card for an executed call (the `<details type="tool_calls">` block
