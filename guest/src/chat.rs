@@ -98,6 +98,20 @@ struct ChatTurn {
 }
 
 impl ChatTurn {
+    /// The turn's output items in Responses shape: its `reasoning_details` as one `reasoning`
+    /// item (persisted and replayed like a `/responses` turn's, see
+    /// `artifacts::chat_reasoning`), then its tool calls.
+    fn output(&self, calls: Vec<Value>, random: u64) -> Vec<Value> {
+        let id = format!(
+            "{}{random:016x}",
+            crate::artifacts::chat_reasoning::ID_PREFIX
+        );
+        crate::artifacts::chat_reasoning::item_from_details(&self.reasoning_details, &id)
+            .into_iter()
+            .chain(calls)
+            .collect()
+    }
+
     /// Append the tool round to a `/chat/completions` body: the assistant message carries the
     /// turn's text and, when there are any, its `reasoning_details`.
     fn continue_body(&self, body: &mut Value, outcomes: &[CallOutcome]) {
@@ -1397,15 +1411,16 @@ impl<U: Upstream, K: Kv, E: Emit, V: Env> Pipe<'_, U, K, E, V> {
                                 return RelayEnd::CallerGone;
                             }
                             self.emit_citations(ctx, &chat);
+                            let turn = ChatTurn {
+                                text: chat_text,
+                                reasoning_details: chat.reasoning_details(),
+                            };
                             return RelayEnd::Completed {
                                 finish,
                                 usage,
-                                output: bridged_calls,
+                                output: turn.output(bridged_calls, self.env.random_u64()),
                                 text: saw_text,
-                                chat: ChatTurn {
-                                    text: chat_text,
-                                    reasoning_details: chat.reasoning_details(),
-                                },
+                                chat: turn,
                             };
                         }
                         if !self.flush(&mut co) {
@@ -1544,7 +1559,10 @@ impl<U: Upstream, K: Kv, E: Emit, V: Env> Pipe<'_, U, K, E, V> {
                             };
                         }
                         let mut output = std::mem::take(&mut responses.output);
-                        output.append(&mut bridged_calls);
+                        if endpoint == Endpoint::ChatCompletions {
+                            let calls = std::mem::take(&mut bridged_calls);
+                            output.extend(turn.output(calls, self.env.random_u64()));
+                        }
                         return RelayEnd::Completed {
                             finish,
                             usage,

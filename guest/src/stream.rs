@@ -49,9 +49,44 @@ pub struct ResponsesStream {
     pub tool_cards: bool,
     /// The Fusion runs of this response, narrated from `response.fusion_call.*`.
     fusion: crate::fusion::Runs,
+    /// What already reached the caller: `text:<item id>` for answer text, and
+    /// `reasoning:<item id>:<part>` for reasoning, so `.done` events and finished items only
+    /// fill in what never streamed.
+    streamed: Vec<String>,
     /// Function-call arguments gathered from `response.function_call_arguments.delta/.done`, by
     /// item id: some providers leave `arguments` empty in the item events and only stream them.
     call_args: Vec<(String, String)>,
+}
+
+fn item_id_of(event: &Value) -> &str {
+    event.get("item_id").and_then(Value::as_str).unwrap_or("")
+}
+
+/// Which summary or content part of a reasoning item an event is about.
+fn part_index_of(event: &Value) -> i64 {
+    event
+        .get("summary_index")
+        .or_else(|| event.get("content_index"))
+        .and_then(Value::as_i64)
+        .unwrap_or(0)
+}
+
+/// Summary text and raw reasoning text are separate parts of a reasoning item.
+fn reasoning_family(kind: &str) -> &'static str {
+    if kind.contains("summary") {
+        "summary"
+    } else {
+        "text"
+    }
+}
+
+fn reasoning_key(kind: &str, event: &Value) -> String {
+    format!(
+        "reasoning:{}:{}:{}",
+        item_id_of(event),
+        reasoning_family(kind),
+        part_index_of(event)
+    )
 }
 
 /// A `url_citation` annotation in either shape (flat, or nested under `url_citation`).
@@ -201,6 +236,94 @@ impl ResponsesStream {
         }
     }
 
+    /// Emit answer text of item `item_id` and note that it streamed.
+    fn text(&mut self, item_id: &str, text: &str, emit: &mut dyn FnMut(Event) -> bool) {
+        if text.is_empty() {
+            return;
+        }
+        let key = format!("text:{item_id}");
+        if !self.streamed.contains(&key) {
+            self.streamed.push(key);
+        }
+        self.visible_output = true;
+        emit(Event::TextDelta(text.to_string()));
+    }
+
+    /// Emit reasoning text, separating parts (another item, kind or summary part) by a blank
+    /// line, and note which part streamed.
+    fn reasoning(
+        &mut self,
+        kind: &str,
+        event: &Value,
+        text: &str,
+        emit: &mut dyn FnMut(Event) -> bool,
+    ) {
+        if text.is_empty() {
+            return;
+        }
+        let part = (
+            format!("{}:{}", reasoning_family(kind), item_id_of(event)),
+            part_index_of(event),
+        );
+        let mut out = String::new();
+        if self
+            .last_reasoning_part
+            .as_ref()
+            .is_some_and(|p| *p != part)
+        {
+            out.push_str("\n\n");
+        }
+        out.push_str(text);
+        self.last_reasoning_part = Some(part);
+        let key = reasoning_key(kind, event);
+        if !self.streamed.contains(&key) {
+            self.streamed.push(key);
+        }
+        self.visible_output = true;
+        emit(Event::ReasoningDelta(out));
+    }
+
+    /// A finished message or reasoning item whose text never streamed (neither as deltas nor
+    /// as `.done` events): its text goes out now, so no provider's answer is lost.
+    fn unstreamed_item_text(&mut self, item: &Value, emit: &mut dyn FnMut(Event) -> bool) {
+        let id = item.get("id").and_then(Value::as_str).unwrap_or("");
+        let parts = |key: &str| -> Vec<String> {
+            item.get(key)
+                .and_then(Value::as_array)
+                .into_iter()
+                .flatten()
+                .filter_map(|p| {
+                    p.get("text")
+                        .or_else(|| p.get("refusal"))
+                        .and_then(Value::as_str)
+                        .filter(|t| !t.is_empty())
+                        .map(str::to_string)
+                })
+                .collect()
+        };
+        match item.get("type").and_then(Value::as_str) {
+            Some("message") if !self.streamed.contains(&format!("text:{id}")) => {
+                let text = parts("content").concat();
+                self.text(id, &text, emit);
+            }
+            Some("reasoning") => {
+                let prefix = format!("reasoning:{id}:");
+                if self.streamed.iter().any(|k| k.starts_with(&prefix)) {
+                    return;
+                }
+                let (kind, texts) = match parts("summary") {
+                    t if !t.is_empty() => ("response.reasoning_summary_text.done", t),
+                    _ => ("response.reasoning_text.done", parts("content")),
+                };
+                for (i, t) in texts.iter().enumerate() {
+                    let at = serde_json::json!({"item_id": id, "summary_index": i});
+                    self.reasoning(kind, &at, t, emit);
+                }
+            }
+            _ => {}
+        }
+    }
+
     /// Emit a citation unless its URL was already cited.
     fn cite(&mut self, c: Citation, emit: &mut dyn FnMut(Event) -> bool) {
         if !self.cited.contains(&c.url) {
@@ -230,49 +353,41 @@ impl ResponsesStream {
         };
         let kind = event.get("type").and_then(Value::as_str).unwrap_or("");
         match kind {
-            "response.output_text.delta" => {
-                if let Some(d) = event
-                    .get("delta")
-                    .and_then(Value::as_str)
-                    .filter(|d| !d.is_empty())
+            "response.output_text.delta" | "response.refusal.delta" => {
+                if let Some(d) = event.get("delta").and_then(Value::as_str) {
+                    self.text(item_id_of(&event), d, emit);
+                }
+                Step::Continue
+            }
+            // A `.done` event carries the whole text: it reaches the caller only when no delta
+            // of it did (some providers send no deltas at all).
+            "response.output_text.done" | "response.refusal.done" => {
+                let item_id = item_id_of(&event);
+                let key = format!("text:{item_id}");
+                if !self.streamed.contains(&key)
+                    && let Some(t) = event
+                        .get("text")
+                        .or_else(|| event.get("refusal"))
+                        .and_then(Value::as_str)
                 {
-                    self.visible_output = true;
-                    emit(Event::TextDelta(d.to_string()));
+                    self.text(item_id, t, emit);
                 }
                 Step::Continue
             }
             "response.reasoning_text.delta"
             | "response.reasoning_summary_text.delta"
             | "response.reasoning.delta" => {
-                if let Some(d) = event
-                    .get("delta")
-                    .and_then(Value::as_str)
-                    .filter(|d| !d.is_empty())
+                if let Some(d) = event.get("delta").and_then(Value::as_str) {
+                    self.reasoning(kind, &event, d, emit);
+                }
+                Step::Continue
+            }
+            "response.reasoning_text.done" | "response.reasoning_summary_text.done" => {
+                let key = reasoning_key(kind, &event);
+                if !self.streamed.contains(&key)
+                    && let Some(t) = event.get("text").and_then(Value::as_str)
                 {
-                    let part = (
-                        format!(
-                            "{}:{}",
-                            kind,
-                            event.get("item_id").and_then(Value::as_str).unwrap_or("")
-                        ),
-                        event
-                            .get("summary_index")
-                            .or_else(|| event.get("content_index"))
-                            .and_then(Value::as_i64)
-                            .unwrap_or(0),
-                    );
-                    let mut text = String::new();
-                    if self
-                        .last_reasoning_part
-                        .as_ref()
-                        .is_some_and(|p| *p != part)
-                    {
-                        text.push_str("\n\n");
-                    }
-                    text.push_str(d);
-                    self.last_reasoning_part = Some(part);
-                    self.visible_output = true;
-                    emit(Event::ReasoningDelta(text));
+                    self.reasoning(kind, &event, t, emit);
                 }
                 Step::Continue
             }
@@ -341,6 +456,7 @@ impl ResponsesStream {
             }
             "response.output_item.done" => {
                 if let Some(item) = event.get("item").filter(|i| i.is_object()) {
+                    self.unstreamed_item_text(item, emit);
                     if self.phase_markers
                         && item.get("type").and_then(Value::as_str) == Some("message")
                         && let Some(marker) = item
@@ -459,6 +575,76 @@ mod tests {
             );
         }
         out
+    }
+
+    fn texts(events: &[Event]) -> (String, String) {
+        let mut text = String::new();
+        let mut reasoning = String::new();
+        for e in events {
+            match e {
+                Event::TextDelta(t) => text.push_str(t),
+                Event::ReasoningDelta(t) => reasoning.push_str(t),
+                _ => {}
+            }
+        }
+        (text, reasoning)
+    }
+
+    #[test]
+    fn text_that_never_streamed_comes_from_done_events_or_the_finished_item_once() {
+        // Deltas, then the `.done` events and the finished items repeat the same text: once.
+        let streamed = run_with(
+            ResponsesStream::default(),
+            &[
+                r#"{"type":"response.reasoning_summary_text.delta","item_id":"rs","summary_index":0,"delta":"Plan"}"#,
+                r#"{"type":"response.reasoning_summary_text.done","item_id":"rs","summary_index":0,"text":"Plan"}"#,
+                r#"{"type":"response.output_item.done","item":{"type":"reasoning","id":"rs","summary":[{"type":"summary_text","text":"Plan"}]}}"#,
+                r#"{"type":"response.output_text.delta","item_id":"m","delta":"Hi"}"#,
+                r#"{"type":"response.output_text.done","item_id":"m","text":"Hi"}"#,
+                r#"{"type":"response.output_item.done","item":{"type":"message","id":"m","content":[{"type":"output_text","text":"Hi"}]}}"#,
+            ],
+        );
+        assert_eq!(texts(&streamed), ("Hi".into(), "Plan".into()));
+        // No deltas at all: the `.done` events carry it.
+        let done_only = run_with(
+            ResponsesStream::default(),
+            &[
+                r#"{"type":"response.reasoning_summary_text.done","item_id":"rs","summary_index":0,"text":"Plan"}"#,
+                r#"{"type":"response.output_text.done","item_id":"m","text":"Hi"}"#,
+                r#"{"type":"response.output_item.done","item":{"type":"message","id":"m","content":[{"type":"output_text","text":"Hi"}]}}"#,
+            ],
+        );
+        assert_eq!(texts(&done_only), ("Hi".into(), "Plan".into()));
+        // Only finished items: their text, reasoning first as it came.
+        let items_only = run_with(
+            ResponsesStream {
+                phase_markers: true,
+                ..ResponsesStream::default()
+            },
+            &[
+                r#"{"type":"response.output_item.done","item":{"type":"reasoning","id":"rs","summary":[{"type":"summary_text","text":"A"},{"type":"summary_text","text":"B"}]}}"#,
+                r#"{"type":"response.output_item.done","item":{"type":"message","id":"m","phase":"final_answer","content":[{"type":"output_text","text":"Hi "},{"type":"output_text","text":"there"}]}}"#,
+            ],
+        );
+        let (text, reasoning) = texts(&items_only);
+        assert_eq!(reasoning, "A\n\nB");
+        // The answer comes before the message's phase marker.
+        assert!(text.starts_with("Hi there"), "{text:?}");
+        assert!(text.contains("[P:final_answer]"), "{text:?}");
+    }
+
+    #[test]
+    fn a_refusal_is_the_answer() {
+        let (events, step, s) = run(&[
+            r#"{"type":"response.refusal.delta","item_id":"m","delta":"I can't "}"#,
+            r#"{"type":"response.refusal.delta","item_id":"m","delta":"help with that."}"#,
+            r#"{"type":"response.refusal.done","item_id":"m","refusal":"I can't help with that."}"#,
+            r#"{"type":"response.output_item.done","item":{"type":"message","id":"m","content":[{"type":"refusal","refusal":"I can't help with that."}]}}"#,
+            r#"{"type":"response.completed","response":{"status":"completed"}}"#,
+        ]);
+        assert_eq!(texts(&events).0, "I can't help with that.");
+        assert!(s.visible_output);
+        assert!(matches!(step, Step::Completed { .. }));
     }
 
     #[test]

@@ -65,11 +65,29 @@ fn engine_config(sizing: &EngineSizing) -> Config {
     let mut config = Config::new();
     config.epoch_interruption(true);
     config.allocation_strategy(InstanceAllocationStrategy::Pooling(pool));
-    // Reserve only what the cap allows (the default reserves 4 GiB of address space per slot).
-    config.memory_reservation(sizing.memory_limit_bytes as u64);
+    // Reserve far less than the default 4 GiB of address space per slot.
+    config.memory_reservation(memory_reservation(sizing.memory_limit_bytes));
     config.memory_guard_size(64 << 10);
     config.memory_reservation_for_growth(0);
     config
+}
+
+/// Address space reserved per linear memory: the cap rounded up to a power of two and at least
+/// 256 MiB. The reservation shapes the compiled code (bounds checks), so every cap up to 256 MiB
+/// compiles to the same artifact and shares one cache entry; the store's limiter and the pool's
+/// `max_memory_size` enforce the cap itself.
+fn memory_reservation(limit_bytes: usize) -> u64 {
+    (limit_bytes as u64).max(256 << 20).next_power_of_two()
+}
+
+/// A short fingerprint of everything in the engine's configuration that compiled code depends
+/// on, so differently configured hosts sharing a cache directory keep separate entries instead
+/// of overwriting each other's.
+fn engine_fingerprint(engine: &Engine) -> String {
+    use std::hash::{Hash, Hasher};
+    let mut h = std::collections::hash_map::DefaultHasher::new();
+    engine.precompile_compatibility_hash().hash(&mut h);
+    format!("{:016x}", h.finish())
 }
 
 impl PipeEngine {
@@ -112,9 +130,9 @@ impl PipeEngine {
     }
 }
 
-fn cache_paths(dir: &Path, hash: &str) -> (PathBuf, PathBuf) {
+fn cache_paths(dir: &Path, hash: &str, fingerprint: &str) -> (PathBuf, PathBuf) {
     let stem = format!(
-        "component-{}-wasmtime-{WASMTIME_VERSION}",
+        "component-{}-wasmtime-{WASMTIME_VERSION}-{fingerprint}",
         &hash[..16.min(hash.len())]
     );
     (
@@ -131,7 +149,7 @@ fn load_cached(
     hash: &str,
     dir: &Path,
 ) -> Result<Component, EngineError> {
-    let (cwasm_path, sum_path) = cache_paths(dir, hash);
+    let (cwasm_path, sum_path) = cache_paths(dir, hash, &engine_fingerprint(engine));
     if let (Ok(bytes), Ok(sum)) = (
         std::fs::read(&cwasm_path),
         std::fs::read_to_string(&sum_path),
@@ -197,11 +215,32 @@ mod tests {
     }
 
     #[test]
+    fn caps_up_to_256_mib_share_one_reservation_and_one_compiled_artifact() {
+        assert_eq!(memory_reservation(16 << 20), 256 << 20);
+        assert_eq!(memory_reservation(256 << 20), 256 << 20);
+        assert_eq!(memory_reservation(300 << 20), 512 << 20);
+        let fingerprint = |mb: usize| {
+            let engine = Engine::new(&engine_config(&EngineSizing {
+                max_instances: 2,
+                memory_limit_bytes: mb << 20,
+            }))
+            .unwrap();
+            engine_fingerprint(&engine)
+        };
+        assert_eq!(fingerprint(16), fingerprint(256));
+        assert_ne!(fingerprint(256), fingerprint(1024));
+    }
+
+    #[test]
     fn a_corrupt_cache_entry_is_recompiled_not_fatal() {
         let dir = tempfile::tempdir().unwrap();
         let wasm = std::fs::read(env!("GUEST_WASM")).unwrap();
         let first = PipeEngine::new(&wasm, Some(dir.path()), &sizing()).unwrap();
-        let (cwasm, _) = cache_paths(dir.path(), &first.component_hash);
+        let (cwasm, _) = cache_paths(
+            dir.path(),
+            &first.component_hash,
+            &engine_fingerprint(&first.engine),
+        );
         assert!(cwasm.exists(), "the compiled component is cached");
         let mut bytes = std::fs::read(&cwasm).unwrap();
         let mid = bytes.len() / 2;

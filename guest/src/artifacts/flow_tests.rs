@@ -302,11 +302,17 @@ fn replay_puts_reasoning_before_the_answer_and_strips_the_markers() {
     assert_eq!(input[1]["id"], "rs_1");
     assert!(input[1].get("status").is_none());
     assert_eq!(input[2]["content"][0]["text"], "The answer.");
-    // The chat-completions rendering has no place for it.
+    // The chat-completions rendering carries it as `reasoning_details` on the answer.
     let chat =
         build_chat_completions_request(&req, &m, &RequestSettings::default(), &id, false).unwrap();
-    let text = chat.body.to_string();
-    assert!(!text.contains("_replayed_item") && !text.contains("gAAAA"));
+    assert!(!chat.body.to_string().contains("_replayed_item"));
+    let sent = chat.body["messages"].as_array().unwrap();
+    assert_eq!(sent.len(), 3);
+    assert_eq!(
+        sent[1]["reasoning_details"],
+        json!([{"type": "reasoning.encrypted", "data": "gAAAA-secret-1", "id": "rs_1", "index": 0}])
+    );
+    assert_eq!(sent[1]["content"], "The answer.");
 }
 
 #[test]
@@ -683,4 +689,124 @@ fn during_a_key_rotation_rows_of_the_previous_table_replay_and_are_cleaned_up() 
     let deleted = crate::artifacts::maintain(&rotating, &w.store, &w.env).unwrap();
     assert_eq!(deleted, 2);
     assert_eq!((w.store.len(PREVIOUS), w.store.len(TABLE)), (0, 0));
+}
+
+// ---- a `/chat/completions` turn's reasoning_details, across endpoints -----------------------
+
+/// A chat stream with two signed thinking blocks (one `reasoning_details` item cannot hold both
+/// losslessly) and the answer "Hi.".
+fn chat_stream_with_signed_details() -> Canned {
+    let d = |fields: &str| {
+        format!(
+            "data: {{\"choices\":[{{\"index\":0,\"delta\":{{\"reasoning_details\":[{{\"type\":\"reasoning.text\",\"format\":\"anthropic-claude-v1\",{fields}}}]}}}}]}}\n\n"
+        )
+    };
+    Canned::sse(&[
+        &d(r#""index":0,"text":"First.""#),
+        &d(r#""index":0,"signature":"sig-a""#),
+        &d(r#""index":1,"text":"Second.","signature":"sig-b""#),
+        "data: {\"choices\":[{\"index\":0,\"delta\":{\"content\":\"Hi.\"},\"finish_reason\":\"stop\"}]}\n\n",
+        "data: [DONE]\n\n",
+    ])
+}
+
+fn chat_turn(
+    w: &World,
+    s: &Settings,
+    c: &RequestContext,
+    body: &Value,
+) -> (Vec<Event>, ScriptedUpstream) {
+    let up = ScriptedUpstream::default()
+        .on("/models", Ok(Canned::json(200, MODELS)))
+        .on("/chat/completions", Ok(chat_stream_with_signed_details()))
+        .on("/responses", Ok(stream_with_reasoning()));
+    let mut emit = VecEmit::default();
+    let mut pipe = Pipe {
+        settings: s,
+        upstream: &up,
+        kv: &w.kv,
+        emit: &mut emit,
+        env: &w.env,
+        artifacts: w.caps(),
+    };
+    block_on(pipe.chat(c, body.to_string().as_bytes())).unwrap();
+    (emit.events, up)
+}
+
+fn last_body(up: &ScriptedUpstream, suffix: &str) -> Value {
+    up.requests
+        .borrow()
+        .iter()
+        .filter(|r| r.url.ends_with(suffix))
+        .map(|r| serde_json::from_slice(r.body.as_ref().unwrap()).unwrap())
+        .next_back()
+        .unwrap()
+}
+
+#[test]
+fn a_chat_path_turns_signed_details_are_stored_and_replayed_on_either_endpoint() {
+    let w = World::new();
+    let mut s = pipe_settings();
+    s.artifacts.persist_reasoning_tokens = "next_reply".into();
+    s.endpoint.force_chat_completions_models = "fake/reasoner".into();
+    let turn1 = json!({"model": "fake/reasoner", "stream": true, "messages": [{"role": "user", "content": "hi"}]});
+    let (events, _) = chat_turn(&w, &s, &ctx(), &turn1);
+    let answer = text_of(&events);
+    let ids = markers::ids(&answer);
+    assert_eq!(ids.len(), 1, "{answer}");
+    let rows = w.store.rows(TABLE);
+    assert_eq!(rows[0].item_type, "reasoning");
+    assert_ne!(rows[0].payload[0], 0, "sealed like any reasoning row");
+    let original = json!([
+        {"type": "reasoning.text", "format": "anthropic-claude-v1", "index": 0, "text": "First.", "signature": "sig-a"},
+        {"type": "reasoning.text", "format": "anthropic-claude-v1", "index": 1, "text": "Second.", "signature": "sig-b"},
+    ]);
+    let history = json!({"model": "fake/reasoner", "stream": true, "messages": [
+        {"role": "user", "content": "hi"},
+        {"role": "assistant", "content": answer},
+        {"role": "user", "content": "again"},
+    ]});
+
+    // Next turn on `/chat/completions`: the original details ride on the answer they belong to.
+    let (_, up) = chat_turn(&w, &s, &ctx(), &history);
+    let sent = last_body(&up, "/chat/completions");
+    let messages = sent["messages"].as_array().unwrap();
+    assert_eq!(messages[1]["role"], "assistant");
+    assert_eq!(messages[1]["content"], "Hi.");
+    assert_eq!(messages[1]["reasoning_details"], original);
+    assert!(!sent.to_string().contains(chat_reasoning::ORIGINAL_DETAILS));
+    // `next_reply`: the replayed row is gone once that reply is done (its own row stays).
+    let left: Vec<String> = w.store.rows(TABLE).into_iter().map(|r| r.id).collect();
+    assert!(!left.contains(&ids[0]), "{left:?}");
+
+    // The same history on `/responses` (a fresh store with the first turn only).
+    let w = World::new();
+    let (events, _) = chat_turn(&w, &s, &ctx(), &turn1);
+    s.endpoint.force_chat_completions_models = String::new();
+    let history = json!({"model": "fake/reasoner", "stream": true, "messages": [
+        {"role": "user", "content": "hi"},
+        {"role": "assistant", "content": text_of(&events)},
+        {"role": "user", "content": "again"},
+    ]});
+    let (_, up) = chat_turn(&w, &s, &ctx(), &history);
+    let sent = last_body(&up, "/responses");
+    let item = &sent["input"][1];
+    assert_eq!(item["type"], "reasoning");
+    assert!(
+        item["id"]
+            .as_str()
+            .unwrap()
+            .starts_with(chat_reasoning::ID_PREFIX)
+    );
+    assert_eq!(item["signature"], "sig-a");
+    assert_eq!(item["format"], "anthropic-claude-v1");
+    assert_eq!(
+        item["content"],
+        json!([{"type": "reasoning_text", "text": "First."}, {"type": "reasoning_text", "text": "Second."}])
+    );
+    assert!(
+        item.get(chat_reasoning::ORIGINAL_DETAILS).is_none(),
+        "{item}"
+    );
+    assert_eq!(sent["input"][2]["content"][0]["text"], "Hi.");
 }

@@ -11,6 +11,7 @@
 //! rows of its own chat (every read checks the chat id), never read another chat's rows.
 
 pub mod breaker;
+pub mod chat_reasoning;
 pub mod codec;
 pub mod markers;
 pub mod persist;

@@ -77,6 +77,8 @@ fn sanitise(item: &Value) -> Value {
             "content",
             "format",
             "signature",
+            // A chat-path turn's original `reasoning_details` (see `chat_reasoning`).
+            super::chat_reasoning::ORIGINAL_DETAILS,
         ],
         Some("function_call") => &["type", "id", "call_id", "name", "arguments"],
         Some("function_call_output") => &["type", "call_id", "output"],

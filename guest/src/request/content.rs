@@ -465,7 +465,7 @@ pub(super) fn to_responses_input(messages: &[Value]) -> Vec<Value> {
             }
             crate::artifacts::replay::ROLE => {
                 if let Some(item) = crate::artifacts::replay::item_of(m) {
-                    input.push(item.clone());
+                    input.push(crate::artifacts::chat_reasoning::for_responses(item));
                 }
             }
             _ => {}

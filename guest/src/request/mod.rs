@@ -298,10 +298,10 @@ pub fn build_chat_completions_request(
     {
         messages.insert(0, json!({"role": "system", "content": instructions}));
     }
-    // Replayed Responses items (reasoning) have no chat form.
-    let mut chat_messages: Vec<Value> = messages
+    // Replayed reasoning items ride as `reasoning_details` on the assistant message they belong
+    // to; other replayed pseudo messages have no chat form.
+    let mut chat_messages: Vec<Value> = crate::artifacts::chat_reasoning::fold_into_chat(&messages)
         .iter()
-        .filter(|m| !crate::artifacts::replay::is_replayed_item(m))
         .map(content::to_chat_message)
         .collect();
     if let Some(max) = body.remove("max_output_tokens") {

@@ -304,7 +304,17 @@ async fn open_webui_sees_the_fallback_announced_and_the_bridged_citation_as_a_so
     let h = Harness::start().await;
     let (status, chunks) = owui_stream(&h, "fake/chat-bridge", "cite it").await;
     assert_eq!(status, 200, "{chunks:?}");
-    assert_eq!(content_of(&chunks), "echo: cite it");
+    // The bridged signed reasoning is stored for the next turn: one invisible marker line follows.
+    let content = content_of(&chunks);
+    let (answer, marker) = content.split_once("\n\n").unwrap_or((content.as_str(), ""));
+    assert_eq!(answer, "echo: cite it");
+    assert!(
+        marker
+            .strip_prefix('[')
+            .and_then(|m| m.strip_suffix("]: #"))
+            .is_some_and(|id| id.len() == 20),
+        "{content:?}"
+    );
     let lines = statuses(&chunks);
     assert!(
         lines.iter().any(|l| l.contains("using Chat Completions")),

@@ -20,6 +20,7 @@ mod front_door;
 mod models;
 mod openai_sdk;
 mod persistence;
+mod reasoning_replay;
 mod sandbox;
 mod secrets;
 mod store;
