@@ -183,6 +183,8 @@ fn fake_name(id: &str) -> &'static str {
         "fake/unsupported-stream" => "Fake: Unsupported Mid-Stream",
         "fake/fusion" => "Fake: Fusion Run",
         "fake/server-tools" => "Fake: Server Tools",
+        "fake/no-deltas" => "Fake: No Deltas",
+        "fake/refusal" => "Fake: Refusal",
         _ => "Fake: HTTP Error Status",
     }
 }

@@ -122,6 +122,13 @@ pub enum Scenario {
     /// `fake/fusion`: an `openrouter:fusion` run ([`FUSION_PANEL`] answering, one more model
     /// failing, the analysis, a cited source), then the echo.
     Fusion,
+    /// `fake/no-deltas`: no delta events at all; the reasoning summary arrives only in
+    /// `response.reasoning_summary_text.done` and the echo only in `response.output_text.done`
+    /// and the finished message (as some providers send it).
+    NoDeltas,
+    /// `fake/refusal`: the model refuses: [`REFUSAL`] as `response.refusal.delta` events and a
+    /// message whose content is one `refusal` part.
+    Refusal,
     /// `fake/server-tools`: finished `openrouter:web_search` (with sources), `web_fetch`,
     /// `datetime` and a failed `advisor` item, then the echo.
     ServerTools,
@@ -143,7 +150,7 @@ pub const TOOL_ANSWER_PREFIX: &str = "tool results: ";
 
 impl Scenario {
     /// Every scenario model id, in catalogue order.
-    pub const MODEL_IDS: [&'static str; 40] = [
+    pub const MODEL_IDS: [&'static str; 42] = [
         "fake/echo",
         "fake/reasoning",
         "fake/slow",
@@ -184,6 +191,8 @@ impl Scenario {
         "fake/fusion",
         "fake/server-tools",
         "fake/unsupported-stream",
+        "fake/no-deltas",
+        "fake/refusal",
     ];
 
     /// Realistic catalogue ids the fake answers like `fake/echo`, so suites can check the
@@ -235,6 +244,8 @@ impl Scenario {
             "fake/unsupported-stream" => Self::UnsupportedStream,
             "fake/fusion" => Self::Fusion,
             "fake/server-tools" => Self::ServerTools,
+            "fake/no-deltas" => Self::NoDeltas,
+            "fake/refusal" => Self::Refusal,
             other => {
                 let code = other.strip_prefix("fake/status-")?.parse::<u16>().ok()?;
                 if !STATUS_CODES.contains(&code) {
@@ -388,6 +399,8 @@ pub(crate) fn reply(
         Scenario::UnsupportedStream => unsupported_stream_script(&turn),
         Scenario::Fusion => fusion_script(&turn),
         Scenario::ServerTools => server_tools_script(&turn),
+        Scenario::NoDeltas => no_deltas_script(&turn),
+        Scenario::Refusal => refusal_script(&turn),
     };
     if stream {
         script.into_sse()
@@ -1717,6 +1730,66 @@ fn fusion_script(turn: &Turn) -> Script {
     let message = script.message(turn, 1, &words(&turn.answer), Duration::ZERO);
     let usage = turn.usage(&turn.answer, "");
     script.completed(turn.response("completed", vec![item, message], Some(usage), None));
+    script
+}
+
+fn no_deltas_script(turn: &Turn) -> Script {
+    let mut script = Script::new();
+    script.start(turn);
+    let id = &turn.reasoning_id;
+    script.event(
+        "response.output_item.added",
+        json!({ "output_index": 0, "item": { "type": "reasoning", "id": id, "summary": [] } }),
+    );
+    script.event(
+        "response.reasoning_summary_text.done",
+        json!({ "item_id": id, "output_index": 0, "summary_index": 0, "text": REASONING_SUMMARY }),
+    );
+    let reasoning = json!({ "type": "reasoning", "id": id,
+                            "summary": [{ "type": "summary_text", "text": REASONING_SUMMARY }] });
+    script.event(
+        "response.output_item.done",
+        json!({ "output_index": 0, "item": reasoning }),
+    );
+    script.event(
+        "response.output_item.added",
+        json!({ "output_index": 1, "item": message_item(&turn.message_id, "in_progress", None) }),
+    );
+    let message = script.message_finish(turn, 1, &turn.answer);
+    let usage = turn.usage(&turn.answer, REASONING_SUMMARY);
+    script.completed(turn.response("completed", vec![reasoning, message], Some(usage), None));
+    script
+}
+
+/// What `fake/refusal` says.
+pub const REFUSAL: &str = "I can't help with that (fake).";
+
+fn refusal_script(turn: &Turn) -> Script {
+    let mut script = Script::new();
+    script.start(turn);
+    let id = &turn.message_id;
+    script.event(
+        "response.output_item.added",
+        json!({ "output_index": 0, "item": message_item(id, "in_progress", None) }),
+    );
+    for delta in words(REFUSAL) {
+        script.event(
+            "response.refusal.delta",
+            json!({ "item_id": id, "output_index": 0, "content_index": 0, "delta": delta }),
+        );
+    }
+    script.event(
+        "response.refusal.done",
+        json!({ "item_id": id, "output_index": 0, "content_index": 0, "refusal": REFUSAL }),
+    );
+    let message = json!({ "type": "message", "id": id, "role": "assistant", "status": "completed",
+                          "content": [{ "type": "refusal", "refusal": REFUSAL }] });
+    script.event(
+        "response.output_item.done",
+        json!({ "output_index": 0, "item": message }),
+    );
+    let usage = turn.usage(REFUSAL, "");
+    script.completed(turn.response("completed", vec![message], Some(usage), None));
     script
 }
 

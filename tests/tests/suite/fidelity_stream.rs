@@ -956,3 +956,32 @@ async fn the_final_usage_status_line_follows_its_valves() {
     // The usage itself still reaches Open WebUI.
     assert!(usage_chunk(&chunks)["cost"].as_f64().unwrap() > 0.0);
 }
+
+#[tokio::test]
+async fn answers_and_reasoning_sent_without_deltas_or_as_a_refusal_still_reach_the_caller_once() {
+    let h = Harness::with(Options {
+        env: vec![("PERSIST_REASONING_TOKENS", "disabled".into())],
+        ..Options::default()
+    })
+    .await;
+    let (status, chunks) = h.stream_chat("fake/no-deltas", "quietly").await;
+    assert_eq!(status, 200, "{chunks:?}");
+    assert_eq!(content_of(&chunks), "echo: quietly");
+    assert_eq!(
+        field_of(&chunks, "reasoning"),
+        fake_openrouter::scenarios::REASONING_SUMMARY
+    );
+    let (status, chunks) = h.stream_chat("fake/refusal", "do it").await;
+    assert_eq!(status, 200, "{chunks:?}");
+    assert_eq!(content_of(&chunks), fake_openrouter::scenarios::REFUSAL);
+    // Not streamed: the same, as one completion.
+    let resp = h
+        .post_chat(&Harness::chat_body("fake/no-deltas", "quietly", false))
+        .await;
+    assert_eq!(resp.status().as_u16(), 200);
+    let v: Value = resp.json().await.unwrap();
+    assert_eq!(
+        v["choices"][0]["message"]["content"], "echo: quietly",
+        "{v}"
+    );
+}
