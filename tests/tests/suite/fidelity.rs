@@ -3,75 +3,12 @@
 //! event lines and error templates, housekeeping tasks, the identifiers sent upstream, catalogue
 //! filters and variants, and the provider-specific parameters for Anthropic and Gemini.
 
-use crate::harness::{Harness, Options, content_of, field_of, json_chunks, sse_data};
+use crate::harness::{
+    Harness, OWUI, Options, content_of, events_of_type, field_of, json_chunks, owui_events,
+    sse_data,
+};
 use fake_openrouter::scenarios::{CHAT_REASONING, INCOMPLETE_DELTAS};
 use serde_json::{Value, json};
-
-/// Headers that make the host treat the caller as Open WebUI.
-const OWUI: [(&str, &str); 2] = [
-    ("X-OpenWebUI-User-Id", "user-42"),
-    ("X-OpenWebUI-Chat-Id", "chat-7"),
-];
-
-/// POST a chat with extra headers; the status and the body text.
-async fn post_with(h: &Harness, body: &Value, headers: &[(&str, &str)]) -> (u16, String) {
-    let mut request = h
-        .client
-        .post(format!("{}/v1/chat/completions", h.url))
-        .json(body);
-    for (name, value) in headers {
-        request = request.header(*name, *value);
-    }
-    let resp = request.send().await.unwrap();
-    let status = resp.status().as_u16();
-    (status, resp.text().await.unwrap())
-}
-
-/// Stream a chat with extra headers; the status and the SSE `data:` payloads.
-async fn stream_with(
-    h: &Harness,
-    model: &str,
-    text: &str,
-    headers: &[(&str, &str)],
-) -> (u16, Vec<String>) {
-    let (status, body) = post_with(h, &Harness::chat_body(model, text, true), headers).await;
-    (status, sse_data(&body))
-}
-
-/// The `{"event":{...}}` payloads of a stream, as their inner event objects.
-fn events(chunks: &[String]) -> Vec<Value> {
-    json_chunks(chunks)
-        .into_iter()
-        .filter_map(|mut c| c.get_mut("event").map(Value::take))
-        .collect()
-}
-
-fn events_of_type(chunks: &[String], kind: &str) -> Vec<Value> {
-    events(chunks)
-        .into_iter()
-        .filter(|e| e["type"] == kind)
-        .collect()
-}
-
-/// The POST paths the fake received, without the `/api/v1` prefix.
-fn posted_paths(h: &Harness) -> Vec<String> {
-    h.fake
-        .requests()
-        .iter()
-        .filter(|r| r.method == "POST")
-        .map(|r| r.path.trim_start_matches("/api/v1").to_string())
-        .collect()
-}
-
-/// The JSON bodies of the `/responses` requests the fake received.
-fn responses_bodies(h: &Harness) -> Vec<Value> {
-    h.fake
-        .requests()
-        .iter()
-        .filter(|r| r.method == "POST" && r.path.ends_with("/responses"))
-        .map(|r| r.json().unwrap())
-        .collect()
-}
 
 fn finish_reasons(chunks: &[String]) -> Vec<String> {
     json_chunks(chunks)
@@ -121,7 +58,7 @@ async fn a_model_without_the_responses_api_is_answered_over_chat_completions() {
     assert!(usage["usage"]["cost"].as_f64().unwrap() > 0.0, "{usage}");
     assert!(usage["usage"]["completion_tokens"].as_u64().unwrap() > 0);
     assert_eq!(chunks.last().map(String::as_str), Some("[DONE]"));
-    assert_eq!(posted_paths(&h), ["/responses", "/chat/completions"]);
+    assert_eq!(h.posted_paths(), ["/responses", "/chat/completions"]);
 }
 
 #[tokio::test]
@@ -134,7 +71,7 @@ async fn forced_chat_completions_models_skip_the_responses_api() {
     let (status, chunks) = h.stream_chat("fake/echo", "over chat").await;
     assert_eq!(status, 200, "{chunks:?}");
     assert_eq!(content_of(&chunks), "echo: over chat");
-    assert_eq!(posted_paths(&h), ["/chat/completions"]);
+    assert_eq!(h.posted_paths(), ["/chat/completions"]);
 }
 
 #[tokio::test]
@@ -150,16 +87,18 @@ async fn forced_responses_models_win_over_forced_chat_completions() {
     let (status, chunks) = h.stream_chat("fake/echo", "over responses").await;
     assert_eq!(status, 200, "{chunks:?}");
     assert_eq!(content_of(&chunks), "echo: over responses");
-    assert_eq!(posted_paths(&h), ["/responses"]);
+    assert_eq!(h.posted_paths(), ["/responses"]);
 }
 
 #[tokio::test]
 async fn an_unsupported_reasoning_effort_is_retried_with_a_supported_one() {
     let h = Harness::start().await;
-    let (status, chunks) = stream_with(&h, "fake/effort-picky", "think", &OWUI).await;
+    let (status, chunks) = h
+        .stream_chat_with("fake/effort-picky", "think", &OWUI)
+        .await;
     assert_eq!(status, 200, "{chunks:?}");
     assert_eq!(content_of(&chunks), "echo: think");
-    let bodies = responses_bodies(&h);
+    let bodies = h.posted_bodies("/responses");
     assert_eq!(bodies.len(), 2, "{bodies:?}");
     assert_eq!(bodies[0]["reasoning"]["effort"], "medium");
     assert_eq!(bodies[1]["reasoning"]["effort"], "high");
@@ -188,7 +127,7 @@ async fn citations_reach_plain_callers_as_deduplicated_annotations_without_track
         .collect();
     assert_eq!(urls, ["https://a.example/page", "https://b.example/doc"]);
     assert!(
-        events(&chunks).is_empty(),
+        owui_events(&chunks).is_empty(),
         "no Open WebUI events for a plain caller"
     );
 }
@@ -196,7 +135,7 @@ async fn citations_reach_plain_callers_as_deduplicated_annotations_without_track
 #[tokio::test]
 async fn citations_reach_open_webui_as_source_events_instead_of_annotations() {
     let h = Harness::start().await;
-    let (status, chunks) = stream_with(&h, "fake/citations", "cite", &OWUI).await;
+    let (status, chunks) = h.stream_chat_with("fake/citations", "cite", &OWUI).await;
     assert_eq!(status, 200, "{chunks:?}");
     assert!(
         !chunks.iter().any(|c| c.contains("\"annotations\"")),
@@ -217,13 +156,15 @@ async fn an_answer_cut_by_the_token_limit_finishes_with_length() {
     assert_eq!(status, 200, "{chunks:?}");
     assert_eq!(content_of(&chunks), INCOMPLETE_DELTAS.concat());
     assert_eq!(finish_reasons(&chunks), ["length"]);
-    assert!(events(&chunks).is_empty());
+    assert!(owui_events(&chunks).is_empty());
 }
 
 #[tokio::test]
 async fn open_webui_is_notified_when_the_answer_stopped_at_the_token_limit() {
     let h = Harness::start().await;
-    let (status, chunks) = stream_with(&h, "fake/incomplete", "long please", &OWUI).await;
+    let (status, chunks) = h
+        .stream_chat_with("fake/incomplete", "long please", &OWUI)
+        .await;
     assert_eq!(status, 200, "{chunks:?}");
     assert_eq!(finish_reasons(&chunks), ["length"]);
     let notes = events_of_type(&chunks, "notification");
@@ -243,7 +184,7 @@ async fn open_webui_gets_the_rendered_error_template_as_the_answer_while_plain_c
     let h = Harness::start().await;
     for stream in [true, false] {
         let body = Harness::chat_body("fake/status-402", "hi", stream);
-        let (status, text) = post_with(&h, &body, &OWUI).await;
+        let (status, text) = h.post_with(&body, &OWUI).await;
         assert_eq!(status, 200, "stream={stream}: {text}");
         let content = if stream {
             content_of(&sse_data(&text))
@@ -258,15 +199,16 @@ async fn open_webui_gets_the_rendered_error_template_as_the_answer_while_plain_c
         assert!(has_error_id(&content), "{content}");
         assert!(!has_placeholder(&content), "{content}");
     }
-    let (status, text) =
-        post_with(&h, &Harness::chat_body("fake/status-402", "hi", true), &[]).await;
+    let (status, text) = h
+        .post_with(&Harness::chat_body("fake/status-402", "hi", true), &[])
+        .await;
     assert_eq!(status, 402, "{text}");
 }
 
 #[tokio::test]
 async fn open_webui_gets_a_final_usage_status_line() {
     let h = Harness::start().await;
-    let (status, chunks) = stream_with(&h, "fake/echo", "count me", &OWUI).await;
+    let (status, chunks) = h.stream_chat_with("fake/echo", "count me", &OWUI).await;
     assert_eq!(status, 200, "{chunks:?}");
     let last = events_of_type(&chunks, "status")
         .pop()
@@ -283,12 +225,12 @@ async fn open_webui_gets_a_final_usage_status_line() {
 
 async fn task_answer(h: &Harness, model: &str) -> (u16, Value) {
     let body = Harness::chat_body(model, "### Task:\nGenerate a title", false);
-    let (status, text) = post_with(
-        h,
-        &body,
-        &[OWUI[0], OWUI[1], ("X-OpenWebUI-Task", "title_generation")],
-    )
-    .await;
+    let (status, text) = h
+        .post_with(
+            &body,
+            &[OWUI[0], OWUI[1], ("X-OpenWebUI-Task", "title_generation")],
+        )
+        .await;
     (status, serde_json::from_str(&text).unwrap())
 }
 
@@ -302,7 +244,7 @@ async fn a_task_is_one_quiet_low_effort_request_whose_output_is_the_answer() {
         body["choices"][0]["message"]["content"],
         "echo: ### Task:\nGenerate a title"
     );
-    let sent = responses_bodies(&h);
+    let sent = h.posted_bodies("/responses");
     assert_eq!(sent.len(), 1);
     assert_eq!(sent[0]["stream"], false);
     assert_eq!(sent[0]["reasoning"]["effort"], "low");
@@ -336,9 +278,9 @@ async fn open_webui_identifiers_are_sent_upstream_when_enabled() {
     .await;
     let mut body = Harness::chat_body("fake/echo", "who am i", true);
     body["user"] = json!("client-chosen");
-    let (status, _) = post_with(&h, &body, &OWUI).await;
+    let (status, _) = h.post_with(&body, &OWUI).await;
     assert_eq!(status, 200);
-    let sent = responses_bodies(&h);
+    let sent = h.posted_bodies("/responses");
     assert_eq!(sent.len(), 1);
     assert_eq!(sent[0]["user"], "user-42", "{}", sent[0]);
     assert_eq!(sent[0]["metadata"]["chat_id"], "chat-7", "{}", sent[0]);
@@ -378,11 +320,16 @@ async fn the_free_model_filter_hides_paid_models_and_refuses_chats_to_them() {
         "{ids:?}"
     );
     assert!(!ids.contains(&"fake/echo".to_string()), "{ids:?}");
-    let (status, text) = post_with(&h, &Harness::chat_body("fake/echo", "hi", false), &[]).await;
+    let (status, text) = h
+        .post_with(&Harness::chat_body("fake/echo", "hi", false), &[])
+        .await;
     assert_eq!(status, 403, "{text}");
     let body: Value = serde_json::from_str(&text).unwrap();
     assert_eq!(body["error"]["code"], "model_restricted", "{body}");
-    assert!(responses_bodies(&h).is_empty(), "nothing was sent upstream");
+    assert!(
+        h.posted_bodies("/responses").is_empty(),
+        "nothing was sent upstream"
+    );
 }
 
 #[tokio::test]
@@ -397,7 +344,7 @@ async fn a_configured_variant_is_listed_and_sent_upstream_under_its_own_id() {
     let (status, chunks) = h.stream_chat("fake/echo:nitro", "fast").await;
     assert_eq!(status, 200, "{chunks:?}");
     assert_eq!(content_of(&chunks), "echo: fast");
-    let sent = responses_bodies(&h);
+    let sent = h.posted_bodies("/responses");
     assert_eq!(sent[0]["model"], "fake/echo:nitro");
 }
 
@@ -425,7 +372,7 @@ async fn gemini_models_get_a_thinking_config() {
     let h = Harness::start().await;
     let (status, chunks) = h.stream_chat("google/gemini-2.5-flash", "think").await;
     assert_eq!(status, 200, "{chunks:?}");
-    let sent = responses_bodies(&h);
+    let sent = h.posted_bodies("/responses");
     assert!(sent[0].get("thinking_config").is_some(), "{}", sent[0]);
 }
 
@@ -440,7 +387,7 @@ async fn status_thinking_mode_shows_reasoning_as_status_events_only() {
         ..Options::default()
     })
     .await;
-    let (status, chunks) = stream_with(&h, "fake/reasoning", "hi", &OWUI).await;
+    let (status, chunks) = h.stream_chat_with("fake/reasoning", "hi", &OWUI).await;
     assert_eq!(status, 200, "{chunks:?}");
     assert_eq!(content_of(&chunks), "echo: hi");
     assert_eq!(field_of(&chunks, "reasoning"), "");
@@ -498,21 +445,21 @@ async fn a_preset_goes_to_chat_completions_unless_pinned_to_responses_which_is_a
     let h = Harness::start().await;
     let mut body = Harness::chat_body("fake/echo", "with preset", true);
     body["preset"] = json!("my-preset");
-    let (status, text) = post_with(&h, &body, &[]).await;
+    let (status, text) = h.post_with(&body, &[]).await;
     assert_eq!(status, 200, "{text}");
     assert_eq!(content_of(&sse_data(&text)), "echo: with preset");
-    assert_eq!(posted_paths(&h), ["/chat/completions"]);
+    assert_eq!(h.posted_paths(), ["/chat/completions"]);
 
     let pinned = Harness::with(Options {
         env: vec![("FORCE_RESPONSES_MODELS", "fake/*".into())],
         ..Options::default()
     })
     .await;
-    let (status, text) = post_with(&pinned, &body, &[]).await;
+    let (status, text) = pinned.post_with(&body, &[]).await;
     assert_eq!(status, 400, "{text}");
     let v: Value = serde_json::from_str(&text).unwrap();
     assert_eq!(v["error"]["code"], "endpoint_override_conflict");
-    let (status, text) = post_with(&pinned, &body, &OWUI).await;
+    let (status, text) = pinned.post_with(&body, &OWUI).await;
     assert_eq!(status, 200, "{text}");
     let content = content_of(&sse_data(&text));
     assert!(content.contains("/chat/completions"), "{content}");
@@ -521,7 +468,7 @@ async fn a_preset_goes_to_chat_completions_unless_pinned_to_responses_which_is_a
         "{content}"
     );
     assert!(
-        posted_paths(&pinned).is_empty(),
+        pinned.posted_paths().is_empty(),
         "nothing was sent upstream"
     );
 }
@@ -535,7 +482,7 @@ async fn zdr_enforcement_routes_zdr_models_and_refuses_the_rest() {
     .await;
     let (status, chunks) = h.stream_chat("fake/echo", "private").await;
     assert_eq!(status, 200, "{chunks:?}");
-    let sent = responses_bodies(&h);
+    let sent = h.posted_bodies("/responses");
     assert_eq!(sent[0]["provider"]["zdr"], true);
     let resp = h
         .post_chat(&Harness::chat_body("fake/reasoning", "x", false))
@@ -576,9 +523,9 @@ async fn old_long_tool_outputs_are_shortened_before_they_go_back_to_the_model() 
         messages.push(json!({"role": "user", "content": turn}));
     }
     let body = json!({"model": "fake/echo", "stream": true, "messages": messages});
-    let (status, text) = post_with(&h, &body, &[]).await;
+    let (status, text) = h.post_with(&body, &[]).await;
     assert_eq!(status, 200, "{text}");
-    let sent = responses_bodies(&h);
+    let sent = h.posted_bodies("/responses");
     let output = sent[0]["input"]
         .as_array()
         .unwrap()
@@ -631,14 +578,14 @@ async fn message_phases_in_the_history_go_back_upstream_and_never_as_text() {
         {"role": "assistant", "content": "Let me check.\n\n[P:commentary]: #\n\nIt is sunny.\n\n[P:final_answer]: #"},
         {"role": "user", "content": "thanks"},
     ]);
-    let (status, text) = post_with(
-        &h,
-        &json!({"model": "fake/echo", "stream": true, "messages": history}),
-        &[],
-    )
-    .await;
+    let (status, text) = h
+        .post_with(
+            &json!({"model": "fake/echo", "stream": true, "messages": history}),
+            &[],
+        )
+        .await;
     assert_eq!(status, 200, "{text}");
-    let body = responses_bodies(&h).pop().unwrap();
+    let body = h.posted_bodies("/responses").pop().unwrap();
     let assistant: Vec<&Value> = body["input"]
         .as_array()
         .unwrap()
@@ -652,12 +599,12 @@ async fn message_phases_in_the_history_go_back_upstream_and_never_as_text() {
     assert!(!body.to_string().contains("[P:"));
 
     // Over /chat/completions the markers are simply removed.
-    let (status, _) = post_with(
-        &h,
-        &json!({"model": "fake/responses-unsupported", "stream": true, "messages": history}),
-        &[],
-    )
-    .await;
+    let (status, _) = h
+        .post_with(
+            &json!({"model": "fake/responses-unsupported", "stream": true, "messages": history}),
+            &[],
+        )
+        .await;
     assert_eq!(status, 200);
     let chat = h
         .fake

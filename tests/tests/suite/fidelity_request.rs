@@ -4,43 +4,12 @@
 //! (§2.14) and housekeeping tasks (§2.17). Every test reads what the fake recorded; every body
 //! the host POSTed is also checked against OpenRouter's OpenAPI schema.
 
-use crate::harness::{Harness, Options, content_of, sse_data};
+use crate::harness::{Harness, OWUI, Options, content_of, sse_data};
 use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use hmac::{Hmac, Mac};
 use serde_json::{Value, json};
 use sha2::Sha256;
-
-/// Headers that make the host treat the caller as Open WebUI.
-const OWUI: [(&str, &str); 2] = [
-    ("X-OpenWebUI-User-Id", "user-42"),
-    ("X-OpenWebUI-Chat-Id", "chat-7"),
-];
-
-fn with_env(env: &[(&'static str, &str)]) -> Options {
-    Options {
-        env: env.iter().map(|(k, v)| (*k, (*v).to_string())).collect(),
-        ..Options::default()
-    }
-}
-
-async fn start(env: &[(&'static str, &str)]) -> Harness {
-    Harness::with(with_env(env)).await
-}
-
-/// POST a chat with extra headers; the status and the body text.
-async fn post_with(h: &Harness, body: &Value, headers: &[(&str, &str)]) -> (u16, String) {
-    let mut request = h
-        .client
-        .post(format!("{}/v1/chat/completions", h.url))
-        .json(body);
-    for (name, value) in headers {
-        request = request.header(*name, *value);
-    }
-    let resp = request.send().await.unwrap();
-    let status = resp.status().as_u16();
-    (status, resp.text().await.unwrap())
-}
 
 /// A streamed chat to `model` with `extra` merged into the body; asserts it was answered.
 async fn chat_ok(h: &Harness, model: &str, extra: Value, headers: &[(&str, &str)]) -> String {
@@ -48,7 +17,7 @@ async fn chat_ok(h: &Harness, model: &str, extra: Value, headers: &[(&str, &str)
     if let (Some(b), Value::Object(extra)) = (body.as_object_mut(), extra) {
         b.extend(extra);
     }
-    let (status, text) = post_with(h, &body, headers).await;
+    let (status, text) = h.post_with(&body, headers).await;
     assert_eq!(status, 200, "{text}");
     let content = content_of(&sse_data(&text));
     assert!(content.starts_with("echo: "), "{text}");
@@ -65,19 +34,9 @@ fn message_content(text: &str) -> String {
         .to_string()
 }
 
-/// The JSON bodies of the POSTs to `path` (`/responses` or `/chat/completions`), in order.
-fn sent_to(h: &Harness, path: &str) -> Vec<Value> {
-    h.fake
-        .requests()
-        .iter()
-        .filter(|r| r.method == "POST" && r.path == format!("/api/v1{path}"))
-        .map(|r| r.json().unwrap())
-        .collect()
-}
-
 /// The only `/responses` body sent so far.
 fn last_responses(h: &Harness) -> Value {
-    sent_to(h, "/responses")
+    h.posted_bodies("/responses")
         .pop()
         .expect("a /responses request")
 }
@@ -120,7 +79,9 @@ async fn listed_ids(h: &Harness) -> Vec<String> {
 /// A chat the filters refuse: 403 `model_restricted` naming `reason`, nothing sent upstream.
 async fn assert_restricted(h: &Harness, model: &str, reason: &str) {
     let before = post_count(h);
-    let (status, text) = post_with(h, &Harness::chat_body(model, "hi", false), &[]).await;
+    let (status, text) = h
+        .post_with(&Harness::chat_body(model, "hi", false), &[])
+        .await;
     assert_eq!(status, 403, "{model}: {text}");
     let v: Value = serde_json::from_str(&text).unwrap();
     assert_eq!(v["error"]["code"], "model_restricted", "{v}");
@@ -176,7 +137,7 @@ fn unix_now() -> u64 {
 #[tokio::test]
 async fn an_unreachable_zdr_list_leaves_zdr_unknown_so_only_enforcement_refuses() {
     // ZDR_MODELS_ONLY with an unknown list is skipped: every model stays listed and usable.
-    let h = start(&[("ZDR_MODELS_ONLY", "true")]).await;
+    let h = Harness::with_env(&[("ZDR_MODELS_ONLY", "true")]).await;
     h.fake.set_zdr_failing(true);
     let ids = listed_ids(&h).await;
     assert!(
@@ -194,7 +155,7 @@ async fn an_unreachable_zdr_list_leaves_zdr_unknown_so_only_enforcement_refuses(
     assert_spec_clean(&h);
 
     // ZDR_ENFORCE cannot vouch for any model then, not even one that has a ZDR endpoint.
-    let enforced = start(&[("ZDR_ENFORCE", "true")]).await;
+    let enforced = Harness::with_env(&[("ZDR_ENFORCE", "true")]).await;
     enforced.fake.set_zdr_failing(true);
     assert_restricted(&enforced, "fake/echo", "ZDR_ENFORCE_UNAVAILABLE").await;
     assert!(listed_ids(&enforced).await.is_empty());
@@ -202,7 +163,7 @@ async fn an_unreachable_zdr_list_leaves_zdr_unknown_so_only_enforcement_refuses(
 
 #[tokio::test]
 async fn zdr_models_only_lists_and_serves_only_models_with_a_zdr_endpoint() {
-    let h = start(&[("ZDR_MODELS_ONLY", "true")]).await;
+    let h = Harness::with_env(&[("ZDR_MODELS_ONLY", "true")]).await;
     let mut ids = listed_ids(&h).await;
     ids.sort();
     assert_eq!(ids, ["fake/echo", "openai/gpt-4o-2024-08-06"]);
@@ -213,7 +174,7 @@ async fn zdr_models_only_lists_and_serves_only_models_with_a_zdr_endpoint() {
 
 #[tokio::test]
 async fn the_free_model_filter_exclude_hides_free_models_and_refuses_them() {
-    let h = start(&[("FREE_MODEL_FILTER", "exclude")]).await;
+    let h = Harness::with_env(&[("FREE_MODEL_FILTER", "exclude")]).await;
     let ids = listed_ids(&h).await;
     assert!(ids.contains(&"fake/echo".to_string()), "{ids:?}");
     assert!(
@@ -230,7 +191,7 @@ async fn the_free_model_filter_exclude_hides_free_models_and_refuses_them() {
 
 #[tokio::test]
 async fn the_tool_calling_filter_keeps_or_drops_tool_capable_models() {
-    let only = start(&[("TOOL_CALLING_FILTER", "only")]).await;
+    let only = Harness::with_env(&[("TOOL_CALLING_FILTER", "only")]).await;
     let ids = listed_ids(&only).await;
     assert!(ids.contains(&"fake/echo".to_string()), "{ids:?}");
     for hidden in [
@@ -247,7 +208,7 @@ async fn the_tool_calling_filter_keeps_or_drops_tool_capable_models() {
     .await;
     chat_ok(&only, "fake/echo", json!({}), &[]).await;
 
-    let exclude = start(&[("TOOL_CALLING_FILTER", "exclude")]).await;
+    let exclude = Harness::with_env(&[("TOOL_CALLING_FILTER", "exclude")]).await;
     let ids = listed_ids(&exclude).await;
     assert!(
         ids.contains(&"meta-llama/llama-3.3-70b-instruct:free".to_string()),
@@ -260,7 +221,7 @@ async fn the_tool_calling_filter_keeps_or_drops_tool_capable_models() {
 
 #[tokio::test]
 async fn variants_inherit_their_base_and_preset_variants_go_to_chat_completions_as_at_preset() {
-    let h = start(&[(
+    let h = Harness::with_env(&[(
         "VARIANT_MODELS",
         "fake/echo:nitro, fake/echo@preset/fast, nobody/missing:nitro",
     )])
@@ -284,23 +245,29 @@ async fn variants_inherit_their_base_and_preset_variants_go_to_chat_completions_
 
     // A preset only works on /chat/completions, under OpenRouter's `base@preset/slug` spelling.
     chat_ok(&h, "fake/echo:preset/fast", json!({}), &[]).await;
-    let chats = sent_to(&h, "/chat/completions");
+    let chats = h.posted_bodies("/chat/completions");
     assert_eq!(chats.len(), 1, "{chats:?}");
     assert_eq!(chats[0]["model"], "fake/echo@preset/fast");
-    assert_eq!(sent_to(&h, "/responses").len(), 1, "only the nitro chat");
+    assert_eq!(
+        h.posted_bodies("/responses").len(),
+        1,
+        "only the nitro chat"
+    );
     assert_spec_clean(&h);
 }
 
 #[tokio::test]
 async fn open_webui_gets_the_model_restricted_template_with_the_reasons() {
-    let h = start(&[("FREE_MODEL_FILTER", "only")]).await;
-    let (status, text) = post_with(&h, &Harness::chat_body("fake/echo", "hi", true), &OWUI).await;
+    let h = Harness::with_env(&[("FREE_MODEL_FILTER", "only")]).await;
+    let (status, text) = h
+        .post_with(&Harness::chat_body("fake/echo", "hi", true), &OWUI)
+        .await;
     assert_eq!(status, 200, "{text}");
     let content = content_of(&sse_data(&text));
     assert!(content.contains("fake/echo"), "{content}");
     assert!(content.contains("FREE_MODEL_FILTER=only"), "{content}");
 
-    let custom = start(&[
+    let custom = Harness::with_env(&[
         ("FREE_MODEL_FILTER", "only"),
         (
             "MODEL_RESTRICTED_TEMPLATE",
@@ -308,12 +275,9 @@ async fn open_webui_gets_the_model_restricted_template_with_the_reasons() {
         ),
     ])
     .await;
-    let (status, text) = post_with(
-        &custom,
-        &Harness::chat_body("fake/echo", "hi", false),
-        &OWUI,
-    )
-    .await;
+    let (status, text) = custom
+        .post_with(&Harness::chat_body("fake/echo", "hi", false), &OWUI)
+        .await;
     assert_eq!(status, 200, "{text}");
     let content = message_content(&text);
     assert!(content.starts_with("Blocked fake/echo: "), "{content}");
@@ -377,7 +341,7 @@ async fn every_user_content_block_reaches_each_endpoint_in_its_own_shape() {
         {"type": "video_url", "video_url": {"url": VIDEO}},
     ]);
     let messages = json!([{"role": "user", "content": content}]);
-    let h = start(&[]).await;
+    let h = Harness::with_env(&[]).await;
     chat_ok(
         &h,
         "google/gemini-2.5-flash",
@@ -399,7 +363,8 @@ async fn every_user_content_block_reaches_each_endpoint_in_its_own_shape() {
     );
     assert_spec_clean(&h);
 
-    let chat = start(&[("FORCE_CHAT_COMPLETIONS_MODELS", "google/gemini-2.5-flash")]).await;
+    let chat =
+        Harness::with_env(&[("FORCE_CHAT_COMPLETIONS_MODELS", "google/gemini-2.5-flash")]).await;
     chat_ok(
         &chat,
         "google/gemini-2.5-flash",
@@ -407,7 +372,7 @@ async fn every_user_content_block_reaches_each_endpoint_in_its_own_shape() {
         &[],
     )
     .await;
-    let body = sent_to(&chat, "/chat/completions").pop().unwrap();
+    let body = chat.posted_bodies("/chat/completions").pop().unwrap();
     assert_eq!(body["messages"], messages, "{body:#}");
     assert_spec_clean(&chat);
 }
@@ -427,7 +392,7 @@ async fn tool_history_becomes_function_items_and_orphaned_calls_and_outputs_are_
         {"role": "assistant", "content": "It is 21 degrees."},
         {"role": "user", "content": "thanks"},
     ]);
-    let h = start(&[]).await;
+    let h = Harness::with_env(&[]).await;
     // This model answers only over /chat/completions, so one chat shows both renderings.
     chat_ok(
         &h,
@@ -470,7 +435,7 @@ async fn tool_history_becomes_function_items_and_orphaned_calls_and_outputs_are_
         "{text}"
     );
 
-    let chat = sent_to(&h, "/chat/completions").pop().unwrap();
+    let chat = h.posted_bodies("/chat/completions").pop().unwrap();
     let sent = chat["messages"].as_array().unwrap();
     let assistant = sent
         .iter()
@@ -493,7 +458,7 @@ async fn tools_tool_choice_and_response_format_take_each_endpoints_shape() {
                             "required": ["city"]});
     let schema = json!({"type": "object", "properties": {"answer": {"type": "string"}},
                         "required": ["answer"], "additionalProperties": false});
-    let h = start(&[]).await;
+    let h = Harness::with_env(&[]).await;
     chat_ok(
         &h,
         "fake/responses-unsupported",
@@ -530,7 +495,7 @@ async fn tools_tool_choice_and_response_format_take_each_endpoints_shape() {
     );
     assert!(responses.get("response_format").is_none());
 
-    let chat = sent_to(&h, "/chat/completions").pop().unwrap();
+    let chat = h.posted_bodies("/chat/completions").pop().unwrap();
     let function = chat["tools"]
         .as_array()
         .unwrap()
@@ -582,7 +547,7 @@ async fn tools_tool_choice_and_response_format_take_each_endpoints_shape() {
 
 #[tokio::test]
 async fn only_allowlisted_fields_without_nulls_reach_each_endpoint() {
-    let h = start(&[]).await;
+    let h = Harness::with_env(&[]).await;
     chat_ok(
         &h,
         "fake/responses-unsupported",
@@ -598,7 +563,7 @@ async fn only_allowlisted_fields_without_nulls_reach_each_endpoint() {
     )
     .await;
     let responses = last_responses(&h);
-    let chat = sent_to(&h, "/chat/completions").pop().unwrap();
+    let chat = h.posted_bodies("/chat/completions").pop().unwrap();
     for body in [&responses, &chat] {
         for dropped in [
             "n",
@@ -639,7 +604,7 @@ async fn only_allowlisted_fields_without_nulls_reach_each_endpoint() {
 
 #[tokio::test]
 async fn the_output_limit_is_cleared_unless_use_model_max_output_tokens_is_on() {
-    let h = start(&[]).await;
+    let h = Harness::with_env(&[]).await;
     chat_ok(
         &h,
         "fake/responses-unsupported",
@@ -648,14 +613,14 @@ async fn the_output_limit_is_cleared_unless_use_model_max_output_tokens_is_on() 
     )
     .await;
     let responses = last_responses(&h);
-    let chat = sent_to(&h, "/chat/completions").pop().unwrap();
+    let chat = h.posted_bodies("/chat/completions").pop().unwrap();
     for body in [&responses, &chat] {
         for key in ["max_output_tokens", "max_tokens", "max_completion_tokens"] {
             assert!(body.get(key).is_none(), "{key}: {body:#}");
         }
     }
 
-    let on = start(&[("USE_MODEL_MAX_OUTPUT_TOKENS", "true")]).await;
+    let on = Harness::with_env(&[("USE_MODEL_MAX_OUTPUT_TOKENS", "true")]).await;
     chat_ok(
         &on,
         "fake/responses-unsupported",
@@ -666,7 +631,7 @@ async fn the_output_limit_is_cleared_unless_use_model_max_output_tokens_is_on() 
     let responses = last_responses(&on);
     assert_eq!(responses["max_output_tokens"], 300);
     assert!(responses.get("max_tokens").is_none());
-    let chat = sent_to(&on, "/chat/completions").pop().unwrap();
+    let chat = on.posted_bodies("/chat/completions").pop().unwrap();
     assert_eq!(chat["max_tokens"], 300);
     // Without a caller limit, the catalogue's maximum for the model is sent.
     chat_ok(&on, "fake/echo", json!({}), &[]).await;
@@ -677,7 +642,7 @@ async fn the_output_limit_is_cleared_unless_use_model_max_output_tokens_is_on() 
 
 #[tokio::test]
 async fn custom_params_become_fallback_models_trace_and_provider_routing() {
-    let h = start(&[]).await;
+    let h = Harness::with_env(&[]).await;
     chat_ok(
         &h,
         "fake/echo",
@@ -739,19 +704,19 @@ async fn custom_params_become_fallback_models_trace_and_provider_routing() {
 
 #[tokio::test]
 async fn a_per_chat_zdr_request_routes_to_zdr_endpoints_when_users_may_ask() {
-    let h = start(&[]).await;
+    let h = Harness::with_env(&[]).await;
     chat_ok(&h, "fake/echo", json!({"zdr": true}), &[]).await;
     let body = last_responses(&h);
     assert_eq!(body["provider"]["zdr"], true, "{body}");
     assert!(body.get("zdr").is_none());
     // A model without a ZDR endpoint cannot honour the request.
-    let (status, text) = post_with(
-        &h,
-        &json!({"model": "fake/reasoning", "stream": false, "zdr": true,
+    let (status, text) = h
+        .post_with(
+            &json!({"model": "fake/reasoning", "stream": false, "zdr": true,
                 "messages": [{"role": "user", "content": "hi"}]}),
-        &[],
-    )
-    .await;
+            &[],
+        )
+        .await;
     assert_eq!(status, 403, "{text}");
     assert!(
         text.contains("model_restricted") && text.contains("ZDR_ENFORCE"),
@@ -761,7 +726,7 @@ async fn a_per_chat_zdr_request_routes_to_zdr_endpoints_when_users_may_ask() {
     chat_ok(&h, "fake/reasoning", json!({}), &[]).await;
     assert!(last_responses(&h)["provider"].get("zdr").is_none());
 
-    let locked = start(&[("ALLOW_USER_ZDR_OVERRIDE", "false")]).await;
+    let locked = Harness::with_env(&[("ALLOW_USER_ZDR_OVERRIDE", "false")]).await;
     chat_ok(&locked, "fake/reasoning", json!({"zdr": true}), &[]).await;
     let body = last_responses(&locked);
     assert!(body["provider"].get("zdr").is_none(), "{body}");
@@ -771,7 +736,7 @@ async fn a_per_chat_zdr_request_routes_to_zdr_endpoints_when_users_may_ask() {
 
 #[tokio::test]
 async fn context_trimming_adds_the_compression_plugin_once_or_disables_truncation() {
-    let h = start(&[]).await;
+    let h = Harness::with_env(&[]).await;
     chat_ok(
         &h,
         "fake/responses-unsupported",
@@ -792,10 +757,10 @@ async fn context_trimming_adds_the_compression_plugin_once_or_disables_truncatio
     };
     assert_eq!(compression(&responses), 1, "{responses}");
     assert!(responses.get("truncation").is_none());
-    let chat = sent_to(&h, "/chat/completions").pop().unwrap();
+    let chat = h.posted_bodies("/chat/completions").pop().unwrap();
     assert_eq!(compression(&chat), 1, "{chat}");
 
-    let off = start(&[("AUTO_CONTEXT_TRIMMING", "false")]).await;
+    let off = Harness::with_env(&[("AUTO_CONTEXT_TRIMMING", "false")]).await;
     chat_ok(&off, "fake/echo", json!({}), &[]).await;
     let body = last_responses(&off);
     assert_eq!(body["truncation"], "disabled");
@@ -811,14 +776,16 @@ async fn server_tools_go_to_tool_models_but_never_to_image_models_or_when_disabl
         "openrouter:web_fetch",
         "openrouter:datetime",
     ];
-    let h = start(&[]).await;
+    let h = Harness::with_env(&[]).await;
     chat_ok(&h, "fake/echo", json!({}), &[]).await;
     let types = tool_types(&last_responses(&h));
     for tool in SERVER_TOOLS {
         assert!(types.contains(&tool.to_string()), "{tool}: {types:?}");
     }
     // An image-output model's providers fail on tool use: no server tool at all.
-    let (status, _) = post_with(&h, &Harness::chat_body("fake/image", "draw", true), &[]).await;
+    let (status, _) = h
+        .post_with(&Harness::chat_body("fake/image", "draw", true), &[])
+        .await;
     assert_eq!(status, 200);
     let types = tool_types(&last_responses(&h));
     assert!(
@@ -849,7 +816,7 @@ async fn server_tools_go_to_tool_models_but_never_to_image_models_or_when_disabl
     );
     assert!(body.get("disable_native_websearch").is_none());
 
-    let off = start(&[
+    let off = Harness::with_env(&[
         ("ENABLE_WEB_SEARCH", "false"),
         ("ENABLE_WEB_FETCH", "false"),
         ("ENABLE_DATETIME", "false"),
@@ -860,7 +827,8 @@ async fn server_tools_go_to_tool_models_but_never_to_image_models_or_when_disabl
     for tool in SERVER_TOOLS {
         assert!(!types.contains(&tool.to_string()), "{tool}: {types:?}");
     }
-    let search_only = start(&[("ENABLE_WEB_FETCH", "false"), ("ENABLE_DATETIME", "false")]).await;
+    let search_only =
+        Harness::with_env(&[("ENABLE_WEB_FETCH", "false"), ("ENABLE_DATETIME", "false")]).await;
     chat_ok(&search_only, "fake/echo", json!({}), &[]).await;
     let types = tool_types(&last_responses(&search_only));
     assert!(
@@ -879,7 +847,7 @@ async fn server_tools_go_to_tool_models_but_never_to_image_models_or_when_disabl
 #[tokio::test]
 async fn attribution_headers_go_with_every_openrouter_call_and_the_referer_can_be_overridden() {
     const REFERER: &str = "https://chat.example.org/";
-    let h = start(&[("HTTP_REFERER_OVERRIDE", REFERER)]).await;
+    let h = Harness::with_env(&[("HTTP_REFERER_OVERRIDE", REFERER)]).await;
     chat_ok(&h, "fake/responses-unsupported", json!({}), &[]).await;
     let requests = h.fake.requests();
     let paths: Vec<&str> = requests.iter().map(|r| r.path.as_str()).collect();
@@ -906,7 +874,7 @@ async fn attribution_headers_go_with_every_openrouter_call_and_the_referer_can_b
         );
     }
 
-    let default = start(&[]).await;
+    let default = Harness::with_env(&[]).await;
     chat_ok(&default, "fake/echo", json!({}), &[]).await;
     let referers: Vec<String> = default
         .fake
@@ -928,7 +896,7 @@ async fn attribution_headers_go_with_every_openrouter_call_and_the_referer_can_b
 
 #[tokio::test]
 async fn client_identifiers_are_never_forwarded_and_nothing_is_sent_by_default() {
-    let h = start(&[]).await;
+    let h = Harness::with_env(&[]).await;
     chat_ok(
         &h,
         "fake/echo",
@@ -956,7 +924,8 @@ async fn the_end_user_id_follows_its_source_and_falls_back_to_the_user_guid() {
         ("email", "ada@example.org"),
         ("name", "Ada Lovelace"),
     ] {
-        let h = start(&[("SEND_END_USER_ID", "true"), ("END_USER_ID_SOURCE", source)]).await;
+        let h = Harness::with_env(&[("SEND_END_USER_ID", "true"), ("END_USER_ID_SOURCE", source)])
+            .await;
         chat_ok(&h, "fake/echo", json!({"user": "spoofed"}), &headers).await;
         let body = last_responses(&h);
         assert_eq!(body["user"], expected, "{source}: {body:#}");
@@ -980,14 +949,14 @@ async fn chat_and_message_ids_go_to_metadata_each_when_enabled_and_capped() {
         ("X-OpenWebUI-Chat-Id", long_chat.as_str()),
         ("X-OpenWebUI-Message-Id", "msg-9"),
     ];
-    let messages_only = start(&[("SEND_MESSAGE_ID", "true")]).await;
+    let messages_only = Harness::with_env(&[("SEND_MESSAGE_ID", "true")]).await;
     chat_ok(&messages_only, "fake/echo", json!({}), &headers).await;
     assert_eq!(
         last_responses(&messages_only)["metadata"],
         json!({"message_id": "msg-9"})
     );
 
-    let both = start(&[("SEND_MESSAGE_ID", "true"), ("SEND_CHAT_ID", "true")]).await;
+    let both = Harness::with_env(&[("SEND_MESSAGE_ID", "true"), ("SEND_CHAT_ID", "true")]).await;
     // Client metadata, however malformed, is replaced by the identity's.
     let junk: serde_json::Map<String, Value> = (0..20)
         .map(|i| (format!("k{i}"), json!(format!("v{i}"))))
@@ -1010,7 +979,7 @@ async fn chat_and_message_ids_go_to_metadata_each_when_enabled_and_capped() {
 
 #[tokio::test]
 async fn the_cache_session_id_is_the_hmac_of_the_chat_id_under_the_webui_secret() {
-    let h = start(&[("WEBUI_SECRET_KEY", "webui-secret-1")]).await;
+    let h = Harness::with_env(&[("WEBUI_SECRET_KEY", "webui-secret-1")]).await;
     chat_ok(
         &h,
         "fake/echo",
@@ -1037,7 +1006,7 @@ async fn the_cache_session_id_is_the_hmac_of_the_chat_id_under_the_webui_secret(
     chat_ok(&h, "fake/echo", json!({"session_id": "client"}), &OWUI[..1]).await;
     assert!(last_responses(&h).get("session_id").is_none());
 
-    let off = start(&[
+    let off = Harness::with_env(&[
         ("WEBUI_SECRET_KEY", "webui-secret-1"),
         ("SEND_CACHE_SESSION_ID", "false"),
     ])
@@ -1051,7 +1020,7 @@ async fn the_cache_session_id_is_the_hmac_of_the_chat_id_under_the_webui_secret(
 #[tokio::test]
 async fn a_verified_user_jwt_is_the_identity_and_a_forged_or_unsigned_one_is_ignored() {
     const SECRET: &str = "owui-jwt-secret";
-    let h = start(&[
+    let h = Harness::with_env(&[
         ("FORWARD_USER_INFO_HEADER_JWT_SECRET", SECRET),
         ("SEND_END_USER_ID", "true"),
         ("END_USER_ID_SOURCE", "email"),
@@ -1113,8 +1082,8 @@ fn task_body(model: &str, stream: bool) -> Value {
 
 #[tokio::test]
 async fn a_task_shaped_non_streamed_body_is_a_task_even_without_the_task_header() {
-    let h = start(&[("TASK_MODEL_REASONING_EFFORT", "high")]).await;
-    let (status, text) = post_with(&h, &task_body("fake/echo", false), &OWUI).await;
+    let h = Harness::with_env(&[("TASK_MODEL_REASONING_EFFORT", "high")]).await;
+    let (status, text) = h.post_with(&task_body("fake/echo", false), &OWUI).await;
     assert_eq!(status, 200, "{text}");
     assert_eq!(message_content(&text), format!("echo: {TAGS_PROMPT}"));
     let task = last_responses(&h);
@@ -1125,7 +1094,7 @@ async fn a_task_shaped_non_streamed_body_is_a_task_even_without_the_task_header(
     }
 
     // The same text streamed is an ordinary chat turn.
-    let (status, text) = post_with(&h, &task_body("fake/echo", true), &OWUI).await;
+    let (status, text) = h.post_with(&task_body("fake/echo", true), &OWUI).await;
     assert_eq!(status, 200, "{text}");
     let chat = last_responses(&h);
     assert_eq!(chat["stream"], true);
@@ -1133,21 +1102,21 @@ async fn a_task_shaped_non_streamed_body_is_a_task_even_without_the_task_header(
     assert!(tool_types(&chat).contains(&"function".to_string()));
 
     // A non-empty task header makes even a streamed request a task; an empty one does not.
-    let (status, text) = post_with(
-        &h,
-        &Harness::chat_body("fake/echo", "Write a title", true),
-        &[OWUI[0], OWUI[1], ("X-OpenWebUI-Task", "title_generation")],
-    )
-    .await;
+    let (status, text) = h
+        .post_with(
+            &Harness::chat_body("fake/echo", "Write a title", true),
+            &[OWUI[0], OWUI[1], ("X-OpenWebUI-Task", "title_generation")],
+        )
+        .await;
     assert_eq!(status, 200, "{text}");
     assert!(text.contains("echo: Write a title"), "{text}");
     assert_eq!(last_responses(&h)["stream"], false);
-    let (status, text) = post_with(
-        &h,
-        &Harness::chat_body("fake/echo", "Write a title", false),
-        &[OWUI[0], OWUI[1], ("X-OpenWebUI-Task", "")],
-    )
-    .await;
+    let (status, text) = h
+        .post_with(
+            &Harness::chat_body("fake/echo", "Write a title", false),
+            &[OWUI[0], OWUI[1], ("X-OpenWebUI-Task", "")],
+        )
+        .await;
     assert_eq!(status, 200, "{text}");
     assert_eq!(last_responses(&h)["stream"], true, "an ordinary turn");
     assert_spec_clean(&h);
@@ -1157,19 +1126,19 @@ async fn a_task_shaped_non_streamed_body_is_a_task_even_without_the_task_header(
 async fn a_failing_task_is_tried_twice_and_never_answers_with_a_chat_error() {
     let h = Harness::start().await;
     let task = |name: &'static str| [OWUI[0], OWUI[1], ("X-OpenWebUI-Task", name)];
-    let (status, text) = post_with(
-        &h,
-        &task_body("fake/status-500", false),
-        &task("tags_generation"),
-    )
-    .await;
+    let (status, text) = h
+        .post_with(
+            &task_body("fake/status-500", false),
+            &task("tags_generation"),
+        )
+        .await;
     assert_eq!(status, 200, "{text}");
     let content = message_content(&text);
     assert_eq!(
         content,
         "[Task error] Unable to generate tags generation. Please retry later."
     );
-    assert_eq!(sent_to(&h, "/responses").len(), 2, "two attempts");
+    assert_eq!(h.posted_bodies("/responses").len(), 2, "two attempts");
     assert!(
         !text.contains("\"event\""),
         "no Open WebUI error event: {text}"
@@ -1181,13 +1150,15 @@ async fn a_failing_task_is_tried_twice_and_never_answers_with_a_chat_error() {
         ("follow_up_generation", r#"{"follow_ups":[]}"#),
         ("title_generation", r#"{"title":"Chat"}"#),
     ] {
-        let before = sent_to(&h, "/responses").len();
-        let (status, text) = post_with(&h, &task_body("fake/status-401", false), &task(name)).await;
+        let before = h.posted_bodies("/responses").len();
+        let (status, text) = h
+            .post_with(&task_body("fake/status-401", false), &task(name))
+            .await;
         assert_eq!(status, 200, "{name}: {text}");
         let content = message_content(&text);
         assert_eq!(content, stub, "{name}");
         assert!(serde_json::from_str::<Value>(&content).is_ok());
-        assert_eq!(sent_to(&h, "/responses").len(), before + 1, "{name}");
+        assert_eq!(h.posted_bodies("/responses").len(), before + 1, "{name}");
     }
     assert_spec_clean(&h);
 }
@@ -1199,16 +1170,16 @@ async fn without_an_api_key_tasks_answer_stubs_without_calling_openrouter() {
         ..Options::default()
     })
     .await;
-    let (status, text) = post_with(
-        &h,
-        &task_body("fake/echo", false),
-        &[OWUI[0], OWUI[1], ("X-OpenWebUI-Task", "title_generation")],
-    )
-    .await;
+    let (status, text) = h
+        .post_with(
+            &task_body("fake/echo", false),
+            &[OWUI[0], OWUI[1], ("X-OpenWebUI-Task", "title_generation")],
+        )
+        .await;
     assert_eq!(status, 200, "{text}");
     assert_eq!(message_content(&text), r#"{"title":"Chat"}"#);
     // Body-shape detection too; a task Open WebUI did not name has no stub to fall back on.
-    let (status, text) = post_with(&h, &task_body("fake/echo", false), &OWUI).await;
+    let (status, text) = h.post_with(&task_body("fake/echo", false), &OWUI).await;
     assert_eq!(status, 200, "{text}");
     assert!(
         message_content(&text).starts_with("[Task error]"),
@@ -1219,19 +1190,19 @@ async fn without_an_api_key_tasks_answer_stubs_without_calling_openrouter() {
 
 #[tokio::test]
 async fn tasks_bypass_the_model_filters_and_carry_the_configured_identifiers() {
-    let h = start(&[
+    let h = Harness::with_env(&[
         ("FREE_MODEL_FILTER", "only"),
         ("SEND_END_USER_ID", "true"),
         ("SEND_CHAT_ID", "true"),
         ("WEBUI_SECRET_KEY", "webui-secret-1"),
     ])
     .await;
-    let (status, text) = post_with(
-        &h,
-        &task_body("fake/echo", false),
-        &[OWUI[0], OWUI[1], ("X-OpenWebUI-Task", "tags_generation")],
-    )
-    .await;
+    let (status, text) = h
+        .post_with(
+            &task_body("fake/echo", false),
+            &[OWUI[0], OWUI[1], ("X-OpenWebUI-Task", "tags_generation")],
+        )
+        .await;
     assert_eq!(status, 200, "{text}");
     assert_eq!(message_content(&text), format!("echo: {TAGS_PROMPT}"));
     let task = last_responses(&h);

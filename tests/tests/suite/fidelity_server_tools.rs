@@ -3,42 +3,9 @@
 //! "Searched N sites" status, `SHOW_TOOL_CARDS` cards for finished server tools, and Claude's
 //! `max` verbosity at effort `xhigh` (every body checked against OpenRouter's spec by the harness).
 
-use crate::harness::{Harness, Options, content_of, json_chunks, sse_data};
+use crate::harness::{Harness, OWUI, Options, content_of, json_chunks, owui_events, status_lines};
 use fake_openrouter::scenarios::{FUSION_PANEL, FUSION_SOURCE, SERVER_TOOLS_SEARCH};
 use serde_json::{Value, json};
-
-const OWUI: [(&str, &str); 2] = [
-    ("X-OpenWebUI-User-Id", "user-42"),
-    ("X-OpenWebUI-Chat-Id", "chat-srv"),
-];
-
-async fn stream(h: &Harness, body: &Value, headers: &[(&str, &str)]) -> (u16, Vec<String>) {
-    let mut request = h
-        .client
-        .post(format!("{}/v1/chat/completions", h.url))
-        .json(body);
-    for (name, value) in headers {
-        request = request.header(*name, *value);
-    }
-    let resp = request.send().await.unwrap();
-    let status = resp.status().as_u16();
-    (status, sse_data(&resp.text().await.unwrap()))
-}
-
-fn events(chunks: &[String]) -> Vec<Value> {
-    json_chunks(chunks)
-        .into_iter()
-        .filter_map(|mut c| c.get_mut("event").map(Value::take))
-        .collect()
-}
-
-fn status_lines(events: &[Value]) -> Vec<String> {
-    events
-        .iter()
-        .filter(|e| e["type"] == "status")
-        .filter_map(|e| e["data"]["description"].as_str().map(str::to_string))
-        .collect()
-}
 
 fn fusion_body() -> Value {
     json!({
@@ -48,16 +15,6 @@ fn fusion_body() -> Value {
         "tools": [{"type": "openrouter:fusion",
                    "parameters": {"analysis_models": [FUSION_PANEL.0, FUSION_PANEL.2]}}],
     })
-}
-
-/// The paths of the generation requests the fake received.
-fn generation_paths(h: &Harness) -> Vec<String> {
-    h.fake
-        .requests()
-        .iter()
-        .filter(|r| r.method == "POST")
-        .map(|r| r.path.clone())
-        .collect()
 }
 
 #[tokio::test]
@@ -71,9 +28,9 @@ async fn a_fusion_run_is_narrated_live_and_its_panel_saved_once_for_open_webui()
         ..Options::default()
     })
     .await;
-    let (status, chunks) = stream(&h, &fusion_body(), &OWUI).await;
+    let (status, chunks) = h.stream_with(&fusion_body(), &OWUI).await;
     assert_eq!(status, 200, "{chunks:?}");
-    let paths = generation_paths(&h);
+    let paths = h.posted_paths();
     assert!(
         !paths.is_empty() && paths.iter().all(|p| p.ends_with("/responses")),
         "{paths:?}"
@@ -88,8 +45,8 @@ async fn a_fusion_run_is_narrated_live_and_its_panel_saved_once_for_open_webui()
     assert_eq!(body["tools"][0]["type"], "openrouter:fusion", "{body}");
 
     assert_eq!(content_of(&chunks), "echo: carbon taxes?");
-    let events = events(&chunks);
-    let lines = status_lines(&events);
+    let events = owui_events(&chunks);
+    let lines = status_lines(&chunks);
     let (answering, _, failing) = FUSION_PANEL;
     for expected in [
         "Asking the Fusion panel…".to_string(),
@@ -126,9 +83,9 @@ async fn a_fusion_run_is_narrated_live_and_its_panel_saved_once_for_open_webui()
 #[tokio::test]
 async fn a_plain_client_gets_the_answer_and_the_sources_of_a_fusion_run_without_ui_events() {
     let h = Harness::start().await;
-    let (status, chunks) = stream(&h, &fusion_body(), &[]).await;
+    let (status, chunks) = h.stream_with(&fusion_body(), &[]).await;
     assert_eq!(status, 200, "{chunks:?}");
-    assert!(events(&chunks).is_empty(), "{chunks:?}");
+    assert!(owui_events(&chunks).is_empty(), "{chunks:?}");
     let content = content_of(&chunks);
     assert!(content.starts_with("echo: carbon taxes?"), "{content}");
     assert!(!content.contains("Fusion"), "{content}");
@@ -160,9 +117,9 @@ async fn server_tools_show_searched_n_sites_and_cards_for_finished_calls_only() 
     })
     .await;
     let body = Harness::chat_body("fake/server-tools", "look it up", true);
-    let (status, chunks) = stream(&h, &body, &OWUI).await;
+    let (status, chunks) = h.stream_with(&body, &OWUI).await;
     assert_eq!(status, 200, "{chunks:?}");
-    let events = events(&chunks);
+    let events = owui_events(&chunks);
     let (query, urls) = SERVER_TOOLS_SEARCH;
     let search = events
         .iter()
@@ -174,7 +131,7 @@ async fn server_tools_show_searched_n_sites_and_cards_for_finished_calls_only() 
         search["data"]["urls"],
         json!([urls[0].replace("?utm_source=openai", ""), urls[1]])
     );
-    let lines = status_lines(&events);
+    let lines = status_lines(&chunks);
     assert!(
         lines.contains(&"Searching the web…".to_string()),
         "{lines:?}"
@@ -224,20 +181,20 @@ async fn without_show_tool_cards_or_for_plain_clients_there_are_no_cards() {
     })
     .await;
     let body = Harness::chat_body("fake/server-tools", "look it up", true);
-    let (status, chunks) = stream(&h, &body, &OWUI).await;
+    let (status, chunks) = h.stream_with(&body, &OWUI).await;
     assert_eq!(status, 200, "{chunks:?}");
     assert_eq!(content_of(&chunks), "echo: look it up");
-    assert!(!events(&chunks).is_empty());
+    assert!(!owui_events(&chunks).is_empty());
 
     let h = Harness::with(Options {
         env: vec![("SHOW_TOOL_CARDS", "true".into())],
         ..Options::default()
     })
     .await;
-    let (status, chunks) = stream(&h, &body, &[]).await;
+    let (status, chunks) = h.stream_with(&body, &[]).await;
     assert_eq!(status, 200, "{chunks:?}");
     assert_eq!(content_of(&chunks), "echo: look it up");
-    assert!(events(&chunks).is_empty(), "{chunks:?}");
+    assert!(owui_events(&chunks).is_empty(), "{chunks:?}");
 }
 
 #[tokio::test]
@@ -249,7 +206,7 @@ async fn claude_at_xhigh_effort_asks_for_max_verbosity_within_the_spec() {
         "reasoning_effort": "xhigh",
         "messages": [{"role": "user", "content": "say it all"}],
     });
-    let (status, chunks) = stream(&h, &body, &[]).await;
+    let (status, chunks) = h.stream_with(&body, &[]).await;
     assert_eq!(status, 200, "{chunks:?}");
     let requests = h.fake.requests();
     let sent = requests

@@ -3,7 +3,10 @@
 //! stream coalescing, retries before the first event, interrupted streams, the error templates
 //! with OpenRouter's error details, and the final usage status line.
 
-use crate::harness::{Harness, Options, content_of, field_of, json_chunks, logs_text, sse_data};
+use crate::harness::{
+    Harness, OWUI, Options, content_of, field_of, json_chunks, logs_text, owui_events, sse_data,
+    status_lines,
+};
 use fake_openrouter::fake_tools::openapi::FakeOpenApi;
 use fake_openrouter::fault_proxy::{FaultMode, FaultProxy};
 use fake_openrouter::scenarios::{
@@ -13,58 +16,15 @@ use fake_openrouter::scenarios::{
 use serde_json::{Value, json};
 use std::time::Duration;
 
-/// Headers that make the host treat the caller as Open WebUI.
-const OWUI: [(&str, &str); 2] = [
-    ("X-OpenWebUI-User-Id", "user-42"),
-    ("X-OpenWebUI-Chat-Id", "chat-7"),
-];
-
 /// A text of many short words, so coalescing has something to merge.
 const LONG_TEXT: &str = "alpha bravo charlie delta echo foxtrot golf hotel india juliet kilo lima";
 
-async fn harness(env: &[(&'static str, &str)]) -> Harness {
-    Harness::with(Options {
-        env: env.iter().map(|(k, v)| (*k, (*v).to_string())).collect(),
-        ..Options::default()
-    })
-    .await
-}
-
-/// POST a chat body with extra headers; the status and the body text.
-async fn post_with(h: &Harness, body: &Value, headers: &[(&str, &str)]) -> (u16, String) {
-    let mut request = h
-        .client
-        .post(format!("{}/v1/chat/completions", h.url))
-        .json(body);
-    for (name, value) in headers {
-        request = request.header(*name, *value);
-    }
-    let resp = request.send().await.unwrap();
-    let status = resp.status().as_u16();
-    (status, resp.text().await.unwrap())
-}
-
 /// Stream a chat as Open WebUI; the status and the SSE `data:` payloads.
 async fn owui_stream(h: &Harness, model: &str, text: &str) -> (u16, Vec<String>) {
-    let (status, body) = post_with(h, &Harness::chat_body(model, text, true), &OWUI).await;
+    let (status, body) = h
+        .post_with(&Harness::chat_body(model, text, true), &OWUI)
+        .await;
     (status, sse_data(&body))
-}
-
-/// The inner objects of the `{"event":{...}}` lines.
-fn events(chunks: &[String]) -> Vec<Value> {
-    json_chunks(chunks)
-        .into_iter()
-        .filter_map(|mut c| c.get_mut("event").map(Value::take))
-        .collect()
-}
-
-/// The descriptions of the status events, in order.
-fn statuses(chunks: &[String]) -> Vec<String> {
-    events(chunks)
-        .iter()
-        .filter(|e| e["type"] == "status")
-        .filter_map(|e| e["data"]["description"].as_str().map(str::to_string))
-        .collect()
 }
 
 /// The `delta.content` pieces, one per chunk that carries text.
@@ -92,24 +52,6 @@ fn first_content_at(chunks: &[String]) -> usize {
             })
         })
         .expect("a content chunk")
-}
-
-fn posted_paths(h: &Harness) -> Vec<String> {
-    h.fake
-        .requests()
-        .iter()
-        .filter(|r| r.method == "POST")
-        .map(|r| r.path.trim_start_matches("/api/v1").to_string())
-        .collect()
-}
-
-fn bodies(h: &Harness, path: &str) -> Vec<Value> {
-    h.fake
-        .requests()
-        .iter()
-        .filter(|r| r.method == "POST" && r.path.ends_with(path))
-        .map(|r| r.json().unwrap())
-        .collect()
 }
 
 fn usage_chunk(chunks: &[String]) -> Value {
@@ -197,11 +139,11 @@ async fn the_chat_completions_bridge_relays_reasoning_citations_tool_calls_and_u
             "parameters": {"type": "object", "properties": {"city": {"type": "string"}}},
         }}],
     });
-    let (status, text) = post_with(&h, &body, &[]).await;
+    let (status, text) = h.post_with(&body, &[]).await;
     assert_eq!(status, 200, "{text}");
     let chunks = sse_data(&text);
-    assert_eq!(posted_paths(&h), ["/responses", "/chat/completions"]);
-    let sent = bodies(&h, "/chat/completions");
+    assert_eq!(h.posted_paths(), ["/responses", "/chat/completions"]);
+    let sent = h.posted_bodies("/chat/completions");
     assert_eq!(sent[0]["tools"][0]["function"]["name"], "weather");
 
     // The reasoning arrives both as `delta.reasoning` and as `reasoning_details` fragments: it is
@@ -282,7 +224,7 @@ async fn a_host_tool_round_over_chat_completions_sends_back_the_turns_text_and_s
         "{chunks:?}"
     );
     assert_eq!(tools.recorder().calls().len(), 1, "the host ran the call");
-    let sent = bodies(&h, "/chat/completions");
+    let sent = h.posted_bodies("/chat/completions");
     assert_eq!(sent.len(), 2, "{sent:?}");
     let messages = sent[1]["messages"].as_array().unwrap();
     let assistant = &messages[messages.len() - 2];
@@ -315,12 +257,12 @@ async fn open_webui_sees_the_fallback_announced_and_the_bridged_citation_as_a_so
             .is_some_and(|id| id.len() == 20),
         "{content:?}"
     );
-    let lines = statuses(&chunks);
+    let lines = status_lines(&chunks);
     assert!(
         lines.iter().any(|l| l.contains("using Chat Completions")),
         "{lines:?}"
     );
-    let sources: Vec<Value> = events(&chunks)
+    let sources: Vec<Value> = owui_events(&chunks)
         .into_iter()
         .filter(|e| e["type"] == "source")
         .collect();
@@ -334,7 +276,7 @@ async fn a_responses_stream_that_fails_as_unsupported_before_output_is_replayed_
     let (status, chunks) = h.stream_chat("fake/unsupported-stream", "early").await;
     assert_eq!(status, 200, "{chunks:?}");
     assert_eq!(content_of(&chunks), "echo: early");
-    assert_eq!(posted_paths(&h), ["/responses", "/chat/completions"]);
+    assert_eq!(h.posted_paths(), ["/responses", "/chat/completions"]);
 
     // After a visible delta the same failure is an error: the caller already saw a partial answer.
     h.fake.clear_requests();
@@ -352,12 +294,12 @@ async fn a_responses_stream_that_fails_as_unsupported_before_output_is_replayed_
             .contains("not supported"),
         "{error}"
     );
-    assert_eq!(posted_paths(&h), ["/responses"]);
+    assert_eq!(h.posted_paths(), ["/responses"]);
 }
 
 #[tokio::test]
 async fn with_the_automatic_fallback_off_an_unsupported_model_is_an_error() {
-    let h = harness(&[("AUTO_FALLBACK_CHAT_COMPLETIONS", "false")]).await;
+    let h = Harness::with_env(&[("AUTO_FALLBACK_CHAT_COMPLETIONS", "false")]).await;
     let resp = h
         .post_chat(&Harness::chat_body(
             "fake/responses-unsupported",
@@ -368,7 +310,7 @@ async fn with_the_automatic_fallback_off_an_unsupported_model_is_an_error() {
     assert_eq!(resp.status().as_u16(), 400);
     let body: Value = resp.json().await.unwrap();
     assert_eq!(body["error"]["code"], "upstream_bad_request", "{body}");
-    assert_eq!(posted_paths(&h), ["/responses"]);
+    assert_eq!(h.posted_paths(), ["/responses"]);
 }
 
 // §2.4 Reasoning.
@@ -377,13 +319,13 @@ async fn with_the_automatic_fallback_off_an_unsupported_model_is_an_error() {
 async fn reasoning_is_requested_from_the_valves_without_overwriting_the_callers_values() {
     let h = Harness::start().await;
     h.stream_chat("fake/echo", "defaults").await;
-    let sent = bodies(&h, "/responses");
+    let sent = h.posted_bodies("/responses");
     assert_eq!(
         sent[0]["reasoning"],
         json!({"effort": "medium", "summary": "auto", "enabled": true})
     );
 
-    let h = harness(&[
+    let h = Harness::with_env(&[
         ("REASONING_EFFORT", "high"),
         ("REASONING_SUMMARY_MODE", "detailed"),
     ])
@@ -391,11 +333,11 @@ async fn reasoning_is_requested_from_the_valves_without_overwriting_the_callers_
     h.stream_chat("fake/echo", "valves").await;
     let mut body = Harness::chat_body("fake/echo", "caller", true);
     body["reasoning_effort"] = json!("low");
-    post_with(&h, &body, &[]).await;
+    h.post_with(&body, &[]).await;
     let mut body = Harness::chat_body("fake/echo", "caller summary", true);
     body["reasoning"] = json!({"summary": "concise"});
-    post_with(&h, &body, &[]).await;
-    let sent = bodies(&h, "/responses");
+    h.post_with(&body, &[]).await;
+    let sent = h.posted_bodies("/responses");
     assert_eq!(
         sent[0]["reasoning"],
         json!({"effort": "high", "summary": "detailed", "enabled": true})
@@ -409,17 +351,17 @@ async fn reasoning_is_requested_from_the_valves_without_overwriting_the_callers_
         json!({"effort": "high", "summary": "concise", "enabled": true})
     );
 
-    let h = harness(&[("REASONING_SUMMARY_MODE", "disabled")]).await;
+    let h = Harness::with_env(&[("REASONING_SUMMARY_MODE", "disabled")]).await;
     h.stream_chat("fake/echo", "no summary").await;
     assert_eq!(
-        bodies(&h, "/responses")[0]["reasoning"],
+        h.posted_bodies("/responses")[0]["reasoning"],
         json!({"effort": "medium", "enabled": true})
     );
 
-    let h = harness(&[("ENABLE_REASONING", "false")]).await;
+    let h = Harness::with_env(&[("ENABLE_REASONING", "false")]).await;
     h.stream_chat("fake/echo", "off").await;
     assert!(
-        bodies(&h, "/responses")[0].get("reasoning").is_none(),
+        h.posted_bodies("/responses")[0].get("reasoning").is_none(),
         "nothing asked for"
     );
 }
@@ -431,13 +373,13 @@ async fn a_provider_that_refuses_thoughts_is_asked_again_without_reasoning_and_o
     let (status, chunks) = owui_stream(&h, "fake/no-thoughts", "think").await;
     assert_eq!(status, 200, "{chunks:?}");
     assert_eq!(content_of(&chunks), "echo: think");
-    let sent = bodies(&h, "/responses");
+    let sent = h.posted_bodies("/responses");
     assert_eq!(sent.len(), 2, "refused once, then retried");
     assert!(sent[0].get("reasoning").is_some(), "{}", sent[0]);
     for key in ["reasoning", "include_reasoning", "thinking_config"] {
         assert!(sent[1].get(key).is_none(), "{key} in {}", sent[1]);
     }
-    let lines = statuses(&chunks);
+    let lines = status_lines(&chunks);
     assert!(
         lines.iter().any(|l| l.contains("retrying without it")),
         "{lines:?}"
@@ -448,13 +390,13 @@ async fn a_provider_that_refuses_thoughts_is_asked_again_without_reasoning_and_o
     let (status, chunks) = h.stream_chat("fake/no-thoughts", "quiet").await;
     assert_eq!(status, 200, "{chunks:?}");
     assert_eq!(content_of(&chunks), "echo: quiet");
-    assert_eq!(bodies(&h, "/responses").len(), 2);
-    assert!(events(&chunks).is_empty(), "{chunks:?}");
+    assert_eq!(h.posted_bodies("/responses").len(), 2);
+    assert!(owui_events(&chunks).is_empty(), "{chunks:?}");
 }
 
 #[tokio::test]
 async fn open_webui_is_told_when_replayed_reasoning_is_stripped_and_the_request_retried() {
-    let h = harness(&[("FORCE_CHAT_COMPLETIONS_MODELS", "fake/signature")]).await;
+    let h = Harness::with_env(&[("FORCE_CHAT_COMPLETIONS_MODELS", "fake/signature")]).await;
     let body = json!({
         "model": "fake/signature",
         "stream": true,
@@ -466,12 +408,12 @@ async fn open_webui_is_told_when_replayed_reasoning_is_stripped_and_the_request_
             {"role": "user", "content": "second"},
         ],
     });
-    let (status, text) = post_with(&h, &body, &OWUI).await;
+    let (status, text) = h.post_with(&body, &OWUI).await;
     assert_eq!(status, 200, "{text}");
     let chunks = sse_data(&text);
     assert_eq!(content_of(&chunks), "echo: second");
-    assert_eq!(bodies(&h, "/chat/completions").len(), 2);
-    let lines = statuses(&chunks);
+    assert_eq!(h.posted_bodies("/chat/completions").len(), 2);
+    let lines = status_lines(&chunks);
     assert!(
         lines
             .iter()
@@ -488,7 +430,7 @@ async fn thinking_output_modes_route_reasoning_to_the_thinking_box_status_lines_
         ("status", false, true),
         ("both", true, true),
     ] {
-        let h = harness(&[
+        let h = Harness::with_env(&[
             ("THINKING_OUTPUT_MODE", mode),
             ("PERSIST_REASONING_TOKENS", "disabled"),
         ])
@@ -502,7 +444,7 @@ async fn thinking_output_modes_route_reasoning_to_the_thinking_box_status_lines_
             as_delta,
             "{mode}: {reasoning:?}"
         );
-        let lines = statuses(&chunks);
+        let lines = status_lines(&chunks);
         assert_eq!(
             lines.iter().any(|l| l.contains("Planning an echo reply")),
             as_status,
@@ -514,7 +456,7 @@ async fn thinking_output_modes_route_reasoning_to_the_thinking_box_status_lines_
             field_of(&plain, "reasoning").contains(REASONING_SUMMARY),
             "{mode}"
         );
-        assert!(events(&plain).is_empty(), "{mode}: {plain:?}");
+        assert!(owui_events(&plain).is_empty(), "{mode}: {plain:?}");
     }
 }
 
@@ -537,21 +479,21 @@ async fn open_webui_sees_staged_thinking_statuses_while_waiting_for_the_first_to
     assert!(thinking < still && still < first_content, "{chunks:?}");
 
     // Without reasoning there is nothing to think about; plain callers get no events at all.
-    let quiet = harness(&[("ENABLE_REASONING", "false")]).await;
+    let quiet = Harness::with_env(&[("ENABLE_REASONING", "false")]).await;
     let (_, chunks) = owui_stream(&quiet, "fake/echo", "now").await;
     assert!(
-        !statuses(&chunks).iter().any(|l| l.contains("hinking")),
+        !status_lines(&chunks).iter().any(|l| l.contains("hinking")),
         "{chunks:?}"
     );
     let (_, chunks) = h.stream_chat("fake/echo", "plain").await;
-    assert!(events(&chunks).is_empty(), "{chunks:?}");
+    assert!(owui_events(&chunks).is_empty(), "{chunks:?}");
 }
 
 // §2.5 Streaming.
 
 #[tokio::test]
 async fn zero_limits_relay_each_upstream_delta_as_its_own_chunk() {
-    let h = harness(&[
+    let h = Harness::with_env(&[
         ("STREAMING_DELTA_CHAR_LIMIT", "0"),
         ("STREAMING_IDLE_FLUSH_MS", "0"),
     ])
@@ -572,12 +514,13 @@ async fn deltas_are_merged_up_to_the_char_limit_and_flushed_at_the_end() {
     ];
     let answer = format!("echo: {LONG_TEXT}");
 
-    let h = harness(&[quiet[0], quiet[1], ("STREAMING_DELTA_CHAR_LIMIT", "100000")]).await;
+    let h =
+        Harness::with_env(&[quiet[0], quiet[1], ("STREAMING_DELTA_CHAR_LIMIT", "100000")]).await;
     let (status, chunks) = h.stream_chat("fake/echo", LONG_TEXT).await;
     assert_eq!(status, 200);
     assert_eq!(content_chunks(&chunks), std::slice::from_ref(&answer));
 
-    let h = harness(&[quiet[0], quiet[1], ("STREAMING_DELTA_CHAR_LIMIT", "12")]).await;
+    let h = Harness::with_env(&[quiet[0], quiet[1], ("STREAMING_DELTA_CHAR_LIMIT", "12")]).await;
     let (status, chunks) = h.stream_chat("fake/echo", LONG_TEXT).await;
     assert_eq!(status, 200);
     // What a 12-byte limit makes of the upstream words: flushed as soon as 12 are held.
@@ -609,15 +552,15 @@ async fn the_burst_and_idle_rules_flush_between_spaced_deltas() {
         ("STREAMING_NAGLE_MIN_FLUSH_CHARS", "100000"),
     ];
     // No rule fires: the 20 spaced deltas of `fake/slow` arrive as one chunk.
-    let h = harness(&base).await;
+    let h = Harness::with_env(&base).await;
     let (_, chunks) = h.stream_chat("fake/slow", "x").await;
     assert_eq!(answer_chunks(&chunks), 1);
     // The burst rule: a drained burst holding ≥ 1 char is flushed; the deltas are 40 ms apart.
-    let h = harness(&[base[0], base[1], ("STREAMING_NAGLE_MIN_FLUSH_CHARS", "1")]).await;
+    let h = Harness::with_env(&[base[0], base[1], ("STREAMING_NAGLE_MIN_FLUSH_CHARS", "1")]).await;
     let (_, chunks) = h.stream_chat("fake/slow", "x").await;
     assert!(answer_chunks(&chunks) > 1);
     // The idle rule: held text is flushed after 1 ms without events.
-    let h = harness(&[base[0], ("STREAMING_IDLE_FLUSH_MS", "1"), base[2]]).await;
+    let h = Harness::with_env(&[base[0], ("STREAMING_IDLE_FLUSH_MS", "1"), base[2]]).await;
     let (_, chunks) = h.stream_chat("fake/slow", "x").await;
     assert!(answer_chunks(&chunks) > 1);
 }
@@ -633,7 +576,7 @@ async fn a_stream_cut_before_its_first_event_is_retried_at_most_three_times() {
             .iter()
             .all(|c| c.get("error").is_none())
     );
-    assert_eq!(bodies(&h, "/responses").len(), FLAKY_START_CUTS + 1);
+    assert_eq!(h.posted_bodies("/responses").len(), FLAKY_START_CUTS + 1);
     assert!(wait_for_log("retrying after an empty stream").await);
 
     // A stream that never gets going: the first attempt and three retries, then a clear error.
@@ -665,12 +608,12 @@ async fn a_stream_cut_after_output_is_not_retried() {
             .iter()
             .any(|c| c.get("error").is_some())
     );
-    assert_eq!(posted_paths(&h), ["/responses"], "sent once");
+    assert_eq!(h.posted_paths(), ["/responses"], "sent once");
 }
 
 #[tokio::test]
 async fn open_webui_gets_the_stream_interrupted_template_after_the_partial_answer() {
-    let h = harness(&[("SUPPORT_EMAIL", "help@example.com")]).await;
+    let h = Harness::with_env(&[("SUPPORT_EMAIL", "help@example.com")]).await;
     let (status, chunks) = owui_stream(&h, "fake/no-terminal", "go").await;
     assert_eq!(status, 200, "{chunks:?}");
     let content = content_of(&chunks);
@@ -694,7 +637,7 @@ async fn open_webui_gets_the_stream_interrupted_template_after_the_partial_answe
     );
 
     // An operator's own template replaces it; lines whose placeholder is empty are dropped.
-    let h = harness(&[(
+    let h = Harness::with_env(&[(
         "STREAM_INTERRUPTED_TEMPLATE",
         "Cut off ({error_id}).\nProvider: {provider}\n{{#if reason}}Because: {reason}{{/if}}",
     )])
@@ -712,7 +655,7 @@ async fn open_webui_gets_the_stream_interrupted_template_after_the_partial_answe
 
 #[tokio::test]
 async fn open_webui_gets_the_template_of_each_upstream_status_with_openrouters_details() {
-    let h = harness(&[
+    let h = Harness::with_env(&[
         ("SUPPORT_EMAIL", "help@example.com"),
         ("SUPPORT_URL", "https://help.example/pipe"),
     ])
@@ -772,8 +715,9 @@ async fn open_webui_gets_the_template_of_each_upstream_status_with_openrouters_d
     ];
     for (model, expected) in cases {
         for stream in [true, false] {
-            let (status, text) =
-                post_with(&h, &Harness::chat_body(model, "hi", stream), &OWUI).await;
+            let (status, text) = h
+                .post_with(&Harness::chat_body(model, "hi", stream), &OWUI)
+                .await;
             assert_eq!(status, 200, "{model}: {text}");
             let content = if stream {
                 content_of(&sse_data(&text))
@@ -796,12 +740,9 @@ async fn open_webui_gets_the_template_of_each_upstream_status_with_openrouters_d
         }
     }
     // The 413 template's model limits are not known here: those lines are dropped whole.
-    let (_, text) = post_with(
-        &h,
-        &Harness::chat_body("fake/status-413", "hi", false),
-        &OWUI,
-    )
-    .await;
+    let (_, text) = h
+        .post_with(&Harness::chat_body("fake/status-413", "hi", false), &OWUI)
+        .await;
     assert!(!text.contains("Context window"), "{text}");
 }
 
@@ -814,7 +755,7 @@ async fn the_typed_error_shape_fills_error_type_availability_and_retry_in_an_ope
                     Provider said: {upstream_message}\n\
                     {{#if upstream_type}}Upstream type shown{{/if}}\n\
                     Ref {error_id}";
-    let h = harness(&[("SERVICE_ERROR_TEMPLATE", template)]).await;
+    let h = Harness::with_env(&[("SERVICE_ERROR_TEMPLATE", template)]).await;
     let (status, chunks) = owui_stream(&h, "fake/typed-error", "hi").await;
     assert_eq!(status, 200, "{chunks:?}");
     let content = content_of(&chunks);
@@ -916,7 +857,7 @@ async fn the_final_usage_status_line_follows_its_valves() {
     let h = Harness::start().await;
     let (_, chunks) = owui_stream(&h, "fake/reasoning", "count").await;
     let usage = usage_chunk(&chunks);
-    let last = statuses(&chunks).pop().unwrap();
+    let last = status_lines(&chunks).pop().unwrap();
     let tokens = format!(
         "Total tokens: {} (Input: {}, Output: {}, Cached: 2, Reasoning: {})",
         usage["total_tokens"],
@@ -927,19 +868,19 @@ async fn the_final_usage_status_line_follows_its_valves() {
     assert!(last.starts_with("Time: "), "{last}");
     assert!(last.contains(" | Cost $0.0"), "{last}");
     assert!(last.ends_with(&tokens), "{last} vs {tokens}");
-    let done = events(&chunks)
+    let done = owui_events(&chunks)
         .into_iter()
         .rfind(|e| e["type"] == "status")
         .unwrap();
     assert_eq!(done["data"]["done"], true);
 
-    let h = harness(&[
+    let h = Harness::with_env(&[
         ("FINAL_USAGE_STATUS_STYLE", "icons"),
         ("USAGE_STATUS_ICON_SET", "T,C,Sum,In,Out,Hit,Think"),
     ])
     .await;
     let (_, chunks) = owui_stream(&h, "fake/reasoning", "count").await;
-    let last = statuses(&chunks).pop().unwrap();
+    let last = status_lines(&chunks).pop().unwrap();
     assert!(last.starts_with("T "), "{last}");
     assert!(last.contains(" | C 0.0"), "{last}");
     assert!(last.contains(" | Sum "), "{last}");
@@ -947,10 +888,10 @@ async fn the_final_usage_status_line_follows_its_valves() {
         assert!(last.contains(label), "{label} in {last}");
     }
 
-    let h = harness(&[("SHOW_FINAL_USAGE_STATUS", "false")]).await;
+    let h = Harness::with_env(&[("SHOW_FINAL_USAGE_STATUS", "false")]).await;
     let (_, chunks) = owui_stream(&h, "fake/reasoning", "count").await;
     assert!(
-        !statuses(&chunks).iter().any(|l| l.contains("tokens")),
+        !status_lines(&chunks).iter().any(|l| l.contains("tokens")),
         "{chunks:?}"
     );
     // The usage itself still reaches Open WebUI.

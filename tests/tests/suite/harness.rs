@@ -183,6 +183,108 @@ impl Harness {
             .unwrap()
     }
 
+    /// Start with these valves set (as environment variables).
+    pub async fn with_env(env: &[(&'static str, &str)]) -> Harness {
+        Harness::with(Options {
+            env: env.iter().map(|(k, v)| (*k, (*v).to_string())).collect(),
+            ..Options::default()
+        })
+        .await
+    }
+
+    /// POST a chat body with extra headers; the status and the body text.
+    pub async fn post_with(
+        &self,
+        body: &serde_json::Value,
+        headers: &[(&str, &str)],
+    ) -> (u16, String) {
+        let mut request = self
+            .client
+            .post(format!("{}/v1/chat/completions", self.url))
+            .json(body);
+        for (name, value) in headers {
+            request = request.header(*name, *value);
+        }
+        let resp = request.send().await.unwrap();
+        let status = resp.status().as_u16();
+        (status, resp.text().await.unwrap())
+    }
+
+    /// POST a chat body with extra headers; the status and the SSE `data:` payloads.
+    pub async fn stream_with(
+        &self,
+        body: &serde_json::Value,
+        headers: &[(&str, &str)],
+    ) -> (u16, Vec<String>) {
+        let (status, text) = self.post_with(body, headers).await;
+        (status, sse_data(&text))
+    }
+
+    /// Stream a one-message chat with extra headers; the status and the SSE payloads.
+    pub async fn stream_chat_with(
+        &self,
+        model: &str,
+        text: &str,
+        headers: &[(&str, &str)],
+    ) -> (u16, Vec<String>) {
+        self.stream_with(&Self::chat_body(model, text, true), headers)
+            .await
+    }
+
+    /// The paths of the POSTs the fake received, without the `/api/v1` prefix.
+    pub fn posted_paths(&self) -> Vec<String> {
+        self.fake
+            .requests()
+            .iter()
+            .filter(|r| r.method == "POST")
+            .map(|r| r.path.trim_start_matches("/api/v1").to_string())
+            .collect()
+    }
+
+    /// The JSON bodies of the POSTs to a path ending in `suffix` (`/responses`,
+    /// `/chat/completions`), in order.
+    pub fn posted_bodies(&self, suffix: &str) -> Vec<serde_json::Value> {
+        self.fake
+            .requests()
+            .iter()
+            .filter(|r| r.method == "POST" && r.path.ends_with(suffix))
+            .map(|r| r.json().unwrap())
+            .collect()
+    }
+
+    /// One streamed chat turn as Open WebUI sends it for `user` in `chat` (with a message id);
+    /// the answer text, invisible marker lines included.
+    pub async fn chat_turn(
+        &self,
+        user: &str,
+        model: &str,
+        chat: &str,
+        message: &str,
+        messages: &serde_json::Value,
+    ) -> String {
+        let headers = [
+            ("X-OpenWebUI-User-Id", user),
+            ("X-OpenWebUI-Chat-Id", chat),
+            ("X-OpenWebUI-Message-Id", message),
+        ];
+        let body = serde_json::json!({"model": model, "stream": true, "messages": messages});
+        let (status, chunks) = self.stream_with(&body, &headers).await;
+        assert_eq!(status, 200, "{chunks:?}");
+        assert_eq!(chunks.last().map(String::as_str), Some("[DONE]"));
+        content_of(&chunks)
+    }
+
+    /// The body of the last request the fake received on a path ending with `suffix`.
+    pub fn last_body(&self, suffix: &str) -> serde_json::Value {
+        let req = self
+            .fake
+            .requests()
+            .into_iter()
+            .rfind(|r| r.path.ends_with(suffix))
+            .unwrap_or_else(|| panic!("a {suffix} request"));
+        serde_json::from_slice(&req.body).unwrap()
+    }
+
     /// POST a streaming chat and collect its SSE `data:` payloads.
     pub async fn stream_chat(&self, model: &str, text: &str) -> (u16, Vec<String>) {
         let resp = self.post_chat(&Self::chat_body(model, text, true)).await;
@@ -190,6 +292,60 @@ impl Harness {
         let text = resp.text().await.unwrap_or_default();
         (status, sse_data(&text))
     }
+}
+
+/// Headers that make the host treat the caller as Open WebUI.
+pub const OWUI: [(&str, &str); 2] = [
+    ("X-OpenWebUI-User-Id", "user-42"),
+    ("X-OpenWebUI-Chat-Id", "chat-7"),
+];
+
+/// A chat id no other test (or earlier run against the shared PostgreSQL) uses.
+pub fn fresh_chat(tag: &str) -> String {
+    let nanos = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_nanos();
+    format!("chat-{tag}-{nanos}")
+}
+
+/// The artifact marker ids in an answer (lines `[<20 Crockford chars>]: #`).
+pub fn marker_ids(answer: &str) -> Vec<String> {
+    answer
+        .lines()
+        .filter_map(|l| l.strip_prefix('[')?.strip_suffix("]: #"))
+        .filter(|id| {
+            id.len() == 20
+                && id
+                    .bytes()
+                    .all(|b| b"0123456789ABCDEFGHJKMNPQRSTVWXYZ".contains(&b))
+        })
+        .map(str::to_string)
+        .collect()
+}
+
+/// The inner objects of the `{"event":{...}}` lines (Open WebUI events).
+pub fn owui_events(chunks: &[String]) -> Vec<serde_json::Value> {
+    json_chunks(chunks)
+        .into_iter()
+        .filter_map(|mut c| c.get_mut("event").map(serde_json::Value::take))
+        .collect()
+}
+
+/// The Open WebUI events of one type.
+pub fn events_of_type(chunks: &[String], kind: &str) -> Vec<serde_json::Value> {
+    owui_events(chunks)
+        .into_iter()
+        .filter(|e| e["type"] == kind)
+        .collect()
+}
+
+/// The descriptions of the status events, in order.
+pub fn status_lines(chunks: &[String]) -> Vec<String> {
+    events_of_type(chunks, "status")
+        .iter()
+        .filter_map(|e| e["data"]["description"].as_str().map(str::to_string))
+        .collect()
 }
 
 /// The `data:` payloads of an SSE body.

@@ -5,64 +5,11 @@
 //! (127.0.0.1:5432, database `test`); encryption, `ENCRYPT_ALL` and the compression threshold are
 //! checked on the rows the host stored.
 
-use crate::harness::{Harness, Options, content_of, logs_text, sse_data};
+use crate::harness::{Harness, Options, content_of, fresh_chat, logs_text, marker_ids, sse_data};
 use serde_json::{Value, json};
 
 const MODEL: &str = "fake/reasoning";
 const PG_URL: &str = "postgres://postgres@127.0.0.1:5432/test";
-
-/// A chat id no other test (or earlier run against the shared PostgreSQL) uses.
-fn fresh_chat(tag: &str) -> String {
-    let nanos = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .unwrap()
-        .as_nanos();
-    format!("chat-{tag}-{nanos}")
-}
-
-/// One streamed turn as Open WebUI sends it; returns the answer text (markers included).
-async fn turn(h: &Harness, chat: &str, message: &str, messages: &Value) -> String {
-    let resp = h
-        .client
-        .post(format!("{}/v1/chat/completions", h.url))
-        .header("X-OpenWebUI-User-Id", "user-persist")
-        .header("X-OpenWebUI-Chat-Id", chat)
-        .header("X-OpenWebUI-Message-Id", message)
-        .json(&json!({"model": MODEL, "stream": true, "messages": messages}))
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(resp.status(), 200);
-    let chunks = sse_data(&resp.text().await.unwrap());
-    assert_eq!(chunks.last().map(String::as_str), Some("[DONE]"));
-    content_of(&chunks)
-}
-
-/// The marker ids in an answer (lines `[<20 Crockford chars>]: #`).
-fn marker_ids(answer: &str) -> Vec<String> {
-    answer
-        .lines()
-        .filter_map(|l| l.strip_prefix('[')?.strip_suffix("]: #"))
-        .filter(|id| {
-            id.len() == 20
-                && id
-                    .bytes()
-                    .all(|b| b"0123456789ABCDEFGHJKMNPQRSTVWXYZ".contains(&b))
-        })
-        .map(str::to_string)
-        .collect()
-}
-
-/// The body of the last `/responses` request the fake received.
-fn last_responses_body(h: &Harness) -> Value {
-    let req = h
-        .fake
-        .requests()
-        .into_iter()
-        .rfind(|r| r.path.ends_with("/responses"))
-        .expect("a /responses request");
-    serde_json::from_slice(&req.body).unwrap()
-}
 
 /// Stored payloads of these row ids, read through the host's own store.
 async fn payloads(h: &Harness, ids: &[String]) -> Vec<Vec<u8>> {
@@ -81,7 +28,9 @@ async fn payloads(h: &Harness, ids: &[String]) -> Vec<Vec<u8>> {
 /// answer and checks what the fake received the second time.
 async fn two_turns(first: &Harness, second: &Harness, chat: &str) -> String {
     let history = json!([{"role": "user", "content": "hello there"}]);
-    let answer = turn(first, chat, "msg-1", &history).await;
+    let answer = first
+        .chat_turn("user-persist", MODEL, chat, "msg-1", &history)
+        .await;
     let ids = marker_ids(&answer);
     assert_eq!(
         ids.len(),
@@ -89,7 +38,7 @@ async fn two_turns(first: &Harness, second: &Harness, chat: &str) -> String {
         "one stored reasoning row, one marker: {answer:?}"
     );
     assert!(answer.starts_with("echo"), "{answer:?}");
-    let first_item = last_responses_body(first);
+    let first_item = first.last_body("/responses");
     assert!(
         first_item["input"]
             .as_array()
@@ -104,9 +53,11 @@ async fn two_turns(first: &Harness, second: &Harness, chat: &str) -> String {
         {"role": "assistant", "content": answer},
         {"role": "user", "content": "and again"},
     ]);
-    let second_answer = turn(second, chat, "msg-2", &history).await;
+    let second_answer = second
+        .chat_turn("user-persist", MODEL, chat, "msg-2", &history)
+        .await;
     assert_eq!(marker_ids(&second_answer).len(), 1);
-    let body = last_responses_body(second);
+    let body = second.last_body("/responses");
     let input = body["input"].as_array().unwrap();
     let kinds: Vec<String> = input
         .iter()
@@ -178,7 +129,9 @@ async fn a_host_restart_between_turns_changes_nothing() {
     })
     .await;
     let history = json!([{"role": "user", "content": "hello there"}]);
-    let answer = turn(&first, &chat, "msg-1", &history).await;
+    let answer = first
+        .chat_turn("user-persist", MODEL, &chat, "msg-1", &history)
+        .await;
     first.shutdown();
     if let Some(server) = first.server.take() {
         let _ = server.await;
@@ -196,8 +149,10 @@ async fn a_host_restart_between_turns_changes_nothing() {
         {"role": "assistant", "content": answer},
         {"role": "user", "content": "and again"},
     ]);
-    turn(&second, &chat, "msg-2", &history).await;
-    let input = last_responses_body(&second)["input"].clone();
+    second
+        .chat_turn("user-persist", MODEL, &chat, "msg-2", &history)
+        .await;
+    let input = second.last_body("/responses")["input"].clone();
     assert_eq!(input[1]["type"], "reasoning", "{input}");
     assert!(
         input[1]["encrypted_content"]
@@ -230,7 +185,10 @@ async fn with_a_key_rows_are_sealed_and_nonces_never_repeat_across_instances() {
     for i in 0..4 {
         let chat = fresh_chat(&format!("sealed{i}"));
         let history = json!([{"role": "user", "content": format!("hello {i}")}]);
-        ids.extend(marker_ids(&turn(&h, &chat, "msg-1", &history).await));
+        ids.extend(marker_ids(
+            &h.chat_turn("user-persist", MODEL, &chat, "msg-1", &history)
+                .await,
+        ));
     }
     assert_eq!(ids.len(), 4);
     let stored = payloads(&h, &ids).await;
@@ -276,13 +234,15 @@ async fn encrypt_all_off_still_seals_reasoning_and_no_key_stores_plain() {
     })
     .await;
     let chat = fresh_chat("encrypt-all-off");
-    let answer = turn(
-        &h,
-        &chat,
-        "msg-1",
-        &json!([{"role": "user", "content": "hi"}]),
-    )
-    .await;
+    let answer = h
+        .chat_turn(
+            "user-persist",
+            MODEL,
+            &chat,
+            "msg-1",
+            &json!([{"role": "user", "content": "hi"}]),
+        )
+        .await;
     let stored = payloads(&h, &marker_ids(&answer)).await;
     assert_eq!(
         stored[0][0], 1,
@@ -299,13 +259,15 @@ async fn compression_follows_the_switch_and_the_threshold() {
         })
         .await;
         let chat = fresh_chat("lz4");
-        let answer = turn(
-            &h,
-            &chat,
-            "msg-1",
-            &json!([{"role": "user", "content": "hi"}]),
-        )
-        .await;
+        let answer = h
+            .chat_turn(
+                "user-persist",
+                MODEL,
+                &chat,
+                "msg-1",
+                &json!([{"role": "user", "content": "hi"}]),
+            )
+            .await;
         let stored = payloads(&h, &marker_ids(&answer)).await;
         assert_eq!(stored[0][0], 0, "no key: plain");
         stored[0][1]
@@ -430,7 +392,7 @@ async fn a_database_outage_never_fails_the_chat_and_the_breaker_opens_and_closes
         {"role": "user", "content": "and again"},
     ]);
     turn_chunks(&h, &chat, "msg-last", &history).await;
-    assert_eq!(last_responses_body(&h)["input"][1]["type"], "reasoning");
+    assert_eq!(h.last_body("/responses")["input"][1]["type"], "reasoning");
 }
 
 #[tokio::test]
@@ -443,8 +405,14 @@ async fn maintain_deletes_rows_unused_for_the_retention_and_keeps_fresh_ones() {
     })
     .await;
     let hi = json!([{"role": "user", "content": "hello there"}]);
-    let old = marker_ids(&turn(&h, &fresh_chat("old"), "msg-1", &hi).await);
-    let fresh = marker_ids(&turn(&h, &fresh_chat("fresh"), "msg-1", &hi).await);
+    let old = marker_ids(
+        &h.chat_turn("user-persist", MODEL, &fresh_chat("old"), "msg-1", &hi)
+            .await,
+    );
+    let fresh = marker_ids(
+        &h.chat_turn("user-persist", MODEL, &fresh_chat("fresh"), "msg-1", &hi)
+            .await,
+    );
     assert_eq!((old.len(), fresh.len()), (1, 1));
     // Age one row: last used two days ago.
     let options = sqlx::sqlite::SqliteConnectOptions::new().filename(
@@ -487,7 +455,9 @@ async fn a_key_rotation_keeps_old_rows_readable_and_seals_new_ones_with_the_new_
     let chat = fresh_chat("rotation");
     let hi = json!([{"role": "user", "content": "hello there"}]);
     let mut first = start(vec![("ARTIFACT_ENCRYPTION_KEY", A.to_string())]).await;
-    let answer = turn(&first, &chat, "msg-1", &hi).await;
+    let answer = first
+        .chat_turn("user-persist", MODEL, &chat, "msg-1", &hi)
+        .await;
     let old = payloads(&first, &marker_ids(&answer)).await;
     first.shutdown();
     drop(first);
@@ -502,9 +472,11 @@ async fn a_key_rotation_keeps_old_rows_readable_and_seals_new_ones_with_the_new_
         {"role": "assistant", "content": answer},
         {"role": "user", "content": "and again"},
     ]);
-    let second = turn(&rotated, &chat, "msg-2", &history).await;
+    let second = rotated
+        .chat_turn("user-persist", MODEL, &chat, "msg-2", &history)
+        .await;
     assert_eq!(
-        last_responses_body(&rotated)["input"][1]["type"],
+        rotated.last_body("/responses")["input"][1]["type"],
         "reasoning",
         "the row sealed under the previous key still replays"
     );
@@ -526,8 +498,10 @@ async fn a_key_rotation_keeps_old_rows_readable_and_seals_new_ones_with_the_new_
         {"role": "assistant", "content": second},
         {"role": "user", "content": "once more"},
     ]);
-    turn(&after, &chat, "msg-3", &history).await;
-    let input = last_responses_body(&after)["input"]
+    after
+        .chat_turn("user-persist", MODEL, &chat, "msg-3", &history)
+        .await;
+    let input = after.last_body("/responses")["input"]
         .as_array()
         .cloned()
         .unwrap_or_default();
@@ -589,8 +563,13 @@ async fn a_sealed_payload_copied_onto_another_row_is_not_replayed() {
     .await;
     let hi = json!([{"role": "user", "content": "hello there"}]);
     let (chat_a, chat_b) = (fresh_chat("copy-a"), fresh_chat("copy-b"));
-    let a = marker_ids(&turn(&h, &chat_a, "msg-1", &hi).await);
-    let answer_b = turn(&h, &chat_b, "msg-1", &hi).await;
+    let a = marker_ids(
+        &h.chat_turn("user-persist", MODEL, &chat_a, "msg-1", &hi)
+            .await,
+    );
+    let answer_b = h
+        .chat_turn("user-persist", MODEL, &chat_b, "msg-1", &hi)
+        .await;
     let b = marker_ids(&answer_b);
     // Someone with database access puts chat A's sealed payload on chat B's row.
     let options = sqlx::sqlite::SqliteConnectOptions::new().filename(
@@ -611,9 +590,11 @@ async fn a_sealed_payload_copied_onto_another_row_is_not_replayed() {
         {"role": "assistant", "content": answer_b},
         {"role": "user", "content": "and again"},
     ]);
-    let answer = turn(&h, &chat_b, "msg-2", &history).await;
+    let answer = h
+        .chat_turn("user-persist", MODEL, &chat_b, "msg-2", &history)
+        .await;
     assert!(answer.starts_with("echo"), "the chat goes on: {answer:?}");
-    let body = last_responses_body(&h);
+    let body = h.last_body("/responses");
     let input = body["input"].as_array().unwrap();
     assert!(
         input.iter().all(|i| i["type"] != "reasoning"),

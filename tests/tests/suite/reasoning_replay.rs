@@ -7,64 +7,11 @@
 //! recorded and checked against the spec too) and is then answered over `/chat/completions`.
 //! Every body the host sends is validated against OpenRouter's spec by the harness.
 
-use crate::harness::{Harness, Options, content_of, sse_data};
+use crate::harness::{Harness, Options, fresh_chat, marker_ids};
 use fake_openrouter::scenarios::{BRIDGE_REASONING, BRIDGE_SIGNATURE, REASONING_SUMMARY};
 use serde_json::{Value, json};
 
 const BRIDGE: &str = "fake/chat-bridge";
-
-/// A chat id no other test uses.
-fn fresh_chat(tag: &str) -> String {
-    let nanos = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .unwrap()
-        .as_nanos();
-    format!("chat-rr-{tag}-{nanos}")
-}
-
-/// One streamed turn as Open WebUI sends it; returns the answer text (markers included).
-async fn turn(h: &Harness, model: &str, chat: &str, message: &str, messages: &Value) -> String {
-    let resp = h
-        .client
-        .post(format!("{}/v1/chat/completions", h.url))
-        .header("X-OpenWebUI-User-Id", "user-reasoning-replay")
-        .header("X-OpenWebUI-Chat-Id", chat)
-        .header("X-OpenWebUI-Message-Id", message)
-        .json(&json!({"model": model, "stream": true, "messages": messages}))
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(resp.status(), 200);
-    let chunks = sse_data(&resp.text().await.unwrap());
-    assert_eq!(chunks.last().map(String::as_str), Some("[DONE]"));
-    content_of(&chunks)
-}
-
-/// The marker ids in an answer (lines `[<20 Crockford chars>]: #`).
-fn marker_ids(answer: &str) -> Vec<String> {
-    answer
-        .lines()
-        .filter_map(|l| l.strip_prefix('[')?.strip_suffix("]: #"))
-        .filter(|id| {
-            id.len() == 20
-                && id
-                    .bytes()
-                    .all(|b| b"0123456789ABCDEFGHJKMNPQRSTVWXYZ".contains(&b))
-        })
-        .map(str::to_string)
-        .collect()
-}
-
-/// The body of the last request the fake received on a path ending with `suffix`.
-fn last_body(h: &Harness, suffix: &str) -> Value {
-    let req = h
-        .fake
-        .requests()
-        .into_iter()
-        .rfind(|r| r.path.ends_with(suffix))
-        .unwrap_or_else(|| panic!("a {suffix} request"));
-    serde_json::from_slice(&req.body).unwrap()
-}
 
 /// The history of a second turn: the first answer (with its marker lines) in between.
 fn second_history(answer: &str) -> Value {
@@ -84,14 +31,16 @@ fn bridge_detail() -> Value {
 /// First turn over `/chat/completions`; returns its answer, checked to carry one marker.
 async fn first_bridge_turn(h: &Harness, chat: &str) -> String {
     let first = json!([{"role": "user", "content": "hello there"}]);
-    let answer = turn(h, BRIDGE, chat, "msg-1", &first).await;
+    let answer = h
+        .chat_turn("user-reasoning-replay", BRIDGE, chat, "msg-1", &first)
+        .await;
     assert!(answer.starts_with("echo: hello there"), "{answer:?}");
     assert_eq!(
         marker_ids(&answer).len(),
         1,
         "one stored reasoning row, one marker: {answer:?}"
     );
-    let sent = last_body(h, "/chat/completions");
+    let sent = h.last_body("/chat/completions");
     assert!(
         sent["messages"]
             .as_array()
@@ -110,11 +59,19 @@ async fn a_chat_path_turns_signed_reasoning_goes_back_on_both_endpoints() {
     let answer = first_bridge_turn(&h, &chat).await;
     h.fake.clear_requests();
 
-    let second = turn(&h, BRIDGE, &chat, "msg-2", &second_history(&answer)).await;
+    let second = h
+        .chat_turn(
+            "user-reasoning-replay",
+            BRIDGE,
+            &chat,
+            "msg-2",
+            &second_history(&answer),
+        )
+        .await;
     assert!(second.starts_with("echo: and again"), "{second:?}");
 
     // The `/responses` attempt carries a spec-valid `reasoning` input item before the answer.
-    let responses = last_body(&h, "/responses");
+    let responses = h.last_body("/responses");
     let input = responses["input"].as_array().unwrap();
     let kinds: Vec<&str> = input.iter().map(|i| i["type"].as_str().unwrap()).collect();
     assert_eq!(
@@ -141,7 +98,7 @@ async fn a_chat_path_turns_signed_reasoning_goes_back_on_both_endpoints() {
     assert_eq!(input[2]["content"][0]["text"], "echo: hello there");
 
     // The `/chat/completions` fallback carries the signed details on the assistant message.
-    let chat_body = last_body(&h, "/chat/completions");
+    let chat_body = h.last_body("/chat/completions");
     let messages = chat_body["messages"].as_array().unwrap();
     let roles: Vec<&str> = messages
         .iter()
@@ -162,12 +119,27 @@ async fn a_responses_turns_reasoning_goes_back_as_details_on_the_chat_path() {
     let h = Harness::start().await;
     let chat = fresh_chat("resp-to-chat");
     let first = json!([{"role": "user", "content": "hello there"}]);
-    let answer = turn(&h, "fake/reasoning", &chat, "msg-1", &first).await;
+    let answer = h
+        .chat_turn(
+            "user-reasoning-replay",
+            "fake/reasoning",
+            &chat,
+            "msg-1",
+            &first,
+        )
+        .await;
     assert_eq!(marker_ids(&answer).len(), 1, "{answer:?}");
     h.fake.clear_requests();
 
-    turn(&h, BRIDGE, &chat, "msg-2", &second_history(&answer)).await;
-    let chat_body = last_body(&h, "/chat/completions");
+    h.chat_turn(
+        "user-reasoning-replay",
+        BRIDGE,
+        &chat,
+        "msg-2",
+        &second_history(&answer),
+    )
+    .await;
+    let chat_body = h.last_body("/chat/completions");
     let assistant = &chat_body["messages"][1];
     assert_eq!(assistant["role"], "assistant", "{chat_body}");
     let details = assistant["reasoning_details"].as_array().unwrap();
@@ -209,8 +181,9 @@ async fn next_reply_deletes_a_chat_path_turns_reasoning_once_it_was_replayed() {
     assert_eq!(stored[0].item_type, "reasoning");
 
     let history = second_history(&answer);
-    turn(&h, BRIDGE, &chat, "msg-2", &history).await;
-    let replayed = last_body(&h, "/chat/completions");
+    h.chat_turn("user-reasoning-replay", BRIDGE, &chat, "msg-2", &history)
+        .await;
+    let replayed = h.last_body("/chat/completions");
     assert_eq!(
         replayed["messages"][1]["reasoning_details"],
         json!([bridge_detail()])
@@ -222,8 +195,9 @@ async fn next_reply_deletes_a_chat_path_turns_reasoning_once_it_was_replayed() {
     );
 
     // The same history again: the row is gone, so nothing rides on the answer any more.
-    turn(&h, BRIDGE, &chat, "msg-3", &history).await;
-    let again = last_body(&h, "/chat/completions");
+    h.chat_turn("user-reasoning-replay", BRIDGE, &chat, "msg-3", &history)
+        .await;
+    let again = h.last_body("/chat/completions");
     assert!(
         again["messages"][1].get("reasoning_details").is_none(),
         "{again}"
