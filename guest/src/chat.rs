@@ -234,6 +234,36 @@ fn is_sentence_end(s: &str) -> bool {
     s.trim_end().ends_with(['.', '!', '?', ':'])
 }
 
+/// Longest status line made from reasoning text, in characters.
+const REASONING_STATUS_MAX_CHARS: usize = 160;
+
+/// The status line for a piece of reasoning: its last `**Title**` heading when it has one
+/// (reasoning summaries head each step that way), else its last 160 characters.
+fn reasoning_status_line(piece: &str) -> String {
+    let mut title = None;
+    let mut rest = piece;
+    while let Some(start) = rest.find("**") {
+        let after = &rest[start + 2..];
+        let Some(end) = after.find("**") else {
+            break;
+        };
+        let t = after[..end].trim();
+        if !t.is_empty() && t.chars().count() <= 80 && !t.contains('\n') {
+            title = Some(t);
+        }
+        rest = &after[end + 2..];
+    }
+    if let Some(t) = title {
+        return t.to_string();
+    }
+    let text = piece.trim();
+    let skip = text
+        .chars()
+        .count()
+        .saturating_sub(REASONING_STATUS_MAX_CHARS);
+    text.chars().skip(skip).collect()
+}
+
 /// The template variables every error shows: its id, the time, and who asked in which chat.
 pub fn request_vars(ctx: &RequestContext, error_id: &str, now_ms: u64) -> Vars {
     let mut v = Vars::new();
@@ -1349,8 +1379,8 @@ impl<U: Upstream, K: Kv, E: Emit, V: Env> Pipe<'_, U, K, E, V> {
             if reasoning_as_status && rstatus.buf.len() >= REASONING_STATUS_IDLE_CHARS {
                 let due = (rstatus.last_ms + REASONING_STATUS_IDLE_MS).saturating_sub(now);
                 if due == 0 {
-                    let line = std::mem::take(&mut rstatus.buf);
-                    self.status(ctx, line.trim(), false);
+                    let line = reasoning_status_line(&std::mem::take(&mut rstatus.buf));
+                    self.status(ctx, &line, false);
                     continue;
                 }
                 wait = Some(wait.map_or(due, |w| w.min(due)));
@@ -1478,8 +1508,8 @@ impl<U: Upstream, K: Kv, E: Emit, V: Env> Pipe<'_, U, K, E, V> {
                                 chat_text.push_str(&t);
                             }
                             if !rstatus.buf.is_empty() {
-                                let line = std::mem::take(&mut rstatus.buf);
-                                self.status(ctx, line.trim(), false);
+                                let line = reasoning_status_line(&std::mem::take(&mut rstatus.buf));
+                                self.status(ctx, &line, false);
                             }
                             if !co.reasoning.is_empty() && !self.flush(&mut co) {
                                 return RelayEnd::CallerGone;
@@ -1495,17 +1525,11 @@ impl<U: Upstream, K: Kv, E: Emit, V: Env> Pipe<'_, U, K, E, V> {
                             if reasoning_as_status {
                                 rstatus.buf.push_str(&r);
                                 rstatus.last_ms = self.env.now_ms();
-                                if is_sentence_end(&rstatus.buf) || rstatus.buf.len() >= 160 {
-                                    let line = std::mem::take(&mut rstatus.buf);
-                                    let line: String = line
-                                        .trim()
-                                        .chars()
-                                        .rev()
-                                        .take(160)
-                                        .collect::<Vec<_>>()
-                                        .into_iter()
-                                        .rev()
-                                        .collect();
+                                if is_sentence_end(&rstatus.buf)
+                                    || rstatus.buf.len() >= REASONING_STATUS_MAX_CHARS
+                                {
+                                    let line =
+                                        reasoning_status_line(&std::mem::take(&mut rstatus.buf));
                                     self.status(ctx, &line, false);
                                 }
                             }

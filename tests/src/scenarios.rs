@@ -27,7 +27,8 @@ pub const CACHED_TOKENS: u64 = 2;
 pub const PARTIAL_DELTAS: [&str; 3] = ["one ", "two ", "three "];
 
 /// The reasoning summary streamed by `fake/reasoning`.
-pub const REASONING_SUMMARY: &str = "Planning an echo reply (fake).";
+pub const REASONING_SUMMARY: &str =
+    "**Planning an echo reply**\n\nRepeating the message back (fake).";
 
 /// The raw reasoning text streamed by `fake/reasoning`.
 pub const REASONING_TEXT: &str =
