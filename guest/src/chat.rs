@@ -155,6 +155,9 @@ struct Rounds {
     persist: bool,
     /// The last `/chat/completions` turn's text and reasoning details.
     chat: ChatTurn,
+    /// A turn had every call skipped by tool breakers (counted against the request breaker),
+    /// so finishing this answer is not the success that clears it.
+    degraded: bool,
 }
 
 /// Gather a finished turn's items for persistence at the end of the answer: its output items,
@@ -232,6 +235,14 @@ const REASONING_STATUS_IDLE_MS: u64 = 750;
 
 fn is_sentence_end(s: &str) -> bool {
     s.trim_end().ends_with(['.', '!', '?', ':'])
+}
+
+/// Whose request breaker a request counts for (`anonymous` without an identity).
+fn breaker_user(ctx: &RequestContext) -> String {
+    ctx.user_id
+        .clone()
+        .filter(|u| !u.is_empty())
+        .unwrap_or_else(|| "anonymous".into())
 }
 
 /// Longest status line made from reasoning text, in characters.
@@ -454,6 +465,13 @@ impl<U: Upstream, K: Kv, E: Emit, V: Env> Pipe<'_, U, K, E, V> {
         mut vars: Vars,
         body: ErrorBody,
     ) -> Result<(), PipeError> {
+        // A refusal by policy or configuration is not a failure of the service.
+        if !matches!(
+            kind,
+            TemplateKind::ModelRestricted | TemplateKind::EndpointOverrideConflict
+        ) {
+            self.count_request_failure(ctx);
+        }
         self.env.log(&format!(
             "[{}] {} (status {}, code {})",
             body.error_id,
@@ -556,12 +574,9 @@ impl<U: Upstream, K: Kv, E: Emit, V: Env> Pipe<'_, U, K, E, V> {
             }
         };
         let identity = identity_of(ctx);
-        let user = ctx
-            .user_id
-            .clone()
-            .filter(|u| !u.is_empty())
-            .unwrap_or_else(|| "anonymous".into());
-        if self.request_breaker(&user).is_open(self.env.now_ms()) {
+        let user = breaker_user(ctx);
+        let recent_failures = self.request_breaker(&user).failure_count(self.env.now_ms());
+        if self.request_breaker(&user).opens_at(recent_failures) {
             return self.breaker_refusal(ctx);
         }
         let mut built = self.build(endpoint, &request, &model, &identity)?;
@@ -703,6 +718,11 @@ impl<U: Upstream, K: Kv, E: Emit, V: Env> Pipe<'_, U, K, E, V> {
                                 &replayed,
                             );
                             self.finish_ok(ctx, finish, rounds.usage.take());
+                            // A successful answer clears the user's request breaker (REFERENCE
+                            // §2.11); read once above, so a user without failures costs no write.
+                            if recent_failures > 0 && !rounds.degraded {
+                                self.request_breaker(&user).clear();
+                            }
                             return Ok(());
                         }
                         Turn::Again => {
@@ -784,6 +804,12 @@ impl<U: Upstream, K: Kv, E: Emit, V: Env> Pipe<'_, U, K, E, V> {
             return self.fail_midway(ctx, true, body);
         }
         self.fail_before_output(ctx, kind, vars, body)
+    }
+
+    /// A failed request counts against the user's request breaker (REFERENCE §2.11).
+    fn count_request_failure(&self, ctx: &RequestContext) {
+        self.request_breaker(&breaker_user(ctx))
+            .record_failure(self.env.now_ms());
     }
 
     fn request_breaker(&self, user: &str) -> breaker::Breaker<'_, K> {
@@ -923,6 +949,7 @@ impl<U: Upstream, K: Kv, E: Emit, V: Env> Pipe<'_, U, K, E, V> {
                 .all(|o| o.outcome == Outcome::BreakerSkipped)
         {
             self.request_breaker(user).record_failure(now);
+            rounds.degraded = true;
         }
         collect_turn(rounds, &output, &outcomes);
         match endpoint {
@@ -1050,6 +1077,7 @@ impl<U: Upstream, K: Kv, E: Emit, V: Env> Pipe<'_, U, K, E, V> {
                 body,
             );
         }
+        self.count_request_failure(ctx);
         self.env.log(&format!(
             "[{}] failed after output: {}",
             body.error_id,

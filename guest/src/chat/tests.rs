@@ -462,3 +462,67 @@ fn reasoning_status_lines_take_the_summary_heading_or_the_tail() {
     // An unclosed or empty bold run is not a heading.
     assert_eq!(super::reasoning_status_line("**** a **b"), "**** a **b");
 }
+
+#[test]
+fn failed_requests_open_the_users_request_breaker_and_a_success_clears_it() {
+    let (kv, env) = (MemKv::default(), FixedEnv::default());
+    let mut s = settings();
+    s.tools.breaker_max_failures = 2;
+    let user = |id: &str| RequestContext {
+        user_id: Some(id.into()),
+        ..RequestContext::default()
+    };
+    let failing = upstream().on(
+        "/responses",
+        Ok(Canned::json(
+            500,
+            r#"{"error":{"message":"boom","code":500}}"#,
+        )),
+    );
+    let answering = upstream().on(
+        "/responses",
+        Ok(Canned::sse(&[
+            "data: {\"type\":\"response.output_text.delta\",\"delta\":\"hi\"}\n\n",
+            COMPLETED,
+        ])),
+    );
+    let go_with = |s: &Settings, up: &ScriptedUpstream, ctx: &RequestContext, body: &[u8]| {
+        let mut emit = VecEmit::default();
+        let mut pipe = Pipe {
+            settings: s,
+            upstream: up,
+            kv: &kv,
+            emit: &mut emit,
+            env: &env,
+            artifacts: crate::artifacts::Caps::none(),
+        };
+        block_on(pipe.chat(ctx, body))
+    };
+    let go = |up: &ScriptedUpstream, ctx: &RequestContext| go_with(&s, up, ctx, BODY);
+    let code = |r: Result<(), PipeError>| r.unwrap_err().body().code.clone().unwrap_or_default();
+    let one = user("user-1");
+    // One failure, then a success: cleared, so two more failures are needed to open it.
+    assert!(go(&failing, &one).is_err());
+    go(&answering, &one).unwrap();
+    assert!(go(&failing, &one).is_err());
+    go(&answering, &one).unwrap();
+    assert!(go(&failing, &one).is_err());
+    assert!(go(&failing, &one).is_err());
+    let before = answering.count("/responses");
+    assert_eq!(code(go(&answering, &one)), "breaker_open");
+    assert_eq!(
+        answering.count("/responses"),
+        before,
+        "OpenRouter is not asked"
+    );
+    // Another user is not affected.
+    go(&answering, &user("user-2")).unwrap();
+    // A refused request (a model not in the catalog) does not count.
+    let mut strict = s.clone();
+    strict.tools.breaker_max_failures = 1;
+    let three = user("user-3");
+    let unknown =
+        br#"{"model":"not/listed","stream":true,"messages":[{"role":"user","content":"hi"}]}"#;
+    assert!(go_with(&strict, &answering, &three, unknown).is_err());
+    go_with(&strict, &answering, &three, BODY).unwrap();
+}

@@ -44,7 +44,17 @@ impl<K: Kv> Breaker<'_, K> {
 
     /// Whether calls are refused now. A kv failure leaves the breaker closed.
     pub fn is_open(&self, now_ms: u64) -> bool {
-        self.max_failures > 0 && self.failures(now_ms).len() >= self.max_failures as usize
+        self.opens_at(self.failure_count(now_ms))
+    }
+
+    /// Failures recorded within the window.
+    pub fn failure_count(&self, now_ms: u64) -> usize {
+        self.failures(now_ms).len()
+    }
+
+    /// Whether this many recent failures keep the breaker open.
+    pub fn opens_at(&self, failures: usize) -> bool {
+        self.max_failures > 0 && failures >= self.max_failures as usize
     }
 
     /// Record one failure at `now_ms`.

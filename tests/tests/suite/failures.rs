@@ -16,7 +16,8 @@ async fn error_of(h: &Harness, model: &str, stream: bool) -> (u16, Option<String
 
 #[tokio::test]
 async fn upstream_statuses_before_output_become_http_errors() {
-    let h = Harness::start().await;
+    // Every request here fails on purpose; the request breaker (tested below) stays out of it.
+    let h = Harness::with_env(&[("BREAKER_MAX_FAILURES", "50")]).await;
     for (model, status, code) in [
         ("fake/status-401", 401, "upstream_unauthorized"),
         ("fake/status-402", 402, "insufficient_credits"),
@@ -190,4 +191,46 @@ async fn a_chat_the_pipe_cannot_finish_shows_open_webui_the_internal_error_templ
     let (status, chunks) = h.stream_chat("fake/echo", "still here").await;
     assert_eq!(status, 200);
     assert_eq!(content_of(&chunks), "echo: still here");
+}
+
+#[tokio::test]
+async fn repeated_failures_open_the_users_request_breaker_until_a_success_clears_it() {
+    let h = Harness::with_env(&[("BREAKER_MAX_FAILURES", "2")]).await;
+    let owui = |user: &'static str| [("X-OpenWebUI-User-Id", user)];
+    for _ in 0..2 {
+        let (status, _) = h
+            .stream_chat_with("fake/status-502", "hi", &owui("user-b1"))
+            .await;
+        assert_eq!(status, 200, "Open WebUI gets the template as the answer");
+    }
+    let asked = h.posted_bodies("/responses").len();
+    // Open: refused without asking OpenRouter, for that user only.
+    let (status, chunks) = h
+        .stream_chat_with("fake/echo", "hi", &owui("user-b1"))
+        .await;
+    assert_eq!(status, 200);
+    assert!(
+        content_of(&chunks).contains("Temporarily disabled due to repeated errors"),
+        "{chunks:?}"
+    );
+    assert!(
+        crate::harness::events_of_type(&chunks, "notification")
+            .iter()
+            .any(|n| n["data"]["type"] == "warning" || n["data"]["type"] == "error"),
+        "{chunks:?}"
+    );
+    assert_eq!(h.posted_bodies("/responses").len(), asked);
+    let (status, chunks) = h
+        .stream_chat_with("fake/echo", "hi", &owui("user-b2"))
+        .await;
+    assert_eq!(status, 200);
+    assert_eq!(content_of(&chunks), "echo: hi");
+    // Plain clients are counted together and get a 429.
+    for _ in 0..2 {
+        let (status, _, _) = error_of(&h, "fake/status-500", false).await;
+        assert_eq!(status, 500);
+    }
+    let (status, _, body) = error_of(&h, "fake/echo", false).await;
+    assert_eq!(status, 429, "{body}");
+    assert_eq!(body["error"]["code"], "breaker_open", "{body}");
 }

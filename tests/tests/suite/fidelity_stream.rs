@@ -658,6 +658,8 @@ async fn open_webui_gets_the_template_of_each_upstream_status_with_openrouters_d
     let h = Harness::with_env(&[
         ("SUPPORT_EMAIL", "help@example.com"),
         ("SUPPORT_URL", "https://help.example/pipe"),
+        // Every request fails on purpose; the request breaker stays out of it.
+        ("BREAKER_MAX_FAILURES", "50"),
     ])
     .await;
     // (model, expected lines): `metadata.raw` is a JSON string holding the provider's own error.
