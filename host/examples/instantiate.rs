@@ -2,8 +2,9 @@
 //! one export. Every chat pays this once before any byte goes upstream, so it is the floor under
 //! the host's added time-to-first-byte. The app is built exactly as the server builds it (same
 //! engine, pooling allocator, linker, limits, preopened data directory), and the export is
-//! `maintain`, which only parses the settings document: no network, no storage, so what is timed
-//! is instantiation plus one call and its settings parse, nothing else.
+//! `internal-error-text`, which parses the settings document and renders one template: no
+//! network, no storage, so what is timed is instantiation plus one call and its settings parse,
+//! nothing else.
 //!
 //! Run: `cargo run --release --example instantiate -- [--calls N] [--concurrency C]`.
 //! Prints sequential per-call p50/p99/mean, then the same calls spread over C concurrent tasks
@@ -13,7 +14,9 @@
 use anyhow::Context;
 use clap::Parser;
 use responses_pipe_host::app::{App, AppBuilder};
+use responses_pipe_host::bindings::types::RequestContext;
 use responses_pipe_host::config::Config;
+use responses_pipe_host::instance::GuestFailure;
 use std::collections::HashMap;
 use std::io::Write;
 use std::sync::Arc;
@@ -33,17 +36,22 @@ struct Args {
     warmup: usize,
 }
 
-/// One instantiate + `maintain` call; its duration, or why it failed.
-async fn one_call(app: &App) -> anyhow::Result<Duration> {
+/// One instantiate + `internal-error-text` call; its duration, or why it failed.
+async fn one_call(app: &App, ctx: &RequestContext) -> anyhow::Result<Duration> {
     let start = Instant::now();
     let outcome = app
         .runner
-        .maintain(app.config.guest_settings_json(), "bench")
+        .internal_error_text(
+            app.config.guest_settings_json(),
+            ctx,
+            "0000000000000000",
+            &GuestFailure::Trap("bench".into()),
+        )
         .await;
     let took = start.elapsed();
     match outcome {
-        Ok(Ok(())) => Ok(took),
-        Ok(Err(e)) => anyhow::bail!("maintain returned an error: {e:?}"),
+        Ok(text) if !text.is_empty() => Ok(took),
+        Ok(_) => anyhow::bail!("the export returned no text"),
         Err(e) => anyhow::bail!("the guest failed: {e:?}"),
     }
 }
@@ -68,7 +76,7 @@ async fn run(args: Args) -> anyhow::Result<()> {
     );
     let data = tempfile::tempdir().context("could not create a temporary data directory")?;
     // The same configuration path as the server and the tests; the base URL is never contacted
-    // because `maintain` does no I/O.
+    // because the export does no I/O.
     let env: HashMap<String, String> = [
         ("BASE_URL", "http://127.0.0.1:9/api/v1"),
         ("OPENROUTER_API_KEY", "bench"),
@@ -81,14 +89,27 @@ async fn run(args: Args) -> anyhow::Result<()> {
     let started = Instant::now();
     let app = AppBuilder::new(config, data.path()).build()?;
     let startup = started.elapsed();
+    let ctx = RequestContext {
+        request_id: "bench".into(),
+        user_id: Some("bench-user".into()),
+        user_email: None,
+        user_name: None,
+        user_role: None,
+        chat_id: Some("bench-chat".into()),
+        message_id: None,
+        task: None,
+        openwebui_caller: true,
+        cache_session_id: None,
+        received_at_ms: 0,
+    };
 
     for _ in 0..args.warmup {
-        one_call(&app).await?;
+        one_call(&app, &ctx).await?;
     }
 
     let mut sequential = Vec::with_capacity(args.calls);
     for _ in 0..args.calls {
-        sequential.push(one_call(&app).await?);
+        sequential.push(one_call(&app, &ctx).await?);
     }
 
     // Concurrent phase: the calls split over the tasks as evenly as possible.
@@ -98,11 +119,12 @@ async fn run(args: Args) -> anyhow::Result<()> {
     let tasks: Vec<_> = (0..args.concurrency)
         .map(|t| {
             let app: Arc<App> = app.clone();
+            let ctx = ctx.clone();
             let count = per_task + usize::from(t < extra);
             tokio::spawn(async move {
                 let mut took = Vec::with_capacity(count);
                 for _ in 0..count {
-                    took.push(one_call(&app).await?);
+                    took.push(one_call(&app, &ctx).await?);
                 }
                 anyhow::Ok(took)
             })
