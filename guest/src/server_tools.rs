@@ -105,7 +105,13 @@ pub fn finished(item: &Value, cards: bool) -> Option<Finished> {
     let kind = item_type.trim_start_matches("openrouter:");
     if !matches!(
         kind,
-        "web_search" | "web_search_call" | "web_fetch" | "datetime" | "advisor" | "subagent"
+        "web_search"
+            | "web_search_call"
+            | "web_fetch"
+            | "datetime"
+            | "advisor"
+            | "subagent"
+            | "file_search_call"
     ) {
         return None;
     }
@@ -185,6 +191,35 @@ pub fn finished(item: &Value, cards: bool) -> Option<Finished> {
                 (true, _) => content.to_string(),
             };
             (fields(item, &["url"]), result)
+        }
+        "file_search_call" => {
+            let queries: Vec<&str> = item
+                .get("queries")
+                .and_then(Value::as_array)
+                .into_iter()
+                .flatten()
+                .filter_map(Value::as_str)
+                .map(str::trim)
+                .filter(|q| !q.is_empty())
+                .collect();
+            out.statuses.push(status(&match queries.first() {
+                Some(q) => format!("Searched files for “{}”", quote(q)),
+                None => "Searched files".to_string(),
+            }));
+            let results: Vec<String> = item
+                .get("results")
+                .and_then(Value::as_array)
+                .into_iter()
+                .flatten()
+                .filter_map(|r| {
+                    [r.get("filename"), r.get("text")]
+                        .into_iter()
+                        .flatten()
+                        .find_map(Value::as_str)
+                        .map(str::to_string)
+                })
+                .collect();
+            (fields(item, &["queries"]), results.join("\n"))
         }
         "datetime" => {
             let result = [text(item, "datetime"), text(item, "timezone")]
@@ -332,6 +367,19 @@ mod tests {
             "Sub-agent finished “summarise”"
         );
         assert!(done.card.unwrap().contains("done it"));
+    }
+
+    #[test]
+    fn a_file_search_names_its_query() {
+        let item = json!({"type": "file_search_call", "id": "fs_1", "status": "completed",
+            "queries": ["quarterly report", "revenue"],
+            "results": [{"filename": "q3.pdf", "text": "…"}]});
+        let done = finished(&item, true).unwrap();
+        assert_eq!(
+            status_data(&done.statuses[0])["description"],
+            "Searched files for “quarterly report”"
+        );
+        assert!(done.card.unwrap().contains("q3.pdf"));
     }
 
     #[test]

@@ -131,7 +131,7 @@ pub enum Scenario {
     /// message whose content is one `refusal` part.
     Refusal,
     /// `fake/server-tools`: finished `openrouter:web_search` (with sources), `web_fetch`,
-    /// `datetime` and a failed `advisor` item, then the echo.
+    /// `datetime`, a failed `advisor` and a `file_search_call` item, then the echo.
     ServerTools,
 }
 
@@ -1818,6 +1818,8 @@ fn server_tools_script(turn: &Turn) -> Script {
                 "datetime": "2026-12-01T00:00:00.000Z", "timezone": "UTC" }),
         json!({ "type": "openrouter:advisor", "id": "ad_fake_1", "status": "failed",
                 "error": "Advisor unavailable (fake)" }),
+        json!({ "type": "file_search_call", "id": "fs_fake_1", "status": "completed",
+                "queries": ["fake quarterly report"] }),
     ];
     for (i, item) in items.iter().enumerate() {
         let mut started = item.clone();

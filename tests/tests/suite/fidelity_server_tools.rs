@@ -149,13 +149,14 @@ async fn server_tools_show_searched_n_sites_and_cards_for_finished_calls_only() 
     let content = content_of(&chunks);
     assert_eq!(
         content.matches("<details type=\"tool_calls\"").count(),
-        3,
+        4,
         "{content}"
     );
     for name in [
         "openrouter:web_search",
         "openrouter:web_fetch",
         "openrouter:datetime",
+        "file_search_call",
     ] {
         assert!(
             content.contains(&format!("name=\"{name}\"")),
