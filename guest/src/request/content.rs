@@ -392,6 +392,18 @@ fn user_block_to_responses(block: &Value) -> Option<Value> {
 }
 
 /// The cleaned conversation as Responses `input` items.
+/// The `reasoning` input item for `reasoning_details` the caller sent back on an assistant
+/// message (Open WebUI does so for the model that produced them), when they hold something a
+/// provider can use again: a signature or an encrypted blob. Summary-only details are left out;
+/// they carry nothing to continue from. Replayed artifacts already in front of the message win.
+fn caller_reasoning(m: &Value, index: usize) -> Option<Value> {
+    let details = m.get("reasoning_details").filter(|d| d.is_array())?;
+    let item =
+        crate::artifacts::chat_reasoning::item_from_details(details, &format!("rs_{index}"))?;
+    let replayable = item.get("signature").is_some() || item.get("encrypted_content").is_some();
+    replayable.then(|| crate::artifacts::chat_reasoning::for_responses(&item))
+}
+
 pub(super) fn to_responses_input(messages: &[Value]) -> Vec<Value> {
     let mut input = Vec::with_capacity(messages.len());
     for (index, m) in messages.iter().enumerate() {
@@ -415,6 +427,11 @@ pub(super) fn to_responses_input(messages: &[Value]) -> Vec<Value> {
                 }
             }
             "assistant" => {
+                if let Some(item) = caller_reasoning(m, index)
+                    && input.last().and_then(|i| i.get("type")) != Some(&json!("reasoning"))
+                {
+                    input.push(item);
+                }
                 let text = content_text(m.get("content"));
                 // One output message per phased segment (`phase` markers, GPT-5.x), so each
                 // goes back with the phase it had.
@@ -974,5 +991,28 @@ mod tests {
         ]));
         assert_eq!(items.len(), 1);
         assert_eq!(items[0]["content"][0]["text"], "real");
+    }
+
+    #[test]
+    fn signed_reasoning_details_the_caller_sends_back_go_before_their_answer_on_responses() {
+        let signed = json!([{"type": "reasoning.text", "text": "Let me think.", "signature": "sig==",
+                             "format": "anthropic-claude-v1"}]);
+        let messages = json!([
+            {"role": "user", "content": "hi"},
+            {"role": "assistant", "content": "Hello.", "reasoning_details": signed},
+            {"role": "assistant", "content": "Again.",
+             "reasoning_details": [{"type": "reasoning.summary", "summary": "only a summary"}]},
+            {"role": "user", "content": "more"}
+        ]);
+        let built = responses_built(messages, &model("anthropic/claude-sonnet-4.5"), &quiet());
+        let input = built.body["input"].as_array().unwrap();
+        let kinds: Vec<&str> = input.iter().map(|i| i["type"].as_str().unwrap()).collect();
+        assert_eq!(
+            kinds,
+            ["message", "reasoning", "message", "message", "message"]
+        );
+        assert_eq!(input[1]["signature"], "sig==");
+        assert_eq!(input[1]["content"][0]["text"], "Let me think.");
+        assert_eq!(input[1]["format"], "anthropic-claude-v1");
     }
 }

@@ -203,3 +203,30 @@ async fn next_reply_deletes_a_chat_path_turns_reasoning_once_it_was_replayed() {
         "{again}"
     );
 }
+
+#[tokio::test]
+async fn signed_reasoning_details_a_caller_sends_back_reach_responses_as_a_reasoning_item() {
+    let h = Harness::start().await;
+    let body = json!({
+        "model": "anthropic/claude-sonnet-4.5",
+        "stream": true,
+        "messages": [
+            {"role": "user", "content": "first"},
+            {"role": "assistant", "content": "echo: first", "reasoning_details": [
+                {"type": "reasoning.text", "text": "Thinking it over.", "signature": "c2lnbmVk",
+                 "format": "anthropic-claude-v1"}]},
+            {"role": "user", "content": "second"}
+        ],
+    });
+    let (status, chunks) = h.stream_with(&body, &[]).await;
+    assert_eq!(status, 200, "{chunks:?}");
+    let sent = h.last_body("/responses");
+    let input = sent["input"].as_array().unwrap();
+    let reasoning: Vec<&Value> = input.iter().filter(|i| i["type"] == "reasoning").collect();
+    assert_eq!(reasoning.len(), 1, "{sent}");
+    assert_eq!(reasoning[0]["signature"], "c2lnbmVk");
+    assert_eq!(reasoning[0]["content"][0]["text"], "Thinking it over.");
+    // It stands right before the answer it belongs to; the harness checks the spec on drop.
+    let at = input.iter().position(|i| i["type"] == "reasoning").unwrap();
+    assert_eq!(input[at + 1]["role"], "assistant", "{sent}");
+}
