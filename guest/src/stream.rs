@@ -283,6 +283,22 @@ impl ResponsesStream {
         emit(Event::ReasoningDelta(out));
     }
 
+    /// Whether text of item `item_id` already reached the caller. Deltas that named no item
+    /// cannot be attributed, so they count for every item (better no fill-in than a repeat).
+    fn text_streamed(&self, item_id: &str) -> bool {
+        self.streamed
+            .iter()
+            .any(|k| k == "text:" || *k == format!("text:{item_id}"))
+    }
+
+    /// Whether reasoning under `key` (a full part key, or an item's `reasoning:<id>:` prefix)
+    /// already streamed; as for text, reasoning deltas without an item id count for all.
+    fn reasoning_streamed(&self, key: &str) -> bool {
+        self.streamed
+            .iter()
+            .any(|k| k.starts_with("reasoning::") || k.starts_with(key))
+    }
+
     /// A finished message or reasoning item whose text never streamed (neither as deltas nor
     /// as `.done` events): its text goes out now, so no provider's answer is lost.
     fn unstreamed_item_text(&mut self, item: &Value, emit: &mut dyn FnMut(Event) -> bool) {
@@ -302,13 +318,13 @@ impl ResponsesStream {
                 .collect()
         };
         match item.get("type").and_then(Value::as_str) {
-            Some("message") if !self.streamed.contains(&format!("text:{id}")) => {
+            Some("message") if !self.text_streamed(id) => {
                 let text = parts("content").concat();
                 self.text(id, &text, emit);
             }
             Some("reasoning") => {
                 let prefix = format!("reasoning:{id}:");
-                if self.streamed.iter().any(|k| k.starts_with(&prefix)) {
+                if self.reasoning_streamed(&prefix) {
                     return;
                 }
                 let (kind, texts) = match parts("summary") {
@@ -363,8 +379,7 @@ impl ResponsesStream {
             // of it did (some providers send no deltas at all).
             "response.output_text.done" | "response.refusal.done" => {
                 let item_id = item_id_of(&event);
-                let key = format!("text:{item_id}");
-                if !self.streamed.contains(&key)
+                if !self.text_streamed(item_id)
                     && let Some(t) = event
                         .get("text")
                         .or_else(|| event.get("refusal"))
@@ -383,8 +398,7 @@ impl ResponsesStream {
                 Step::Continue
             }
             "response.reasoning_text.done" | "response.reasoning_summary_text.done" => {
-                let key = reasoning_key(kind, &event);
-                if !self.streamed.contains(&key)
+                if !self.reasoning_streamed(&reasoning_key(kind, &event))
                     && let Some(t) = event.get("text").and_then(Value::as_str)
                 {
                     self.reasoning(kind, &event, t, emit);
@@ -631,6 +645,21 @@ mod tests {
         // The answer comes before the message's phase marker.
         assert!(text.starts_with("Hi there"), "{text:?}");
         assert!(text.contains("[P:final_answer]"), "{text:?}");
+    }
+
+    #[test]
+    fn deltas_without_an_item_id_are_never_repeated_from_done_events() {
+        let events = run_with(
+            ResponsesStream::default(),
+            &[
+                r#"{"type":"response.reasoning_summary_text.delta","delta":"Plan"}"#,
+                r#"{"type":"response.output_text.delta","delta":"Hi"}"#,
+                r#"{"type":"response.output_text.done","item_id":"m","text":"Hi"}"#,
+                r#"{"type":"response.output_item.done","item":{"type":"reasoning","id":"rs","summary":[{"type":"summary_text","text":"Plan"}]}}"#,
+                r#"{"type":"response.output_item.done","item":{"type":"message","id":"m","content":[{"type":"output_text","text":"Hi"}]}}"#,
+            ],
+        );
+        assert_eq!(texts(&events), ("Hi".into(), "Plan".into()));
     }
 
     #[test]
