@@ -129,7 +129,8 @@ impl Runs {
         let mut out = Vec::new();
         let mut redraw = true;
         match stage {
-            "in_progress" => out.push(status("Asking the Fusion panel…", false)),
+            // "Asking the Fusion panel…" was shown when the item was added; only draw the panel.
+            "in_progress" => {}
             "panel.added" => {
                 let _ = run.member(model);
                 out.push(status(&format!("Fusion: {model} is answering…"), false));
@@ -509,7 +510,6 @@ mod tests {
         assert_eq!(
             descriptions(&all),
             [
-                "Asking the Fusion panel…",
                 "Fusion: openai/gpt-5 is answering…",
                 "Fusion: x/y is answering…",
                 "Fusion: openai/gpt-5 answered (1 of 2)",
