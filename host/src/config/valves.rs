@@ -548,6 +548,8 @@ pub static VALVES: &[ValveSpec] = &[
     host(int("MAX_QUEUED_REQUESTS", 1000, 0, 100_000)),
     host(int("GUEST_MEMORY_LIMIT_MB", 256, 16, 4096)),
     host(int("GUEST_CPU_BUDGET_MS", 30_000, 100, 600_000)),
+    // How often a loaded tool server's tool list is fetched again (0: only at start-up).
+    host(int("TOOL_SERVER_REFRESH_SECONDS", 300, 0, 86_400)),
     host(int("HTTP_FIRST_BYTE_TIMEOUT_SECONDS", 120, 1, 3600)),
     host(int("HTTP_MAX_RESPONSE_BYTES", 64 * MIB, KIB, 1024 * MIB)),
     host(int("SHUTDOWN_GRACE_SECONDS", 30, 0, 3600)),

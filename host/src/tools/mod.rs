@@ -75,6 +75,9 @@ pub struct ToolLimits {
     pub idle_timeout: Option<Duration>,
     /// `TOOL_SHUTDOWN_TIMEOUT_SECONDS`: what in-flight calls get once shutdown starts.
     pub shutdown_timeout: Duration,
+    /// `TOOL_SERVER_REFRESH_SECONDS`: how often a loaded server's tool list is fetched again
+    /// (`None`: never after it first loads).
+    pub refresh: Option<Duration>,
 }
 
 impl ToolLimits {
@@ -106,6 +109,9 @@ impl ToolLimits {
                 .and_then(Value::as_u64)
                 .map(Duration::from_secs),
             shutdown_timeout: shutdown,
+            refresh: Some(int("TOOL_SERVER_REFRESH_SECONDS", 300))
+                .filter(|s| *s > 0)
+                .map(Duration::from_secs),
         }
     }
 }
@@ -392,8 +398,10 @@ impl ToolHost {
     }
 
     /// Start one loader task per server: it fetches the tool list, and after a failure tries
-    /// again with backoff until it loads. Idempotent; without a tokio runtime it does nothing
-    /// (the first request's `available` starts the loaders then).
+    /// again with backoff until it loads; once loaded it fetches the list again every
+    /// `TOOL_SERVER_REFRESH_SECONDS`, so tools a server adds, changes or drops show up without a
+    /// restart (a failed refresh keeps the list it had). Idempotent; without a tokio runtime it
+    /// does nothing (the first request's `available` starts the loaders then).
     pub fn start(self: &Arc<Self>) {
         let Ok(runtime) = tokio::runtime::Handle::try_current() else {
             return;
@@ -410,12 +418,19 @@ impl ToolHost {
                     let Some(host) = host.upgrade() else {
                         return;
                     };
-                    if host.load(&server, backoff).await {
-                        return;
-                    }
+                    let wait = if host.load(&server, backoff).await {
+                        backoff = LOAD_BACKOFF_START;
+                        match host.limits.refresh {
+                            Some(every) => every,
+                            None => return,
+                        }
+                    } else {
+                        let wait = backoff;
+                        backoff = (backoff * 2).min(LOAD_BACKOFF_MAX);
+                        wait
+                    };
                     drop(host);
-                    tokio::time::sleep(backoff).await;
-                    backoff = (backoff * 2).min(LOAD_BACKOFF_MAX);
+                    tokio::time::sleep(wait).await;
                 }
             });
         }
@@ -458,24 +473,38 @@ impl ToolHost {
             .unwrap_or_else(|_| Err("fetching the tool list timed out".to_owned()));
         match fetched {
             Ok(tools) => {
-                tracing::info!(
-                    tool.server = %server.name,
-                    kind = server.kind.as_str(),
-                    tools = tools.len(),
-                    "tool server ready"
-                );
-                server.phase.send_replace(Phase::Ready(Arc::new(tools)));
+                let names = |p: &Phase| match p {
+                    Phase::Ready(t) => t.iter().map(|t| t.base.clone()).collect::<Vec<_>>(),
+                    Phase::Pending | Phase::Failed => Vec::new(),
+                };
+                let before = names(&server.phase.borrow());
+                let tools = Arc::new(tools);
+                let after = names(&Phase::Ready(Arc::clone(&tools)));
+                if before != after {
+                    tracing::info!(
+                        tool.server = %server.name,
+                        kind = server.kind.as_str(),
+                        tools = after.len(),
+                        "tool server ready"
+                    );
+                }
+                server.phase.send_replace(Phase::Ready(tools));
                 true
             }
             Err(reason) => {
+                // A refresh that fails keeps serving the list the server had.
+                let keep = matches!(*server.phase.borrow(), Phase::Ready(_));
                 tracing::warn!(
                     tool.server = %server.name,
                     kind = server.kind.as_str(),
                     error = %reason,
                     retry_in_seconds = backoff.as_secs(),
+                    keeps_last_list = keep,
                     "could not load the tool server's tools; retrying later"
                 );
-                server.phase.send_replace(Phase::Failed);
+                if !keep {
+                    server.phase.send_replace(Phase::Failed);
+                }
                 false
             }
         }
@@ -927,6 +956,7 @@ mod tests {
             batch_timeout: Duration::from_secs(120),
             idle_timeout: Some(Duration::from_secs(30)),
             shutdown_timeout: Duration::from_secs(10),
+            refresh: Some(Duration::from_secs(300)),
         }
     }
 
@@ -986,6 +1016,7 @@ mod tests {
             "TOOL_SHUTDOWN_TIMEOUT_SECONDS" => Some("2.5".to_owned()),
             "MAX_PARALLEL_TOOLS_PER_REQUEST" => Some("3".to_owned()),
             "MAX_PARALLEL_TOOLS_GLOBAL" => Some("9".to_owned()),
+            "TOOL_SERVER_REFRESH_SECONDS" => Some("0".to_owned()),
             _ => None,
         })
         .unwrap_or_else(|e| panic!("{e}"));
@@ -998,6 +1029,7 @@ mod tests {
                 batch_timeout: Duration::from_secs(200),
                 idle_timeout: Some(Duration::from_secs(7)),
                 shutdown_timeout: Duration::from_millis(2500),
+                refresh: None,
             }
         );
     }

@@ -75,6 +75,9 @@ pub struct Recorder {
     current: AtomicUsize,
     peak: AtomicUsize,
     changed: Notify,
+    /// A tool list served instead of the built-in one (the OpenAPI document), to change a
+    /// server's tools while it runs.
+    spec: Mutex<Option<serde_json::Value>>,
 }
 
 fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
@@ -102,11 +105,23 @@ impl Default for Recorder {
             current: AtomicUsize::default(),
             peak: AtomicUsize::default(),
             changed: Notify::default(),
+            spec: Mutex::default(),
         }
     }
 }
 
 impl Recorder {
+    /// The tool list to serve instead of the built-in one, if one was set.
+    #[must_use]
+    pub fn spec(&self) -> Option<serde_json::Value> {
+        lock(&self.spec).clone()
+    }
+
+    /// Serve `doc` instead of the built-in tool list from now on.
+    pub fn set_spec(&self, doc: serde_json::Value) {
+        *lock(&self.spec) = Some(doc);
+    }
+
     /// Let every held call (and every later one) answer.
     pub fn release(&self) {
         self.released.send_replace(true);

@@ -69,6 +69,11 @@ impl FakeOpenApi {
     pub fn recorder(&self) -> &Recorder {
         &self.recorder
     }
+
+    /// Serve `doc` at `/openapi.json` from now on (the operations stay the built-in ones).
+    pub fn serve_spec(&self, doc: Value) {
+        self.recorder.set_spec(doc);
+    }
 }
 
 /// The document served at `/openapi.json`.
@@ -123,7 +128,7 @@ pub fn spec_document() -> Value {
 
 async fn spec(State(rec): State<Arc<Recorder>>, headers: HeaderMap) -> Json<Value> {
     rec.record_request(&headers);
-    Json(spec_document())
+    Json(rec.spec().unwrap_or_else(spec_document))
 }
 
 /// Run a tool's behaviour around its normal answer.

@@ -922,3 +922,48 @@ async fn a_connect_timeout_is_retried_at_most_twice() {
     assert_eq!(s.tools.metrics().calls("slowconnect", "retried"), 2);
     drop(listener);
 }
+
+#[tokio::test]
+async fn a_servers_tool_list_is_fetched_again_and_a_failed_refresh_keeps_the_last_one() {
+    let fake = FakeOpenApi::start().await.unwrap();
+    let s = setup(
+        &openapi_decl("live", &fake, false),
+        &[
+            ("EGRESS_PRIVATE_HOSTS", &private(&[fake.port()])),
+            ("TOOL_SERVER_REFRESH_SECONDS", "1"),
+        ],
+        None,
+    );
+    assert_eq!(s.tools.catalog().await.len(), 3);
+    // The server drops two of its operations; a later refresh sees it.
+    let mut doc = fake_openrouter::fake_tools::openapi::spec_document();
+    let paths = doc["paths"].as_object_mut().unwrap();
+    paths.retain(|path, _| path.starts_with("/search"));
+    fake.serve_spec(doc);
+    let catalog = tokio::time::timeout(BOUND, async {
+        loop {
+            let catalog = s.tools.catalog().await;
+            if catalog.len() == 1 {
+                return catalog;
+            }
+            tokio::time::sleep(Duration::from_millis(200)).await;
+        }
+    })
+    .await
+    .expect("the changed list was fetched again");
+    let results = invoke(
+        &s.tools,
+        &catalog,
+        vec![call("1", "search", json!({"q": "fresh"}))],
+        options(1),
+    )
+    .await;
+    assert!(output(&results[0]).contains("result for fresh"));
+    // The server goes away: refreshes fail, and the last list stays in use.
+    let fetches = fake.recorder().request_headers().len();
+    drop(fake);
+    tokio::time::sleep(Duration::from_millis(2500)).await;
+    assert_eq!(s.tools.catalog().await.len(), 1);
+    assert!(logs_text().contains("keeps_last_list=true"));
+    assert!(fetches >= 2, "{fetches} spec fetches");
+}
