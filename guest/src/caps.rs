@@ -244,6 +244,9 @@ pub trait StoreTable {
     fn delete(&self, ids: &[String]) -> Result<u64, StoreError>;
     /// Delete up to `limit` rows not read since `cutoff_ms`; how many were deleted.
     fn delete_older_than(&self, cutoff_ms: u64, limit: u32) -> Result<u64, StoreError>;
+    /// Up to `limit` rows with an id after `after_id` ("" for the first), in id order, within
+    /// `max_bytes` of payload; not counted as use.
+    fn scan(&self, after_id: &str, limit: u32, max_bytes: u64) -> Result<Vec<Row>, StoreError>;
 }
 
 /// Artifact tables (SQLite or PostgreSQL in the host).

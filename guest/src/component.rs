@@ -201,6 +201,19 @@ impl caps::Store for HostStore {
     }
 }
 
+fn rows_from_host(rows: Vec<store::Row>) -> Vec<caps::Row> {
+    rows.into_iter()
+        .map(|r| caps::Row {
+            id: r.id,
+            chat_id: r.chat_id,
+            message_id: r.message_id,
+            item_type: r.item_type,
+            payload: r.payload,
+            created_at_ms: r.created_at_ms,
+        })
+        .collect()
+}
+
 impl caps::StoreTable for HostTable {
     fn put_many(&self, rows: &[caps::Row]) -> Result<(), caps::StoreError> {
         let rows: Vec<store::Row> = rows
@@ -219,18 +232,18 @@ impl caps::StoreTable for HostTable {
     fn get_many(&self, ids: &[String], max_bytes: u64) -> Result<Vec<caps::Row>, caps::StoreError> {
         self.0
             .get_many(ids, max_bytes)
-            .map(|rows| {
-                rows.into_iter()
-                    .map(|r| caps::Row {
-                        id: r.id,
-                        chat_id: r.chat_id,
-                        message_id: r.message_id,
-                        item_type: r.item_type,
-                        payload: r.payload,
-                        created_at_ms: r.created_at_ms,
-                    })
-                    .collect()
-            })
+            .map(rows_from_host)
+            .map_err(store_error)
+    }
+    fn scan(
+        &self,
+        after_id: &str,
+        limit: u32,
+        max_bytes: u64,
+    ) -> Result<Vec<caps::Row>, caps::StoreError> {
+        self.0
+            .scan(after_id, limit, max_bytes)
+            .map(rows_from_host)
             .map_err(store_error)
     }
     fn delete(&self, ids: &[String]) -> Result<u64, caps::StoreError> {
@@ -504,6 +517,9 @@ impl Guest for Component {
     fn maintain(settings_json: String) -> Result<(), wit::PipeError> {
         let s = settings(&settings_json)?;
         crate::artifacts::maintain(&s.artifacts, &HostStore, &HostEnv)
+            .and_then(|_| {
+                crate::artifacts::migrate::migrate(&s.artifacts, &HostStore, &HostCrypto, &HostEnv)
+            })
             .map(|_| ())
             .map_err(|e| {
                 let id = crate::errors::error_id(wasip2::random::random::get_random_u64());

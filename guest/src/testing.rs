@@ -316,6 +316,33 @@ impl StoreTable for MemTable<'_> {
         t.retain(|r| !ids.contains(&r.id));
         Ok((before - t.len()) as u64)
     }
+    fn scan(&self, after_id: &str, limit: u32, max_bytes: u64) -> Result<Vec<Row>, StoreError> {
+        self.check(format!("scan {after_id} {limit}"))?;
+        let tables = self.store.tables.borrow();
+        let mut rows: Vec<Row> = tables
+            .get(&self.name)
+            .map(|t| {
+                t.iter()
+                    .filter(|r| r.id.as_str() > after_id)
+                    .cloned()
+                    .collect()
+            })
+            .unwrap_or_default();
+        rows.sort_by(|a, b| a.id.cmp(&b.id));
+        let mut out = Vec::new();
+        let mut total = 0u64;
+        for r in rows.into_iter().take(limit as usize) {
+            total += r.payload.len() as u64;
+            if total > max_bytes {
+                if out.is_empty() {
+                    return Err(StoreError::TooLarge);
+                }
+                break;
+            }
+            out.push(r);
+        }
+        Ok(out)
+    }
     fn delete_older_than(&self, cutoff_ms: u64, limit: u32) -> Result<u64, StoreError> {
         self.check(format!("delete_older_than {cutoff_ms} {limit}"))?;
         let mut tables = self.store.tables.borrow_mut();

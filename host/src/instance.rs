@@ -366,6 +366,7 @@ impl Runner {
             .openwebui_responses_pipe_pipe()
             .call_models(&mut store, settings)
             .await;
+        Self::log_guest_output(&store);
         result.map_err(|e| self.failure(&store, e))
     }
 
@@ -399,6 +400,7 @@ impl Runner {
             .openwebui_responses_pipe_pipe()
             .call_maintain(&mut store, settings)
             .await;
+        Self::log_guest_output(&store);
         result.map_err(|e| self.failure(&store, e))
     }
 }

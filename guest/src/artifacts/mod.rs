@@ -14,6 +14,7 @@ pub mod breaker;
 pub mod chat_reasoning;
 pub mod codec;
 pub mod markers;
+pub mod migrate;
 pub mod persist;
 pub mod replay;
 pub mod ulid;

@@ -48,6 +48,8 @@ pub const MAX_IDS: usize = 512;
 pub const MAX_GET_BYTES: u64 = 64 << 20;
 /// Most rows one `delete-older-than` removes (a larger `limit` is clamped to this).
 pub const MAX_DELETE_LIMIT: u32 = 10_000;
+/// Rows per `scan` page.
+pub const MAX_SCAN_ROWS: u32 = 500;
 /// Longest id, chat id, message id and item type, in bytes.
 pub const MAX_TEXT_BYTES: usize = 64;
 
@@ -674,6 +676,52 @@ impl ArtifactStore {
         .map_err(|e| self.failed("delete", e))
     }
 
+    /// `scan`: up to `limit` (at most [`MAX_SCAN_ROWS`]) rows after `after_id` in id order,
+    /// within `max_bytes` (at most [`MAX_GET_BYTES`]); `too-large` when the first row alone is
+    /// over it. Rows are not marked as used.
+    pub async fn scan(
+        &self,
+        name: &str,
+        after_id: String,
+        limit: u32,
+        max_bytes: u64,
+    ) -> Result<Vec<Row>, StoreError> {
+        self.check_name(name, false)?;
+        check_text("after-id", &after_id, true).map_err(|e| self.refused("scan", e))?;
+        let limit = i64::from(limit.min(MAX_SCAN_ROWS));
+        if limit == 0 {
+            return Ok(Vec::new());
+        }
+        self.ensure(name).await?;
+        let budget = max_bytes.min(MAX_GET_BYTES);
+        let table = name.to_owned();
+        let fetched = on_backend!(self, |c, db| async move {
+            db::scan_rows(c, &table, &after_id, limit).await
+        })
+        .map_err(|e| self.failed("scan", e))?;
+        let mut out = Vec::with_capacity(fetched.len());
+        let mut total: u64 = 0;
+        for (id, chat_id, message_id, item_type, payload, created) in fetched {
+            let size = payload.len() as u64;
+            if total.saturating_add(size) > budget {
+                if out.is_empty() {
+                    return Err(self.refused("scan", StoreError::TooLarge));
+                }
+                break;
+            }
+            total += size;
+            out.push(Row {
+                id,
+                chat_id,
+                message_id,
+                item_type,
+                payload,
+                created_at_ms: u64::try_from(created).unwrap_or(0),
+            });
+        }
+        Ok(out)
+    }
+
     /// `delete-older-than`: up to `limit` (at most [`MAX_DELETE_LIMIT`]) rows not read since
     /// `cutoff_ms`, least recently used first.
     pub async fn delete_older_than(
@@ -808,6 +856,16 @@ impl store::HostTable for StoreView<'_> {
     ) -> Result<u64, StoreError> {
         let name = self.name_of(&table)?;
         self.store.delete_older_than(&name, cutoff_ms, limit).await
+    }
+    async fn scan(
+        &mut self,
+        table: Resource<TableHandle>,
+        after_id: String,
+        limit: u32,
+        max_bytes: u64,
+    ) -> Result<Vec<Row>, StoreError> {
+        let name = self.name_of(&table)?;
+        self.store.scan(&name, after_id, limit, max_bytes).await
     }
     async fn drop(&mut self, rep: Resource<TableHandle>) -> wasmtime::Result<()> {
         self.table.delete(rep)?;

@@ -102,6 +102,23 @@ macro_rules! table_ops {
             Ok(qb.build().execute(&mut *conn).await?.rows_affected())
         }
 
+        /// Up to `limit` rows with an id after `after`, in id order; `last_used_ms` untouched.
+        pub(super) async fn scan_rows(
+            conn: &mut $conn,
+            table: &str,
+            after: &str,
+            limit: i64,
+        ) -> Result<Vec<RawRow>, sqlx::Error> {
+            let mut qb = sqlx::QueryBuilder::<$db>::new(format!(
+                "SELECT id, chat_id, message_id, item_type, payload, created_at_ms \
+                 FROM {table} WHERE id > "
+            ));
+            qb.push_bind(after.to_owned());
+            qb.push(" ORDER BY id LIMIT ");
+            qb.push_bind(limit);
+            qb.build_query_as::<RawRow>().fetch_all(&mut *conn).await
+        }
+
         /// Delete up to `limit` rows with `last_used_ms < cutoff_ms`, least recently used first.
         pub(super) async fn delete_older(
             conn: &mut $conn,

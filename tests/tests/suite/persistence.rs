@@ -441,6 +441,75 @@ async fn maintain_deletes_rows_unused_for_the_retention_and_keeps_fresh_ones() {
 }
 
 #[tokio::test]
+async fn maintenance_moves_rows_to_the_new_key_so_dropping_the_old_key_strands_nothing() {
+    let data = tempfile::tempdir().unwrap();
+    let start = |env: Vec<(&'static str, String)>| {
+        Harness::with(Options {
+            data_dir: Some(data.path().to_path_buf()),
+            env,
+            ..Options::default()
+        })
+    };
+    const A: &str = "migrate-key-A-0123456789abcdef";
+    const B: &str = "migrate-key-B-0123456789abcdef";
+    let chat = fresh_chat("migrate");
+    let hi = json!([{"role": "user", "content": "hello there"}]);
+    let mut first = start(vec![("ARTIFACT_ENCRYPTION_KEY", A.to_string())]).await;
+    let answer = first
+        .chat_turn("user-persist", MODEL, &chat, "msg-1", &hi)
+        .await;
+    let ids = marker_ids(&answer);
+    let old = payloads(&first, &ids).await;
+    let old_table = first.app.store.table_name().to_string();
+    first.shutdown();
+    drop(first);
+
+    // During the rotation one maintenance pass moves the row to the new key's table.
+    let mut rotated = start(vec![
+        ("ARTIFACT_ENCRYPTION_KEY", B.to_string()),
+        ("ARTIFACT_ENCRYPTION_KEY_PREVIOUS", A.to_string()),
+    ])
+    .await;
+    assert!(payloads(&rotated, &ids).await.is_empty(), "not moved yet");
+    responses_pipe_host::maintenance::run_once(&rotated.app)
+        .await
+        .unwrap();
+    let moved = payloads(&rotated, &ids).await;
+    assert_eq!(moved.len(), 1, "the row is in the new key's table");
+    assert_eq!(moved[0][0], 1, "still sealed");
+    assert_ne!(old[0][2..6], moved[0][2..6], "sealed under the new key");
+    assert!(
+        rotated
+            .app
+            .store
+            .get_many(&old_table, ids.clone(), u64::MAX)
+            .await
+            .unwrap()
+            .is_empty(),
+        "and gone from the old key's table"
+    );
+    assert!(logs_text().contains("rows moved to the current key"));
+    rotated.shutdown();
+    drop(rotated);
+
+    // The previous key is dropped: the first turn's reasoning still replays.
+    let after = start(vec![("ARTIFACT_ENCRYPTION_KEY", B.to_string())]).await;
+    let history = json!([
+        {"role": "user", "content": "hello there"},
+        {"role": "assistant", "content": answer},
+        {"role": "user", "content": "and again"},
+    ]);
+    after
+        .chat_turn("user-persist", MODEL, &chat, "msg-2", &history)
+        .await;
+    assert_eq!(
+        after.last_body("/responses")["input"][1]["type"],
+        "reasoning",
+        "the moved row replays without the old key"
+    );
+}
+
+#[tokio::test]
 async fn a_key_rotation_keeps_old_rows_readable_and_seals_new_ones_with_the_new_key() {
     let data = tempfile::tempdir().unwrap();
     let start = |env: Vec<(&'static str, String)>| {

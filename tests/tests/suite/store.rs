@@ -282,6 +282,45 @@ async fn round_trip(store: &ArtifactStore, db: &Inspect) {
         store.get_many(&t, asked, 1 << 20).await.unwrap().len(),
         MAX_PUT_ROWS
     );
+
+    // `scan` pages through the rows in id order, within its row and byte budgets.
+    store
+        .put_many(
+            &t,
+            vec![
+                row("s2", b"22"),
+                row("s0", b"00"),
+                row("s1", b"11"),
+                row("s3", &[3; 300]),
+            ],
+        )
+        .await
+        .unwrap();
+    let page = store.scan(&t, "s".into(), 2, 1 << 20).await.unwrap();
+    assert_eq!(ids_of(&page), ["s0", "s1"]);
+    let page = store.scan(&t, "s1".into(), 10, 1 << 20).await.unwrap();
+    assert_eq!(ids_of(&page), ["s2", "s3"]);
+    assert_eq!(page[1].payload, vec![3; 300]);
+    // The byte budget ends a page early; a first row over it alone is `too-large`.
+    let page = store.scan(&t, "s1".into(), 10, 100).await.unwrap();
+    assert_eq!(ids_of(&page), ["s2"]);
+    assert!(matches!(
+        store.scan(&t, "s2".into(), 10, 100).await,
+        Err(StoreError::TooLarge)
+    ));
+    assert!(
+        store
+            .scan(&t, "s3".into(), 10, 1 << 20)
+            .await
+            .unwrap()
+            .is_empty()
+    );
+    assert!(matches!(
+        store
+            .scan("response_items_other_00000000", String::new(), 1, 1)
+            .await,
+        Err(StoreError::AccessDenied)
+    ));
 }
 
 #[tokio::test]
