@@ -440,36 +440,54 @@ async fn maintain_deletes_rows_unused_for_the_retention_and_keeps_fresh_ones() {
     assert_eq!(payloads(&h, &fresh).await.len(), 1, "the fresh row stays");
 }
 
+/// The two keys of the rotation tests.
+const KEY_A: &str = "rotation-key-A-0123456789abcdef";
+const KEY_B: &str = "rotation-key-B-0123456789abcdef";
+
+/// A host on the data directory `data` with these valves.
+async fn host_on(data: &std::path::Path, env: Vec<(&'static str, String)>) -> Harness {
+    Harness::with(Options {
+        data_dir: Some(data.to_path_buf()),
+        env,
+        ..Options::default()
+    })
+    .await
+}
+
+/// What a first turn stored under key A: the answer, its row ids, their payloads, and the
+/// table (the host that stored them is shut down).
+async fn first_turn_under_key_a(
+    data: &std::path::Path,
+    chat: &str,
+) -> (String, Vec<String>, Vec<Vec<u8>>, String) {
+    let mut first = host_on(data, vec![("ARTIFACT_ENCRYPTION_KEY", KEY_A.to_string())]).await;
+    let hi = json!([{"role": "user", "content": "hello there"}]);
+    let answer = first
+        .chat_turn("user-persist", MODEL, chat, "msg-1", &hi)
+        .await;
+    let ids = marker_ids(&answer);
+    let stored = payloads(&first, &ids).await;
+    let table = first.app.store.table_name().to_string();
+    first.shutdown();
+    (answer, ids, stored, table)
+}
+
+/// The rotation's valves: key B current, key A previous.
+fn rotating() -> Vec<(&'static str, String)> {
+    vec![
+        ("ARTIFACT_ENCRYPTION_KEY", KEY_B.to_string()),
+        ("ARTIFACT_ENCRYPTION_KEY_PREVIOUS", KEY_A.to_string()),
+    ]
+}
+
 #[tokio::test]
 async fn maintenance_moves_rows_to_the_new_key_so_dropping_the_old_key_strands_nothing() {
     let data = tempfile::tempdir().unwrap();
-    let start = |env: Vec<(&'static str, String)>| {
-        Harness::with(Options {
-            data_dir: Some(data.path().to_path_buf()),
-            env,
-            ..Options::default()
-        })
-    };
-    const A: &str = "migrate-key-A-0123456789abcdef";
-    const B: &str = "migrate-key-B-0123456789abcdef";
     let chat = fresh_chat("migrate");
-    let hi = json!([{"role": "user", "content": "hello there"}]);
-    let mut first = start(vec![("ARTIFACT_ENCRYPTION_KEY", A.to_string())]).await;
-    let answer = first
-        .chat_turn("user-persist", MODEL, &chat, "msg-1", &hi)
-        .await;
-    let ids = marker_ids(&answer);
-    let old = payloads(&first, &ids).await;
-    let old_table = first.app.store.table_name().to_string();
-    first.shutdown();
-    drop(first);
+    let (answer, ids, old, old_table) = first_turn_under_key_a(data.path(), &chat).await;
 
     // During the rotation one maintenance pass moves the row to the new key's table.
-    let mut rotated = start(vec![
-        ("ARTIFACT_ENCRYPTION_KEY", B.to_string()),
-        ("ARTIFACT_ENCRYPTION_KEY_PREVIOUS", A.to_string()),
-    ])
-    .await;
+    let mut rotated = host_on(data.path(), rotating()).await;
     assert!(payloads(&rotated, &ids).await.is_empty(), "not moved yet");
     responses_pipe_host::maintenance::run_once(&rotated.app)
         .await
@@ -493,7 +511,11 @@ async fn maintenance_moves_rows_to_the_new_key_so_dropping_the_old_key_strands_n
     drop(rotated);
 
     // The previous key is dropped: the first turn's reasoning still replays.
-    let after = start(vec![("ARTIFACT_ENCRYPTION_KEY", B.to_string())]).await;
+    let after = host_on(
+        data.path(),
+        vec![("ARTIFACT_ENCRYPTION_KEY", KEY_B.to_string())],
+    )
+    .await;
     let history = json!([
         {"role": "user", "content": "hello there"},
         {"role": "assistant", "content": answer},
@@ -512,30 +534,10 @@ async fn maintenance_moves_rows_to_the_new_key_so_dropping_the_old_key_strands_n
 #[tokio::test]
 async fn a_key_rotation_keeps_old_rows_readable_and_seals_new_ones_with_the_new_key() {
     let data = tempfile::tempdir().unwrap();
-    let start = |env: Vec<(&'static str, String)>| {
-        Harness::with(Options {
-            data_dir: Some(data.path().to_path_buf()),
-            env,
-            ..Options::default()
-        })
-    };
-    const A: &str = "rotation-key-A-0123456789abcdef";
-    const B: &str = "rotation-key-B-0123456789abcdef";
     let chat = fresh_chat("rotation");
-    let hi = json!([{"role": "user", "content": "hello there"}]);
-    let mut first = start(vec![("ARTIFACT_ENCRYPTION_KEY", A.to_string())]).await;
-    let answer = first
-        .chat_turn("user-persist", MODEL, &chat, "msg-1", &hi)
-        .await;
-    let old = payloads(&first, &marker_ids(&answer)).await;
-    first.shutdown();
-    drop(first);
+    let (answer, _, old, _) = first_turn_under_key_a(data.path(), &chat).await;
 
-    let rotated = start(vec![
-        ("ARTIFACT_ENCRYPTION_KEY", B.to_string()),
-        ("ARTIFACT_ENCRYPTION_KEY_PREVIOUS", A.to_string()),
-    ])
-    .await;
+    let rotated = host_on(data.path(), rotating()).await;
     let history = json!([
         {"role": "user", "content": "hello there"},
         {"role": "assistant", "content": answer},
@@ -558,8 +560,13 @@ async fn a_key_rotation_keeps_old_rows_readable_and_seals_new_ones_with_the_new_
     drop(rotated);
 
     // The rotation is over: the previous key is dropped. Rows written since the rotation live in
-    // the new key's table and keep replaying; rows of the retired key's table no longer do.
-    let after = start(vec![("ARTIFACT_ENCRYPTION_KEY", B.to_string())]).await;
+    // the new key's table and keep replaying; rows of the retired key's table no longer do
+    // (no maintenance pass moved them here).
+    let after = host_on(
+        data.path(),
+        vec![("ARTIFACT_ENCRYPTION_KEY", KEY_B.to_string())],
+    )
+    .await;
     let history = json!([
         {"role": "user", "content": "hello there"},
         {"role": "assistant", "content": answer},
