@@ -575,8 +575,9 @@ impl<U: Upstream, K: Kv, E: Emit, V: Env> Pipe<'_, U, K, E, V> {
         };
         let identity = identity_of(ctx);
         let user = breaker_user(ctx);
-        let recent_failures = self.request_breaker(&user).failure_count(self.env.now_ms());
-        if self.request_breaker(&user).opens_at(recent_failures) {
+        let breaker = self.request_breaker(&user);
+        let recent_failures = breaker.failure_count(self.env.now_ms());
+        if breaker.opens_at(recent_failures) {
             return self.breaker_refusal(ctx);
         }
         let mut built = self.build(endpoint, &request, &model, &identity)?;

@@ -30,8 +30,8 @@ pub struct ResponsesStream {
     pub malformed: u32,
     /// Event types we did not act on.
     pub ignored: u32,
-    /// The last reasoning item and summary index a delta came from, to separate parts.
-    last_reasoning_part: Option<(String, i64)>,
+    /// The reasoning part the last reasoning text came from, to separate parts.
+    last_reasoning_part: Option<ReasoningPart>,
     /// Cited URLs already emitted (cleaned), to emit each source once.
     cited: Vec<String>,
     /// Whether "Responding to the user…" was announced.
@@ -49,10 +49,11 @@ pub struct ResponsesStream {
     pub tool_cards: bool,
     /// The Fusion runs of this response, narrated from `response.fusion_call.*`.
     fusion: crate::fusion::Runs,
-    /// What already reached the caller: `text:<item id>` for answer text, and
-    /// `reasoning:<item id>:<part>` for reasoning, so `.done` events and finished items only
-    /// fill in what never streamed.
-    streamed: Vec<String>,
+    /// The items whose answer text reached the caller ("" for deltas that named no item), so
+    /// `.done` events and finished items only fill in what never streamed.
+    streamed_text: Vec<String>,
+    /// The same for reasoning parts.
+    streamed_reasoning: Vec<ReasoningPart>,
     /// Function-call arguments gathered from `response.function_call_arguments.delta/.done`, by
     /// item id: some providers leave `arguments` empty in the item events and only stream them.
     call_args: Vec<(String, String)>,
@@ -71,22 +72,23 @@ fn part_index_of(event: &Value) -> i64 {
         .unwrap_or(0)
 }
 
-/// Summary text and raw reasoning text are separate parts of a reasoning item.
-fn reasoning_family(kind: &str) -> &'static str {
-    if kind.contains("summary") {
-        "summary"
-    } else {
-        "text"
+/// One part of a reasoning item: its summary parts and its raw text parts are counted apart.
+#[derive(Debug, Default, Clone, PartialEq)]
+struct ReasoningPart {
+    item: String,
+    summary: bool,
+    index: i64,
+}
+
+impl ReasoningPart {
+    fn is(&self, item: &str, summary: bool, index: i64) -> bool {
+        self.item == item && self.summary == summary && self.index == index
     }
 }
 
-fn reasoning_key(kind: &str, event: &Value) -> String {
-    format!(
-        "reasoning:{}:{}:{}",
-        item_id_of(event),
-        reasoning_family(kind),
-        part_index_of(event)
-    )
+/// Whether an event kind is about summary text (else raw reasoning text).
+fn is_summary(kind: &str) -> bool {
+    kind.contains("summary")
 }
 
 /// A `url_citation` annotation in either shape (flat, or nested under `url_citation`).
@@ -241,62 +243,83 @@ impl ResponsesStream {
         if text.is_empty() {
             return;
         }
-        let key = format!("text:{item_id}");
-        if !self.streamed.contains(&key) {
-            self.streamed.push(key);
+        if !self.streamed_text.iter().any(|i| i == item_id) {
+            self.streamed_text.push(item_id.to_string());
         }
         self.visible_output = true;
         emit(Event::TextDelta(text.to_string()));
     }
 
-    /// Emit reasoning text, separating parts (another item, kind or summary part) by a blank
-    /// line, and note which part streamed.
+    /// Emit reasoning text of one part, separated from the previous part's by a blank line,
+    /// and note that the part streamed.
     fn reasoning(
         &mut self,
-        kind: &str,
-        event: &Value,
+        item: &str,
+        summary: bool,
+        index: i64,
         text: &str,
         emit: &mut dyn FnMut(Event) -> bool,
     ) {
         if text.is_empty() {
             return;
         }
-        let part = (
-            format!("{}:{}", reasoning_family(kind), item_id_of(event)),
-            part_index_of(event),
-        );
         let mut out = String::new();
-        if self
+        let same = self
             .last_reasoning_part
             .as_ref()
-            .is_some_and(|p| *p != part)
-        {
+            .map(|p| p.is(item, summary, index));
+        if same == Some(false) {
             out.push_str("\n\n");
         }
         out.push_str(text);
-        self.last_reasoning_part = Some(part);
-        let key = reasoning_key(kind, event);
-        if !self.streamed.contains(&key) {
-            self.streamed.push(key);
+        if same != Some(true) {
+            let part = ReasoningPart {
+                item: item.to_string(),
+                summary,
+                index,
+            };
+            if !self.streamed_reasoning.contains(&part) {
+                self.streamed_reasoning.push(part.clone());
+            }
+            self.last_reasoning_part = Some(part);
         }
         self.visible_output = true;
         emit(Event::ReasoningDelta(out));
     }
 
+    /// Reasoning text from a delta or `.done` event.
+    fn reasoning_event(
+        &mut self,
+        kind: &str,
+        event: &Value,
+        text: &str,
+        emit: &mut dyn FnMut(Event) -> bool,
+    ) {
+        self.reasoning(
+            item_id_of(event),
+            is_summary(kind),
+            part_index_of(event),
+            text,
+            emit,
+        );
+    }
+
     /// Whether text of item `item_id` already reached the caller. Deltas that named no item
     /// cannot be attributed, so they count for every item (better no fill-in than a repeat).
     fn text_streamed(&self, item_id: &str) -> bool {
-        self.streamed
+        self.streamed_text
             .iter()
-            .any(|k| k == "text:" || *k == format!("text:{item_id}"))
+            .any(|i| i.is_empty() || i == item_id)
     }
 
-    /// Whether reasoning under `key` (a full part key, or an item's `reasoning:<id>:` prefix)
-    /// already streamed; as for text, reasoning deltas without an item id count for all.
-    fn reasoning_streamed(&self, key: &str) -> bool {
-        self.streamed
-            .iter()
-            .any(|k| k.starts_with("reasoning::") || k.starts_with(key))
+    /// Whether reasoning of `item` already streamed: one part (`Some((summary, index))`) or
+    /// any; as for text, reasoning deltas without an item id count for every item.
+    fn reasoning_streamed(&self, item: &str, part: Option<(bool, i64)>) -> bool {
+        self.streamed_reasoning.iter().any(|p| {
+            p.item.is_empty()
+                || (p.item == item
+                    && part.is_none_or(|(summary, index)| p.is(item, summary, index)))
+        })
     }
 
     /// A finished message or reasoning item whose text never streamed (neither as deltas nor
@@ -323,17 +346,15 @@ impl ResponsesStream {
                 self.text(id, &text, emit);
             }
             Some("reasoning") => {
-                let prefix = format!("reasoning:{id}:");
-                if self.reasoning_streamed(&prefix) {
+                if self.reasoning_streamed(id, None) {
                     return;
                 }
-                let (kind, texts) = match parts("summary") {
-                    t if !t.is_empty() => ("response.reasoning_summary_text.done", t),
-                    _ => ("response.reasoning_text.done", parts("content")),
+                let (summary, texts) = match parts("summary") {
+                    t if !t.is_empty() => (true, t),
+                    _ => (false, parts("content")),
                 };
-                for (i, t) in texts.iter().enumerate() {
-                    let at = serde_json::json!({"item_id": id, "summary_index": i});
-                    self.reasoning(kind, &at, t, emit);
+                for (i, t) in (0..).zip(&texts) {
+                    self.reasoning(id, summary, i, t, emit);
                 }
             }
             _ => {}
@@ -393,15 +414,16 @@ impl ResponsesStream {
             | "response.reasoning_summary_text.delta"
             | "response.reasoning.delta" => {
                 if let Some(d) = event.get("delta").and_then(Value::as_str) {
-                    self.reasoning(kind, &event, d, emit);
+                    self.reasoning_event(kind, &event, d, emit);
                 }
                 Step::Continue
             }
             "response.reasoning_text.done" | "response.reasoning_summary_text.done" => {
-                if !self.reasoning_streamed(&reasoning_key(kind, &event))
+                let part = (is_summary(kind), part_index_of(&event));
+                if !self.reasoning_streamed(item_id_of(&event), Some(part))
                     && let Some(t) = event.get("text").and_then(Value::as_str)
                 {
-                    self.reasoning(kind, &event, t, emit);
+                    self.reasoning_event(kind, &event, t, emit);
                 }
                 Step::Continue
             }

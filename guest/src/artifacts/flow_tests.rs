@@ -457,8 +457,11 @@ fn chat(
     c: &RequestContext,
     body: &Value,
 ) -> (Vec<Event>, ScriptedUpstream) {
+    // Both endpoints answer: `/responses` with a reasoning item, `/chat/completions` (forced
+    // models) with signed `reasoning_details`.
     let up = ScriptedUpstream::default()
         .on("/models", Ok(Canned::json(200, MODELS)))
+        .on("/chat/completions", Ok(chat_stream_with_signed_details()))
         .on("/responses", Ok(stream_with_reasoning()));
     let mut emit = VecEmit::default();
     let mut pipe = Pipe {
@@ -710,29 +713,6 @@ fn chat_stream_with_signed_details() -> Canned {
     ])
 }
 
-fn chat_turn(
-    w: &World,
-    s: &Settings,
-    c: &RequestContext,
-    body: &Value,
-) -> (Vec<Event>, ScriptedUpstream) {
-    let up = ScriptedUpstream::default()
-        .on("/models", Ok(Canned::json(200, MODELS)))
-        .on("/chat/completions", Ok(chat_stream_with_signed_details()))
-        .on("/responses", Ok(stream_with_reasoning()));
-    let mut emit = VecEmit::default();
-    let mut pipe = Pipe {
-        settings: s,
-        upstream: &up,
-        kv: &w.kv,
-        emit: &mut emit,
-        env: &w.env,
-        artifacts: w.caps(),
-    };
-    block_on(pipe.chat(c, body.to_string().as_bytes())).unwrap();
-    (emit.events, up)
-}
-
 fn last_body(up: &ScriptedUpstream, suffix: &str) -> Value {
     up.requests
         .borrow()
@@ -750,7 +730,7 @@ fn a_chat_path_turns_signed_details_are_stored_and_replayed_on_either_endpoint()
     s.artifacts.persist_reasoning_tokens = "next_reply".into();
     s.endpoint.force_chat_completions_models = "fake/reasoner".into();
     let turn1 = json!({"model": "fake/reasoner", "stream": true, "messages": [{"role": "user", "content": "hi"}]});
-    let (events, _) = chat_turn(&w, &s, &ctx(), &turn1);
+    let (events, _) = chat(&w, &s, &ctx(), &turn1);
     let answer = text_of(&events);
     let ids = markers::ids(&answer);
     assert_eq!(ids.len(), 1, "{answer}");
@@ -768,7 +748,7 @@ fn a_chat_path_turns_signed_details_are_stored_and_replayed_on_either_endpoint()
     ]});
 
     // Next turn on `/chat/completions`: the original details ride on the answer they belong to.
-    let (_, up) = chat_turn(&w, &s, &ctx(), &history);
+    let (_, up) = chat(&w, &s, &ctx(), &history);
     let sent = last_body(&up, "/chat/completions");
     let messages = sent["messages"].as_array().unwrap();
     assert_eq!(messages[1]["role"], "assistant");
@@ -781,14 +761,14 @@ fn a_chat_path_turns_signed_details_are_stored_and_replayed_on_either_endpoint()
 
     // The same history on `/responses` (a fresh store with the first turn only).
     let w = World::new();
-    let (events, _) = chat_turn(&w, &s, &ctx(), &turn1);
+    let (events, _) = chat(&w, &s, &ctx(), &turn1);
     s.endpoint.force_chat_completions_models = String::new();
     let history = json!({"model": "fake/reasoner", "stream": true, "messages": [
         {"role": "user", "content": "hi"},
         {"role": "assistant", "content": text_of(&events)},
         {"role": "user", "content": "again"},
     ]});
-    let (_, up) = chat_turn(&w, &s, &ctx(), &history);
+    let (_, up) = chat(&w, &s, &ctx(), &history);
     let sent = last_body(&up, "/responses");
     let item = &sent["input"][1];
     assert_eq!(item["type"], "reasoning");

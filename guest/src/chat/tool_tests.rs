@@ -90,6 +90,35 @@ fn run(
     }
 }
 
+/// A Pipeline run over `/chat/completions` (forced) with the host's `weather` tool answering
+/// `-3C`: the first turn streams `call`, the second `answer`. The run, the tools, and the chat
+/// bodies sent.
+fn chat_path_weather_round(call: &str, answer: &str) -> (Run, FakeTools, Vec<Value>) {
+    let up = upstream()
+        .on("/chat/completions", Ok(Canned::sse(&[call])))
+        .on("/chat/completions", Ok(Canned::sse(&[answer])));
+    let tools = FakeTools::serving(&[("weather", CITY)]).answer("weather", Ok("-3C".into()));
+    let mut s = settings("Pipeline");
+    s.endpoint.force_chat_completions_models = "fake/*".into();
+    let r = run(
+        &up,
+        &s,
+        &MemKv::default(),
+        &tools,
+        &RequestContext::default(),
+        &body("[]"),
+    );
+    r.result.as_ref().unwrap();
+    let bodies = up
+        .requests
+        .borrow()
+        .iter()
+        .filter(|r| r.url.ends_with("/chat/completions"))
+        .map(|r| serde_json::from_slice(r.body.as_deref().unwrap_or_default()).unwrap())
+        .collect();
+    (r, tools, bodies)
+}
+
 fn upstream() -> ScriptedUpstream {
     ScriptedUpstream::default().on("/models", Ok(Canned::json(200, MODELS)))
 }
@@ -438,29 +467,8 @@ data: [DONE]
 data: [DONE]
 
 "#;
-    let up = upstream()
-        .on("/chat/completions", Ok(Canned::sse(&[call])))
-        .on("/chat/completions", Ok(Canned::sse(&[answer])));
-    let tools = FakeTools::serving(&[("weather", CITY)]).answer("weather", Ok("-3C".into()));
-    let mut s = settings("Pipeline");
-    s.endpoint.force_chat_completions_models = "fake/*".into();
-    let r = run(
-        &up,
-        &s,
-        &MemKv::default(),
-        &tools,
-        &RequestContext::default(),
-        &body("[]"),
-    );
-    r.result.unwrap();
+    let (r, tools, bodies) = chat_path_weather_round(call, answer);
     assert_eq!(tools.calls()[0].arguments_json, r#"{"city":"Oslo"}"#);
-    let bodies: Vec<Value> = up
-        .requests
-        .borrow()
-        .iter()
-        .filter(|r| r.url.ends_with("/chat/completions"))
-        .map(|r| serde_json::from_slice(r.body.as_deref().unwrap_or_default()).unwrap())
-        .collect();
     assert_eq!(bodies.len(), 2);
     assert_eq!(functions(&bodies[0])[0]["function"]["name"], "weather");
     let messages = bodies[1]["messages"].as_array().unwrap();
@@ -571,28 +579,7 @@ data: [DONE]
 data: [DONE]
 
 "#;
-    let up = upstream()
-        .on("/chat/completions", Ok(Canned::sse(&[call])))
-        .on("/chat/completions", Ok(Canned::sse(&[answer])));
-    let tools = FakeTools::serving(&[("weather", CITY)]).answer("weather", Ok("-3C".into()));
-    let mut s = settings("Pipeline");
-    s.endpoint.force_chat_completions_models = "fake/*".into();
-    let r = run(
-        &up,
-        &s,
-        &MemKv::default(),
-        &tools,
-        &RequestContext::default(),
-        &body("[]"),
-    );
-    r.result.unwrap();
-    let bodies: Vec<Value> = up
-        .requests
-        .borrow()
-        .iter()
-        .filter(|r| r.url.ends_with("/chat/completions"))
-        .map(|r| serde_json::from_slice(r.body.as_deref().unwrap_or_default()).unwrap())
-        .collect();
+    let (r, _, bodies) = chat_path_weather_round(call, answer);
     assert_eq!(bodies.len(), 2);
     let messages = bodies[1]["messages"].as_array().unwrap();
     let assistant = &messages[messages.len() - 2];

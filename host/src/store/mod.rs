@@ -242,6 +242,46 @@ pub(crate) struct ValidRow {
     pub created_at_ms: i64,
 }
 
+/// A row as the backends return it.
+fn row_of(
+    (id, chat_id, message_id, item_type, payload, created): (
+        String,
+        String,
+        String,
+        String,
+        Vec<u8>,
+        i64,
+    ),
+) -> Row {
+    Row {
+        id,
+        chat_id,
+        message_id,
+        item_type,
+        payload,
+        created_at_ms: u64::try_from(created).unwrap_or(0),
+    }
+}
+
+/// The leading rows whose payloads fit in `budget` bytes together; `too-large` when not even
+/// the first one does.
+fn within_budget(rows: impl Iterator<Item = Row>, budget: u64) -> Result<Vec<Row>, StoreError> {
+    let mut out = Vec::new();
+    let mut total: u64 = 0;
+    for row in rows {
+        let size = row.payload.len() as u64;
+        if total.saturating_add(size) > budget {
+            if out.is_empty() {
+                return Err(StoreError::TooLarge);
+            }
+            break;
+        }
+        total += size;
+        out.push(row);
+    }
+    Ok(out)
+}
+
 fn check_text(field: &str, value: &str, allow_empty: bool) -> Result<(), StoreError> {
     if value.len() > MAX_TEXT_BYTES {
         return Err(StoreError::InvalidArgument(format!(
@@ -629,36 +669,17 @@ impl ArtifactStore {
         .map_err(|e| self.failed("get_many", e))?;
         let mut by_id: HashMap<String, Row> = fetched
             .into_iter()
-            .map(|(id, chat_id, message_id, item_type, payload, created)| {
-                let row = Row {
-                    id: id.clone(),
-                    chat_id,
-                    message_id,
-                    item_type,
-                    payload,
-                    created_at_ms: u64::try_from(created).unwrap_or(0),
-                };
-                (id, row)
+            .map(|raw| {
+                let row = row_of(raw);
+                (row.id.clone(), row)
             })
             .collect();
         // Rows may have been replaced between the two reads: enforce the budget on what came back.
-        let mut out = Vec::with_capacity(chosen.len());
-        let mut total: u64 = 0;
-        for id in chosen {
-            let Some(row) = by_id.remove(&id) else {
-                continue;
-            };
-            let size = row.payload.len() as u64;
-            if total.saturating_add(size) > budget {
-                if out.is_empty() {
-                    return Err(self.refused("get_many", StoreError::TooLarge));
-                }
-                break;
-            }
-            total += size;
-            out.push(row);
-        }
-        Ok(out)
+        within_budget(
+            chosen.into_iter().filter_map(|id| by_id.remove(&id)),
+            budget,
+        )
+        .map_err(|e| self.refused("get_many", e))
     }
 
     /// `delete`: how many of `ids` were deleted.
@@ -699,27 +720,7 @@ impl ArtifactStore {
             db::scan_rows(c, &table, &after_id, limit).await
         })
         .map_err(|e| self.failed("scan", e))?;
-        let mut out = Vec::with_capacity(fetched.len());
-        let mut total: u64 = 0;
-        for (id, chat_id, message_id, item_type, payload, created) in fetched {
-            let size = payload.len() as u64;
-            if total.saturating_add(size) > budget {
-                if out.is_empty() {
-                    return Err(self.refused("scan", StoreError::TooLarge));
-                }
-                break;
-            }
-            total += size;
-            out.push(Row {
-                id,
-                chat_id,
-                message_id,
-                item_type,
-                payload,
-                created_at_ms: u64::try_from(created).unwrap_or(0),
-            });
-        }
-        Ok(out)
+        within_budget(fetched.into_iter().map(row_of), budget).map_err(|e| self.refused("scan", e))
     }
 
     /// `delete-older-than`: up to `limit` (at most [`MAX_DELETE_LIMIT`]) rows not read since

@@ -106,6 +106,17 @@ fn tool_types(body: &Value) -> Vec<String> {
         .unwrap_or_default()
 }
 
+/// The first function tool of a request body.
+fn first_function(body: &Value) -> Value {
+    body["tools"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|t| t["type"] == "function")
+        .unwrap()
+        .clone()
+}
+
 fn hmac_hex(secret: &str, message: &str) -> String {
     let mut mac = Hmac::<Sha256>::new_from_slice(secret.as_bytes()).unwrap();
     mac.update(message.as_bytes());
@@ -473,13 +484,7 @@ async fn tools_tool_choice_and_response_format_take_each_endpoints_shape() {
     )
     .await;
     let responses = last_responses(&h);
-    let function = responses["tools"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .find(|t| t["type"] == "function")
-        .unwrap()
-        .clone();
+    let function = first_function(&responses);
     assert_eq!(
         function,
         json!({"type": "function", "name": "get_weather", "description": "Weather for a city",
@@ -496,13 +501,7 @@ async fn tools_tool_choice_and_response_format_take_each_endpoints_shape() {
     assert!(responses.get("response_format").is_none());
 
     let chat = h.posted_bodies("/chat/completions").pop().unwrap();
-    let function = chat["tools"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .find(|t| t["type"] == "function")
-        .unwrap()
-        .clone();
+    let function = first_function(&chat);
     assert_eq!(
         function,
         json!({"type": "function", "function": {"name": "get_weather",

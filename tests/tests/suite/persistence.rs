@@ -6,6 +6,7 @@
 //! checked on the rows the host stored.
 
 use crate::harness::{Harness, Options, content_of, fresh_chat, logs_text, marker_ids, sse_data};
+use fake_openrouter::fault_proxy::{FaultMode, FaultProxy};
 use serde_json::{Value, json};
 
 const MODEL: &str = "fake/reasoning";
@@ -324,24 +325,32 @@ async fn turn_chunks(h: &Harness, chat: &str, message: &str, messages: &Value) -
     (content_of(&chunks), raw)
 }
 
-#[tokio::test]
-async fn a_database_outage_never_fails_the_chat_and_the_breaker_opens_and_closes() {
-    use fake_openrouter::fault_proxy::{FaultMode, FaultProxy};
+/// A host whose artifacts go to the local PostgreSQL through a fault proxy, with these valves.
+async fn behind_fault_proxy(env: &[(&'static str, &str)]) -> (FaultProxy, Harness) {
     let proxy = FaultProxy::start("127.0.0.1:5432".parse().unwrap())
         .await
         .unwrap();
+    let mut env: Vec<(&'static str, String)> =
+        env.iter().map(|(k, v)| (*k, (*v).to_string())).collect();
+    env.push((
+        "DATABASE_URL",
+        format!("postgres://postgres@{}/test", proxy.addr()),
+    ));
     let h = Harness::with(Options {
-        env: vec![
-            (
-                "DATABASE_URL",
-                format!("postgres://postgres@{}/test", proxy.addr()),
-            ),
-            ("BREAKER_MAX_FAILURES", "2".to_string()),
-            ("BREAKER_WINDOW_SECONDS", "5".to_string()),
-            ("DB_ACQUIRE_TIMEOUT_MS", "500".to_string()),
-        ],
+        env,
         ..Options::default()
     })
+    .await;
+    (proxy, h)
+}
+
+#[tokio::test]
+async fn a_database_outage_never_fails_the_chat_and_the_breaker_opens_and_closes() {
+    let (proxy, h) = behind_fault_proxy(&[
+        ("BREAKER_MAX_FAILURES", "2"),
+        ("BREAKER_WINDOW_SECONDS", "5"),
+        ("DB_ACQUIRE_TIMEOUT_MS", "500"),
+    ])
     .await;
     let chat = fresh_chat("fault");
     let hi = json!([{"role": "user", "content": "hello there"}]);
@@ -595,21 +604,10 @@ async fn a_key_rotation_keeps_old_rows_readable_and_seals_new_ones_with_the_new_
 
 #[tokio::test]
 async fn a_stalled_database_times_out_the_write_and_the_chat_still_streams() {
-    use fake_openrouter::fault_proxy::{FaultMode, FaultProxy};
-    let proxy = FaultProxy::start("127.0.0.1:5432".parse().unwrap())
-        .await
-        .unwrap();
-    let h = Harness::with(Options {
-        env: vec![
-            (
-                "DATABASE_URL",
-                format!("postgres://postgres@{}/test", proxy.addr()),
-            ),
-            ("DB_ACQUIRE_TIMEOUT_MS", "300".to_string()),
-            ("DB_STATEMENT_TIMEOUT_MS", "300".to_string()),
-        ],
-        ..Options::default()
-    })
+    let (proxy, h) = behind_fault_proxy(&[
+        ("DB_ACQUIRE_TIMEOUT_MS", "300"),
+        ("DB_STATEMENT_TIMEOUT_MS", "300"),
+    ])
     .await;
     let chat = fresh_chat("stall");
     let hi = json!([{"role": "user", "content": "hello there"}]);

@@ -362,23 +362,16 @@ async fn postgres_round_trip_caps_and_last_used() {
     db.drop_table(&table).await;
 }
 
-#[tokio::test]
-async fn postgres_concurrent_open_of_a_new_table_succeeds_everywhere() {
-    let db = Inspect::postgres().await;
-    let table = unique_table("c");
-    let dir = tempfile::tempdir().unwrap();
-    // Eight "hosts" (separate pools), four tasks each, all creating the same new table at once.
-    let stores: Vec<Arc<ArtifactStore>> = (0..8)
-        .map(|_| {
-            Arc::new(
-                ArtifactStore::new(
-                    settings(&table, Some(pg_url(PG_ADDR)), dir.path()),
-                    Arc::new(Metrics::default()),
-                )
-                .unwrap(),
-            )
-        })
+/// `hosts` stores (separate pools) built from `settings`, four tasks each opening the same
+/// table at once; every open must succeed.
+async fn open_concurrently(
+    hosts: usize,
+    settings: impl Fn() -> StoreSettings,
+) -> Vec<Arc<ArtifactStore>> {
+    let stores: Vec<Arc<ArtifactStore>> = (0..hosts)
+        .map(|_| Arc::new(ArtifactStore::new(settings(), Arc::new(Metrics::default())).unwrap()))
         .collect();
+    let table = stores[0].table_name().to_string();
     let mut tasks = Vec::new();
     for store in &stores {
         for _ in 0..4 {
@@ -390,6 +383,16 @@ async fn postgres_concurrent_open_of_a_new_table_succeeds_everywhere() {
     for task in tasks {
         task.await.unwrap().unwrap();
     }
+    stores
+}
+
+#[tokio::test]
+async fn postgres_concurrent_open_of_a_new_table_succeeds_everywhere() {
+    let db = Inspect::postgres().await;
+    let table = unique_table("c");
+    let dir = tempfile::tempdir().unwrap();
+    // Eight "hosts" (separate pools), four tasks each, all creating the same new table at once.
+    let stores = open_concurrently(8, || settings(&table, Some(pg_url(PG_ADDR)), dir.path())).await;
     stores[0]
         .put_many(&table, vec![row("x", b"1")])
         .await
@@ -405,28 +408,7 @@ async fn postgres_concurrent_open_of_a_new_table_succeeds_everywhere() {
 async fn sqlite_concurrent_open_from_several_pools_succeeds() {
     let dir = tempfile::tempdir().unwrap();
     let table = unique_table("sc");
-    let stores: Vec<Arc<ArtifactStore>> = (0..4)
-        .map(|_| {
-            Arc::new(
-                ArtifactStore::new(
-                    settings(&table, None, dir.path()),
-                    Arc::new(Metrics::default()),
-                )
-                .unwrap(),
-            )
-        })
-        .collect();
-    let mut tasks = Vec::new();
-    for store in &stores {
-        for _ in 0..4 {
-            let store = store.clone();
-            let t = table.clone();
-            tasks.push(tokio::spawn(async move { store.open(&t).await }));
-        }
-    }
-    for task in tasks {
-        task.await.unwrap().unwrap();
-    }
+    let stores = open_concurrently(4, || settings(&table, None, dir.path())).await;
     for store in &stores {
         store.close().await;
     }
