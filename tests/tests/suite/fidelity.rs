@@ -349,6 +349,49 @@ async fn a_configured_variant_is_listed_and_sent_upstream_under_its_own_id() {
 }
 
 #[tokio::test]
+async fn anthropic_models_get_the_beta_header_and_cache_breakpoints_on_chat_completions_too() {
+    let h = Harness::with_env(&[("FORCE_CHAT_COMPLETIONS_MODELS", "anthropic/*")]).await;
+    let body = json!({
+        "model": "anthropic/claude-sonnet-4.5",
+        "stream": true,
+        "messages": [
+            {"role": "system", "content": "Be brief."},
+            {"role": "user", "content": "first"},
+            {"role": "assistant", "content": "echo: first"},
+            {"role": "user", "content": "cache me"}
+        ],
+    });
+    let (status, chunks) = h.stream_with(&body, &[]).await;
+    assert_eq!(status, 200, "{chunks:?}");
+    assert_eq!(content_of(&chunks), "echo: cache me");
+    let requests = h.fake.requests();
+    let sent = requests
+        .iter()
+        .find(|r| r.method == "POST" && r.path.ends_with("/chat/completions"))
+        .unwrap();
+    let beta = sent.header("x-anthropic-beta").unwrap_or_default();
+    assert!(beta.contains("interleaved-thinking"), "{:?}", sent.headers);
+    let body = sent.json().unwrap();
+    assert!(
+        body.get("cache_control").is_none(),
+        "per-block on this endpoint: {body}"
+    );
+    // Without tools: the last system message and the last three user texts (at most 4).
+    let marked: Vec<&str> = body["messages"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|m| {
+            m["content"]
+                .as_array()
+                .is_some_and(|parts| parts.iter().any(|p| p.get("cache_control").is_some()))
+        })
+        .map(|m| m["role"].as_str().unwrap())
+        .collect();
+    assert_eq!(marked, ["system", "user", "user"], "{body}");
+}
+
+#[tokio::test]
 async fn anthropic_models_get_interleaved_thinking_and_prompt_caching() {
     let h = Harness::start().await;
     let (status, chunks) = h
