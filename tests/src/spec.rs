@@ -2,8 +2,8 @@
 //!
 //! The fake would otherwise accept anything shaped roughly like JSON, so a translation bug (a
 //! field OpenRouter rejects, a content block in the wrong shape, a `null` where the API wants
-//! the key absent) would only show up against the real service. Here the spec in
-//! `shared/openrouter/openapi.yaml` is loaded once, and each request schema is compiled as a
+//! the key absent) would only show up against the real service. Here the copy of the spec kept
+//! in `tests/spec/` (see its README) is loaded once, and each request schema is compiled as a
 //! root document `{"$ref": "#/components/schemas/X", "components": …}` so its internal
 //! `$ref`s resolve without any network or file access. The request schema names are looked up
 //! from the `POST /responses` and `POST /chat/completions` operations, so a rename in a newer
@@ -14,11 +14,8 @@ use std::sync::OnceLock;
 use jsonschema::{Draft, Validator};
 use serde_json::{Value, json};
 
-/// Where the spec lives, relative to this crate (`/work/shared` beside `/work/main`).
-pub const SPEC_PATH: &str = concat!(
-    env!("CARGO_MANIFEST_DIR"),
-    "/../../shared/openrouter/openapi.yaml"
-);
+/// Where the spec lives: a copy kept in this crate.
+pub const SPEC_PATH: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/spec/openrouter-openapi.yaml");
 
 /// Longest message kept per violation: a failed `anyOf` quotes the whole offending value, which
 /// for an input item can be a base64 image of several megabytes.
