@@ -237,12 +237,9 @@ fn is_sentence_end(s: &str) -> bool {
     s.trim_end().ends_with(['.', '!', '?', ':'])
 }
 
-/// Whose request breaker a request counts for (`anonymous` without an identity).
+/// Whose request breaker a request counts for: the caller's principal (key name and user).
 fn breaker_user(ctx: &RequestContext) -> String {
-    ctx.user_id
-        .clone()
-        .filter(|u| !u.is_empty())
-        .unwrap_or_else(|| "anonymous".into())
+    ctx.principal()
 }
 
 /// Longest status line made from reasoning text, in characters.

@@ -109,6 +109,8 @@ fn context(c: wit::RequestContext) -> core::RequestContext {
         openwebui_caller: c.openwebui_caller,
         cache_session_id: c.cache_session_id,
         received_at_ms: c.received_at_ms,
+        key_name: c.key_name,
+        openwebui_key: c.openwebui_key,
     }
 }
 

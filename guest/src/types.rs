@@ -15,6 +15,27 @@ pub struct RequestContext {
     pub openwebui_caller: bool,
     pub cache_session_id: Option<String>,
     pub received_at_ms: u64,
+    /// The client key's name (never the key); see `key-name` in `wit/pipe.wit`.
+    pub key_name: String,
+    /// Whether the key may assert Open WebUI identity and tasks.
+    pub openwebui_key: bool,
+}
+
+impl RequestContext {
+    /// Whose per-user state this request touches (breakers, stored artifacts): the key's name,
+    /// and the user id when the key may assert one. Two Open WebUI instances with different keys
+    /// never share a user's state, and key-only callers each get their key's own bucket.
+    pub fn principal(&self) -> String {
+        let key = if self.key_name.is_empty() {
+            "local"
+        } else {
+            self.key_name.as_str()
+        };
+        match self.user_id.as_deref().filter(|u| !u.is_empty()) {
+            Some(user) => format!("{key}:{user}"),
+            None => key.to_string(),
+        }
+    }
 }
 
 /// Token accounting in OpenAI chat terms, plus OpenRouter's cost in USD.

@@ -101,6 +101,8 @@ async fn run(args: Args) -> anyhow::Result<()> {
         openwebui_caller: true,
         cache_session_id: None,
         received_at_ms: 0,
+        key_name: "bench".into(),
+        openwebui_key: true,
     };
 
     for _ in 0..args.warmup {

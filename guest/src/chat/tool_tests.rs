@@ -491,9 +491,13 @@ fn an_open_request_breaker_is_a_429_for_other_clients() {
     let kv = MemKv::default();
     let s = settings("Pipeline");
     let env = FixedEnv::default();
+    let ctx = RequestContext {
+        user_id: Some("u9".into()),
+        ..RequestContext::default()
+    };
     let b = breaker::Breaker {
         kv: &kv,
-        key: breaker::request_key("u9"),
+        key: breaker::request_key(&ctx.principal()),
         max_failures: s.tools.breaker_max_failures,
         window_ms: s.tools.window_ms(),
     };
@@ -501,10 +505,6 @@ fn an_open_request_breaker_is_a_429_for_other_clients() {
         b.record_failure(env.now_ms());
     }
     let up = upstream();
-    let ctx = RequestContext {
-        user_id: Some("u9".into()),
-        ..RequestContext::default()
-    };
     let r = run(&up, &s, &kv, &FakeTools::default(), &ctx, &body("[]"));
     let e = r.result.unwrap_err();
     assert_eq!(e.body().http_status, 429);

@@ -127,6 +127,8 @@ pub fn request_context(
         },
         cache_session_id,
         received_at_ms,
+        key_name: "local".to_string(),
+        openwebui_key: true,
     }
 }
 
