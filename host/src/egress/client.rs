@@ -778,9 +778,22 @@ mod tests {
             .expect("test bound exceeded")
     }
 
-    /// Give a connection that should not exist time to show up in the accept counter.
-    async fn settle() {
-        tokio::time::sleep(Duration::from_millis(100)).await;
+    /// Assert that nothing connected to `canary` before now, without a pause that a slow machine
+    /// could outlast: connect once ourselves and wait until the server has accepted that
+    /// connection. Accepts are taken in arrival order, so any earlier connection (one the client
+    /// should not have made) was counted before ours: the counter then reads exactly one.
+    async fn assert_no_connection(canary: &TestServer) {
+        let _probe = tokio::net::TcpStream::connect(("127.0.0.1", canary.port))
+            .await
+            .unwrap();
+        while canary.accepts.load(Ordering::SeqCst) == 0 {
+            tokio::time::sleep(Duration::from_millis(5)).await;
+        }
+        assert_eq!(
+            canary.accepts.load(Ordering::SeqCst),
+            1,
+            "only the probe's own connection reached the canary"
+        );
     }
 
     async fn body_text(response: Response<WasiBody>) -> Result<Bytes, Error> {
@@ -835,8 +848,7 @@ mod tests {
             let uri = format!("http://public.test:{}/", canary.port);
             let err = client.send(get(&uri), None).await.unwrap_err();
             assert!(matches!(err, Error::DestinationIpProhibited), "{err:?}");
-            settle().await;
-            assert_eq!(canary.accepts.load(Ordering::SeqCst), 0);
+            assert_no_connection(&canary).await;
             assert_eq!(metrics.get(REFUSED_COUNTER, "private_address"), 1);
         })
         .await;
@@ -851,8 +863,7 @@ mod tests {
             let uri = format!("http://127.0.0.1:{}/", canary.port);
             let err = client.send(get(&uri), None).await.unwrap_err();
             assert!(matches!(err, Error::HttpRequestDenied), "{err:?}");
-            settle().await;
-            assert_eq!(canary.accepts.load(Ordering::SeqCst), 0);
+            assert_no_connection(&canary).await;
             assert_eq!(metrics.get(REFUSED_COUNTER, "not_allowlisted"), 1);
         })
         .await;
@@ -869,8 +880,7 @@ mod tests {
                 let err = client.send(get(&uri), None).await.unwrap_err();
                 assert!(matches!(err, Error::HttpRequestDenied), "{host}: {err:?}");
             }
-            settle().await;
-            assert_eq!(canary.accepts.load(Ordering::SeqCst), 0);
+            assert_no_connection(&canary).await;
         })
         .await;
     }
@@ -893,8 +903,7 @@ mod tests {
                 err,
                 ConnectError::Denied(Denial::NotAllowlisted { .. })
             ));
-            settle().await;
-            assert_eq!(canary.accepts.load(Ordering::SeqCst), 0);
+            assert_no_connection(&canary).await;
             assert_eq!(metrics.get(REFUSED_COUNTER, "not_allowlisted"), 1);
         })
         .await;

@@ -843,21 +843,26 @@ async fn the_maintenance_schedule_runs_passes_until_stopped() {
         Duration::from_millis(1),
         Duration::from_millis(20),
     );
-    for _ in 0..3000 {
-        if h.app.metrics.get("maintenance_runs", "ok") >= 3 {
-            break;
+    let passes = || h.app.metrics.get("maintenance_runs", "ok");
+    let wait_for = |n: u64| async move {
+        for _ in 0..3000 {
+            if passes() >= n {
+                return std::time::Instant::now();
+            }
+            tokio::time::sleep(Duration::from_millis(10)).await;
         }
-        tokio::time::sleep(Duration::from_millis(10)).await;
-    }
-    assert!(h.app.metrics.get("maintenance_runs", "ok") >= 3);
+        panic!("fewer than {n} maintenance passes");
+    };
+    let first = wait_for(1).await;
+    let third = wait_for(3).await;
+    // The running schedule's own pace on this machine, now.
+    let pace = (third - first) / 2;
     tokio::time::timeout(Duration::from_secs(60), task.stop())
         .await
         .expect("the schedule stops when asked");
-    let after = h.app.metrics.get("maintenance_runs", "ok");
-    tokio::time::sleep(Duration::from_millis(100)).await;
-    assert_eq!(
-        h.app.metrics.get("maintenance_runs", "ok"),
-        after,
-        "no pass after stop"
-    );
+    let after = passes();
+    // Wait for three passes at that pace: a schedule that kept going would have run at least one
+    // more by then, however slow the machine.
+    tokio::time::sleep(pace * 3).await;
+    assert_eq!(passes(), after, "no pass after stop");
 }
