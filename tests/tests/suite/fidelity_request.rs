@@ -1017,7 +1017,7 @@ async fn the_cache_session_id_is_the_hmac_of_the_chat_id_under_the_webui_secret(
 }
 
 #[tokio::test]
-async fn a_verified_user_jwt_is_the_identity_and_a_forged_or_unsigned_one_is_ignored() {
+async fn a_verified_user_jwt_is_the_identity_and_a_forged_or_unsigned_one_is_refused() {
     const SECRET: &str = "owui-jwt-secret";
     let h = Harness::with_env(&[
         ("FORWARD_USER_INFO_HEADER_JWT_SECRET", SECRET),
@@ -1025,8 +1025,9 @@ async fn a_verified_user_jwt_is_the_identity_and_a_forged_or_unsigned_one_is_ign
         ("END_USER_ID_SOURCE", "email"),
     ])
     .await;
+    let now = unix_now();
     let claims = json!({"sub": "user-jwt", "email": "jwt@example.org", "name": "Jay",
-                        "role": "user", "iss": "open-webui", "exp": unix_now() + 300});
+                        "role": "user", "iss": "open-webui", "iat": now, "exp": now + 300});
     let good = user_jwt(&claims, SECRET);
     // Plain identity headers are not trusted once tokens are expected.
     let spoof = ("X-OpenWebUI-User-Id", "spoofed-admin");
@@ -1048,21 +1049,27 @@ async fn a_verified_user_jwt_is_the_identity_and_a_forged_or_unsigned_one_is_ign
         URL_SAFE_NO_PAD.encode(claims.to_string())
     );
     let expired = user_jwt(
-        &json!({"sub": "user-jwt", "email": "jwt@example.org", "iss": "open-webui", "exp": 1}),
+        &json!({"sub": "user-jwt", "email": "jwt@example.org", "iss": "open-webui",
+                "iat": 1, "exp": 2}),
         SECRET,
     );
+    let sent = h.posted_bodies("/responses").len();
     for token in [&forged, &unsigned, &expired] {
-        chat_ok(
-            &h,
-            "fake/echo",
-            json!({}),
-            &[("X-OpenWebUI-User-Jwt", token.as_str()), spoof],
-        )
-        .await;
-        let body = last_responses(&h);
-        assert!(body.get("user").is_none(), "{token}: {body:#}");
-        assert!(body.get("metadata").is_none(), "{token}: {body:#}");
+        let (status, text) = h
+            .post_with(
+                &Harness::chat_body("fake/echo", "hello", true),
+                &[("X-OpenWebUI-User-Jwt", token.as_str()), spoof],
+            )
+            .await;
+        assert_eq!(status, 401, "{token}: {text}");
+        let v: Value = serde_json::from_str(&text).unwrap();
+        assert_eq!(v["error"]["code"], "invalid_user_token", "{v}");
+        assert!(
+            !text.contains(token.as_str()),
+            "the token is not echoed: {text}"
+        );
     }
+    assert_eq!(h.posted_bodies("/responses").len(), sent, "never served");
     assert!(!crate::harness::logs_text().contains(SECRET));
     assert_spec_clean(&h);
 }
