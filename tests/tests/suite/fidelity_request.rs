@@ -1195,9 +1195,9 @@ async fn without_an_api_key_tasks_answer_stubs_without_calling_openrouter() {
 }
 
 #[tokio::test]
-async fn tasks_bypass_the_model_filters_and_carry_the_configured_identifiers() {
+async fn tasks_obey_the_model_allowlist_and_carry_the_configured_identifiers() {
     let h = Harness::with_env(&[
-        ("FREE_MODEL_FILTER", "only"),
+        ("MODEL_ID", "fake/echo"),
         ("SEND_END_USER_ID", "true"),
         ("SEND_CHAT_ID", "true"),
         ("WEBUI_SECRET_KEY", "webui-secret-1"),
@@ -1218,7 +1218,15 @@ async fn tasks_bypass_the_model_filters_and_carry_the_configured_identifiers() {
         json!({"user_id": "user-42", "chat_id": "chat-7"})
     );
     assert_eq!(task["session_id"], hmac_hex("webui-secret-1", "chat-7"));
-    // The same model in an ordinary chat is refused by the filter.
-    assert_restricted(&h, "fake/echo", "FREE_MODEL_FILTER=only").await;
+    // A task naming a model outside the allowlist is refused as a chat would be.
+    let before = post_count(&h);
+    let (status, text) = h
+        .post_with(
+            &task_body("fake/reasoning", false),
+            &[OWUI[0], OWUI[1], ("X-OpenWebUI-Task", "tags_generation")],
+        )
+        .await;
+    assert_eq!(status, 404, "{text}");
+    assert_eq!(post_count(&h), before, "OpenRouter was not asked");
     assert_spec_clean(&h);
 }
