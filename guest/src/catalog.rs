@@ -442,18 +442,11 @@ impl<U: Upstream, K: Kv, V: Env> Catalog<'_, U, K, V> {
     }
 
     /// Find the model a request names and check it against the filters (`MODEL_ID`, free, tool
-    /// calling, ZDR). `zdr_requested` is a per-chat ZDR request; housekeeping tasks pass
-    /// `bypass_filters` (the reference lets them use any catalog model).
-    pub async fn find(
-        &self,
-        requested: &str,
-        zdr_requested: bool,
-        bypass_filters: bool,
-    ) -> Result<ModelInfo, PipeError> {
-        let model = self.find_in_catalog(requested, bypass_filters).await?;
-        if bypass_filters {
-            return Ok(model);
-        }
+    /// calling, ZDR). `zdr_requested` is a per-chat ZDR request. Housekeeping tasks are checked
+    /// like chats (the reference let them use any catalog model; here the operator's allowlist
+    /// and filters hold for every request).
+    pub async fn find(&self, requested: &str, zdr_requested: bool) -> Result<ModelInfo, PipeError> {
+        let model = self.find_in_catalog(requested).await?;
         let reasons = filter_reasons(
             &model,
             self.settings,
@@ -480,19 +473,11 @@ impl<U: Upstream, K: Kv, V: Env> Catalog<'_, U, K, V> {
     }
 
     /// Find the model a request names (slug, dotted form, any case, with or without a date
-    /// suffix), honouring the `MODEL_ID` allowlist unless `bypass_allowlist`.
-    async fn find_in_catalog(
-        &self,
-        requested: &str,
-        bypass_allowlist: bool,
-    ) -> Result<ModelInfo, PipeError> {
+    /// suffix), honouring the `MODEL_ID` allowlist.
+    async fn find_in_catalog(&self, requested: &str) -> Result<ModelInfo, PipeError> {
         let (meta, fresh) = self.refresh_if_due().await?;
         let key = canonical_key(requested);
-        let wanted = if bypass_allowlist {
-            None
-        } else {
-            wanted_set(&self.settings.model_id)
-        };
+        let wanted = wanted_set(&self.settings.model_id);
         let found = match fresh {
             Some(models) => {
                 let any_listed_exists = wanted
@@ -774,9 +759,7 @@ mod tests {
         };
         assert_eq!(block_on(cat.list()).unwrap().len(), 3);
         assert_eq!(
-            block_on(cat.find("OPENAI.gpt-4o", false, false))
-                .unwrap()
-                .id,
+            block_on(cat.find("OPENAI.gpt-4o", false)).unwrap().id,
             "openai/gpt-4o-2024-08-06"
         );
         assert_eq!(up.count("/models"), 1, "served from the cache");
@@ -916,7 +899,7 @@ mod tests {
     }
 
     #[test]
-    fn a_restricted_model_names_its_reasons_and_tasks_bypass_filters() {
+    fn a_restricted_model_names_its_reasons() {
         let up = ScriptedUpstream::default()
             .on("/models", Ok(Canned::json(200, MODELS)))
             .on(
@@ -935,11 +918,10 @@ mod tests {
             kv: &kv,
             env: &env,
         };
-        assert!(block_on(cat.find("openai/gpt-4o", false, false)).is_ok());
-        let err = block_on(cat.find("anthropic/claude-sonnet-4.5", false, false)).unwrap_err();
+        assert!(block_on(cat.find("openai/gpt-4o", false)).is_ok());
+        let err = block_on(cat.find("anthropic/claude-sonnet-4.5", false)).unwrap_err();
         assert_eq!(err.body().code.as_deref(), Some("model_restricted"));
         assert!(err.body().message.contains("ZDR_ENFORCE"));
-        assert!(block_on(cat.find("anthropic/claude-sonnet-4.5", false, true)).is_ok());
         let listed = block_on(cat.list()).unwrap();
         assert_eq!(listed.len(), 1, "ZDR_ENFORCE also limits the list");
     }
@@ -962,7 +944,7 @@ mod tests {
             serde_json::from_slice(&kv.get(&key, 1 << 20).unwrap().unwrap()).unwrap();
         entry["generation_ms"] = serde_json::json!(1);
         kv.set(&key, entry.to_string().as_bytes(), None).unwrap();
-        assert!(block_on(cat.find("openai/gpt-4o", false, false)).is_ok());
+        assert!(block_on(cat.find("openai/gpt-4o", false)).is_ok());
     }
 
     #[test]
@@ -979,13 +961,13 @@ mod tests {
             kv: &kv,
             env: &env,
         };
-        assert!(block_on(cat.find("openai/gpt-4o", false, false)).is_ok());
-        let err = block_on(cat.find("anthropic/claude-sonnet-4.5", false, false)).unwrap_err();
+        assert!(block_on(cat.find("openai/gpt-4o", false)).is_ok());
+        let err = block_on(cat.find("anthropic/claude-sonnet-4.5", false)).unwrap_err();
         assert_eq!(err.body().http_status, 404);
         // The same answers from the per-model cache (no fresh list in hand).
-        assert!(block_on(cat.find("openai/gpt-4o-2024-08-06", false, false)).is_ok());
-        assert!(block_on(cat.find("anthropic/claude-sonnet-4.5", false, false)).is_err());
-        assert!(block_on(cat.find("nope/none", false, false)).is_err());
+        assert!(block_on(cat.find("openai/gpt-4o-2024-08-06", false)).is_ok());
+        assert!(block_on(cat.find("anthropic/claude-sonnet-4.5", false)).is_err());
+        assert!(block_on(cat.find("nope/none", false)).is_err());
         assert_eq!(up.count("/models"), 1);
     }
 }

@@ -321,8 +321,14 @@ pub fn iso8601(ms: u64) -> String {
 }
 
 /// The housekeeping task a request is, if any (Open WebUI's `{{TASK}}` header, or the task
-/// prompt shape of a non-streamed request). `moa_response_generation` is a normal chat.
+/// prompt shape of a non-streamed request). `moa_response_generation` is a normal chat. Only a
+/// caller whose key may assert Open WebUI identity (`openwebui_key`) has tasks: from any other
+/// key, a task-shaped body is an ordinary chat, so the task fast path (its own reasoning effort,
+/// no tools, stubs instead of errors) cannot be chosen by a plain API client.
 pub fn task_name(ctx: &RequestContext, req: &ChatRequest) -> Option<String> {
+    if !ctx.openwebui_key {
+        return None;
+    }
     if let Some(t) = ctx.task.as_deref().map(str::trim).filter(|t| !t.is_empty()) {
         return (t != "moa_response_generation").then(|| t.to_string());
     }
@@ -486,6 +492,14 @@ impl<U: Upstream, K: Kv, E: Emit, V: Env> Pipe<'_, U, K, E, V> {
         Err(PipeError::Upstream(body))
     }
 
+    /// Whether this request asks for ZDR providers (`REQUEST_ZDR`, or a per-chat `zdr` when
+    /// `ALLOW_USER_ZDR_OVERRIDE` lets it).
+    fn zdr_requested(&self, request: &ChatRequest) -> bool {
+        self.settings.request.allow_user_zdr_override
+            && (self.settings.request.request_zdr
+                || request.body.get("zdr") == Some(&Value::Bool(true)))
+    }
+
     /// Serve one chat completion request, without host tools.
     pub async fn chat(&mut self, ctx: &RequestContext, body: &[u8]) -> Result<(), PipeError> {
         self.chat_with_tools(ctx, body, &NoTools).await
@@ -518,10 +532,10 @@ impl<U: Upstream, K: Kv, E: Emit, V: Env> Pipe<'_, U, K, E, V> {
             kv: self.kv,
             env: self.env,
         };
-        let zdr_requested = self.settings.request.allow_user_zdr_override
-            && (self.settings.request.request_zdr
-                || request.body.get("zdr") == Some(&Value::Bool(true)));
-        let model = match catalog.find(&request.model, zdr_requested, false).await {
+        let model = match catalog
+            .find(&request.model, self.zdr_requested(&request))
+            .await
+        {
             Ok(m) => m,
             Err(PipeError::InvalidRequest(b)) if b.code.as_deref() == Some("model_restricted") => {
                 let mut vars = Vars::new();
@@ -1685,7 +1699,11 @@ impl<U: Upstream, K: Kv, E: Emit, V: Env> Pipe<'_, U, K, E, V> {
     }
 
     /// A housekeeping task (title, tags, follow-ups…): one non-streamed request, two attempts,
-    /// never an error in the chat (REFERENCE §2.17).
+    /// never an error in the chat (REFERENCE §2.17). The model must pass the same allowlist and
+    /// filters as a chat: a task naming another model is refused with the chat's error (403
+    /// `model_restricted` naming the reasons, or 404), as an HTTP error and not as a task answer,
+    /// and OpenRouter is not asked. Open WebUI only logs a failed task, so nothing shows in the
+    /// chat; the operator's policy is never bypassed by calling a model "a task".
     async fn task(
         &mut self,
         ctx: &RequestContext,
@@ -1714,8 +1732,17 @@ impl<U: Upstream, K: Kv, E: Emit, V: Env> Pipe<'_, U, K, E, V> {
             kv: self.kv,
             env: self.env,
         };
-        let model = match catalog.find(&request.model, false, true).await {
+        let model = match catalog
+            .find(&request.model, self.zdr_requested(request))
+            .await
+        {
             Ok(m) => m,
+            Err(PipeError::InvalidRequest(b)) => {
+                // Refused by policy (restricted or unknown model): the chat's answer.
+                self.env
+                    .log(&format!("task {task}: refused: {}", b.message));
+                return Err(PipeError::InvalidRequest(b));
+            }
             Err(e) => {
                 self.env.log(&format!("task {task}: {}", e.body().message));
                 return answer(self, failed, None);

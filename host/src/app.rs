@@ -178,7 +178,7 @@ impl AppBuilder {
             guest_dir: data_dir.join("guest"),
         })?;
         Ok(Arc::new(App {
-            keys: ClientKeys::new(config.pipe_api_keys()),
+            keys: ClientKeys::new(config.client_keys()),
             identity: crate::server::context::IdentitySecrets {
                 webui_secret: config.webui_secret_key().cloned(),
                 jwt_secret: config.user_jwt_secret().cloned(),

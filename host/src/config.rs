@@ -8,13 +8,15 @@
 //! once, and the JSON settings document for the guest built once.
 //!
 //! Threat handled: secret leakage. Secrets (`API_KEY`, `ARTIFACT_ENCRYPTION_KEY`,
-//! `SESSION_LOG_ZIP_PASSWORD`, `WEBUI_SECRET_KEY`, `PIPE_API_KEYS`) are accepted from the
+//! `SESSION_LOG_ZIP_PASSWORD`, `WEBUI_SECRET_KEY`, `FORWARD_USER_INFO_HEADER_JWT_SECRET`,
+//! `PIPE_API_KEYS`, `OPENWEBUI_API_KEYS`, `DATABASE_URL`) are accepted from the
 //! environment only, so they never sit in a config file that gets committed or copied; a secret
 //! key in the file stops start-up. They are held as `SecretString`, left out of `Debug`, of error
 //! messages (an invalid value is shown as `<redacted>`) and of the guest's settings document, which
 //! only learns whether an API key is configured. Not handled here: secrets read from the process
 //! environment by other code, and what the egress layer does with the key.
 
+pub mod client_keys;
 mod parse;
 pub mod tool_servers;
 pub mod valves;
@@ -28,6 +30,7 @@ use secrecy::{ExposeSecret, SecretString};
 use serde_json::Value;
 use tracing::level_filters::LevelFilter;
 
+pub use client_keys::{ClientKey, ClientKeyProblem, KeyKind};
 pub use parse::HostPortProblem;
 pub use tool_servers::{OperationsSource, ToolServerDecl, ToolServerKind, ToolServerProblem};
 pub use valves::{DefaultValue, Scope, VALVES, ValveKind, ValveSpec};
@@ -73,6 +76,8 @@ pub enum Expected {
     BaseUrlWithoutQuery,
     /// PIPE_ID names the artifact table.
     PipeId,
+    /// One entry of `CORS_ALLOWED_ORIGINS` is not a browser origin.
+    Origin { entry: String },
 }
 
 impl fmt::Display for Expected {
@@ -82,6 +87,10 @@ impl fmt::Display for Expected {
             Self::HostPort { entry, problem } => write!(f, "entry `{entry}` {problem}"),
             Self::PipeId => f.write_str(
                 "must be 1 to 32 characters of lower-case letters, digits and `_` (it names the artifact table)",
+            ),
+            Self::Origin { entry } => write!(
+                f,
+                "entry `{entry}` must be an origin as browsers send it: http:// or https://, a host and an optional port, nothing else (e.g. https://chat.example.com)"
             ),
             Self::BaseUrlWithoutQuery => {
                 f.write_str("must not contain a query (?...) or fragment (#...)")
@@ -129,6 +138,9 @@ pub enum ConfigError {
     /// A `[[tool_servers]]` entry is unusable.
     #[error(transparent)]
     ToolServer(#[from] ToolServerProblem),
+    /// An entry of `PIPE_API_KEYS` / `OPENWEBUI_API_KEYS` is unusable (named, never shown).
+    #[error("client keys: {0}")]
+    ClientKeys(#[from] ClientKeyProblem),
     #[error("{} configuration errors:{}", .0.len(), list_errors(.0))]
     Several(Vec<ConfigError>),
 }
@@ -156,14 +168,15 @@ pub enum OpenWebUiEvents {
 pub struct Config {
     /// Every non-secret setting, keyed by canonical name, in its typed JSON form.
     values: BTreeMap<&'static str, Value>,
-    /// The secrets that are set (non-empty), except `PIPE_API_KEYS`, which is split below.
+    /// The secrets that are set (non-empty), except the client key lists, which are split below.
     secrets: BTreeMap<&'static str, SecretString>,
-    pipe_api_keys: Vec<SecretString>,
+    client_keys: Vec<ClientKey>,
     base_url: url::Url,
     base_authority: (String, u16, bool),
     egress_allowed: Vec<(String, u16)>,
     egress_private_ok: Vec<(String, u16)>,
     tool_servers: Vec<ToolServerDecl>,
+    cors_allowed_origins: Vec<String>,
     guest_settings_json: String,
     artifact_table: String,
     artifact_table_previous: Option<String>,
@@ -228,7 +241,7 @@ impl Config {
             file = file.map(|p| p.display().to_string()),
             base_url = %config.base_url,
             api_key_configured = config.api_key().is_some(),
-            client_keys = config.pipe_api_keys.len(),
+            client_keys = config.client_keys.len(),
             "configuration loaded"
         );
         Ok(config)
@@ -269,6 +282,7 @@ impl Config {
         egress_allowed.extend(tool_servers.iter().map(|t| t.authority.clone()));
         dedup(&mut egress_allowed);
         let mut egress_private_ok = host_list(&values, "EGRESS_PRIVATE_HOSTS", &mut errors);
+        let cors_allowed_origins = origin_list(&values, "CORS_ALLOWED_ORIGINS", &mut errors);
         // Only when the operator literally pointed BASE_URL at a local address: a domain that
         // resolves to a private address is exactly what DNS rebinding looks like.
         if matches!(
@@ -283,18 +297,13 @@ impl Config {
             return Err(collapse(errors));
         }
 
-        let pipe_api_keys = secrets
-            .remove("PIPE_API_KEYS")
-            .map(|joined| {
-                joined
-                    .expose_secret()
-                    .split(',')
-                    .map(str::trim)
-                    .filter(|k| !k.is_empty())
-                    .map(|k| SecretString::from(k.to_owned()))
-                    .collect()
-            })
-            .unwrap_or_default();
+        let client_keys = client_keys::parse(
+            secrets.remove("PIPE_API_KEYS").as_ref(),
+            secrets.remove("OPENWEBUI_API_KEYS").as_ref(),
+        )
+        .map_err(|problems| {
+            collapse(problems.into_iter().map(ConfigError::ClientKeys).collect())
+        })?;
 
         let mut values: BTreeMap<&'static str, Value> =
             values.into_iter().map(|(k, (v, _))| (k, v)).collect();
@@ -311,12 +320,13 @@ impl Config {
         Ok(Config {
             values,
             secrets,
-            pipe_api_keys,
+            client_keys,
             base_url,
             base_authority,
             egress_allowed,
             egress_private_ok,
             tool_servers,
+            cors_allowed_origins,
             guest_settings_json,
             artifact_table,
             artifact_table_previous,
@@ -371,9 +381,16 @@ impl Config {
         self.secrets.get("FORWARD_USER_INFO_HEADER_JWT_SECRET")
     }
 
-    /// Client keys accepted by the front door; empty means no key is required.
-    pub fn pipe_api_keys(&self) -> &[SecretString] {
-        &self.pipe_api_keys
+    /// Client keys accepted by the front door (`PIPE_API_KEYS` then `OPENWEBUI_API_KEYS`, named
+    /// and checked); empty means no key is required (loopback only).
+    pub fn client_keys(&self) -> &[ClientKey] {
+        &self.client_keys
+    }
+
+    /// Browser origins allowed to call the API (`CORS_ALLOWED_ORIGINS`), exactly as browsers
+    /// send them in `Origin` (lower-case scheme and host, default port left out).
+    pub fn cors_allowed_origins(&self) -> &[String] {
+        &self.cors_allowed_origins
     }
 
     /// Hosts the guest may reach: `EGRESS_ALLOWED_HOSTS` plus BASE_URL's authority, canonical
@@ -523,10 +540,7 @@ impl fmt::Debug for Config {
         f.debug_struct("Config")
             .field("values", &self.values)
             .field("secrets_set", &self.secrets.keys().collect::<Vec<_>>())
-            .field(
-                "pipe_api_keys",
-                &format_args!("{} key(s)", self.pipe_api_keys.len()),
-            )
+            .field("client_keys", &self.client_keys)
             .field("egress_allowed", &self.egress_allowed)
             .field("egress_private_ok", &self.egress_private_ok)
             .field("tool_servers", &self.tool_servers)
@@ -874,6 +888,38 @@ fn host_list(
     }
 }
 
+/// A checked origin list setting; each entry in the form browsers send (`https://host[:port]`).
+fn origin_list(
+    values: &BTreeMap<&'static str, (Value, Origin)>,
+    name: &'static str,
+    errors: &mut Vec<ConfigError>,
+) -> Vec<String> {
+    let Some((value, origin)) = values.get(name) else {
+        errors.push(ConfigError::Table(name));
+        return Vec::new();
+    };
+    let text = value.as_str().unwrap_or_default();
+    let mut list = Vec::new();
+    for entry in text.split(',').map(str::trim).filter(|e| !e.is_empty()) {
+        match parse::browser_origin(entry) {
+            Some(o) => {
+                if !list.contains(&o) {
+                    list.push(o);
+                }
+            }
+            None => errors.push(ConfigError::Invalid {
+                key: name,
+                shown: text.chars().take(SHOWN_VALUE_MAX_CHARS).collect(),
+                origin: origin.clone(),
+                expected: Expected::Origin {
+                    entry: entry.chars().take(SHOWN_VALUE_MAX_CHARS).collect(),
+                },
+            }),
+        }
+    }
+    list
+}
+
 /// Remove later duplicates, keeping first-seen order.
 fn dedup(list: &mut Vec<(String, u16)>) {
     let mut seen = BTreeSet::new();
@@ -1006,7 +1052,7 @@ mod tests {
         assert_eq!(c.get("RATE_LIMIT_TEMPLATE"), Some(&Value::from("")));
         assert_eq!(c.log_level(), "INFO");
         assert!(c.api_key().is_none());
-        assert!(c.pipe_api_keys().is_empty());
+        assert!(c.client_keys().is_empty());
     }
 
     #[test]
@@ -1404,11 +1450,17 @@ mod tests {
                 ("OPENROUTER_API_KEY", KEY),
                 ("ARTIFACT_ENCRYPTION_KEY", "artifact-secret-123456"),
                 ("PIPE_API_KEYS", "client-key-1"),
+                ("OPENWEBUI_API_KEYS", "owui=client-key-2"),
             ],
         )
         .unwrap();
         let debug = format!("{c:?}");
-        for secret in [KEY, "artifact-secret-123456", "client-key-1"] {
+        for secret in [
+            KEY,
+            "artifact-secret-123456",
+            "client-key-1",
+            "client-key-2",
+        ] {
             assert!(!debug.contains(secret), "Debug leaks {secret}");
         }
         assert!(debug.contains("API_KEY"), "{debug}");
@@ -1430,14 +1482,90 @@ mod tests {
     }
 
     #[test]
-    fn client_keys_are_split_on_commas() {
-        let c = load(None, &[("PIPE_API_KEYS", " a-key , ,b-key,")]).unwrap();
-        let keys: Vec<&str> = c
-            .pipe_api_keys()
+    fn client_keys_of_both_kinds_are_named_and_split_on_commas() {
+        let c = load(
+            None,
+            &[
+                ("PIPE_API_KEYS", " a-key , ,alice=b-key,"),
+                ("OPENWEBUI_API_KEYS", "owui-key"),
+            ],
+        )
+        .unwrap();
+        let keys: Vec<(&str, KeyKind, &str)> = c
+            .client_keys()
             .iter()
-            .map(|k| k.expose_secret())
+            .map(|k| (k.name.as_str(), k.kind, k.key.expose_secret()))
             .collect();
-        assert_eq!(keys, ["a-key", "b-key"]);
+        assert_eq!(
+            keys,
+            [
+                ("key-1", KeyKind::Api, "a-key"),
+                ("alice", KeyKind::Api, "b-key"),
+                ("openwebui-1", KeyKind::OpenWebUi, "owui-key"),
+            ]
+        );
+        let only_owui = load(None, &[("OPENWEBUI_API_KEYS", "owui-key")]).unwrap();
+        assert_eq!(only_owui.client_keys().len(), 1, "not keyless");
+    }
+
+    #[test]
+    fn a_client_key_in_both_lists_stops_start_up_naming_the_entry_not_the_key() {
+        let text = err(
+            None,
+            &[
+                ("PIPE_API_KEYS", "alice=the-shared-key"),
+                ("OPENWEBUI_API_KEYS", "k-other,the-shared-key"),
+            ],
+        )
+        .to_string();
+        assert!(
+            text.contains("OPENWEBUI_API_KEYS entry 2 (`openwebui-2`)")
+                && text.contains("PIPE_API_KEYS entry 1 (`alice`)"),
+            "{text}"
+        );
+        assert!(!text.contains("the-shared-key"), "{text}");
+        let text = err(None, &[("OPENWEBUI_API_KEYS", "bad name=k")]).to_string();
+        assert!(text.contains("OPENWEBUI_API_KEYS entry 1"), "{text}");
+        let file = err(Some("OPENWEBUI_API_KEYS = \"k\""), &[]);
+        assert!(
+            matches!(
+                file,
+                ConfigError::SecretInFile {
+                    key: "OPENWEBUI_API_KEYS",
+                    ..
+                }
+            ),
+            "{file}"
+        );
+    }
+
+    #[test]
+    fn cors_origins_are_checked_and_kept_as_browsers_send_them() {
+        assert!(load(None, &[]).unwrap().cors_allowed_origins().is_empty());
+        let c = load(
+            None,
+            &[(
+                "CORS_ALLOWED_ORIGINS",
+                "https://Chat.Example.com, http://localhost:3000/,https://chat.example.com",
+            )],
+        )
+        .unwrap();
+        assert_eq!(
+            c.cors_allowed_origins(),
+            ["https://chat.example.com", "http://localhost:3000"]
+        );
+        let text = err(
+            None,
+            &[(
+                "CORS_ALLOWED_ORIGINS",
+                "https://ok.example,https://bad.example/app",
+            )],
+        )
+        .to_string();
+        assert!(
+            text.contains("CORS_ALLOWED_ORIGINS") && text.contains("`https://bad.example/app`"),
+            "{text}"
+        );
     }
 
     #[test]

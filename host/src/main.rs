@@ -56,19 +56,21 @@ fn init_logging(config: &Config) {
     }
 }
 
-/// Without client keys the host only listens on loopback: anyone who can reach it could spend the
-/// OpenRouter key otherwise.
+/// Without client keys (neither `PIPE_API_KEYS` nor `OPENWEBUI_API_KEYS`) the host only listens on
+/// loopback: anyone who can reach it could spend the OpenRouter key otherwise.
 fn effective_listen(requested: SocketAddr, open: bool) -> SocketAddr {
     if open && !requested.ip().is_loopback() {
         let local = SocketAddr::new(IpAddr::V4(Ipv4Addr::LOCALHOST), requested.port());
         tracing::warn!(
             requested = %requested, listening = %local,
-            "PIPE_API_KEYS is empty: listening on loopback only; set PIPE_API_KEYS to accept other hosts"
+            "no client keys (PIPE_API_KEYS, OPENWEBUI_API_KEYS): listening on loopback only; set them to accept other hosts"
         );
         local
     } else {
         if open {
-            tracing::warn!("PIPE_API_KEYS is empty: any local process may use this server");
+            tracing::warn!(
+                "no client keys (PIPE_API_KEYS, OPENWEBUI_API_KEYS): any local process may use this server and assert any Open WebUI user"
+            );
         }
         requested
     }
@@ -79,7 +81,7 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
         .context("invalid configuration")?;
     init_logging(&config);
     let grace = config.shutdown_grace();
-    let open = config.pipe_api_keys().is_empty();
+    let open = config.client_keys().is_empty();
     if config.api_key().is_none() {
         tracing::warn!(
             "OPENROUTER_API_KEY is not set: model listing and chats will fail until it is"
@@ -167,5 +169,16 @@ mod tests {
         );
         let local: SocketAddr = "127.0.0.1:9000".parse().unwrap();
         assert_eq!(effective_listen(local, true), local);
+    }
+
+    #[test]
+    fn open_webui_keys_alone_make_the_host_keyed() {
+        let env = |name: &str| (name == "OPENWEBUI_API_KEYS").then(|| "owui=k".to_string());
+        let config = Config::load(None, &env).unwrap();
+        let public: SocketAddr = "0.0.0.0:8080".parse().unwrap();
+        assert_eq!(
+            effective_listen(public, config.client_keys().is_empty()),
+            public
+        );
     }
 }

@@ -152,7 +152,9 @@ pub fn persist(
         env.log("artifacts: the host grants no artifact table; nothing persisted");
         return Outcome::default();
     }
-    let user = ctx.user_id.as_deref();
+    // Keyed by the caller (client key and user), never by a user id alone.
+    let user = ctx.principal();
+    let user = user.as_str();
     if breaker::is_open(settings, kv, env, user) {
         env.log("artifacts: DB breaker open; persistence skipped");
         return Outcome {

@@ -212,7 +212,9 @@ fn load(
         out.missing = ids.len();
         return items;
     }
-    let user = ctx.user_id.as_deref();
+    // Keyed by the caller (client key and user), never by a user id alone.
+    let user = ctx.principal();
+    let user = user.as_str();
     if breaker::is_open(settings, kv, env, user) {
         env.log("artifacts: DB breaker open; replay skipped");
         out.missing = ids.len();

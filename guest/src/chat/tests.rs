@@ -314,6 +314,7 @@ fn an_unknown_model_is_a_404_before_any_upstream_chat_call() {
 fn tasks_take_the_non_streaming_path_and_never_error() {
     let ctx = RequestContext {
         task: Some("title_generation".into()),
+        openwebui_key: true,
         ..RequestContext::default()
     };
     let body = br####"{"model":"fake/echo","stream":false,"messages":[{"role":"user","content":"### Task: title"}]}"####;
@@ -360,15 +361,72 @@ fn tasks_take_the_non_streaming_path_and_never_error() {
         Event::TextDelta(r#"{"tags":["General"]}"#.into())
     );
     // The task prompt shape alone marks a non-streamed request as a task.
-    let plain = RequestContext::default();
+    let trusted = RequestContext {
+        openwebui_key: true,
+        ..RequestContext::default()
+    };
     let req = translate::parse_chat_body(body).unwrap();
-    assert_eq!(task_name(&plain, &req).as_deref(), Some("task"));
+    assert_eq!(task_name(&trusted, &req).as_deref(), Some("task"));
+}
+
+#[test]
+fn only_a_key_that_may_assert_open_webui_identity_has_tasks() {
+    let body = br####"{"model":"fake/echo","stream":false,"messages":[{"role":"user","content":"### Task: title"}]}"####;
+    let req = translate::parse_chat_body(body).unwrap();
+    let plain = RequestContext {
+        key_name: "alice".into(),
+        task: Some("title_generation".into()),
+        ..RequestContext::default()
+    };
+    assert_eq!(
+        task_name(&plain, &req),
+        None,
+        "neither the header nor the shape"
+    );
+    // Through the pipe: an ordinary streamed chat, not the task path.
+    let up = upstream().on("/responses", Ok(Canned::sse(&[COMPLETED])));
+    let (r, _) = run_with(&up, &settings(), &plain, body);
+    r.unwrap();
+    assert_eq!(sent_bodies(&up, "/responses")[0]["stream"], true);
+}
+
+#[test]
+fn a_task_naming_a_model_outside_the_allowlist_or_filters_is_refused_like_a_chat() {
+    let ctx = RequestContext {
+        task: Some("title_generation".into()),
+        openwebui_key: true,
+        openwebui_caller: true,
+        ..RequestContext::default()
+    };
+    let body = br####"{"model":"fake/echo","stream":false,"messages":[{"role":"user","content":"### Task: title"}]}"####;
+    let mut s = settings();
+    s.model_id = "fake/other".into();
+    let up = ScriptedUpstream::default().on(
+        "/models",
+        Ok(Canned::json(
+            200,
+            r#"{"data":[{"id":"fake/echo","pricing":{"prompt":"0.000001"}},{"id":"fake/other"}]}"#,
+        )),
+    );
+    let (r, events) = run_with(&up, &s, &ctx, body);
+    let e = r.unwrap_err();
+    assert_eq!(e.body().http_status, 404, "{e:?}");
+    assert!(events.is_empty(), "{events:?}");
+    assert_eq!(up.count("/responses"), 0, "OpenRouter is not asked");
+    let mut s = settings();
+    s.free_model_filter = "only".into();
+    let (r, _) = run_with(&up, &s, &ctx, body);
+    let e = r.unwrap_err();
+    assert_eq!(e.body().code.as_deref(), Some("model_restricted"));
+    assert!(e.body().message.contains("FREE_MODEL_FILTER"), "{e:?}");
+    assert_eq!(up.count("/responses"), 0);
 }
 
 #[test]
 fn tasks_carry_the_identifiers_the_valves_enable() {
     let ctx = RequestContext {
         task: Some("title_generation".into()),
+        openwebui_key: true,
         user_id: Some("u-1".into()),
         chat_id: Some("c-1".into()),
         cache_session_id: Some("ab12".into()),

@@ -454,6 +454,59 @@ fn a_turn_of_breaker_skipped_calls_trips_the_request_breaker() {
 }
 
 #[test]
+fn tool_breakers_are_per_client_key_and_user() {
+    let kv = MemKv::default();
+    let tools = FakeTools::serving(&[("weather", CITY)])
+        .answer("weather", Err(ToolError::Unavailable("down".into())));
+    let mut s = settings("Pipeline");
+    s.tools.breaker_max_failures = 1;
+    let ctx = |key: &str, user: Option<&str>| RequestContext {
+        key_name: key.into(),
+        user_id: user.map(str::to_string),
+        openwebui_key: true,
+        ..RequestContext::default()
+    };
+    let script = || {
+        upstream()
+            .on(
+                "/responses",
+                Ok(calls_turn(&[("c1", "weather", r#"{"city":"P"}"#)])),
+            )
+            .on("/responses", Ok(text_turn("ok")))
+    };
+    // Key a's user u1: the tool fails once and its breaker opens for a:u1 only.
+    run(
+        &script(),
+        &s,
+        &kv,
+        &tools,
+        &ctx("a", Some("u1")),
+        &body("[]"),
+    )
+    .result
+    .unwrap();
+    assert_eq!(tools.invokes.borrow().len(), 1);
+    run(
+        &script(),
+        &s,
+        &kv,
+        &tools,
+        &ctx("a", Some("u1")),
+        &body("[]"),
+    )
+    .result
+    .unwrap();
+    assert_eq!(tools.invokes.borrow().len(), 1, "skipped for a:u1");
+    // The same user id behind another key, and key a's own bucket, still run the tool.
+    for (n, other) in [ctx("b", Some("u1")), ctx("a", None)].iter().enumerate() {
+        run(&script(), &s, &kv, &tools, other, &body("[]"))
+            .result
+            .unwrap();
+        assert_eq!(tools.invokes.borrow().len(), 2 + n, "{other:?}");
+    }
+}
+
+#[test]
 fn the_pipeline_loop_also_runs_over_chat_completions() {
     let call = r#"data: {"choices":[{"index":0,"delta":{"role":"assistant","content":null,"tool_calls":[{"index":0,"id":"c1","type":"function","function":{"name":"weather","arguments":"{\"city\":\"Oslo\"}"}}]},"finish_reason":null}]}
 

@@ -261,7 +261,8 @@ pub struct Executor<'a, K, T> {
     pub kv: &'a K,
     pub tools: &'a T,
     pub set: &'a ToolSet,
-    /// Whose breakers apply (the user id, or a fixed name for anonymous callers).
+    /// Whose breakers apply: the request's principal (`RequestContext::principal`, the client
+    /// key's name and the user when the key may name one), so tool breakers never span keys.
     pub user: &'a str,
     pub now_ms: u64,
 }

@@ -280,6 +280,15 @@ pub(crate) fn edit_distance(a: &str, b: &str) -> usize {
     prev[b.len()]
 }
 
+/// A browser origin in the form a browser sends it in `Origin` (`scheme://host[:port]`, lower
+/// case, IDN hosts in punycode, default port left out), or `None` when `text` has a path, query,
+/// fragment or credentials (an origin is only scheme, host and port).
+pub(crate) fn browser_origin(text: &str) -> Option<String> {
+    let url = http_url(text)?;
+    let only_origin = url.path() == "/" && url.query().is_none() && url.fragment().is_none();
+    only_origin.then(|| url.origin().ascii_serialization())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -501,5 +510,32 @@ mod tests {
         assert_eq!(edit_distance("MODEL_IDS", "MODEL_ID"), 1);
         assert_eq!(edit_distance("MDOEL_ID", "MODEL_ID"), 2);
         assert_eq!(edit_distance("", "ABC"), 3);
+    }
+
+    #[test]
+    fn browser_origins_are_scheme_host_and_port_only() {
+        assert_eq!(
+            browser_origin("https://Chat.Example.com").as_deref(),
+            Some("https://chat.example.com")
+        );
+        assert_eq!(
+            browser_origin("https://chat.example.com:443/").as_deref(),
+            Some("https://chat.example.com")
+        );
+        assert_eq!(
+            browser_origin("http://localhost:3000").as_deref(),
+            Some("http://localhost:3000")
+        );
+        for bad in [
+            "chat.example.com",
+            "https://chat.example.com/app",
+            "https://chat.example.com?x=1",
+            "https://user@chat.example.com",
+            "ftp://chat.example.com",
+            "*",
+            "null",
+        ] {
+            assert_eq!(browser_origin(bad), None, "{bad}");
+        }
     }
 }

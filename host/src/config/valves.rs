@@ -538,8 +538,15 @@ pub static VALVES: &[ValveSpec] = &[
     // under it stay readable; new rows use the current key.
     host(secret("ARTIFACT_ENCRYPTION_KEY_PREVIOUS")),
     // Host settings.
-    // Client keys for the front door, comma-separated; empty means the front door is open.
+    // Client keys for the front door, comma-separated `name=key` or bare keys; with neither list
+    // set the front door is open (loopback only). Plain API clients:
     host(secret("PIPE_API_KEYS")),
+    // Keys given only to Open WebUI instances: only requests with one of these may assert Open
+    // WebUI identity (user, chat, message, task headers).
+    host(secret("OPENWEBUI_API_KEYS")),
+    // Exact browser origins (`scheme://host[:port]`) allowed to call the API; a request carrying
+    // any other `Origin` is refused. Empty: no browser origin is allowed.
+    host(csv("CORS_ALLOWED_ORIGINS", "")),
     host(csv("EGRESS_ALLOWED_HOSTS", "")),
     host(csv("EGRESS_PRIVATE_HOSTS", "")),
     // Front-door body cap. Open WebUI inlines images as base64 data URLs, so a chat body can be

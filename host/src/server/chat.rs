@@ -5,8 +5,8 @@
 //! inside the stream as bare `{"error":{...}}` chunks.
 
 use super::RequestId;
+use super::auth::Caller;
 use super::chunks::{ChunkEncoder, Collector, error_json};
-use super::context::request_context;
 use super::error::ApiError;
 use crate::app::App;
 use crate::bindings::types::{Event, FinishReason, PipeError, RequestContext};
@@ -88,6 +88,12 @@ async fn run(app: Arc<App>, req: Request, id: &str) -> Result<Response, ApiError
         return Err(ApiError::ShuttingDown);
     }
     let (parts, body) = req.into_parts();
+    // Set by the key check in front of this route; without it nobody vouched for the caller.
+    let caller = parts
+        .extensions
+        .get::<Arc<Caller>>()
+        .cloned()
+        .ok_or(ApiError::Unauthorized)?;
     let limit = app.config.max_request_body_bytes();
     let bytes: Bytes = axum::body::to_bytes(body, limit).await.map_err(|e| {
         let too_large = std::error::Error::source(&e)
@@ -101,21 +107,16 @@ async fn run(app: Arc<App>, req: Request, id: &str) -> Result<Response, ApiError
     })?;
     let (model, stream) = peek(&bytes)?;
     tracing::info!(model = %model, stream, bytes = bytes.len(), "chat request");
-    let ticket = app.admission.admit().await.map_err(|_| {
-        app.metrics.incr("requests_refused", "busy");
-        ApiError::Busy
-    })?;
     let received_at_ms = SystemTime::now()
         .duration_since(UNIX_EPOCH)
         .map(|d| d.as_millis() as u64)
         .unwrap_or(0);
-    let ctx = request_context(
-        &parts.headers,
-        id,
-        app.config.openwebui_events(),
-        received_at_ms,
-        &app.identity,
-    );
+    // Identity first: a refused user token must not wait in the queue.
+    let ctx = super::context::for_chat(&app, &parts.headers, id, received_at_ms, &caller)?;
+    let ticket = app.admission.admit().await.map_err(|_| {
+        app.metrics.incr("requests_refused", "busy");
+        ApiError::Busy
+    })?;
     let openwebui = ctx.openwebui_caller;
     let explainer = openwebui.then(|| Explainer {
         app: app.clone(),

@@ -2,12 +2,48 @@
 //! the Open WebUI identity headers, turned into the guest's `request-context`. Header values are
 //! length-capped and percent-decoded (Open WebUI URL-quotes the user name); the guest never sees
 //! raw headers.
+//!
+//! Threat handled: identity spoofing. Only a caller that may assert Open WebUI identity (an
+//! `OPENWEBUI_API_KEYS` key, or the keyless loopback host) has its `X-OpenWebUI-*` headers read.
+//! From a plain API key they are ignored (counted, and logged once per key): the request is a
+//! plain API call of that key, whatever it claims. With `FORWARD_USER_INFO_HEADER_JWT_SECRET`
+//! set, a trusted caller's user comes only from a verified user token, and a chat without a valid
+//! one is refused, never served under the plain user headers.
 
-use super::identity::{cache_session_id, verify_user_jwt};
+use super::auth::Caller;
+use super::identity::{JwtError, cache_session_id, verify_user_jwt};
 use crate::bindings::types::RequestContext;
 use crate::config::OpenWebUiEvents;
 use axum::http::HeaderMap;
 use secrecy::SecretString;
+
+/// The headers only a caller that may assert Open WebUI identity is believed on. `User-*` covers
+/// the id, e-mail, name, role and the signed user token.
+const USER_HEADER_PREFIX: &str = "x-openwebui-user-";
+const SESSION_HEADERS: [&str; 3] = [
+    "x-openwebui-chat-id",
+    "x-openwebui-message-id",
+    "x-openwebui-task",
+];
+
+/// Whether the request carries any Open WebUI identity header.
+fn has_identity_headers(headers: &HeaderMap) -> bool {
+    headers.keys().any(|name| {
+        let name = name.as_str();
+        name.starts_with(USER_HEADER_PREFIX) || SESSION_HEADERS.contains(&name)
+    })
+}
+
+/// Why a trusted caller's identity was refused (a 401 for the caller).
+#[derive(Debug, PartialEq, Eq, thiserror::Error)]
+pub enum IdentityError {
+    #[error(
+        "this server takes the user only from Open WebUI's signed user token, and the request has none (X-OpenWebUI-User-Jwt); set FORWARD_USER_INFO_HEADER_JWT_SECRET in Open WebUI to the same secret"
+    )]
+    MissingUserToken,
+    #[error("the Open WebUI user token (X-OpenWebUI-User-Jwt) was refused: {0}")]
+    InvalidUserToken(JwtError),
+}
 
 /// Longest identity header value passed on.
 const MAX_HEADER_CHARS: usize = 512;
@@ -67,33 +103,58 @@ pub struct IdentitySecrets {
     pub jwt_secret: Option<SecretString>,
 }
 
-/// Build the guest's request context from the front-door headers.
+/// The guest's request context, and whether Open WebUI headers were ignored on the way.
+#[derive(Debug)]
+pub struct Built {
+    pub ctx: RequestContext,
+    /// The caller may not assert Open WebUI identity but sent such headers.
+    pub ignored_headers: bool,
+}
+
+/// Build the guest's request context from the front-door headers of `caller`'s request.
 pub fn request_context(
     headers: &HeaderMap,
     request_id: &str,
     events: OpenWebUiEvents,
     received_at_ms: u64,
     secrets: &IdentitySecrets,
-) -> RequestContext {
+    caller: &Caller,
+) -> Result<Built, IdentityError> {
+    let plain = |openwebui_caller: bool| RequestContext {
+        request_id: request_id.to_string(),
+        user_id: None,
+        user_email: None,
+        user_name: None,
+        user_role: None,
+        chat_id: None,
+        message_id: None,
+        task: None,
+        openwebui_caller,
+        cache_session_id: None,
+        received_at_ms,
+        key_name: caller.name.clone(),
+        openwebui_key: caller.openwebui,
+    };
+    if !caller.openwebui {
+        return Ok(Built {
+            ctx: plain(events == OpenWebUiEvents::Always),
+            ignored_headers: has_identity_headers(headers),
+        });
+    }
     let (user_id, user_email, user_name, user_role) = match &secrets.jwt_secret {
-        Some(secret) => match headers
-            .get("x-openwebui-user-jwt")
-            .and_then(|v| v.to_str().ok())
-        {
-            Some(token) => match verify_user_jwt(token, secret, received_at_ms / 1000) {
-                Ok(c) => {
-                    let cap = |v: Option<String>| {
-                        v.map(|s| s.chars().take(MAX_HEADER_CHARS).collect::<String>())
-                    };
-                    (cap(c.sub), cap(c.email), cap(c.name), cap(c.role))
-                }
-                Err(e) => {
-                    tracing::warn!(error.type = "user_jwt_rejected", reason = %e, "ignoring the forwarded user token");
-                    (None, None, None, None)
-                }
-            },
-            None => (None, None, None, None),
-        },
+        Some(secret) => {
+            let token = headers
+                .get("x-openwebui-user-jwt")
+                .and_then(|v| v.to_str().ok())
+                .map(str::trim)
+                .filter(|t| !t.is_empty())
+                .ok_or(IdentityError::MissingUserToken)?;
+            let c = verify_user_jwt(token, secret, received_at_ms / 1000)
+                .map_err(IdentityError::InvalidUserToken)?;
+            let cap =
+                |v: Option<String>| v.map(|s| s.chars().take(MAX_HEADER_CHARS).collect::<String>());
+            (cap(c.sub), cap(c.email), cap(c.name), cap(c.role))
+        }
         None => (
             header(headers, "x-openwebui-user-id"),
             header(headers, "x-openwebui-user-email"),
@@ -104,32 +165,64 @@ pub fn request_context(
     let forwarded = user_id.is_some()
         || user_email.is_some()
         || user_name.is_some()
-        || headers.contains_key("x-openwebui-user-jwt")
         || headers.contains_key("x-openwebui-chat-id");
     let chat_id = header(headers, "x-openwebui-chat-id");
     let cache_session_id = match (&secrets.webui_secret, &chat_id) {
         (Some(secret), Some(chat)) => cache_session_id(secret, chat),
         _ => None,
     };
-    RequestContext {
-        request_id: request_id.to_string(),
-        user_id,
-        user_email,
-        user_name,
-        user_role,
-        chat_id,
-        message_id: header(headers, "x-openwebui-message-id"),
-        task: header(headers, "x-openwebui-task"),
-        openwebui_caller: match events {
-            OpenWebUiEvents::Always => true,
-            OpenWebUiEvents::Never => false,
-            OpenWebUiEvents::Auto => forwarded,
+    Ok(Built {
+        ctx: RequestContext {
+            user_id,
+            user_email,
+            user_name,
+            user_role,
+            chat_id,
+            message_id: header(headers, "x-openwebui-message-id"),
+            task: header(headers, "x-openwebui-task"),
+            cache_session_id,
+            ..plain(match events {
+                OpenWebUiEvents::Always => true,
+                OpenWebUiEvents::Never => false,
+                OpenWebUiEvents::Auto => forwarded,
+            })
         },
-        cache_session_id,
+        ignored_headers: false,
+    })
+}
+
+/// The context of a chat request of `caller`: [`request_context`] with the app's settings, the
+/// ignored headers counted (`responses_pipe_identity_headers_ignored_total`) and logged once per
+/// key, and a refused user token as the caller's 401.
+pub fn for_chat(
+    app: &crate::app::App,
+    headers: &HeaderMap,
+    request_id: &str,
+    received_at_ms: u64,
+    caller: &Caller,
+) -> Result<RequestContext, super::error::ApiError> {
+    let built = request_context(
+        headers,
+        request_id,
+        app.config.openwebui_events(),
         received_at_ms,
-        key_name: "local".to_string(),
-        openwebui_key: true,
+        &app.identity,
+        caller,
+    )
+    .inspect_err(|e| {
+        app.metrics.incr("requests_refused", "invalid_user_token");
+        tracing::info!(error.type = "invalid_user_token", reason = %e, "refusing the request's Open WebUI user");
+    })?;
+    if built.ignored_headers {
+        app.metrics.incr("identity_headers_ignored", "plain_key");
+        if caller.first_ignored_headers() {
+            tracing::debug!(
+                key = %caller.name,
+                "ignoring Open WebUI identity headers (user, chat, message, task) from a plain API key: only OPENWEBUI_API_KEYS keys may send them; said once per key, counted in responses_pipe_identity_headers_ignored_total"
+            );
+        }
     }
+    Ok(built.ctx)
 }
 
 #[cfg(test)]
@@ -137,8 +230,21 @@ mod tests {
     use super::*;
     use axum::http::HeaderValue;
 
-    #[test]
-    fn forwarded_open_webui_headers_fill_the_context() {
+    fn caller(api: &str, owui: &str) -> std::sync::Arc<Caller> {
+        let s = |v: &str| (!v.is_empty()).then(|| SecretString::from(v.to_owned()));
+        let keys = crate::config::client_keys::parse(s(api).as_ref(), s(owui).as_ref()).unwrap();
+        super::super::auth::ClientKeys::new(&keys)
+            .authenticate(Some(if api.is_empty() && owui.is_empty() {
+                ""
+            } else if owui.is_empty() {
+                "Bearer k"
+            } else {
+                "Bearer o"
+            }))
+            .unwrap()
+    }
+
+    fn owui_headers() -> HeaderMap {
         let mut h = HeaderMap::new();
         h.insert(
             "x-openwebui-user-name",
@@ -146,26 +252,88 @@ mod tests {
         );
         h.insert("x-openwebui-user-id", HeaderValue::from_static("u1"));
         h.insert("x-openwebui-chat-id", HeaderValue::from_static("c1"));
+        h.insert("x-openwebui-message-id", HeaderValue::from_static("m1"));
         h.insert("x-openwebui-task", HeaderValue::from_static(""));
-        let c = request_context(
-            &h,
-            "r",
-            OpenWebUiEvents::Auto,
-            5,
-            &IdentitySecrets::default(),
+        h
+    }
+
+    fn build(h: &HeaderMap, events: OpenWebUiEvents, who: &Caller) -> Built {
+        request_context(h, "r", events, 5, &IdentitySecrets::default(), who).unwrap()
+    }
+
+    #[test]
+    fn forwarded_open_webui_headers_fill_the_context_of_a_trusted_caller() {
+        for who in [caller("", ""), caller("", "owui=o")] {
+            let b = build(&owui_headers(), OpenWebUiEvents::Auto, &who);
+            let c = b.ctx;
+            assert!(!b.ignored_headers);
+            assert_eq!(c.user_name.as_deref(), Some("Ada Lovelace"));
+            assert_eq!(c.chat_id.as_deref(), Some("c1"));
+            assert_eq!(c.message_id.as_deref(), Some("m1"));
+            assert_eq!(c.task, None, "an empty task header means no task");
+            assert!(c.openwebui_caller);
+            assert!(c.openwebui_key);
+            assert_eq!(c.key_name, who.name);
+        }
+        assert_eq!(caller("", "").name, "local");
+        let plain = build(&HeaderMap::new(), OpenWebUiEvents::Auto, &caller("", ""));
+        assert!(!plain.ctx.openwebui_caller);
+    }
+
+    #[test]
+    fn a_plain_key_cannot_assert_open_webui_identity() {
+        let who = caller("alice=k", "");
+        let mut h = owui_headers();
+        h.insert(
+            "x-openwebui-task",
+            HeaderValue::from_static("title_generation"),
         );
-        assert_eq!(c.user_name.as_deref(), Some("Ada Lovelace"));
-        assert_eq!(c.chat_id.as_deref(), Some("c1"));
-        assert_eq!(c.task, None, "an empty task header means no task");
-        assert!(c.openwebui_caller);
-        let plain = request_context(
-            &HeaderMap::new(),
-            "r",
-            OpenWebUiEvents::Auto,
-            5,
-            &IdentitySecrets::default(),
+        let b = build(&h, OpenWebUiEvents::Auto, &who);
+        assert!(b.ignored_headers);
+        let c = b.ctx;
+        assert_eq!(
+            (c.user_id, c.user_name, c.chat_id, c.message_id, c.task),
+            (None, None, None, None, None)
         );
-        assert!(!plain.openwebui_caller);
+        assert!(!c.openwebui_caller, "auto follows trusted headers only");
+        assert!(!c.openwebui_key);
+        assert_eq!(c.key_name, "alice");
+        assert!(
+            build(&h, OpenWebUiEvents::Always, &who)
+                .ctx
+                .openwebui_caller,
+            "`always` still forces events"
+        );
+        let clean = build(&HeaderMap::new(), OpenWebUiEvents::Auto, &who);
+        assert!(!clean.ignored_headers);
+        let mut jwt_only = HeaderMap::new();
+        jwt_only.insert("x-openwebui-user-jwt", HeaderValue::from_static("a.b.c"));
+        assert!(build(&jwt_only, OpenWebUiEvents::Auto, &who).ignored_headers);
+    }
+
+    #[test]
+    fn with_a_jwt_secret_a_trusted_chat_needs_a_valid_token() {
+        let secrets = IdentitySecrets {
+            webui_secret: None,
+            jwt_secret: Some(SecretString::from("jwt-secret")),
+        };
+        let who = caller("", "owui=o");
+        let h = owui_headers();
+        assert_eq!(
+            request_context(&h, "r", OpenWebUiEvents::Auto, 5_000, &secrets, &who).unwrap_err(),
+            IdentityError::MissingUserToken
+        );
+        let mut bad = owui_headers();
+        bad.insert("x-openwebui-user-jwt", HeaderValue::from_static("x.y.z"));
+        assert!(matches!(
+            request_context(&bad, "r", OpenWebUiEvents::Auto, 5_000, &secrets, &who),
+            Err(IdentityError::InvalidUserToken(_))
+        ));
+        // A plain key's request is a plain call: no token needed, none read.
+        let plain = caller("alice=k", "");
+        let b = request_context(&bad, "r", OpenWebUiEvents::Auto, 5_000, &secrets, &plain).unwrap();
+        assert!(b.ignored_headers);
+        assert_eq!(b.ctx.user_id, None);
     }
 
     #[test]

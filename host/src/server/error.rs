@@ -18,6 +18,18 @@ pub enum ApiError {
     #[error("a valid API key is required (Authorization: Bearer <key>)")]
     Unauthorized,
     #[error("{0}")]
+    UserToken(#[from] super::context::IdentityError),
+    #[error(
+        "this server runs without client keys and answers only requests addressed to a loopback name (localhost, 127.0.0.1, [::1]); the Host header names `{0}`"
+    )]
+    HostNotAllowed(String),
+    #[error(
+        "requests from the web page origin `{0}` are not allowed (CORS_ALLOWED_ORIGINS lists the origins that are)"
+    )]
+    OriginNotAllowed(String),
+    #[error("the request body must be sent as `Content-Type: application/json`")]
+    UnsupportedMediaType,
+    #[error("{0}")]
     NotFound(String),
     #[error("the server is busy; retry shortly")]
     Busy,
@@ -66,6 +78,30 @@ impl ApiError {
                 StatusCode::UNAUTHORIZED,
                 "authentication_error",
                 Some("invalid_api_key"),
+                None,
+            ),
+            ApiError::UserToken(_) => (
+                StatusCode::UNAUTHORIZED,
+                "authentication_error",
+                Some("invalid_user_token"),
+                None,
+            ),
+            ApiError::HostNotAllowed(_) => (
+                StatusCode::MISDIRECTED_REQUEST,
+                "invalid_request_error",
+                Some("host_not_allowed"),
+                None,
+            ),
+            ApiError::OriginNotAllowed(_) => (
+                StatusCode::FORBIDDEN,
+                "permission_error",
+                Some("origin_not_allowed"),
+                None,
+            ),
+            ApiError::UnsupportedMediaType => (
+                StatusCode::UNSUPPORTED_MEDIA_TYPE,
+                "invalid_request_error",
+                Some("unsupported_media_type"),
                 None,
             ),
             ApiError::NotFound(_) => (

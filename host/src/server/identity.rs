@@ -2,6 +2,14 @@
 //! is HMAC-SHA256(`WEBUI_SECRET_KEY`, chat id) computed here, and a signed
 //! `X-OpenWebUI-User-Jwt` (HS256, Open WebUI's `FORWARD_USER_INFO_HEADER_JWT_SECRET`) is verified
 //! here. The component only ever receives the results.
+//!
+//! What Open WebUI signs: when user forwarding is on and that secret is set, Open WebUI sends
+//! this one token instead of the four plain user headers. Its claims are `sub` (the user id),
+//! `email`, `name`, `role`, `iss` = `open-webui`, and `iat`/`exp` (a short life, five minutes
+//! unless the operator changes it). The chat id, message id and task still arrive as their own
+//! headers. So a token is accepted only when it is HS256 under the secret, issued by
+//! `open-webui`, carries a user id and both times, and is within [`CLOCK_LEEWAY_SECS`] of its
+//! validity window.
 
 use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
@@ -19,10 +27,17 @@ pub fn cache_session_id(secret: &SecretString, chat_id: &str) -> Option<String> 
     Some(hex::encode(mac.finalize().into_bytes()))
 }
 
-/// Why a user JWT was not accepted.
+/// Clock difference tolerated between Open WebUI and this host, in seconds.
+pub const CLOCK_LEEWAY_SECS: u64 = 60;
+
+/// The issuer Open WebUI writes into its user tokens.
+pub const ISSUER: &str = "open-webui";
+
+/// Why a user JWT was not accepted. The texts are shown to the caller: they name the rule,
+/// never the token or the secret.
 #[derive(Debug, PartialEq, Eq, thiserror::Error)]
 pub enum JwtError {
-    #[error("the token is not three base64url parts")]
+    #[error("the token is not three base64url parts holding JSON")]
     Malformed,
     #[error("the token's algorithm is not HS256")]
     Algorithm,
@@ -30,8 +45,12 @@ pub enum JwtError {
     Signature,
     #[error("the token has expired")]
     Expired,
+    #[error("the token is not valid yet (issued in the future)")]
+    NotYetValid,
     #[error("the token was not issued by open-webui")]
     Issuer,
+    #[error("the token has no `{0}` claim")]
+    MissingClaim(&'static str),
 }
 
 /// The claims Open WebUI puts in its forwarded user token.
@@ -43,6 +62,9 @@ pub struct UserClaims {
     pub role: Option<String>,
     pub iss: Option<String>,
     pub exp: Option<u64>,
+    pub iat: Option<u64>,
+    /// Not written by Open WebUI; honoured when present.
+    pub nbf: Option<u64>,
 }
 
 #[derive(Deserialize)]
@@ -84,11 +106,22 @@ pub fn verify_user_jwt(
         .ok()
         .and_then(|b| serde_json::from_slice(&b).ok())
         .ok_or(JwtError::Malformed)?;
-    if claims.exp.is_some_and(|exp| exp <= now_secs) {
+    match claims.iss.as_deref() {
+        None => return Err(JwtError::MissingClaim("iss")),
+        Some(ISSUER) => {}
+        Some(_) => return Err(JwtError::Issuer),
+    }
+    if claims.sub.as_deref().is_none_or(|s| s.trim().is_empty()) {
+        return Err(JwtError::MissingClaim("sub"));
+    }
+    let exp = claims.exp.ok_or(JwtError::MissingClaim("exp"))?;
+    let iat = claims.iat.ok_or(JwtError::MissingClaim("iat"))?;
+    if exp.saturating_add(CLOCK_LEEWAY_SECS) <= now_secs {
         return Err(JwtError::Expired);
     }
-    if claims.iss.as_deref().is_some_and(|iss| iss != "open-webui") {
-        return Err(JwtError::Issuer);
+    let latest_start = now_secs.saturating_add(CLOCK_LEEWAY_SECS);
+    if iat > latest_start || claims.nbf.is_some_and(|nbf| nbf > latest_start) {
+        return Err(JwtError::NotYetValid);
     }
     Ok(claims)
 }
@@ -108,37 +141,106 @@ mod tests {
         )
     }
 
+    const NOW: u64 = 1_000_000;
+
+    fn claims(extra: &str) -> String {
+        format!(
+            r#"{{"sub":"u1","email":"a@b.c","name":"Ada","role":"user","iss":"open-webui","iat":{},"exp":{}{extra}}}"#,
+            NOW - 10,
+            NOW + 290
+        )
+    }
+
     #[test]
     fn a_token_signed_with_the_secret_verifies_and_others_do_not() {
         let secret = SecretString::from("s3cret");
-        let token = sign(
-            r#"{"sub":"u1","email":"a@b.c","name":"Ada","role":"user","iss":"open-webui","exp":2000}"#,
-            "s3cret",
-        );
-        let claims = verify_user_jwt(&token, &secret, 1000).unwrap();
-        assert_eq!(claims.sub.as_deref(), Some("u1"));
-        assert_eq!(claims.name.as_deref(), Some("Ada"));
+        let token = sign(&claims(""), "s3cret");
+        let c = verify_user_jwt(&token, &secret, NOW).unwrap();
+        assert_eq!(c.sub.as_deref(), Some("u1"));
+        assert_eq!(c.name.as_deref(), Some("Ada"));
+        let forged = sign(&claims(""), "other");
         assert_eq!(
-            verify_user_jwt(&token, &secret, 2000),
-            Err(JwtError::Expired)
-        );
-        let forged = sign(r#"{"sub":"admin","iss":"open-webui"}"#, "other");
-        assert_eq!(
-            verify_user_jwt(&forged, &secret, 1000),
+            verify_user_jwt(&forged, &secret, NOW),
             Err(JwtError::Signature)
         );
         let none = format!(
             "{}.{}.",
             URL_SAFE_NO_PAD.encode(br#"{"alg":"none"}"#),
-            URL_SAFE_NO_PAD.encode(b"{}")
+            URL_SAFE_NO_PAD.encode(claims("").as_bytes())
         );
         assert_eq!(
-            verify_user_jwt(&none, &secret, 1000),
+            verify_user_jwt(&none, &secret, NOW),
             Err(JwtError::Algorithm)
         );
+        for garbage in ["garbage", "a.b", "a.b.c.d", ""] {
+            assert_eq!(
+                verify_user_jwt(garbage, &secret, NOW),
+                Err(JwtError::Malformed),
+                "{garbage}"
+            );
+        }
+    }
+
+    #[test]
+    fn expiry_is_checked_with_a_minute_of_leeway() {
+        let secret = SecretString::from("s3cret");
+        let token = sign(&claims(""), "s3cret");
+        let exp = NOW + 290;
+        assert!(verify_user_jwt(&token, &secret, exp).is_ok(), "at exp");
+        assert!(
+            verify_user_jwt(&token, &secret, exp + 59).is_ok(),
+            "within leeway"
+        );
         assert_eq!(
-            verify_user_jwt("garbage", &secret, 1000),
-            Err(JwtError::Malformed)
+            verify_user_jwt(&token, &secret, exp + 60),
+            Err(JwtError::Expired)
+        );
+        // Issued in the future: a minute of skew is fine, more is not.
+        let iat = NOW - 10;
+        assert!(verify_user_jwt(&token, &secret, iat - 60).is_ok());
+        assert_eq!(
+            verify_user_jwt(&token, &secret, iat - 61),
+            Err(JwtError::NotYetValid)
+        );
+        let nbf = sign(&claims(&format!(r#","nbf":{}"#, NOW + 120)), "s3cret");
+        assert_eq!(
+            verify_user_jwt(&nbf, &secret, NOW),
+            Err(JwtError::NotYetValid)
+        );
+    }
+
+    #[test]
+    fn issuer_user_and_both_times_are_required() {
+        let secret = SecretString::from("s3cret");
+        let without = |claim: &str| {
+            let mut v: serde_json::Value = serde_json::from_str(&claims("")).unwrap();
+            v.as_object_mut().unwrap().remove(claim);
+            sign(&v.to_string(), "s3cret")
+        };
+        for claim in ["iss", "sub", "exp", "iat"] {
+            assert_eq!(
+                verify_user_jwt(&without(claim), &secret, NOW),
+                Err(JwtError::MissingClaim(match claim {
+                    "iss" => "iss",
+                    "sub" => "sub",
+                    "exp" => "exp",
+                    _ => "iat",
+                })),
+                "{claim}"
+            );
+        }
+        let other_issuer = sign(&claims("").replace("open-webui", "someone-else"), "s3cret");
+        assert_eq!(
+            verify_user_jwt(&other_issuer, &secret, NOW),
+            Err(JwtError::Issuer)
+        );
+        let blank_user = sign(
+            &claims("").replace(r#""sub":"u1""#, r#""sub":" ""#),
+            "s3cret",
+        );
+        assert_eq!(
+            verify_user_jwt(&blank_user, &secret, NOW),
+            Err(JwtError::MissingClaim("sub"))
         );
     }
 

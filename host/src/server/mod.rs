@@ -1,6 +1,7 @@
 //! The front doors (axum): `GET /v1/models`, `POST /v1/chat/completions`, `GET /healthz`,
 //! `GET /metrics`. Every request gets an id (returned as `X-Request-Id`, carried in its span and
-//! error bodies); bearer auth is checked before any work; sockets get `TCP_NODELAY` (Nagle would
+//! error bodies); the browser guard (`guard`) and bearer auth are checked before any work, and
+//! the authenticated key's name is the span's `key` field; sockets get `TCP_NODELAY` (Nagle would
 //! delay small SSE writes by ~40 ms); shutdown lets in-flight streams finish.
 
 pub mod auth;
@@ -8,6 +9,7 @@ mod chat;
 pub mod chunks;
 pub mod context;
 pub mod error;
+pub mod guard;
 pub mod identity;
 
 use crate::app::App;
@@ -40,6 +42,10 @@ pub fn router(app: Arc<App>) -> Router {
         .layer(tower_http::catch_panic::CatchPanicLayer::custom(
             panic_response,
         ))
+        .layer(middleware::from_fn_with_state(
+            app.clone(),
+            guard::browser_guard,
+        ))
         .layer(middleware::from_fn(request_span))
         .with_state(app)
 }
@@ -56,7 +62,8 @@ fn panic_response(_: Box<dyn std::any::Any + Send + 'static>) -> Response {
 async fn request_span(mut req: Request, next: Next) -> Response {
     let id = context::request_id(req.headers());
     req.extensions_mut().insert(RequestId(id.clone()));
-    let span = tracing::info_span!("request", request_id = %id, method = %req.method(), path = %req.uri().path());
+    // `key` is filled in by `require_key` once the caller is known.
+    let span = tracing::info_span!("request", request_id = %id, method = %req.method(), path = %req.uri().path(), key = tracing::field::Empty);
     let started = std::time::Instant::now();
     let mut resp = next.run(req).instrument(span.clone()).await;
     span.in_scope(|| {
@@ -72,12 +79,16 @@ async fn request_span(mut req: Request, next: Next) -> Response {
     resp
 }
 
-async fn require_key(State(app): State<Arc<App>>, req: Request, next: Next) -> Response {
+/// Authenticate the request; the caller (`auth::Caller`: key name, Open WebUI trust) goes into
+/// the request's extensions and its name into the request span.
+async fn require_key(State(app): State<Arc<App>>, mut req: Request, next: Next) -> Response {
     let auth = req
         .headers()
         .get(header::AUTHORIZATION)
         .and_then(|v| v.to_str().ok());
-    if app.keys.allows(auth) {
+    if let Some(caller) = app.keys.authenticate(auth) {
+        tracing::Span::current().record("key", tracing::field::display(&caller.name));
+        req.extensions_mut().insert(caller);
         return next.run(req).await;
     }
     app.metrics.incr("requests_refused", "unauthorized");

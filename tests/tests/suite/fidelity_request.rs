@@ -1017,7 +1017,7 @@ async fn the_cache_session_id_is_the_hmac_of_the_chat_id_under_the_webui_secret(
 }
 
 #[tokio::test]
-async fn a_verified_user_jwt_is_the_identity_and_a_forged_or_unsigned_one_is_ignored() {
+async fn a_verified_user_jwt_is_the_identity_and_a_forged_or_unsigned_one_is_refused() {
     const SECRET: &str = "owui-jwt-secret";
     let h = Harness::with_env(&[
         ("FORWARD_USER_INFO_HEADER_JWT_SECRET", SECRET),
@@ -1025,8 +1025,9 @@ async fn a_verified_user_jwt_is_the_identity_and_a_forged_or_unsigned_one_is_ign
         ("END_USER_ID_SOURCE", "email"),
     ])
     .await;
+    let now = unix_now();
     let claims = json!({"sub": "user-jwt", "email": "jwt@example.org", "name": "Jay",
-                        "role": "user", "iss": "open-webui", "exp": unix_now() + 300});
+                        "role": "user", "iss": "open-webui", "iat": now, "exp": now + 300});
     let good = user_jwt(&claims, SECRET);
     // Plain identity headers are not trusted once tokens are expected.
     let spoof = ("X-OpenWebUI-User-Id", "spoofed-admin");
@@ -1048,21 +1049,27 @@ async fn a_verified_user_jwt_is_the_identity_and_a_forged_or_unsigned_one_is_ign
         URL_SAFE_NO_PAD.encode(claims.to_string())
     );
     let expired = user_jwt(
-        &json!({"sub": "user-jwt", "email": "jwt@example.org", "iss": "open-webui", "exp": 1}),
+        &json!({"sub": "user-jwt", "email": "jwt@example.org", "iss": "open-webui",
+                "iat": 1, "exp": 2}),
         SECRET,
     );
+    let sent = h.posted_bodies("/responses").len();
     for token in [&forged, &unsigned, &expired] {
-        chat_ok(
-            &h,
-            "fake/echo",
-            json!({}),
-            &[("X-OpenWebUI-User-Jwt", token.as_str()), spoof],
-        )
-        .await;
-        let body = last_responses(&h);
-        assert!(body.get("user").is_none(), "{token}: {body:#}");
-        assert!(body.get("metadata").is_none(), "{token}: {body:#}");
+        let (status, text) = h
+            .post_with(
+                &Harness::chat_body("fake/echo", "hello", true),
+                &[("X-OpenWebUI-User-Jwt", token.as_str()), spoof],
+            )
+            .await;
+        assert_eq!(status, 401, "{token}: {text}");
+        let v: Value = serde_json::from_str(&text).unwrap();
+        assert_eq!(v["error"]["code"], "invalid_user_token", "{v}");
+        assert!(
+            !text.contains(token.as_str()),
+            "the token is not echoed: {text}"
+        );
     }
+    assert_eq!(h.posted_bodies("/responses").len(), sent, "never served");
     assert!(!crate::harness::logs_text().contains(SECRET));
     assert_spec_clean(&h);
 }
@@ -1188,9 +1195,9 @@ async fn without_an_api_key_tasks_answer_stubs_without_calling_openrouter() {
 }
 
 #[tokio::test]
-async fn tasks_bypass_the_model_filters_and_carry_the_configured_identifiers() {
+async fn tasks_obey_the_model_allowlist_and_carry_the_configured_identifiers() {
     let h = Harness::with_env(&[
-        ("FREE_MODEL_FILTER", "only"),
+        ("MODEL_ID", "fake/echo"),
         ("SEND_END_USER_ID", "true"),
         ("SEND_CHAT_ID", "true"),
         ("WEBUI_SECRET_KEY", "webui-secret-1"),
@@ -1211,7 +1218,15 @@ async fn tasks_bypass_the_model_filters_and_carry_the_configured_identifiers() {
         json!({"user_id": "user-42", "chat_id": "chat-7"})
     );
     assert_eq!(task["session_id"], hmac_hex("webui-secret-1", "chat-7"));
-    // The same model in an ordinary chat is refused by the filter.
-    assert_restricted(&h, "fake/echo", "FREE_MODEL_FILTER=only").await;
+    // A task naming a model outside the allowlist is refused as a chat would be.
+    let before = post_count(&h);
+    let (status, text) = h
+        .post_with(
+            &task_body("fake/reasoning", false),
+            &[OWUI[0], OWUI[1], ("X-OpenWebUI-Task", "tags_generation")],
+        )
+        .await;
+    assert_eq!(status, 404, "{text}");
+    assert_eq!(post_count(&h), before, "OpenRouter was not asked");
     assert_spec_clean(&h);
 }
