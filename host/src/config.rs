@@ -15,6 +15,7 @@
 //! only learns whether an API key is configured. Not handled here: secrets read from the process
 //! environment by other code, and what the egress layer does with the key.
 
+pub mod doc;
 mod parse;
 pub mod tool_servers;
 pub mod valves;
@@ -566,6 +567,21 @@ impl Config {
                 ),
             }
         }
+        if self.db_breaker_never_opens() {
+            tracing::warn!(
+                setting = "BREAKER_HISTORY_SIZE",
+                "BREAKER_HISTORY_SIZE is below BREAKER_MAX_FAILURES: the artifact-database breaker remembers too few failures to ever open"
+            );
+        }
+    }
+
+    /// Whether the artifact-database breaker remembers fewer failures than it needs to open.
+    pub fn db_breaker_never_opens(&self) -> bool {
+        let int = |name: &str| self.get(name).and_then(Value::as_i64);
+        matches!(
+            (int("BREAKER_HISTORY_SIZE"), int("BREAKER_MAX_FAILURES")),
+            (Some(history), Some(threshold)) if history < threshold
+        )
     }
 
     /// Any non-secret setting's value by name (any case), host settings included.
@@ -1775,6 +1791,19 @@ mod tests {
         assert!(!format!("{notes:?}").contains("zip-secret"));
         // A default start reports nothing.
         assert!(load(None, &[]).unwrap().start_up_notes().is_empty());
+    }
+
+    #[test]
+    fn a_breaker_history_shorter_than_the_threshold_is_flagged() {
+        assert!(!load(None, &[]).unwrap().db_breaker_never_opens());
+        let short = load(
+            None,
+            &[("BREAKER_HISTORY_SIZE", "2"), ("BREAKER_MAX_FAILURES", "3")],
+        )
+        .unwrap();
+        assert!(short.db_breaker_never_opens());
+        let raised = load(None, &[("BREAKER_MAX_FAILURES", "6")]).unwrap();
+        assert!(raised.db_breaker_never_opens(), "default history 5 < 6");
     }
 
     #[test]

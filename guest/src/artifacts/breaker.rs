@@ -1,7 +1,8 @@
 //! The per-user database breaker (REFERENCE §2.11): after `BREAKER_MAX_FAILURES` store or crypto
 //! failures within `BREAKER_WINDOW_SECONDS`, persistence and replay are skipped for that user
 //! until the oldest failure leaves the window, so a database that is down is not hit by every
-//! chat. The failure history lives in kv (shared by every worker when kv is Redis) with the
+//! chat. It remembers the latest `BREAKER_HISTORY_SIZE` failures; a history shorter than the
+//! threshold never opens it. The failure history lives in kv (shared by every worker when kv is Redis) with the
 //! window as its time to live; a success clears it. A kv failure counts as "closed": the breaker
 //! must never be the reason a chat loses its history.
 
@@ -9,12 +10,17 @@ use super::ArtifactSettings;
 use crate::caps::{Env, Kv};
 use crate::tool_loop::breaker::Breaker;
 
+/// The user's DB breaker key.
+fn key(user_id: Option<&str>) -> String {
+    format!("db_breaker:{}", user_id.unwrap_or("anonymous"))
+}
+
 /// The per-user DB breaker: the same sliding-window kv breaker as the tool breakers, under its
 /// own key. A threshold of 0 counts as 1 (the DB breaker is never switched off by it).
 fn breaker<'a, K: Kv>(s: &ArtifactSettings, kv: &'a K, user_id: Option<&str>) -> Breaker<'a, K> {
     Breaker {
         kv,
-        key: format!("db_breaker:{}", user_id.unwrap_or("anonymous")),
+        key: key(user_id),
         max_failures: s.breaker_max_failures.max(1),
         window_ms: s.breaker_window_seconds.max(1).saturating_mul(1000),
     }
@@ -25,11 +31,11 @@ pub fn is_open(s: &ArtifactSettings, kv: &impl Kv, env: &impl Env, user_id: Opti
 }
 
 pub fn record_failure(s: &ArtifactSettings, kv: &impl Kv, env: &impl Env, user_id: Option<&str>) {
-    breaker(s, kv, user_id).record_failure(env.now_ms());
+    breaker(s, kv, user_id).record_failure_keeping(env.now_ms(), s.breaker_history_size);
 }
 
 pub fn record_success(kv: &impl Kv, user_id: Option<&str>) {
-    breaker(&ArtifactSettings::default(), kv, user_id).clear();
+    let _ = kv.delete(&key(user_id));
 }
 
 #[cfg(test)]
@@ -61,5 +67,31 @@ mod tests {
         assert!(is_open(&s, &kv, &env, user));
         record_success(&kv, user);
         assert!(!is_open(&s, &kv, &env, user));
+    }
+
+    #[test]
+    fn the_breaker_keeps_only_its_history_so_a_short_history_never_opens_it() {
+        let (kv, env) = (MemKv::default(), FixedEnv::default());
+        let short = ArtifactSettings {
+            breaker_max_failures: 3,
+            breaker_window_seconds: 60,
+            breaker_history_size: 2,
+            ..ArtifactSettings::default()
+        };
+        let user = Some("u1");
+        for _ in 0..10 {
+            record_failure(&short, &kv, &env, user);
+        }
+        assert!(
+            !is_open(&short, &kv, &env, user),
+            "two remembered failures < three"
+        );
+        // A history as long as the threshold opens at the threshold.
+        let enough = ArtifactSettings {
+            breaker_history_size: 3,
+            ..short.clone()
+        };
+        record_failure(&enough, &kv, &env, user);
+        assert!(is_open(&enough, &kv, &env, user));
     }
 }
