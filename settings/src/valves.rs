@@ -294,7 +294,7 @@ pub static VALVES: &[ValveSpec] = &[
         .doc("Store tool calls and their outputs with the chat so later turns replay them."),
     secret("ARTIFACT_ENCRYPTION_KEY")
         .read_by_host()
-        .doc("Seals stored artifacts (AES-256-GCM, key derived with HKDF-SHA256) and is part of the artifact table's name: a new key starts a new table unless the old one is kept in `ARTIFACT_ENCRYPTION_KEY_PREVIOUS`."),
+        .doc("Seals stored artifacts with AES-256-GCM under HKDF-SHA256(salt `responses-pipe/artifact-encryption/v1`, info `responses-pipe artifact aes-256-gcm key`); each record carries a version byte, a 4-byte key id (HKDF info `responses-pipe artifact key id`) and a random 96-bit nonce, and seals are counted per key id in `responses_pipe_artifact_seals_total`. The key is part of the artifact table's name: a new key starts a new table unless the old one is kept in `ARTIFACT_ENCRYPTION_KEY_PREVIOUS`."),
     flag("ENCRYPT_ALL", true)
         .read_by_guest()
         .doc("With `ARTIFACT_ENCRYPTION_KEY` set: seal every stored artifact; off seals reasoning only."),
@@ -794,7 +794,7 @@ pub static VALVES: &[ValveSpec] = &[
     // Key rotation beyond the Python pipe: the key `ARTIFACT_ENCRYPTION_KEY` replaced. Rows sealed
     // under it stay readable; new rows use the current key.
     host(secret("ARTIFACT_ENCRYPTION_KEY_PREVIOUS"))
-        .doc("Key rotation: the key `ARTIFACT_ENCRYPTION_KEY` replaced. Rows sealed under it stay readable and maintenance moves them to the current key's table."),
+        .doc("Key rotation: the key `ARTIFACT_ENCRYPTION_KEY` replaced. Its table stays readable while it is set, and maintenance moves its rows to the current key's table; rows under a key the host no longer holds are skipped (`unknown-key`)."),
     // Host settings.
     // Client keys for the front door, comma-separated; empty means the front door is open.
     host(secret("PIPE_API_KEYS"))

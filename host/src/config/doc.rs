@@ -13,7 +13,7 @@ pub const REGENERATE: &str =
 /// The whole of `docs/configuration.md`.
 pub fn markdown() -> String {
     let mut out = String::new();
-    out.push_str(INTRO);
+    out.push_str(&INTRO.replace("{REGENERATE}", REGENERATE));
     let deviations: Vec<&ValveSpec> = VALVES.iter().filter(|s| s.deviation.is_some()).collect();
     out.push_str("\n## Defaults that differ from the Python pipe\n\n");
     out.push_str(
@@ -74,7 +74,7 @@ component's defaults and the start-up report are built from. To regenerate this 
 changing the table, run from the repository root:
 
 ```sh
-cargo run --locked -p responses-pipe-host -- config-doc > docs/configuration.md
+{REGENERATE}
 ```
 
 - **Where values come from**, from lowest to highest priority: the default below, a TOML file
