@@ -737,7 +737,7 @@ pub static VALVES: &[ValveSpec] = &[
     .doc("Video generation (not built): what classifies when that model is unavailable."),
     flag("VIDEO_INTENT_SKIP_WHEN_EMPTY_CHAT", true)
         .not_built()
-        .doc("Video generation (not built): skip classifying the first message of a chat."),
+        .doc("Video generation (not built): skip classifying the first message of a chat. Only matters once video generation exists, so the default does not warn."),
     int("VIDEO_INTENT_MAX_CLARIFICATIONS", 1, 0, 3)
         .not_built()
         .doc("Video generation (not built): clarifying questions asked at most."),
