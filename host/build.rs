@@ -48,7 +48,14 @@ fn main() {
         .join("wasm")
         .join("responses_pipe_guest.wasm");
     println!("cargo:rustc-env=GUEST_WASM={}", wasm.display());
-    for dir in ["guest/src", "guest/Cargo.toml", "wit", "Cargo.lock"] {
+    for dir in [
+        "guest/src",
+        "guest/Cargo.toml",
+        "settings/src",
+        "settings/Cargo.toml",
+        "wit",
+        "Cargo.lock",
+    ] {
         println!("cargo:rerun-if-changed={}", workspace.join(dir).display());
     }
 }

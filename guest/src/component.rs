@@ -507,7 +507,7 @@ impl Guest for Component {
             }
             // The built-in template, when the document itself cannot be read.
             Err(_) => crate::chat::internal_error_text(
-                &Default::default(),
+                &crate::templates::TemplateSettings::built_in(),
                 &ctx,
                 &error_id,
                 &failure,

@@ -7,10 +7,10 @@ use crate::errors;
 use serde::Deserialize;
 use serde_json::Value;
 
-/// The endpoint valves (names as in REFERENCE.md §3), read from the same settings document the
-/// host hands to every call; unknown keys are ignored, missing keys take the reference defaults.
+/// The endpoint settings, read from the same settings document the host hands to every call;
+/// unknown keys are ignored, missing keys take the settings table's defaults.
 #[derive(Clone, Debug, PartialEq, Eq, Deserialize)]
-#[serde(default, rename_all = "SCREAMING_SNAKE_CASE")]
+#[serde(rename_all = "SCREAMING_SNAKE_CASE")]
 pub struct EndpointSettings {
     /// `responses` or `chat_completions`.
     pub default_llm_endpoint: String,
@@ -22,24 +22,17 @@ pub struct EndpointSettings {
     pub auto_fallback_chat_completions: bool,
 }
 
+#[cfg(test)]
 impl Default for EndpointSettings {
     fn default() -> Self {
-        EndpointSettings {
-            default_llm_endpoint: "responses".to_string(),
-            force_chat_completions_models: String::new(),
-            force_responses_models: String::new(),
-            auto_fallback_chat_completions: true,
-        }
+        crate::settings::Settings::default().endpoint
     }
 }
 
 impl EndpointSettings {
     /// Parse the host's settings document (the same JSON `settings::Settings` reads).
     pub fn parse(json: &str) -> Result<EndpointSettings, serde_json::Error> {
-        if json.trim().is_empty() {
-            return Ok(EndpointSettings::default());
-        }
-        serde_json::from_str(json)
+        crate::settings::from_document(json)
     }
 
     /// The configured default. The host validates the value; anything that is not the chat

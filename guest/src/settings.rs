@@ -1,6 +1,12 @@
-//! The settings document the host hands to every call: reference valve names, already validated by
-//! the host. Unknown keys are ignored here (the host owns validation); missing keys take the
-//! reference defaults so the pipe behaves sensibly even with an empty document.
+//! The settings document the host hands to every call: the settings the component reads, under
+//! their table names, already validated by the host. Unknown keys are ignored here (the host owns
+//! validation). The defaults are not written here: they come from the one settings table
+//! (`responses-pipe-settings`), and a key a document lacks takes the table's default, so the
+//! host's document and the component cannot disagree about one.
+//!
+//! The settings groups therefore have no field defaults of their own: a complete document (what
+//! the host sends) is read straight from its text, and only an incomplete one is first merged
+//! over the table's defaults. `Default` exists for tests only and builds from the same table.
 
 use crate::artifacts::ArtifactSettings;
 use crate::endpoint::EndpointSettings;
@@ -8,10 +14,37 @@ use crate::request::RequestSettings;
 use crate::templates::TemplateSettings;
 use crate::usage_status::UsageStatusSettings;
 use serde::Deserialize;
+use serde::de::DeserializeOwned;
+use serde_json::{Map, Value};
+
+/// The component's defaults: every setting it reads, with the table's default value.
+pub fn default_document() -> Map<String, Value> {
+    responses_pipe_settings::guest_valves()
+        .map(|spec| (spec.name.to_owned(), spec.default.to_json()))
+        .collect()
+}
+
+/// Read a settings group from a settings document. A complete document is read straight from
+/// its text (this runs on every request); keys an incomplete one lacks take the table's defaults.
+pub fn from_document<T: DeserializeOwned>(json: &str) -> Result<T, serde_json::Error> {
+    let blank = json.trim().is_empty();
+    if !blank && let Ok(complete) = serde_json::from_str(json) {
+        return Ok(complete);
+    }
+    let mut doc: Map<String, Value> = if blank {
+        Map::new()
+    } else {
+        serde_json::from_str(json)?
+    };
+    for (key, value) in default_document() {
+        doc.entry(key).or_insert(value);
+    }
+    serde_json::from_value(Value::Object(doc))
+}
 
 /// How the stream is shaped (REFERENCE §2.4 display, §2.5 coalescing).
 #[derive(Clone, Debug, Deserialize)]
-#[serde(default, rename_all = "SCREAMING_SNAKE_CASE")]
+#[serde(rename_all = "SCREAMING_SNAKE_CASE")]
 pub struct StreamingSettings {
     /// `open_webui` (reasoning box), `status` (status lines) or `both`.
     pub thinking_output_mode: String,
@@ -23,25 +56,23 @@ pub struct StreamingSettings {
     pub streaming_nagle_min_flush_chars: u64,
 }
 
+#[cfg(test)]
 impl Default for StreamingSettings {
     fn default() -> Self {
-        StreamingSettings {
-            thinking_output_mode: "open_webui".into(),
-            streaming_delta_char_limit: 256,
-            streaming_idle_flush_ms: 30,
-            streaming_nagle_min_flush_chars: 3,
-        }
+        Settings::default().streaming
     }
 }
 
-/// The valves the pipe logic reads. Names match `REFERENCE.md` §3.
+/// The settings the pipe logic reads, under their table names.
 #[derive(Clone, Debug, Deserialize)]
-#[serde(default, rename_all = "SCREAMING_SNAKE_CASE")]
+#[serde(rename_all = "SCREAMING_SNAKE_CASE")]
 pub struct Settings {
     pub base_url: String,
     pub model_id: String,
     pub model_catalog_refresh_seconds: u64,
-    /// Whether the host holds an OpenRouter key (the key itself never enters the guest).
+    /// Whether the host holds an OpenRouter key (the key itself never enters the guest). A fact
+    /// the host adds to the document, not a setting: absent means no key.
+    #[serde(default)]
     pub api_key_configured: bool,
     pub http_referer_override: String,
     pub http_connect_timeout_seconds: u64,
@@ -71,28 +102,11 @@ pub struct Settings {
     pub artifacts: ArtifactSettings,
 }
 
+/// The table's defaults, as a document without any key would give them.
+#[cfg(test)]
 impl Default for Settings {
     fn default() -> Self {
-        Settings {
-            base_url: "https://openrouter.ai/api/v1".to_string(),
-            model_id: "auto".to_string(),
-            model_catalog_refresh_seconds: 3600,
-            api_key_configured: false,
-            http_referer_override: String::new(),
-            http_connect_timeout_seconds: 10,
-            http_sock_read_seconds: 300,
-            free_model_filter: "all".to_string(),
-            tool_calling_filter: "all".to_string(),
-            zdr_models_only: false,
-            variant_models: String::new(),
-            request: RequestSettings::default(),
-            endpoint: EndpointSettings::default(),
-            templates: TemplateSettings::default(),
-            usage_status: UsageStatusSettings::default(),
-            streaming: StreamingSettings::default(),
-            tools: crate::tool_loop::ToolSettings::default(),
-            artifacts: ArtifactSettings::default(),
-        }
+        Settings::parse("").unwrap()
     }
 }
 
@@ -102,13 +116,9 @@ pub const DEFAULT_REFERER: &str = "https://github.com/openwebui/responses-pipe";
 pub const APP_TITLE: &str = "Responses Pipe";
 
 impl Settings {
-    /// Parse the host's settings document.
+    /// Parse the host's settings document; keys it lacks take the table's defaults.
     pub fn parse(json: &str) -> Result<Settings, serde_json::Error> {
-        if json.trim().is_empty() {
-            return Ok(Settings::default());
-        }
-        // Straight from the text: no intermediate JSON tree (this runs on every request).
-        let mut settings: Settings = serde_json::from_str(json)?;
+        let mut settings: Settings = from_document(json)?;
         // The breaker valves belong to two groups; serde's flatten hands them to the tool group.
         settings.artifacts.breaker_max_failures = settings.tools.breaker_max_failures;
         settings.artifacts.breaker_window_seconds = settings.tools.breaker_window_seconds;
@@ -175,6 +185,66 @@ mod tests {
         assert!(!s.usage_status.show_final_usage_status);
         assert_eq!(s.streaming.thinking_output_mode, "status");
         assert_eq!(s.model_id, "x/y");
+    }
+
+    #[test]
+    fn the_component_reads_every_setting_the_table_gives_it_and_no_other() {
+        // The table's defaults for the component's side make a complete document, read on the
+        // direct path (no merge).
+        let complete = Value::Object(default_document()).to_string();
+        assert!(serde_json::from_str::<Settings>(&complete).is_ok());
+        // Each setting the table sends is a field of some group: without it, the direct path
+        // names it as missing. (An optional one reads as null when absent, its table default.)
+        for spec in responses_pipe_settings::guest_valves() {
+            let mut doc = default_document();
+            doc.remove(spec.name);
+            let direct = serde_json::from_value::<Settings>(Value::Object(doc));
+            if spec.default == responses_pipe_settings::DefaultValue::Null {
+                assert!(direct.is_ok(), "{}", spec.name);
+                continue;
+            }
+            let err = direct.err().map(|e| e.to_string()).unwrap_or_default();
+            assert!(
+                err.contains(&format!("missing field `{}`", spec.name)),
+                "{}: {err}",
+                spec.name
+            );
+        }
+    }
+
+    #[test]
+    fn an_incomplete_document_takes_the_table_defaults_for_what_it_lacks() {
+        let s = Settings::parse(r#"{"REASONING_EFFORT":"high","TOOL_BATCH_CAP":2}"#).unwrap();
+        assert_eq!(s.request.reasoning_effort, "high");
+        assert_eq!(s.tools.tool_batch_cap, 2);
+        let table = |name: &str| {
+            responses_pipe_settings::find(name)
+                .map(|spec| spec.default.to_json())
+                .unwrap()
+        };
+        assert_eq!(
+            table("MAX_FUNCTION_CALL_LOOPS"),
+            s.tools.max_function_call_loops
+        );
+        assert_eq!(
+            table("THINKING_OUTPUT_MODE"),
+            s.streaming.thinking_output_mode
+        );
+        assert_eq!(
+            table("BREAKER_HISTORY_SIZE"),
+            s.artifacts.breaker_history_size
+        );
+        // The shared breaker settings reach the artifact group on both paths.
+        assert_eq!(
+            s.artifacts.breaker_max_failures,
+            s.tools.breaker_max_failures
+        );
+        assert!(s.artifacts.breaker_max_failures > 0);
+        // Facts the host adds are absent from a bare document: no key, no table.
+        assert!(!s.api_key_configured && s.artifacts.artifact_table.is_empty());
+        // A document that is not an object is an error, not a default.
+        assert!(Settings::parse("[1]").is_err());
+        assert!(Settings::parse(r#"{"TOOL_BATCH_CAP":"many"}"#).is_err());
     }
 
     #[test]

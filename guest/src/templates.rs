@@ -585,9 +585,10 @@ The answer above stopped before the model finished, so it may be incomplete. Sen
     footer!()
 );
 
-/// The template valves plus the support contacts inserted into every template.
-#[derive(Clone, Debug, Default, PartialEq, Eq, Deserialize)]
-#[serde(default, rename_all = "SCREAMING_SNAKE_CASE")]
+/// The template settings plus the support contacts inserted into every template (defaults: the
+/// settings table, where every template is blank, meaning its built-in text).
+#[derive(Clone, Debug, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "SCREAMING_SNAKE_CASE")]
 pub struct TemplateSettings {
     pub openrouter_error_template: String,
     pub endpoint_override_conflict_template: String,
@@ -607,7 +608,37 @@ pub struct TemplateSettings {
     pub support_url: String,
 }
 
+#[cfg(test)]
+impl Default for TemplateSettings {
+    fn default() -> Self {
+        crate::settings::Settings::default().templates
+    }
+}
+
 impl TemplateSettings {
+    /// Every template blank, so each renders its built-in text, and no support contacts: what
+    /// the pipe falls back to when it cannot read the host's settings document at all.
+    pub fn built_in() -> TemplateSettings {
+        TemplateSettings {
+            openrouter_error_template: String::new(),
+            endpoint_override_conflict_template: String::new(),
+            direct_upload_failure_template: String::new(),
+            authentication_error_template: String::new(),
+            insufficient_credits_template: String::new(),
+            rate_limit_template: String::new(),
+            server_timeout_template: String::new(),
+            payload_too_large_template: String::new(),
+            network_timeout_template: String::new(),
+            connection_error_template: String::new(),
+            service_error_template: String::new(),
+            internal_error_template: String::new(),
+            model_restricted_template: String::new(),
+            stream_interrupted_template: String::new(),
+            support_email: String::new(),
+            support_url: String::new(),
+        }
+    }
+
     /// The operator's override for `kind`, or the built-in text when the valve is blank.
     pub fn template(&self, kind: TemplateKind) -> &str {
         let configured = match kind {
@@ -1063,14 +1094,15 @@ mod tests {
         assert_eq!(names.len(), 14);
         for kind in TemplateKind::ALL {
             let json = serde_json::json!({ kind.valve(): format!("custom {}", kind.valve()) });
-            let settings: TemplateSettings = serde_json::from_value(json).unwrap();
+            let settings: TemplateSettings =
+                crate::settings::from_document(&json.to_string()).unwrap();
             assert_eq!(settings.template(kind), format!("custom {}", kind.valve()));
         }
     }
 
     #[test]
     fn an_override_valve_replaces_the_default_and_a_blank_one_does_not() {
-        let settings: TemplateSettings = serde_json::from_str(
+        let settings: TemplateSettings = crate::settings::from_document(
             r#"{"RATE_LIMIT_TEMPLATE":"Slow down, retry in {retry_after_seconds}s ({error_id})",
                 "SERVER_TIMEOUT_TEMPLATE":"  ",
                 "SUPPORT_EMAIL":"ops@example.com"}"#,

@@ -5,12 +5,13 @@
 use crate::types::Usage;
 use serde::Deserialize;
 
-/// The icons for time, cost, total, input, output, cached and reasoning, in that order.
-pub const DEFAULT_ICON_SET: &str = "⧗,$,⇅,▲,▼,↺,▽";
+/// The icons for time, cost, total, input, output, cached and reasoning, in that order (the
+/// settings table's default of `USAGE_STATUS_ICON_SET`).
+pub use responses_pipe_settings::DEFAULT_ICON_SET;
 
-/// The valves that shape the line (names match REFERENCE §3).
+/// The settings that shape the line (defaults: the settings table).
 #[derive(Clone, Debug, PartialEq, Eq, Deserialize)]
-#[serde(default, rename_all = "SCREAMING_SNAKE_CASE")]
+#[serde(rename_all = "SCREAMING_SNAKE_CASE")]
 pub struct UsageStatusSettings {
     pub show_final_usage_status: bool,
     /// `text` or `icons`; anything else reads as `text`.
@@ -19,13 +20,10 @@ pub struct UsageStatusSettings {
     pub usage_status_icon_set: String,
 }
 
+#[cfg(test)]
 impl Default for UsageStatusSettings {
     fn default() -> Self {
-        UsageStatusSettings {
-            show_final_usage_status: true,
-            final_usage_status_style: "text".to_string(),
-            usage_status_icon_set: DEFAULT_ICON_SET.to_string(),
-        }
+        crate::settings::Settings::default().usage_status
     }
 }
 
@@ -333,10 +331,10 @@ mod tests {
 
     #[test]
     fn settings_parse_from_valve_names_with_reference_defaults() {
-        let s: UsageStatusSettings = serde_json::from_str("{}").unwrap();
+        let s: UsageStatusSettings = crate::settings::from_document("{}").unwrap();
         assert_eq!(s, UsageStatusSettings::default());
         assert!(s.show_final_usage_status);
-        let s: UsageStatusSettings = serde_json::from_str(
+        let s: UsageStatusSettings = crate::settings::from_document(
             r#"{"SHOW_FINAL_USAGE_STATUS":false,"FINAL_USAGE_STATUS_STYLE":"icons","USAGE_STATUS_ICON_SET":"a,b,c,d,e,f,g"}"#,
         )
         .unwrap();

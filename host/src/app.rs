@@ -101,6 +101,8 @@ impl AppBuilder {
             component,
             cache_dir,
         } = self;
+        // Settings that were given a value but have no effect here are named once, up front.
+        config.log_start_up_report();
         std::fs::create_dir_all(&data_dir).map_err(|source| StartError::DataDir {
             path: data_dir.clone(),
             source,

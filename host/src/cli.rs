@@ -1,26 +1,49 @@
-//! The command line: `responses-pipe serve [--listen ADDR] [--data-dir DIR] [--config FILE]` and
-//! `responses-pipe maintain [--data-dir DIR] [--config FILE]` (one maintenance pass, then exit).
-//! Only where to listen and where files live are flags; every other setting is a valve (TOML file
-//! or environment, see `config`), and secrets are environment-only, so nothing secret ever appears
-//! in a process listing or shell history.
+//! The command line: `responses-pipe serve [--listen ADDR] [--data-dir DIR] [--config FILE]`,
+//! `responses-pipe maintain [--data-dir DIR] [--config FILE]` (one maintenance pass, then exit)
+//! and `responses-pipe config-doc` (print `docs/configuration.md`, generated from the settings
+//! table). Only where to listen and where files live are flags; every other setting is a valve
+//! (TOML file or environment, see `config`), and secrets are environment-only, so nothing secret
+//! ever appears in a process listing or shell history.
 
+use crate::config::VALVES;
 use std::net::SocketAddr;
 use std::path::PathBuf;
 
-/// Shown under `--help`: where settings and secrets come from, and the variables most deployments
-/// set.
-const AFTER_HELP: &str = "\
-Settings: every valve of the reference Open WebUI pipe (same names and defaults), plus the host's
+/// Shown under `--help`: where settings and secrets come from (the secrets listed from the
+/// settings table), and the variables most deployments set.
+fn after_help() -> String {
+    let secrets: Vec<String> = VALVES
+        .iter()
+        .filter(|s| s.is_secret())
+        .map(|s| {
+            let mut names: Vec<&str> = s.env_aliases.to_vec();
+            names.insert(0, s.name);
+            names.join(" or ")
+        })
+        .collect();
+    format!(
+        "\
+Settings: every valve of the Python Open WebUI pipe (same names and defaults), plus the host's
 own, can be set in the --config TOML file (NAME = value, names in any case) or as environment
-variables of the same name; the environment wins over the file.
+variables of the same name; the environment wins over the file. docs/configuration.md lists
+every setting (`responses-pipe config-doc` prints it); a setting of a feature not built yet
+warns at start-up, or stops it where operators rely on it.
 
 Secrets come from the environment only (a secret in the config file is a start-up error):
-  OPENROUTER_API_KEY   OpenRouter API key (also read as API_KEY)
+  {}
+
+The main ones:
+  OPENROUTER_API_KEY   OpenRouter API key
   PIPE_API_KEYS        comma-separated keys clients must present (empty: no key required)
-  ARTIFACT_ENCRYPTION_KEY, SESSION_LOG_ZIP_PASSWORD, WEBUI_SECRET_KEY
   DATABASE_URL         PostgreSQL for artifacts (postgres://user:password@host:5432/db);
                        unset: SQLite in <data dir>/artifacts.sqlite3
 
+{MOST_USED}",
+        secrets.join("\n  ")
+    )
+}
+
+const MOST_USED: &str = "\
 Most used settings:
   BASE_URL             OpenRouter API root (default https://openrouter.ai/api/v1;
                        also read as OPENROUTER_API_BASE_URL)
@@ -36,7 +59,7 @@ Most used settings:
     name = "responses-pipe",
     version,
     about = "OpenAI-compatible gateway to OpenRouter's Responses API, with the pipe logic in a sandboxed WebAssembly component",
-    after_help = AFTER_HELP
+    after_help = after_help()
 )]
 pub struct Cli {
     #[command(subcommand)]
@@ -46,12 +69,15 @@ pub struct Cli {
 #[derive(Debug, clap::Subcommand)]
 pub enum Command {
     /// Run the HTTP server.
-    #[command(after_help = AFTER_HELP)]
+    #[command(after_help = after_help())]
     Serve(ServeArgs),
     /// Run one maintenance pass (artifact retention cleanup) and exit. Safe to run while servers
     /// are up: only one worker runs a pass at a time.
-    #[command(after_help = AFTER_HELP)]
+    #[command(after_help = after_help())]
     Maintain(MaintainArgs),
+    /// Print docs/configuration.md (every setting, generated from the settings table) to
+    /// standard output.
+    ConfigDoc,
 }
 
 #[derive(Debug, Clone, clap::Args)]
@@ -148,6 +174,26 @@ mod tests {
             Cli::try_parse_from(["responses-pipe", "serve", "--listen", "not-an-address"]).is_err()
         );
         assert!(Cli::try_parse_from(["responses-pipe"]).is_err());
+    }
+
+    #[test]
+    fn config_doc_is_a_subcommand_without_arguments() {
+        let cli = Cli::try_parse_from(["responses-pipe", "config-doc"]).unwrap();
+        assert!(matches!(cli.command, Command::ConfigDoc));
+        assert!(Cli::try_parse_from(["responses-pipe", "config-doc", "--listen", "x"]).is_err());
+    }
+
+    #[test]
+    fn help_lists_every_secret_of_the_settings_table() {
+        let help = Cli::command().render_long_help().to_string();
+        for spec in VALVES.iter().filter(|s| s.is_secret()) {
+            assert!(
+                help.contains(spec.name),
+                "--help lacks {}:\n{help}",
+                spec.name
+            );
+        }
+        assert!(help.contains("config-doc"), "{help}");
     }
 
     #[test]

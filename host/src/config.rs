@@ -17,6 +17,7 @@
 //! environment by other code, and what the egress layer does with the key.
 
 pub mod client_keys;
+pub mod doc;
 mod parse;
 pub mod tool_servers;
 pub mod valves;
@@ -33,7 +34,7 @@ use tracing::level_filters::LevelFilter;
 pub use client_keys::{ClientKey, ClientKeyProblem, KeyKind};
 pub use parse::HostPortProblem;
 pub use tool_servers::{OperationsSource, ToolServerDecl, ToolServerKind, ToolServerProblem};
-pub use valves::{DefaultValue, Scope, VALVES, ValveKind, ValveSpec};
+pub use valves::{DefaultValue, Scope, Side, Status, VALVES, ValveKind, ValveSpec};
 
 use parse::{Input, Parsed};
 
@@ -132,6 +133,18 @@ pub enum ConfigError {
         origin: Origin,
         expected: Expected,
     },
+    /// A value that asks for a feature not built yet, which operators rely on for safety or
+    /// compliance: the host does not start rather than run without it.
+    #[error(
+        "{key}={shown} from {origin} asks for something this release does not do, so the host does not start: {doc} Remove the setting or set it to its default ({default}); see docs/configuration.md"
+    )]
+    NotBuilt {
+        key: &'static str,
+        shown: String,
+        origin: Origin,
+        doc: &'static str,
+        default: String,
+    },
     /// A setting the host reads is missing from the valve table: a bug, caught by the tests.
     #[error("internal error: setting {0} is missing from the valve table or has the wrong type")]
     Table(&'static str),
@@ -181,6 +194,26 @@ pub struct Config {
     artifact_table: String,
     artifact_table_previous: Option<String>,
     typed: Typed,
+    /// Settings given a value other than their default that have no effect here (the feature is
+    /// not built, or the setting has no meaning here), for the start-up report.
+    notes: Vec<StartUpNote>,
+}
+
+/// A setting the start-up report names: it was given a non-default value that has no effect.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StartUpNote {
+    pub key: &'static str,
+    pub origin: Origin,
+    pub kind: NoteKind,
+}
+
+/// Why a [`StartUpNote`]'s setting has no effect.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum NoteKind {
+    /// The feature behind it is not built yet (logged as a warning).
+    NotBuilt,
+    /// It has no meaning in this server, for this reason (logged as information).
+    Ignored(&'static str),
 }
 
 /// The settings the host itself reads, converted once.
@@ -220,6 +253,7 @@ impl Config {
         env: &dyn Fn(&str) -> Option<String>,
     ) -> Result<Config, ConfigError> {
         let mut layered = defaults()?;
+        let default_values = layered.values.clone();
         let mut errors = Vec::new();
         let mut tool_servers_value = None;
         if let Some(path) = file {
@@ -233,10 +267,12 @@ impl Config {
                 Vec::new()
             }),
         };
+        let notes = unbuilt_settings(&layered, &default_values, &mut errors);
         if !errors.is_empty() {
             return Err(collapse(errors));
         }
-        let config = Self::build(layered, tool_servers)?;
+        let mut config = Self::build(layered, tool_servers)?;
+        config.notes = notes;
         tracing::debug!(
             file = file.map(|p| p.display().to_string()),
             base_url = %config.base_url,
@@ -331,6 +367,7 @@ impl Config {
             artifact_table,
             artifact_table_previous,
             typed,
+            notes: Vec::new(),
         })
     }
 
@@ -364,11 +401,6 @@ impl Config {
     /// `ARTIFACT_ENCRYPTION_KEY_PREVIOUS` (the key before a rotation, read-only), if set.
     pub fn artifact_encryption_key_previous(&self) -> Option<&SecretString> {
         self.secrets.get("ARTIFACT_ENCRYPTION_KEY_PREVIOUS")
-    }
-
-    /// `SESSION_LOG_ZIP_PASSWORD`, if set.
-    pub fn session_log_zip_password(&self) -> Option<&SecretString> {
-        self.secrets.get("SESSION_LOG_ZIP_PASSWORD")
     }
 
     /// `WEBUI_SECRET_KEY`, if set.
@@ -519,12 +551,54 @@ impl Config {
         self.typed.artifact_cleanup_interval
     }
 
-    /// The settings document handed to the guest on every call: a JSON object of every reference
-    /// valve that is not a secret and not host-only, keyed by valve name, with typed values
-    /// (bool/number/string/null; Csv as the string given), plus `"API_KEY_CONFIGURED": bool`.
-    /// Built once at load time.
+    /// The settings document handed to the guest on every call: a JSON object of every setting
+    /// the table says the component reads (never a secret), keyed by name, with typed values
+    /// (bool/number/string/null; Csv as the string given), plus `"API_KEY_CONFIGURED": bool` and
+    /// the artifact tables. Built once at load time.
     pub fn guest_settings_json(&self) -> &str {
         &self.guest_settings_json
+    }
+
+    /// Settings given a non-default value that has no effect here (not built, or ignored).
+    pub fn start_up_notes(&self) -> &[StartUpNote] {
+        &self.notes
+    }
+
+    /// Log the start-up report: one line per setting whose non-default value has no effect, a
+    /// warning when the feature behind it is not built yet, information when the setting has no
+    /// meaning here. Names and origins only: a value may be a secret.
+    pub fn log_start_up_report(&self) {
+        for note in &self.notes {
+            match note.kind {
+                NoteKind::NotBuilt => tracing::warn!(
+                    setting = note.key,
+                    source = %note.origin,
+                    "setting {} has no effect: the feature behind it is not built yet (see docs/configuration.md)",
+                    note.key
+                ),
+                NoteKind::Ignored(reason) => tracing::info!(
+                    setting = note.key,
+                    source = %note.origin,
+                    "setting {} is accepted but has no meaning here: {reason}",
+                    note.key
+                ),
+            }
+        }
+        if self.db_breaker_never_opens() {
+            tracing::warn!(
+                setting = "BREAKER_HISTORY_SIZE",
+                "BREAKER_HISTORY_SIZE is below BREAKER_MAX_FAILURES: the artifact-database breaker remembers too few failures to ever open"
+            );
+        }
+    }
+
+    /// Whether the artifact-database breaker remembers fewer failures than it needs to open.
+    pub fn db_breaker_never_opens(&self) -> bool {
+        let int = |name: &str| self.get(name).and_then(Value::as_i64);
+        matches!(
+            (int("BREAKER_HISTORY_SIZE"), int("BREAKER_MAX_FAILURES")),
+            (Some(history), Some(threshold)) if history < threshold
+        )
     }
 
     /// Any non-secret setting's value by name (any case), host settings included.
@@ -640,7 +714,7 @@ fn defaults() -> Result<Layered, ConfigError> {
     };
     let mut errors = Vec::new();
     for spec in VALVES {
-        let default = spec.default.to_toml();
+        let default = valves::default_to_toml(spec.default);
         set(
             &mut layered,
             spec,
@@ -654,6 +728,69 @@ fn defaults() -> Result<Layered, ConfigError> {
     } else {
         Err(collapse(errors))
     }
+}
+
+/// The settings whose value differs from their default although nothing here acts on it: an
+/// error for each safety-relevant one (the start-up stops), a note for the others.
+fn unbuilt_settings(
+    layered: &Layered,
+    defaults: &BTreeMap<&'static str, (Value, Origin)>,
+    errors: &mut Vec<ConfigError>,
+) -> Vec<StartUpNote> {
+    let mut notes = Vec::new();
+    for spec in VALVES.iter().filter(|s| !s.status.is_built()) {
+        // A secret differs from its (empty) default when it is set; its origin is the
+        // environment, the only place a secret may come from.
+        let changed: Option<(String, Origin)> = if spec.is_secret() {
+            layered
+                .secrets
+                .contains_key(spec.name)
+                .then(|| ("<redacted>".to_owned(), Origin::Env(spec.name.to_owned())))
+        } else {
+            match (layered.values.get(spec.name), defaults.get(spec.name)) {
+                (Some((value, origin)), Some((default, _))) if value != default => {
+                    Some((shown_value(value), origin.clone()))
+                }
+                _ => None,
+            }
+        };
+        let Some((shown, origin)) = changed else {
+            continue;
+        };
+        match spec.status {
+            Status::SafetyNotBuilt => errors.push(ConfigError::NotBuilt {
+                key: spec.name,
+                shown,
+                origin,
+                doc: spec.doc,
+                default: match spec.default {
+                    DefaultValue::Str("") => "empty".to_owned(),
+                    other => other.to_string(),
+                },
+            }),
+            Status::NotBuilt => notes.push(StartUpNote {
+                key: spec.name,
+                origin,
+                kind: NoteKind::NotBuilt,
+            }),
+            Status::Ignored(reason) => notes.push(StartUpNote {
+                key: spec.name,
+                origin,
+                kind: NoteKind::Ignored(reason),
+            }),
+            Status::Built => {}
+        }
+    }
+    notes
+}
+
+/// A checked value as quoted in an error, long values cut.
+fn shown_value(value: &Value) -> String {
+    let full = match value {
+        Value::String(s) => s.clone(),
+        other => other.to_string(),
+    };
+    cut(full)
 }
 
 /// Check one raw value and, if good, make it the setting's current value.
@@ -693,6 +830,11 @@ fn show(spec: &ValveSpec, input: Input<'_>) -> String {
         Input::Toml(toml::Value::String(s)) => s.clone(),
         Input::Toml(other) => other.to_string(),
     };
+    cut(full)
+}
+
+/// At most `SHOWN_VALUE_MAX_CHARS` characters of `full`, with `…` when cut.
+fn cut(full: String) -> String {
     if full.chars().count() <= SHOWN_VALUE_MAX_CHARS {
         return full;
     }
@@ -962,10 +1104,7 @@ fn guest_document(
     artifact_table_previous: Option<&str>,
 ) -> String {
     let mut doc = serde_json::Map::new();
-    for spec in VALVES
-        .iter()
-        .filter(|s| s.scope == Scope::Reference && !s.is_secret())
-    {
+    for spec in VALVES.iter().filter(|s| s.sent_to_guest()) {
         if let Some(v) = values.get(spec.name) {
             doc.insert(spec.name.to_owned(), v.clone());
         }
@@ -1404,7 +1543,8 @@ mod tests {
             doc.get("BASE_URL"),
             Some(&Value::from("https://openrouter.ai/api/v1"))
         );
-        assert_eq!(doc.get("HTTP_TOTAL_TIMEOUT_SECONDS"), Some(&Value::Null));
+        // An optional setting the component reads arrives as null.
+        assert_eq!(doc.get("TOOL_IDLE_TIMEOUT_SECONDS"), Some(&Value::Null));
         assert_eq!(doc.get("ENABLE_REASONING"), Some(&Value::Bool(true)));
         for absent in [
             "API_KEY",
@@ -1415,18 +1555,20 @@ mod tests {
             "EGRESS_ALLOWED_HOSTS",
             "GUEST_MEMORY_LIMIT_MB",
             "LOG_FORMAT",
+            // Settings of the Python pipe that only the host reads, or nobody.
+            "HTTP_TOTAL_TIMEOUT_SECONDS",
+            "LOG_LEVEL",
+            "SESSION_LOG_DIR",
+            "MIDDLEWARE_STREAM_QUEUE_MAXSIZE",
         ] {
             assert!(
                 !doc.contains_key(absent),
                 "{absent} must not reach the guest"
             );
         }
-        // Every reference valve that is not a secret, plus the flag and the two artifact tables
-        // (the previous one empty outside a key rotation).
-        let expected = VALVES
-            .iter()
-            .filter(|s| s.scope == Scope::Reference && !s.is_secret())
-            .count();
+        // Every setting the component reads (never a secret), plus the flag and the two artifact
+        // tables (the previous one empty outside a key rotation).
+        let expected = VALVES.iter().filter(|s| s.sent_to_guest()).count();
         assert_eq!(doc.len(), expected + 3);
         assert_eq!(
             doc.get("ARTIFACT_TABLE"),
@@ -1689,6 +1831,155 @@ mod tests {
             .collect();
         let again = load(None, &borrowed).unwrap();
         assert_eq!(again.guest_settings_json(), defaults.guest_settings_json());
+    }
+
+    #[test]
+    fn a_non_default_value_of_an_unbuilt_safety_setting_stops_the_start_up_by_name() {
+        for (key, value) in [
+            ("SESSION_LOG_STORE_ENABLED", "true"),
+            ("ENABLE_SSRF_PROTECTION", "false"),
+            ("COSTS_REDIS_DUMP", "yes"),
+            ("FUSION_BACKEND", "internal"),
+            ("ENABLE_OPENROUTER_FUSION", "off"),
+            ("ADMIN_PROVIDER_ROUTING_MODELS", "openai/*"),
+        ] {
+            match err(None, &[(key, value)]) {
+                ConfigError::NotBuilt {
+                    key: named, origin, ..
+                } => {
+                    assert_eq!(named, key);
+                    assert_eq!(origin, Origin::Env(key.to_owned()));
+                }
+                other => panic!("{key}: {other}"),
+            }
+            let text = err(None, &[(key, value)]).to_string();
+            assert!(text.contains(key), "{text}");
+            assert!(text.contains("does not start"), "{text}");
+        }
+        // From the file too, and several at once are all named.
+        let text = err(
+            Some("SESSION_LOG_STORE_ENABLED = true\nFUSION_BACKEND = \"internal\"\n"),
+            &[],
+        )
+        .to_string();
+        assert!(
+            text.contains("SESSION_LOG_STORE_ENABLED=true from config file"),
+            "{text}"
+        );
+        assert!(text.contains("FUSION_BACKEND=internal"), "{text}");
+        // Their defaults, written out, start normally.
+        let c = load(
+            None,
+            &[
+                ("SESSION_LOG_STORE_ENABLED", "false"),
+                ("ENABLE_SSRF_PROTECTION", "true"),
+                ("FUSION_BACKEND", "openrouter"),
+                ("ENABLE_OPENROUTER_FUSION", "true"),
+            ],
+        )
+        .unwrap();
+        assert!(c.start_up_notes().is_empty(), "{:?}", c.start_up_notes());
+    }
+
+    #[test]
+    fn a_non_default_value_of_an_unbuilt_or_ignored_setting_is_noted_by_name() {
+        let c = load(
+            Some("REMOTE_DOWNLOAD_MAX_RETRIES = 5\n"),
+            &[
+                ("ENABLE_REDIS_CACHE", "true"),
+                ("SEND_SESSION_ID", "true"),
+                ("SESSION_LOG_ZIP_PASSWORD", "zip-secret-654321"),
+                ("MIDDLEWARE_STREAM_QUEUE_MAXSIZE", "100"),
+                // Set to their defaults: nothing to report.
+                ("VIDEO_INTENT_ENABLED", "true"),
+                ("SSE_WORKERS_PER_REQUEST", "4"),
+            ],
+        )
+        .unwrap();
+        let notes = c.start_up_notes();
+        let named = |key: &str| notes.iter().find(|n| n.key == key).map(|n| n.kind);
+        assert_eq!(
+            named("REMOTE_DOWNLOAD_MAX_RETRIES"),
+            Some(NoteKind::NotBuilt)
+        );
+        assert_eq!(named("ENABLE_REDIS_CACHE"), Some(NoteKind::NotBuilt));
+        assert_eq!(named("SEND_SESSION_ID"), Some(NoteKind::NotBuilt));
+        assert_eq!(named("SESSION_LOG_ZIP_PASSWORD"), Some(NoteKind::NotBuilt));
+        assert!(matches!(
+            named("MIDDLEWARE_STREAM_QUEUE_MAXSIZE"),
+            Some(NoteKind::Ignored(reason)) if !reason.is_empty()
+        ));
+        assert_eq!(notes.len(), 5, "{notes:?}");
+        assert!(
+            notes
+                .iter()
+                .any(|n| n.key == "REMOTE_DOWNLOAD_MAX_RETRIES"
+                    && matches!(n.origin, Origin::File(_)))
+        );
+        assert!(!format!("{notes:?}").contains("zip-secret"));
+        // A default start reports nothing.
+        assert!(load(None, &[]).unwrap().start_up_notes().is_empty());
+    }
+
+    #[test]
+    fn a_breaker_history_shorter_than_the_threshold_is_flagged() {
+        assert!(!load(None, &[]).unwrap().db_breaker_never_opens());
+        let short = load(
+            None,
+            &[("BREAKER_HISTORY_SIZE", "2"), ("BREAKER_MAX_FAILURES", "3")],
+        )
+        .unwrap();
+        assert!(short.db_breaker_never_opens());
+        let raised = load(None, &[("BREAKER_MAX_FAILURES", "6")]).unwrap();
+        assert!(raised.db_breaker_never_opens(), "default history 5 < 6");
+    }
+
+    #[test]
+    fn unbuilt_settings_are_still_validated() {
+        assert!(matches!(
+            err(None, &[("SESSION_LOG_MAX_LINES", "5")]),
+            ConfigError::Invalid {
+                key: "SESSION_LOG_MAX_LINES",
+                ..
+            }
+        ));
+        assert!(matches!(
+            err(None, &[("FUSION_BACKEND", "local")]),
+            ConfigError::Invalid {
+                key: "FUSION_BACKEND",
+                ..
+            }
+        ));
+    }
+
+    #[test]
+    fn defaults_that_name_an_unbuilt_feature_follow_what_this_server_does() {
+        let c = load(None, &[]).unwrap();
+        assert_eq!(c.get("FUSION_BACKEND"), Some(&Value::from("openrouter")));
+        for key in [
+            "ENABLE_REDIS_CACHE",
+            "ENABLE_ADVISOR",
+            "ENABLE_VIDEO_GENERATION",
+        ] {
+            assert_eq!(c.get(key), Some(&Value::Bool(false)), "{key}");
+        }
+    }
+
+    #[test]
+    fn the_guest_document_holds_exactly_the_table_defaults_of_the_guest_side() {
+        // The component fills keys missing from a document with the same table defaults, so
+        // a default host document and the component's own defaults cannot disagree.
+        let c = load(None, &[]).unwrap();
+        let doc: serde_json::Map<String, Value> =
+            serde_json::from_str(c.guest_settings_json()).unwrap();
+        for spec in responses_pipe_settings::guest_valves() {
+            assert_eq!(
+                doc.get(spec.name),
+                Some(&spec.default.to_json()),
+                "{}",
+                spec.name
+            );
+        }
     }
 
     #[test]

@@ -18,6 +18,14 @@ fn main() -> anyhow::Result<()> {
     match cli.command {
         Command::Serve(args) => runtime.block_on(serve(args)),
         Command::Maintain(args) => runtime.block_on(maintain(args)),
+        Command::ConfigDoc => {
+            use std::io::Write as _;
+            let doc = responses_pipe_host::config::doc::markdown();
+            std::io::stdout()
+                .lock()
+                .write_all(doc.as_bytes())
+                .context("could not write the document")
+        }
     }
 }
 

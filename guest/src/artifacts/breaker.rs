@@ -4,7 +4,9 @@
 //! every chat. The caller is the request's principal (`RequestContext::principal`: the client
 //! key's name, and the user when the key may name one), so one client's failures never switch
 //! persistence off for another key's users, and requests without a user use their key's own
-//! bucket instead of one shared by every anonymous client. The failure history lives in kv (shared by every worker when kv is Redis) with the
+//! bucket instead of one shared by every anonymous client. It remembers the latest
+//! `BREAKER_HISTORY_SIZE` failures; a history shorter than the threshold never opens it. The
+//! failure history lives in kv (shared by every worker when kv is Redis) with the
 //! window as its time to live; a success clears it. A kv failure counts as "closed": the breaker
 //! must never be the reason a chat loses its history.
 
@@ -12,12 +14,17 @@ use super::ArtifactSettings;
 use crate::caps::{Env, Kv};
 use crate::tool_loop::breaker::Breaker;
 
+/// The caller's DB breaker key.
+fn key(principal: &str) -> String {
+    format!("db_breaker:{principal}")
+}
+
 /// The per-caller DB breaker: the same sliding-window kv breaker as the tool breakers, under its
 /// own key. A threshold of 0 counts as 1 (the DB breaker is never switched off by it).
 fn breaker<'a, K: Kv>(s: &ArtifactSettings, kv: &'a K, principal: &str) -> Breaker<'a, K> {
     Breaker {
         kv,
-        key: format!("db_breaker:{principal}"),
+        key: key(principal),
         max_failures: s.breaker_max_failures.max(1),
         window_ms: s.breaker_window_seconds.max(1).saturating_mul(1000),
     }
@@ -28,11 +35,11 @@ pub fn is_open(s: &ArtifactSettings, kv: &impl Kv, env: &impl Env, principal: &s
 }
 
 pub fn record_failure(s: &ArtifactSettings, kv: &impl Kv, env: &impl Env, principal: &str) {
-    breaker(s, kv, principal).record_failure(env.now_ms());
+    breaker(s, kv, principal).record_failure_keeping(env.now_ms(), s.breaker_history_size);
 }
 
 pub fn record_success(kv: &impl Kv, principal: &str) {
-    breaker(&ArtifactSettings::default(), kv, principal).clear();
+    let _ = kv.delete(&key(principal));
 }
 
 #[cfg(test)]
@@ -72,5 +79,31 @@ mod tests {
         assert!(is_open(&s, &kv, &env, user));
         record_success(&kv, user);
         assert!(!is_open(&s, &kv, &env, user));
+    }
+
+    #[test]
+    fn the_breaker_keeps_only_its_history_so_a_short_history_never_opens_it() {
+        let (kv, env) = (MemKv::default(), FixedEnv::default());
+        let short = ArtifactSettings {
+            breaker_max_failures: 3,
+            breaker_window_seconds: 60,
+            breaker_history_size: 2,
+            ..ArtifactSettings::default()
+        };
+        let user = "key-1:u1";
+        for _ in 0..10 {
+            record_failure(&short, &kv, &env, user);
+        }
+        assert!(
+            !is_open(&short, &kv, &env, user),
+            "two remembered failures < three"
+        );
+        // A history as long as the threshold opens at the threshold.
+        let enough = ArtifactSettings {
+            breaker_history_size: 3,
+            ..short.clone()
+        };
+        record_failure(&enough, &kv, &env, user);
+        assert!(is_open(&enough, &kv, &env, user));
     }
 }

@@ -22,9 +22,9 @@ pub mod ulid;
 use crate::caps::{Crypto, CryptoError, Env, Row, Store, StoreError, StoreTable};
 use serde::Deserialize;
 
-/// The valves this module reads (names as in REFERENCE §3).
+/// The settings this module reads (defaults: the settings table).
 #[derive(Clone, Debug, Deserialize, PartialEq)]
-#[serde(default, rename_all = "SCREAMING_SNAKE_CASE")]
+#[serde(rename_all = "SCREAMING_SNAKE_CASE")]
 pub struct ArtifactSettings {
     /// `disabled`, `next_reply` (replayed reasoning deleted after the reply) or `conversation`.
     pub persist_reasoning_tokens: String,
@@ -43,10 +43,13 @@ pub struct ArtifactSettings {
     pub breaker_window_seconds: u64,
     pub breaker_history_size: u32,
     /// The artifact table the host grants (computed by the host from the pipe id and a hash of
-    /// the key, REFERENCE §2.8). Empty: the host offers no table and nothing is persisted.
+    /// the key, REFERENCE §2.8). Empty: the host offers no table and nothing is persisted. A
+    /// fact the host adds to the document, not a setting.
+    #[serde(default)]
     pub artifact_table: String,
     /// During a key rotation, the previous key's table (the host grants reads and deletes only):
     /// rows written before the rotation are replayed, expired and deleted from there.
+    #[serde(default)]
     pub artifact_table_previous: String,
 }
 
@@ -63,21 +66,10 @@ impl ArtifactSettings {
     }
 }
 
+#[cfg(test)]
 impl Default for ArtifactSettings {
     fn default() -> Self {
-        ArtifactSettings {
-            persist_reasoning_tokens: "conversation".into(),
-            persist_tool_results: false,
-            encrypt_all: true,
-            enable_lz4_compression: true,
-            min_compress_bytes: 0,
-            artifact_cleanup_days: 90,
-            breaker_max_failures: 5,
-            breaker_window_seconds: 60,
-            breaker_history_size: 5,
-            artifact_table: String::new(),
-            artifact_table_previous: String::new(),
-        }
+        crate::settings::Settings::default().artifacts
     }
 }
 

@@ -25,9 +25,9 @@ use crate::translate::{ChatRequest, InvalidBody};
 use serde::Deserialize;
 use serde_json::{Map, Value, json};
 
-/// The valves request translation reads, with the reference defaults (REFERENCE.md §3).
+/// The settings request translation reads (defaults: the settings table).
 #[derive(Clone, Debug, Deserialize)]
-#[serde(default, rename_all = "SCREAMING_SNAKE_CASE")]
+#[serde(rename_all = "SCREAMING_SNAKE_CASE")]
 pub struct RequestSettings {
     pub enable_reasoning: bool,
     /// none / minimal / low / medium / high / xhigh.
@@ -41,6 +41,8 @@ pub struct RequestSettings {
     pub zdr_enforce: bool,
     pub allow_user_zdr_override: bool,
     /// The user valve asking for ZDR routing (honoured only with `ALLOW_USER_ZDR_OVERRIDE`).
+    /// Not a host setting: no document carries it, so it is off unless code sets it.
+    #[serde(default)]
     pub request_zdr: bool,
     pub enable_web_search: bool,
     pub enable_web_fetch: bool,
@@ -64,35 +66,10 @@ pub struct RequestSettings {
     pub image_input_selection: String,
 }
 
+#[cfg(test)]
 impl Default for RequestSettings {
     fn default() -> Self {
-        RequestSettings {
-            enable_reasoning: true,
-            reasoning_effort: "medium".into(),
-            reasoning_summary_mode: "auto".into(),
-            gemini_thinking_budget: 1024,
-            auto_context_trimming: true,
-            use_model_max_output_tokens: false,
-            zdr_enforce: false,
-            allow_user_zdr_override: true,
-            request_zdr: false,
-            enable_web_search: true,
-            enable_web_fetch: true,
-            enable_datetime: true,
-            enable_anthropic_prompt_caching: true,
-            anthropic_prompt_cache_ttl: "5m".into(),
-            enable_anthropic_interleaved_thinking: true,
-            send_end_user_id: false,
-            end_user_id_source: "id".into(),
-            send_session_id: false,
-            send_chat_id: false,
-            send_message_id: false,
-            send_cache_session_id: true,
-            task_model_reasoning_effort: "low".into(),
-            max_input_images_per_request: 5,
-            tool_output_retention_turns: 10,
-            image_input_selection: "user_then_assistant".into(),
-        }
+        crate::settings::Settings::default().request
     }
 }
 
@@ -535,7 +512,8 @@ mod tests {
     #[test]
     fn settings_take_the_reference_defaults_and_ignore_unknown_keys() {
         let s: RequestSettings =
-            serde_json::from_str(r#"{"REASONING_EFFORT":"high","BASE_URL":"x"}"#).unwrap();
+            crate::settings::from_document(r#"{"REASONING_EFFORT":"high","BASE_URL":"x"}"#)
+                .unwrap();
         assert_eq!(s.reasoning_effort, "high");
         assert!(s.enable_reasoning && s.auto_context_trimming && s.send_cache_session_id);
         assert!(!s.use_model_max_output_tokens && !s.send_end_user_id);

@@ -57,11 +57,17 @@ impl<K: Kv> Breaker<'_, K> {
         self.max_failures > 0 && failures >= self.max_failures as usize
     }
 
-    /// Record one failure at `now_ms`.
+    /// Record one failure at `now_ms`, keeping as many as the threshold needs.
     pub fn record_failure(&self, now_ms: u64) {
+        self.record_failure_keeping(now_ms, self.max_failures);
+    }
+
+    /// Record one failure at `now_ms`, keeping at most the latest `history` failures (at least
+    /// one). A history shorter than the threshold never opens the breaker.
+    pub fn record_failure_keeping(&self, now_ms: u64, history: u32) {
         let mut failures = self.failures(now_ms);
         failures.push(now_ms);
-        let keep = self.max_failures.max(1) as usize;
+        let keep = history.max(1) as usize;
         if failures.len() > keep {
             failures.drain(..failures.len() - keep);
         }

@@ -28,9 +28,9 @@ const DEPENDENCY_KEYS: [&str; 4] = ["depends_on", "_depends_on", "sequential", "
 /// URLs harvested as citations from one tool result, at most.
 const MAX_CITED_URLS: usize = 10;
 
-/// The tool valves (REFERENCE §3).
+/// The tool settings (defaults: the settings table).
 #[derive(Clone, Debug, Deserialize)]
-#[serde(default, rename_all = "SCREAMING_SNAKE_CASE")]
+#[serde(rename_all = "SCREAMING_SNAKE_CASE")]
 pub struct ToolSettings {
     /// `Pipeline` (the component runs host tools) or `Open-WebUI` (every call handed back).
     pub tool_execution_mode: String,
@@ -46,21 +46,10 @@ pub struct ToolSettings {
     pub tool_idle_timeout_seconds: Option<u64>,
 }
 
+#[cfg(test)]
 impl Default for ToolSettings {
     fn default() -> Self {
-        ToolSettings {
-            tool_execution_mode: "Pipeline".into(),
-            show_tool_cards: false,
-            enable_strict_tool_calling: true,
-            max_function_call_loops: 25,
-            max_parallel_tools_per_request: 5,
-            breaker_max_failures: 5,
-            breaker_window_seconds: 60,
-            tool_batch_cap: 4,
-            tool_timeout_seconds: 60,
-            tool_batch_timeout_seconds: 120,
-            tool_idle_timeout_seconds: None,
-        }
+        crate::settings::Settings::default().tools
     }
 }
 

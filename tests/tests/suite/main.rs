@@ -24,6 +24,7 @@ mod persistence;
 mod reasoning_replay;
 mod sandbox;
 mod secrets;
+mod settings;
 mod store;
 mod tools;
 mod tools_host;

@@ -404,6 +404,34 @@ async fn a_database_outage_never_fails_the_chat_and_the_breaker_opens_and_closes
     assert_eq!(h.last_body("/responses")["input"][1]["type"], "reasoning");
 }
 
+/// `BREAKER_HISTORY_SIZE` bounds the failures the database breaker remembers: below
+/// `BREAKER_MAX_FAILURES` it can never open, so every turn tries the database again (and the
+/// start-up report says so).
+#[tokio::test]
+async fn a_breaker_history_shorter_than_the_threshold_never_skips_the_database() {
+    let (proxy, h) = behind_fault_proxy(&[
+        ("BREAKER_MAX_FAILURES", "2"),
+        ("BREAKER_HISTORY_SIZE", "1"),
+        ("BREAKER_WINDOW_SECONDS", "60"),
+        ("DB_ACQUIRE_TIMEOUT_MS", "500"),
+    ])
+    .await;
+    assert!(logs_text().contains("BREAKER_HISTORY_SIZE is below BREAKER_MAX_FAILURES"));
+    proxy.set_mode(FaultMode::Refuse);
+    let chat = fresh_chat("history");
+    let hi = json!([{"role": "user", "content": "hello there"}]);
+    for i in 1..=3 {
+        let before = h.app.metrics.total("store_errors");
+        let (answer, raw) = turn_chunks(&h, &chat, &format!("msg-{i}"), &hi).await;
+        assert!(answer.starts_with("echo"), "{answer:?}");
+        assert!(!raw.contains("DB ops skipped"), "turn {i}: {raw}");
+        assert!(
+            h.app.metrics.total("store_errors") > before,
+            "turn {i} tried the database again"
+        );
+    }
+}
+
 #[tokio::test]
 async fn maintain_deletes_rows_unused_for_the_retention_and_keeps_fresh_ones() {
     let data = tempfile::tempdir().unwrap();
