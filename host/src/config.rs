@@ -37,6 +37,11 @@ use parse::{Input, Parsed};
 /// Longest piece of an offending value quoted back in an error; templates can be kilobytes.
 const SHOWN_VALUE_MAX_CHARS: usize = 80;
 
+/// Shortest accepted `ARTIFACT_ENCRYPTION_KEY` / `ARTIFACT_ENCRYPTION_KEY_PREVIOUS`, in
+/// characters: HKDF stretches whatever it is given, so a short (guessable) key would make every
+/// sealed artifact only as strong as that guess.
+pub const MIN_ARTIFACT_KEY_CHARS: usize = 32;
+
 /// Where a value came from, for error messages.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Origin {
@@ -129,6 +134,11 @@ pub enum ConfigError {
     /// A `[[tool_servers]]` entry is unusable.
     #[error(transparent)]
     ToolServer(#[from] ToolServerProblem),
+    /// An artifact key too short to be a random key; its value is never shown.
+    #[error(
+        "{key} is shorter than {MIN_ARTIFACT_KEY_CHARS} characters (its value is not shown); use a random key of at least {MIN_ARTIFACT_KEY_CHARS} characters, e.g. the output of `openssl rand -base64 32`"
+    )]
+    WeakKey { key: &'static str },
     #[error("{} configuration errors:{}", .0.len(), list_errors(.0))]
     Several(Vec<ConfigError>),
 }
@@ -247,6 +257,21 @@ impl Config {
         } = layered;
         let (base_url, base_authority) = base_url(&values)?;
         let pipe_id = pipe_id(&values)?;
+        let weak: Vec<ConfigError> = [
+            "ARTIFACT_ENCRYPTION_KEY",
+            "ARTIFACT_ENCRYPTION_KEY_PREVIOUS",
+        ]
+        .into_iter()
+        .filter(|key| {
+            secrets
+                .get(key)
+                .is_some_and(|k| k.expose_secret().chars().count() < MIN_ARTIFACT_KEY_CHARS)
+        })
+        .map(|key| ConfigError::WeakKey { key })
+        .collect();
+        if !weak.is_empty() {
+            return Err(collapse(weak));
+        }
         // New rows go to the current key's table. During a key rotation the previous key's
         // table is granted too, for reading (and deleting) the rows written before it.
         let artifact_table = artifact_table_name(
@@ -1247,6 +1272,8 @@ mod tests {
 
     #[test]
     fn the_artifact_table_follows_the_reference_rule() {
+        const K1: &str = "first-artifact-key-0123456789abcdef";
+        const K2: &str = "second-artifact-key-0123456789abcdef";
         // hash8 = first 8 hex of SHA-256(key + pipe id); no key counts as the empty string.
         let c = load(None, &[]).unwrap();
         let digest = hex::encode(sha2::Sha256::digest(b"openrouter_responses"));
@@ -1256,10 +1283,10 @@ mod tests {
         );
         let keyed = load(
             Some("PIPE_ID = \"team_a\"\n"),
-            &[("ARTIFACT_ENCRYPTION_KEY", "k1")],
+            &[("ARTIFACT_ENCRYPTION_KEY", K1)],
         )
         .unwrap();
-        let digest = hex::encode(sha2::Sha256::digest(b"k1team_a"));
+        let digest = hex::encode(sha2::Sha256::digest(format!("{K1}team_a").as_bytes()));
         assert_eq!(
             keyed.artifact_table(),
             format!("response_items_team_a_{}", &digest[..8])
@@ -1267,17 +1294,17 @@ mod tests {
         // A key change switches tables.
         let rotated = load(
             Some("PIPE_ID = \"team_a\"\n"),
-            &[("ARTIFACT_ENCRYPTION_KEY", "k2")],
+            &[("ARTIFACT_ENCRYPTION_KEY", K2)],
         )
         .unwrap();
         assert_ne!(keyed.artifact_table(), rotated.artifact_table());
-        assert!(!keyed.guest_settings_json().contains("k1"));
-        // A rotation (k2 current, k1 kept for reading) writes to k2's table and may read k1's.
+        assert!(!keyed.guest_settings_json().contains(K1));
+        // A rotation (K2 current, K1 kept for reading) writes to K2's table and may read K1's.
         let rotating = load(
             Some("PIPE_ID = \"team_a\"\n"),
             &[
-                ("ARTIFACT_ENCRYPTION_KEY", "k2"),
-                ("ARTIFACT_ENCRYPTION_KEY_PREVIOUS", "k1"),
+                ("ARTIFACT_ENCRYPTION_KEY", K2),
+                ("ARTIFACT_ENCRYPTION_KEY_PREVIOUS", K1),
             ],
         )
         .unwrap();
@@ -1291,8 +1318,45 @@ mod tests {
             "\"ARTIFACT_TABLE_PREVIOUS\":\"{}\"",
             keyed.artifact_table()
         )));
-        assert!(!rotating.guest_settings_json().contains("k1"));
-        assert!(!rotating.guest_settings_json().contains("k2"));
+        assert!(!rotating.guest_settings_json().contains(K1));
+        assert!(!rotating.guest_settings_json().contains(K2));
+    }
+
+    #[test]
+    fn a_short_artifact_key_is_refused_by_name_without_its_value() {
+        let short = "short-key-0123456789abcdef-xyz1"; // 31 characters
+        assert_eq!(short.chars().count(), MIN_ARTIFACT_KEY_CHARS - 1);
+        for name in [
+            "ARTIFACT_ENCRYPTION_KEY",
+            "ARTIFACT_ENCRYPTION_KEY_PREVIOUS",
+        ] {
+            let e = err(None, &[(name, short)]);
+            let text = e.to_string();
+            assert!(
+                matches!(e, ConfigError::WeakKey { key } if key == name),
+                "{text}"
+            );
+            assert!(text.starts_with(name), "{text}");
+            assert!(text.contains("openssl rand -base64 32"), "{text}");
+            assert!(!text.contains(short), "{text}");
+        }
+        // Both short: both named.
+        let both = err(
+            None,
+            &[
+                ("ARTIFACT_ENCRYPTION_KEY", "k1"),
+                ("ARTIFACT_ENCRYPTION_KEY_PREVIOUS", "k2"),
+            ],
+        )
+        .to_string();
+        assert!(
+            both.contains("ARTIFACT_ENCRYPTION_KEY is")
+                && both.contains("ARTIFACT_ENCRYPTION_KEY_PREVIOUS is"),
+            "{both}"
+        );
+        // 32 characters (multi-byte ones count once each) are enough.
+        let ok = "é".repeat(MIN_ARTIFACT_KEY_CHARS);
+        assert!(load(None, &[("ARTIFACT_ENCRYPTION_KEY", ok.as_str())]).is_ok());
     }
 
     #[test]
@@ -1330,7 +1394,10 @@ mod tests {
             Some("MODEL_ID = \"openai/gpt-4o,anthropic/claude\"\n"),
             &[
                 ("OPENROUTER_API_KEY", KEY),
-                ("ARTIFACT_ENCRYPTION_KEY", "artifact-secret-123456"),
+                (
+                    "ARTIFACT_ENCRYPTION_KEY",
+                    "artifact-secret-0123456789abcdef-xyz",
+                ),
                 ("SESSION_LOG_ZIP_PASSWORD", "zip-secret-654321"),
                 ("WEBUI_SECRET_KEY", "webui-secret-abcdef"),
                 ("PIPE_API_KEYS", "client-key-1,client-key-2"),
@@ -1340,7 +1407,7 @@ mod tests {
         let json = c.guest_settings_json();
         for secret in [
             KEY,
-            "artifact-secret-123456",
+            "artifact-secret-0123456789abcdef-xyz",
             "zip-secret-654321",
             "webui-secret-abcdef",
             "client-key-1",
@@ -1402,13 +1469,16 @@ mod tests {
             None,
             &[
                 ("OPENROUTER_API_KEY", KEY),
-                ("ARTIFACT_ENCRYPTION_KEY", "artifact-secret-123456"),
+                (
+                    "ARTIFACT_ENCRYPTION_KEY",
+                    "artifact-secret-0123456789abcdef-xyz",
+                ),
                 ("PIPE_API_KEYS", "client-key-1"),
             ],
         )
         .unwrap();
         let debug = format!("{c:?}");
-        for secret in [KEY, "artifact-secret-123456", "client-key-1"] {
+        for secret in [KEY, "artifact-secret-0123456789abcdef-xyz", "client-key-1"] {
             assert!(!debug.contains(secret), "Debug leaks {secret}");
         }
         assert!(debug.contains("API_KEY"), "{debug}");

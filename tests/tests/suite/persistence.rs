@@ -119,7 +119,7 @@ async fn a_host_restart_between_turns_changes_nothing() {
     let key = || {
         vec![(
             "ARTIFACT_ENCRYPTION_KEY",
-            "restart-key-0123456789abcdef".to_string(),
+            "restart-key-0123456789abcdef-0123".to_string(),
         )]
     };
     let chat = fresh_chat("restart");
@@ -227,7 +227,7 @@ async fn encrypt_all_off_still_seals_reasoning_and_no_key_stores_plain() {
         env: vec![
             (
                 "ARTIFACT_ENCRYPTION_KEY",
-                "another-artifact-key-abcdef".to_string(),
+                "another-artifact-key-abcdef-0123456789".to_string(),
             ),
             ("ENCRYPT_ALL", "false".to_string()),
         ],
@@ -293,7 +293,7 @@ async fn postgres_two_turns_replay_the_first_turns_reasoning() {
             ("DATABASE_URL", PG_URL.to_string()),
             (
                 "ARTIFACT_ENCRYPTION_KEY",
-                "postgres-artifact-key-0123456789".to_string(),
+                "postgres-artifact-key-0123456789-abc".to_string(),
             ),
         ],
         ..Options::default()
@@ -450,8 +450,8 @@ async fn maintain_deletes_rows_unused_for_the_retention_and_keeps_fresh_ones() {
 }
 
 /// The two keys of the rotation tests.
-const KEY_A: &str = "rotation-key-A-0123456789abcdef";
-const KEY_B: &str = "rotation-key-B-0123456789abcdef";
+const KEY_A: &str = "rotation-key-A-0123456789abcdef-0";
+const KEY_B: &str = "rotation-key-B-0123456789abcdef-0";
 
 /// A host on the data directory `data` with these valves.
 async fn host_on(data: &std::path::Path, env: Vec<(&'static str, String)>) -> Harness {
@@ -630,7 +630,7 @@ async fn a_sealed_payload_copied_onto_another_row_is_not_replayed() {
         data_dir: Some(data.path().to_path_buf()),
         env: vec![(
             "ARTIFACT_ENCRYPTION_KEY",
-            "copy-attack-key-0123456789abcdef".to_string(),
+            "copy-attack-key-0123456789abcdef-x".to_string(),
         )],
         ..Options::default()
     })

@@ -738,7 +738,7 @@ async fn maintenance_takes_turns_between_hosts_sharing_postgres() {
             ("PIPE_ID", pipe_id.clone()),
             (
                 "ARTIFACT_ENCRYPTION_KEY",
-                "maintenance-test-key".to_string(),
+                "maintenance-test-key-0123456789abcdef".to_string(),
             ),
         ],
         ..Options::default()
