@@ -289,9 +289,8 @@ impl Config {
         let mut errors = Vec::new();
         let mut egress_allowed = host_list(&values, "EGRESS_ALLOWED_HOSTS", &mut errors);
         egress_allowed.push(base_pair.clone());
-        // A declared tool server is reachable by its declaration, and only that: a private
-        // address still needs EGRESS_PRIVATE_HOSTS like any other entry.
-        egress_allowed.extend(tool_servers.iter().map(|t| t.authority.clone()));
+        // Declared tool servers are not on the component's list: it reaches them only through
+        // the host's tool transport (see `host_egress_allowed`).
         dedup(&mut egress_allowed);
         let mut egress_private_ok = host_list(&values, "EGRESS_PRIVATE_HOSTS", &mut errors);
         // Only when the operator literally pointed BASE_URL at a local address: a domain that
@@ -402,9 +401,19 @@ impl Config {
     }
 
     /// Hosts the guest may reach: `EGRESS_ALLOWED_HOSTS` plus BASE_URL's authority, canonical
-    /// (lower-case, IPv6 in brackets) and de-duplicated.
+    /// (lower-case, IPv6 in brackets) and de-duplicated. Declared tool servers are not on it.
     pub fn egress_allowed(&self) -> Vec<(String, u16)> {
         self.egress_allowed.clone()
+    }
+
+    /// Hosts the host's own egress client may reach: the guest's list plus each declared tool
+    /// server's authority, which only the tool transport sends to. A tool server on a private or
+    /// loopback address still needs `EGRESS_PRIVATE_HOSTS` like any other entry.
+    pub fn host_egress_allowed(&self) -> Vec<(String, u16)> {
+        let mut all = self.egress_allowed.clone();
+        all.extend(self.tool_servers.iter().map(|t| t.authority.clone()));
+        dedup(&mut all);
+        all
     }
 
     /// Allowed hosts that may resolve to private or loopback addresses: `EGRESS_PRIVATE_HOSTS`,
