@@ -43,6 +43,9 @@ pub trait Emit {
     fn send(&mut self, event: Event) -> Result<(), EmitError>;
 }
 
+/// Prefix of a guest log line the host logs at debug level (see [`Env::log_debug`]).
+pub const DEBUG_LOG_PREFIX: &str = "[debug] ";
+
 /// Wall clock and randomness (wasi:clocks, wasi:random in the component).
 pub trait Env {
     /// Milliseconds since the Unix epoch.
@@ -51,6 +54,11 @@ pub trait Env {
     fn random_u64(&self) -> u64;
     /// A diagnostic line for the host's log (never user-visible; no secrets ever reach the guest).
     fn log(&self, line: &str);
+    /// A diagnostic line the host logs at debug level only (routine skips that would flood the
+    /// info log): the line is sent with [`DEBUG_LOG_PREFIX`], which the host strips.
+    fn log_debug(&self, line: &str) {
+        self.log(&format!("{DEBUG_LOG_PREFIX}{line}"));
+    }
     /// Resolves after `ms` milliseconds (used to race a read against an idle timer).
     fn sleep_ms(&self, ms: u64) -> impl Future<Output = ()>;
 }
@@ -230,6 +238,9 @@ pub struct Row {
     pub chat_id: String,
     pub message_id: String,
     pub item_type: String,
+    /// Digest of the principal the row belongs to ([`crate::types::RequestContext::owner`]);
+    /// empty for rows written before owners were recorded.
+    pub owner: String,
     pub payload: Vec<u8>,
     pub created_at_ms: u64,
 }

@@ -210,6 +210,7 @@ fn rows_from_host(rows: Vec<store::Row>) -> Vec<caps::Row> {
             chat_id: r.chat_id,
             message_id: r.message_id,
             item_type: r.item_type,
+            owner: r.owner,
             payload: r.payload,
             created_at_ms: r.created_at_ms,
         })
@@ -225,6 +226,7 @@ impl caps::StoreTable for HostTable {
                 chat_id: r.chat_id.clone(),
                 message_id: r.message_id.clone(),
                 item_type: r.item_type.clone(),
+                owner: r.owner.clone(),
                 payload: r.payload.clone(),
                 created_at_ms: r.created_at_ms,
             })
@@ -406,10 +408,19 @@ impl caps::Upstream for HostUpstream {
         };
         let mut builder = wstd::http::Request::builder().method(method).uri(&req.url);
         for (k, v) in &req.headers {
-            builder = builder.header(k.as_str(), v.as_str());
+            // The length is the body's own, set below; a caller's value could only disagree.
+            if !k.eq_ignore_ascii_case("content-length") {
+                builder = builder.header(k.as_str(), v.as_str());
+            }
         }
+        // The body is whole in memory: declare its length, so it goes out with `Content-Length`
+        // instead of chunked (some proxies in front of OpenRouter refuse chunked request bodies;
+        // wasi-http and the host's client keep a declared length and enforce it).
         let body = match req.body {
-            Some(b) => wstd::http::Body::from(b),
+            Some(b) => {
+                builder = builder.header("content-length", b.len().to_string());
+                wstd::http::Body::from(b)
+            }
             None => wstd::http::Body::empty(),
         };
         let request = builder

@@ -378,11 +378,22 @@ pub use crate::artifacts::Unavailable as NoCrypto;
 
 /// A stand-in for the host's AEAD with the same contract (not a cipher: a checksum over the
 /// associated data and the plaintext, and the plaintext masked so it is not readable as is).
-/// `fail` makes every call fail.
+/// `fail` makes every call fail; `off` behaves like a host without a key.
 #[derive(Default)]
 pub struct MemCrypto {
     pub fail: Cell<bool>,
     pub seals: Cell<u32>,
+    pub off: Cell<bool>,
+}
+
+impl MemCrypto {
+    /// No key configured: nothing is sealed or opened.
+    pub fn disabled() -> Self {
+        MemCrypto {
+            off: Cell::new(true),
+            ..MemCrypto::default()
+        }
+    }
 }
 
 fn fnv(parts: &[&[u8]]) -> [u8; 8] {
@@ -398,9 +409,12 @@ fn fnv(parts: &[&[u8]]) -> [u8; 8] {
 
 impl Crypto for MemCrypto {
     fn enabled(&self) -> bool {
-        true
+        !self.off.get()
     }
     fn seal(&self, aad: &[u8], plaintext: &[u8]) -> Result<Vec<u8>, CryptoError> {
+        if self.off.get() {
+            return Err(CryptoError::NotConfigured);
+        }
         if self.fail.get() {
             return Err(CryptoError::TooLarge);
         }
@@ -410,6 +424,9 @@ impl Crypto for MemCrypto {
         Ok(out)
     }
     fn open(&self, aad: &[u8], sealed: &[u8]) -> Result<Vec<u8>, CryptoError> {
+        if self.off.get() {
+            return Err(CryptoError::NotConfigured);
+        }
         if self.fail.get() {
             return Err(CryptoError::InvalidRecord);
         }

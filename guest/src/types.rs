@@ -36,7 +36,28 @@ impl RequestContext {
             None => key.to_string(),
         }
     }
+
+    /// The owner recorded on the artifact rows this request writes, and required of the rows it
+    /// replays: the first [`OWNER_HEX_CHARS`] hex digits of SHA-256 of [`principal`]
+    /// (fixed-length, so it fits the store's 64-byte column whatever the user id).
+    ///
+    /// [`principal`]: Self::principal
+    pub fn owner(&self) -> String {
+        use sha2::Digest as _;
+        let digest = sha2::Sha256::new()
+            .chain_update(b"responses-pipe/owner/v1\0")
+            .chain_update(self.principal().as_bytes())
+            .finalize();
+        let mut out = String::with_capacity(OWNER_HEX_CHARS);
+        for b in digest.iter().take(OWNER_HEX_CHARS / 2) {
+            out.push_str(&format!("{b:02x}"));
+        }
+        out
+    }
 }
+
+/// Length of [`RequestContext::owner`] (128 bits of SHA-256).
+pub const OWNER_HEX_CHARS: usize = 32;
 
 /// Token accounting in OpenAI chat terms, plus OpenRouter's cost in USD.
 #[derive(Clone, Debug, Default, PartialEq)]
@@ -123,5 +144,36 @@ impl PipeError {
             | PipeError::Unavailable(b)
             | PipeError::Internal(b) => b,
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn ctx(key: &str, user: Option<&str>) -> RequestContext {
+        RequestContext {
+            key_name: key.into(),
+            user_id: user.map(str::to_string),
+            ..RequestContext::default()
+        }
+    }
+
+    #[test]
+    fn the_owner_is_a_fixed_length_digest_of_the_principal() {
+        let a = ctx("owui", Some("user-a")).owner();
+        assert_eq!(a.len(), OWNER_HEX_CHARS);
+        assert!(
+            a.bytes()
+                .all(|b| b.is_ascii_hexdigit() && !b.is_ascii_uppercase())
+        );
+        assert_eq!(a, ctx("owui", Some("user-a")).owner());
+        assert_ne!(a, ctx("owui", Some("user-b")).owner());
+        assert_ne!(a, ctx("other-key", Some("user-a")).owner());
+        assert_ne!(ctx("owui", None).owner(), a);
+        // A user id of any length still gives 32 characters, never the id itself.
+        let long = ctx("owui", Some(&"u".repeat(500))).owner();
+        assert_eq!(long.len(), OWNER_HEX_CHARS);
+        assert!(!long.contains("uuu"));
     }
 }

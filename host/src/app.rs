@@ -9,7 +9,7 @@ use crate::egress::client::{EgressClient, EgressLimits};
 use crate::egress::hooks::GateHooks;
 use crate::egress::policy::{Authority, EgressPolicy};
 use crate::egress::resolver::{Resolver, SystemResolver};
-use crate::engine::{EngineSizing, PipeEngine};
+use crate::engine::{CacheSettings, EngineSizing, PipeEngine};
 use crate::instance::{GuestLimits, Runner, RunnerParts};
 use crate::kv::KvBackend;
 use crate::metrics::Metrics;
@@ -61,6 +61,7 @@ pub struct AppBuilder {
     resolver: Arc<dyn Resolver>,
     component: Vec<u8>,
     cache_dir: Option<PathBuf>,
+    cache_key: Option<PathBuf>,
 }
 
 impl AppBuilder {
@@ -71,6 +72,7 @@ impl AppBuilder {
             resolver: Arc::new(SystemResolver),
             component: EMBEDDED_COMPONENT.to_vec(),
             cache_dir: None,
+            cache_key: None,
         }
     }
 
@@ -78,6 +80,13 @@ impl AppBuilder {
     /// one across hosts).
     pub fn cache_dir(mut self, dir: &Path) -> Self {
         self.cache_dir = Some(dir.to_path_buf());
+        self
+    }
+
+    /// Keep the cache's HMAC key somewhere other than `<data dir>/cache.key` (hosts sharing a
+    /// cache directory must share its key, or each would recompile).
+    pub fn cache_key(mut self, path: &Path) -> Self {
+        self.cache_key = Some(path.to_path_buf());
         self
     }
 
@@ -100,6 +109,7 @@ impl AppBuilder {
             resolver,
             component,
             cache_dir,
+            cache_key,
         } = self;
         // Settings that were given a value but have no effect here are named once, up front.
         config.log_start_up_report();
@@ -113,8 +123,15 @@ impl AppBuilder {
                 .map(|(host, port)| Authority { host, port })
                 .collect()
         };
+        // Two lists: the component's (BASE_URL and EGRESS_ALLOWED_HOSTS), checked first on every
+        // request it makes, and the host client's, which adds the declared tool servers for the
+        // tool transport. The component never reaches a tool server on its own.
         let policy = Arc::new(EgressPolicy::new(
             to_auth(config.egress_allowed()),
+            to_auth(config.egress_private_ok()),
+        ));
+        let host_policy = Arc::new(EgressPolicy::new(
+            to_auth(config.host_egress_allowed()),
             to_auth(config.egress_private_ok()),
         ));
         let limits = EgressLimits {
@@ -125,7 +142,7 @@ impl AppBuilder {
             max_response_bytes: config.http_max_response_bytes(),
         };
         let client = Arc::new(
-            EgressClient::new(policy.clone(), resolver, limits, metrics.clone())
+            EgressClient::new(host_policy, resolver, limits, metrics.clone())
                 .map_err(|e| StartError::Egress(e.to_string()))?,
         );
         let tools = ToolHost::new(
@@ -140,13 +157,17 @@ impl AppBuilder {
             max_instances: u32::try_from(max_running + 16).unwrap_or(u32::MAX),
             memory_limit_bytes: config.guest_memory_limit_bytes(),
         };
-        let cache_dir = cache_dir.unwrap_or_else(|| data_dir.join("cache"));
-        let engine = Arc::new(PipeEngine::new(&component, Some(&cache_dir), &sizing)?);
+        let cache = CacheSettings {
+            dir: cache_dir.unwrap_or_else(|| data_dir.join("cache")),
+            key_path: cache_key.unwrap_or_else(|| data_dir.join("cache.key")),
+        };
+        let engine = Arc::new(PipeEngine::new(&component, Some(&cache), &sizing)?);
         tracing::info!(component = &engine.component_hash[..12], "component ready");
         let (host, port, https) = config.base_authority();
         let key_authority = Authority { host, port };
         let api_key = config.api_key().cloned();
         let hooks_client = client.clone();
+        let guest_policy = policy.clone();
         let hooks = Arc::new(move |request_id: &str| {
             GateHooks::new(
                 hooks_client.clone(),
@@ -155,6 +176,7 @@ impl AppBuilder {
                 https,
                 request_id.to_string(),
             )
+            .with_policy(guest_policy.clone())
         });
         let store = Arc::new(ArtifactStore::new(
             StoreSettings::from_config(&config, &data_dir),

@@ -41,6 +41,11 @@ use parse::{Input, Parsed};
 /// Longest piece of an offending value quoted back in an error; templates can be kilobytes.
 const SHOWN_VALUE_MAX_CHARS: usize = 80;
 
+/// Shortest accepted `ARTIFACT_ENCRYPTION_KEY` / `ARTIFACT_ENCRYPTION_KEY_PREVIOUS`, in
+/// characters: HKDF stretches whatever it is given, so a short (guessable) key would make every
+/// sealed artifact only as strong as that guess.
+pub const MIN_ARTIFACT_KEY_CHARS: usize = 32;
+
 /// Where a value came from, for error messages.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Origin {
@@ -154,6 +159,11 @@ pub enum ConfigError {
     /// An entry of `PIPE_API_KEYS` / `OPENWEBUI_API_KEYS` is unusable (named, never shown).
     #[error("client keys: {0}")]
     ClientKeys(#[from] ClientKeyProblem),
+    /// An artifact key too short to be a random key; its value is never shown.
+    #[error(
+        "{key} is shorter than {MIN_ARTIFACT_KEY_CHARS} characters (its value is not shown); use a random key of at least {MIN_ARTIFACT_KEY_CHARS} characters, e.g. the output of `openssl rand -base64 32`"
+    )]
+    WeakKey { key: &'static str },
     #[error("{} configuration errors:{}", .0.len(), list_errors(.0))]
     Several(Vec<ConfigError>),
 }
@@ -296,6 +306,21 @@ impl Config {
         } = layered;
         let (base_url, base_authority) = base_url(&values)?;
         let pipe_id = pipe_id(&values)?;
+        let weak: Vec<ConfigError> = [
+            "ARTIFACT_ENCRYPTION_KEY",
+            "ARTIFACT_ENCRYPTION_KEY_PREVIOUS",
+        ]
+        .into_iter()
+        .filter(|key| {
+            secrets
+                .get(key)
+                .is_some_and(|k| k.expose_secret().chars().count() < MIN_ARTIFACT_KEY_CHARS)
+        })
+        .map(|key| ConfigError::WeakKey { key })
+        .collect();
+        if !weak.is_empty() {
+            return Err(collapse(weak));
+        }
         // New rows go to the current key's table. During a key rotation the previous key's
         // table is granted too, for reading (and deleting) the rows written before it.
         let artifact_table = artifact_table_name(
@@ -313,9 +338,8 @@ impl Config {
         let mut errors = Vec::new();
         let mut egress_allowed = host_list(&values, "EGRESS_ALLOWED_HOSTS", &mut errors);
         egress_allowed.push(base_pair.clone());
-        // A declared tool server is reachable by its declaration, and only that: a private
-        // address still needs EGRESS_PRIVATE_HOSTS like any other entry.
-        egress_allowed.extend(tool_servers.iter().map(|t| t.authority.clone()));
+        // Declared tool servers are not on the component's list: it reaches them only through
+        // the host's tool transport (see `host_egress_allowed`).
         dedup(&mut egress_allowed);
         let mut egress_private_ok = host_list(&values, "EGRESS_PRIVATE_HOSTS", &mut errors);
         let cors_allowed_origins = origin_list(&values, "CORS_ALLOWED_ORIGINS", &mut errors);
@@ -426,9 +450,19 @@ impl Config {
     }
 
     /// Hosts the guest may reach: `EGRESS_ALLOWED_HOSTS` plus BASE_URL's authority, canonical
-    /// (lower-case, IPv6 in brackets) and de-duplicated.
+    /// (lower-case, IPv6 in brackets) and de-duplicated. Declared tool servers are not on it.
     pub fn egress_allowed(&self) -> Vec<(String, u16)> {
         self.egress_allowed.clone()
+    }
+
+    /// Hosts the host's own egress client may reach: the guest's list plus each declared tool
+    /// server's authority, which only the tool transport sends to. A tool server on a private or
+    /// loopback address still needs `EGRESS_PRIVATE_HOSTS` like any other entry.
+    pub fn host_egress_allowed(&self) -> Vec<(String, u16)> {
+        let mut all = self.egress_allowed.clone();
+        all.extend(self.tool_servers.iter().map(|t| t.authority.clone()));
+        dedup(&mut all);
+        all
     }
 
     /// Allowed hosts that may resolve to private or loopback addresses: `EGRESS_PRIVATE_HOSTS`,
@@ -1432,6 +1466,8 @@ mod tests {
 
     #[test]
     fn the_artifact_table_follows_the_reference_rule() {
+        const K1: &str = "first-artifact-key-0123456789abcdef";
+        const K2: &str = "second-artifact-key-0123456789abcdef";
         // hash8 = first 8 hex of SHA-256(key + pipe id); no key counts as the empty string.
         let c = load(None, &[]).unwrap();
         let digest = hex::encode(sha2::Sha256::digest(b"openrouter_responses"));
@@ -1441,10 +1477,10 @@ mod tests {
         );
         let keyed = load(
             Some("PIPE_ID = \"team_a\"\n"),
-            &[("ARTIFACT_ENCRYPTION_KEY", "k1")],
+            &[("ARTIFACT_ENCRYPTION_KEY", K1)],
         )
         .unwrap();
-        let digest = hex::encode(sha2::Sha256::digest(b"k1team_a"));
+        let digest = hex::encode(sha2::Sha256::digest(format!("{K1}team_a").as_bytes()));
         assert_eq!(
             keyed.artifact_table(),
             format!("response_items_team_a_{}", &digest[..8])
@@ -1452,17 +1488,17 @@ mod tests {
         // A key change switches tables.
         let rotated = load(
             Some("PIPE_ID = \"team_a\"\n"),
-            &[("ARTIFACT_ENCRYPTION_KEY", "k2")],
+            &[("ARTIFACT_ENCRYPTION_KEY", K2)],
         )
         .unwrap();
         assert_ne!(keyed.artifact_table(), rotated.artifact_table());
-        assert!(!keyed.guest_settings_json().contains("k1"));
-        // A rotation (k2 current, k1 kept for reading) writes to k2's table and may read k1's.
+        assert!(!keyed.guest_settings_json().contains(K1));
+        // A rotation (K2 current, K1 kept for reading) writes to K2's table and may read K1's.
         let rotating = load(
             Some("PIPE_ID = \"team_a\"\n"),
             &[
-                ("ARTIFACT_ENCRYPTION_KEY", "k2"),
-                ("ARTIFACT_ENCRYPTION_KEY_PREVIOUS", "k1"),
+                ("ARTIFACT_ENCRYPTION_KEY", K2),
+                ("ARTIFACT_ENCRYPTION_KEY_PREVIOUS", K1),
             ],
         )
         .unwrap();
@@ -1476,8 +1512,45 @@ mod tests {
             "\"ARTIFACT_TABLE_PREVIOUS\":\"{}\"",
             keyed.artifact_table()
         )));
-        assert!(!rotating.guest_settings_json().contains("k1"));
-        assert!(!rotating.guest_settings_json().contains("k2"));
+        assert!(!rotating.guest_settings_json().contains(K1));
+        assert!(!rotating.guest_settings_json().contains(K2));
+    }
+
+    #[test]
+    fn a_short_artifact_key_is_refused_by_name_without_its_value() {
+        let short = "short-key-0123456789abcdef-xyz1"; // 31 characters
+        assert_eq!(short.chars().count(), MIN_ARTIFACT_KEY_CHARS - 1);
+        for name in [
+            "ARTIFACT_ENCRYPTION_KEY",
+            "ARTIFACT_ENCRYPTION_KEY_PREVIOUS",
+        ] {
+            let e = err(None, &[(name, short)]);
+            let text = e.to_string();
+            assert!(
+                matches!(e, ConfigError::WeakKey { key } if key == name),
+                "{text}"
+            );
+            assert!(text.starts_with(name), "{text}");
+            assert!(text.contains("openssl rand -base64 32"), "{text}");
+            assert!(!text.contains(short), "{text}");
+        }
+        // Both short: both named.
+        let both = err(
+            None,
+            &[
+                ("ARTIFACT_ENCRYPTION_KEY", "k1"),
+                ("ARTIFACT_ENCRYPTION_KEY_PREVIOUS", "k2"),
+            ],
+        )
+        .to_string();
+        assert!(
+            both.contains("ARTIFACT_ENCRYPTION_KEY is")
+                && both.contains("ARTIFACT_ENCRYPTION_KEY_PREVIOUS is"),
+            "{both}"
+        );
+        // 32 characters (multi-byte ones count once each) are enough.
+        let ok = "é".repeat(MIN_ARTIFACT_KEY_CHARS);
+        assert!(load(None, &[("ARTIFACT_ENCRYPTION_KEY", ok.as_str())]).is_ok());
     }
 
     #[test]
@@ -1515,7 +1588,10 @@ mod tests {
             Some("MODEL_ID = \"openai/gpt-4o,anthropic/claude\"\n"),
             &[
                 ("OPENROUTER_API_KEY", KEY),
-                ("ARTIFACT_ENCRYPTION_KEY", "artifact-secret-123456"),
+                (
+                    "ARTIFACT_ENCRYPTION_KEY",
+                    "artifact-secret-0123456789abcdef-xyz",
+                ),
                 ("SESSION_LOG_ZIP_PASSWORD", "zip-secret-654321"),
                 ("WEBUI_SECRET_KEY", "webui-secret-abcdef"),
                 ("PIPE_API_KEYS", "client-key-1,client-key-2"),
@@ -1525,7 +1601,7 @@ mod tests {
         let json = c.guest_settings_json();
         for secret in [
             KEY,
-            "artifact-secret-123456",
+            "artifact-secret-0123456789abcdef-xyz",
             "zip-secret-654321",
             "webui-secret-abcdef",
             "client-key-1",
@@ -1590,7 +1666,10 @@ mod tests {
             None,
             &[
                 ("OPENROUTER_API_KEY", KEY),
-                ("ARTIFACT_ENCRYPTION_KEY", "artifact-secret-123456"),
+                (
+                    "ARTIFACT_ENCRYPTION_KEY",
+                    "artifact-secret-0123456789abcdef-xyz",
+                ),
                 ("PIPE_API_KEYS", "client-key-1"),
                 ("OPENWEBUI_API_KEYS", "owui=client-key-2"),
             ],
@@ -1599,7 +1678,7 @@ mod tests {
         let debug = format!("{c:?}");
         for secret in [
             KEY,
-            "artifact-secret-123456",
+            "artifact-secret-0123456789abcdef-xyz",
             "client-key-1",
             "client-key-2",
         ] {

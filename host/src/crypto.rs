@@ -5,7 +5,7 @@
 //! another row's identity. Each record is AES-256-GCM (RustCrypto `aes-gcm`) under a key derived
 //! from `ARTIFACT_ENCRYPTION_KEY` by HKDF-SHA256, with a fresh 96-bit nonce from the OS CSPRNG
 //! (`getrandom`, the same source that seeds the host's `wasi:random`) and the record's identity
-//! (chosen by the guest: table, row id, chat id, item type) as associated data.
+//! (chosen by the guest: table, row id, chat id, item type, owner) as associated data.
 //! Not handled: an attacker who holds the key or controls the host process; hiding payload length
 //! (compression before encryption only changes length, data at rest only).
 //!

@@ -111,6 +111,8 @@ pub struct HostState {
 
 /// Most bytes of guest diagnostics kept per request; writes beyond fail (the guest ignores that).
 const GUEST_STDERR_BYTES: usize = 64 << 10;
+/// Prefix of a guest stderr line meant for the debug log (the guest's `Env::log_debug`).
+pub const GUEST_DEBUG_PREFIX: &str = "[debug] ";
 
 impl WasiView for HostState {
     fn ctx(&mut self) -> WasiCtxView<'_> {
@@ -287,14 +289,22 @@ impl Runner {
         store
     }
 
-    /// Log what the guest wrote to stderr (one line each, under the current request span).
+    /// Log what the guest wrote to stderr (one line each, under the current request span). A
+    /// line starting with [`GUEST_DEBUG_PREFIX`] is logged at debug level, without the prefix.
     fn log_guest_output(store: &Store<HostState>) {
         let bytes = store.data().stderr.contents();
         for line in String::from_utf8_lossy(&bytes)
             .lines()
             .filter(|l| !l.trim().is_empty())
         {
-            tracing::info!(target: "guest", "{}", line.chars().take(2000).collect::<String>());
+            match line.strip_prefix(GUEST_DEBUG_PREFIX) {
+                Some(quiet) => {
+                    tracing::debug!(target: "guest", "{}", quiet.chars().take(2000).collect::<String>());
+                }
+                None => {
+                    tracing::info!(target: "guest", "{}", line.chars().take(2000).collect::<String>());
+                }
+            }
         }
     }
 

@@ -98,3 +98,27 @@ fn drop_table(table: &str) {
         pool.close().await;
     });
 }
+
+#[test]
+fn a_short_artifact_key_stops_the_start_up_naming_the_key_not_its_value() {
+    let dir = tempfile::tempdir().unwrap();
+    let short = "only-twenty-six-chars-long";
+    let out = maintain(dir.path(), &[("ARTIFACT_ENCRYPTION_KEY_PREVIOUS", short)]);
+    let log = format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stderr),
+        String::from_utf8_lossy(&out.stdout)
+    );
+    assert!(!out.status.success(), "{log}");
+    assert!(log.contains("ARTIFACT_ENCRYPTION_KEY_PREVIOUS"), "{log}");
+    assert!(log.contains("openssl rand -base64 32"), "{log}");
+    assert!(!log.contains(short), "{log}");
+    // The same key at 32 characters starts.
+    let good = "only-twenty-six-chars-long-plus6";
+    let out = maintain(dir.path(), &[("ARTIFACT_ENCRYPTION_KEY", good)]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}

@@ -8,8 +8,10 @@
 //! LZ4 (`lz4_flex`) is used only when `ENABLE_LZ4_COMPRESSION` is on, the JSON is at least
 //! `MIN_COMPRESS_BYTES` long and the compressed form is actually shorter (REFERENCE §2.8).
 //! A row is sealed when the host has a key and `ENCRYPT_ALL` is on or the item is reasoning.
-//! The associated data binds the row's identity (table, id, chat id, item type), so a sealed
-//! payload copied onto another row does not open.
+//! The associated data binds the row's identity (table, id, chat id, item type, owner), so a
+//! sealed payload copied onto another row, or onto another owner's row, does not open. Rows
+//! written before owners were recorded have an empty owner and keep the older associated data
+//! (without the owner field), so a key rotation can still move them; they are never replayed.
 
 use super::ArtifactSettings;
 use crate::caps::{Crypto, CryptoError};
@@ -23,6 +25,8 @@ const FLAG_LZ4: u8 = 1;
 /// Reasoning items are tens of KiB; 16 MiB is far above any artifact we write.
 pub const MAX_DECODED_BYTES: usize = 16 << 20;
 const AAD_LABEL: &[u8] = b"responses-pipe/artifact/v1";
+/// Associated data of rows that carry an owner.
+const AAD_LABEL_OWNED: &[u8] = b"responses-pipe/artifact/v2";
 
 /// Why a payload could not be made or read.
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
@@ -42,13 +46,26 @@ pub struct Identity<'a> {
     pub id: &'a str,
     pub chat_id: &'a str,
     pub item_type: &'a str,
+    /// The row's owner (digest of the principal); empty for rows written before owners were
+    /// recorded.
+    pub owner: &'a str,
 }
 
 impl Identity<'_> {
-    /// Length-prefixed fields, so no choice of values can make two identities collide.
+    /// Length-prefixed fields, so no choice of values can make two identities collide. The label
+    /// says whether the owner is bound (v2) or the row predates owners (v1, no owner field).
     pub fn aad(&self) -> Vec<u8> {
-        let mut out = AAD_LABEL.to_vec();
-        for field in [self.table, self.id, self.chat_id, self.item_type] {
+        let label = if self.owner.is_empty() {
+            AAD_LABEL
+        } else {
+            AAD_LABEL_OWNED
+        };
+        let mut out = label.to_vec();
+        let owner = (!self.owner.is_empty()).then_some(self.owner);
+        for field in [self.table, self.id, self.chat_id, self.item_type]
+            .into_iter()
+            .chain(owner)
+        {
             out.extend_from_slice(&(field.len() as u32).to_be_bytes());
             out.extend_from_slice(field.as_bytes());
         }
@@ -172,6 +189,7 @@ mod tests {
             id: row,
             chat_id: "chat",
             item_type,
+            owner: "owner-a",
         }
     }
 
@@ -259,6 +277,11 @@ mod tests {
             ..id("row-1", "reasoning")
         };
         assert!(decode(&crypto, &other_chat, &p).is_err());
+        let other_owner = Identity {
+            owner: "owner-b",
+            ..id("row-1", "reasoning")
+        };
+        assert!(decode(&crypto, &other_owner, &p).is_err());
         let mut bad = p.clone();
         let last = bad.len() - 1;
         bad[last] ^= 1;
@@ -297,13 +320,42 @@ mod tests {
             id: "ab",
             chat_id: "c",
             item_type: "x",
+            owner: "o",
         };
         let b = Identity {
             table: "t",
             id: "a",
             chat_id: "bc",
             item_type: "x",
+            owner: "o",
         };
         assert_ne!(a.aad(), b.aad());
+        // An owner can neither be dropped nor shifted into the item type.
+        let legacy = Identity { owner: "", ..a };
+        assert_ne!(a.aad(), legacy.aad());
+        let shifted = Identity {
+            item_type: "xo",
+            owner: "",
+            ..a
+        };
+        assert_ne!(a.aad(), shifted.aad());
+    }
+
+    #[test]
+    fn a_row_without_an_owner_keeps_the_associated_data_it_was_sealed_with() {
+        // Exactly the bytes rows were sealed with before owners were recorded.
+        let legacy = Identity {
+            table: "t",
+            id: "r",
+            chat_id: "c",
+            item_type: "reasoning",
+            owner: "",
+        };
+        let mut expected = b"responses-pipe/artifact/v1".to_vec();
+        for f in ["t", "r", "c", "reasoning"] {
+            expected.extend_from_slice(&(f.len() as u32).to_be_bytes());
+            expected.extend_from_slice(f.as_bytes());
+        }
+        assert_eq!(legacy.aad(), expected);
     }
 }

@@ -405,11 +405,167 @@ fn missing_foreign_and_unreadable_rows_are_skipped_and_markers_still_stripped() 
         let mut tables = w.store.tables.borrow_mut();
         let t = tables.get_mut(TABLE).unwrap();
         let payload = t[0].payload.clone();
-        t.push(row(&ids[2], "chat-1", "msg-1", "reasoning", payload, 0));
+        t.push(Row {
+            owner: ctx().owner(),
+            ..row(&ids[2], "chat-1", "msg-1", "reasoning", payload, 0)
+        });
     }
     let mut messages = history(&stored.markers);
     let r = w.replay(&settings(), &ctx(), &mut messages);
-    assert_eq!(r.items, 1);
+    assert_eq!((r.items, r.foreign), (1, 0));
+}
+
+#[test]
+fn another_principal_claiming_the_same_chat_gets_nothing_replayed() {
+    let w = World::new();
+    // Unsealed too (no key): the owner check alone must keep the rows out.
+    let plain = World {
+        crypto: MemCrypto::disabled(),
+        ..World::new()
+    };
+    for (world, sealed) in [(&w, true), (&plain, false)] {
+        let stored = world.persist(&settings(), &ctx(), &[reasoning(1), reasoning(2)]);
+        assert_eq!(stored.stored.len(), 2);
+        for r in world.store.rows(TABLE) {
+            assert_eq!(r.owner, ctx().owner());
+            assert_eq!(codec::is_sealed(&r.payload), sealed);
+        }
+        let intruders = [
+            RequestContext {
+                user_id: Some("user-2".into()),
+                ..ctx()
+            },
+            RequestContext {
+                key_name: "another-key".into(),
+                ..ctx()
+            },
+            RequestContext {
+                user_id: None,
+                ..ctx()
+            },
+        ];
+        for intruder in &intruders {
+            let mut messages = history(&stored.markers);
+            let r = world.replay(&settings(), intruder, &mut messages);
+            assert_eq!((r.items, r.foreign, r.missing), (0, 2, 2), "{intruder:?}");
+            assert!(
+                !messages
+                    .iter()
+                    .any(|m| m.to_string().contains("gAAAA-secret")),
+                "{messages:?}"
+            );
+            assert!(!messages.iter().any(|m| m.to_string().contains("]: #")));
+        }
+        assert!(world.env.logs.borrow().iter().any(|l| {
+            l.starts_with(crate::caps::DEBUG_LOG_PREFIX) && l.contains("another owner")
+        }));
+        // The owner still gets them back.
+        let mut messages = history(&stored.markers);
+        assert_eq!(world.replay(&settings(), &ctx(), &mut messages).items, 2);
+    }
+    // Relabelling a sealed row with the intruder's owner does not open it either: the owner is
+    // in the associated data.
+    let stored = w.persist(&settings(), &ctx(), &[reasoning(3)]);
+    let intruder = RequestContext {
+        user_id: Some("user-2".into()),
+        ..ctx()
+    };
+    {
+        let mut tables = w.store.tables.borrow_mut();
+        let t = tables.get_mut(TABLE).unwrap();
+        let r = t.iter_mut().find(|r| r.id == stored.stored[0]).unwrap();
+        r.owner = intruder.owner();
+    }
+    let mut messages = history(&stored.markers);
+    let r = w.replay(&settings(), &intruder, &mut messages);
+    assert_eq!((r.items, r.foreign), (0, 0));
+}
+
+#[test]
+fn rows_without_an_owner_are_never_replayed() {
+    let w = World {
+        crypto: MemCrypto::disabled(),
+        ..World::new()
+    };
+    let stored = w.persist(&settings(), &ctx(), &[reasoning(1)]);
+    {
+        let mut tables = w.store.tables.borrow_mut();
+        for r in tables.get_mut(TABLE).unwrap().iter_mut() {
+            r.owner.clear();
+        }
+    }
+    let mut messages = history(&stored.markers);
+    let r = w.replay(&settings(), &ctx(), &mut messages);
+    assert_eq!((r.items, r.foreign), (0, 1));
+}
+
+#[test]
+fn a_plain_row_of_a_type_that_must_be_sealed_is_refused() {
+    let w = World::new();
+    let s = ArtifactSettings {
+        persist_tool_results: true,
+        ..settings()
+    };
+    let stored = w.persist(&s, &ctx(), &[reasoning(1), call("c1")]);
+    assert_eq!(stored.stored.len(), 2);
+    // Someone with write access to the table (but not the key) plants plain payloads with the
+    // right owner, chat and types.
+    {
+        let plain = World {
+            crypto: MemCrypto::disabled(),
+            ..World::new()
+        };
+        let mut tables = w.store.tables.borrow_mut();
+        for r in tables.get_mut(TABLE).unwrap().iter_mut() {
+            let item = if r.item_type == "reasoning" {
+                json!({"type": "reasoning", "summary": [], "encrypted_content": "gAAAA-planted"})
+            } else {
+                json!({"type": "function_call", "call_id": "c1", "name": "planted", "arguments": "{}"})
+            };
+            let identity = codec::Identity {
+                table: TABLE,
+                id: &r.id,
+                chat_id: &r.chat_id,
+                item_type: &r.item_type,
+                owner: &r.owner,
+            };
+            r.payload = codec::encode(&s, &plain.crypto, &identity, &item).unwrap();
+            assert!(!codec::is_sealed(&r.payload));
+        }
+    }
+    let mut messages = history(&stored.markers);
+    let r = w.replay(&s, &ctx(), &mut messages);
+    assert_eq!((r.items, r.unsealed), (0, 2));
+    assert!(!messages.iter().any(|m| m.to_string().contains("planted")));
+    assert!(
+        w.env
+            .logs
+            .borrow()
+            .iter()
+            .any(|l| l.contains("refused 2 unsealed rows"))
+    );
+    // Without ENCRYPT_ALL only reasoning must be sealed: the plain tool call is replayed.
+    let only_reasoning = ArtifactSettings {
+        encrypt_all: false,
+        ..s.clone()
+    };
+    let mut messages = history(&stored.markers);
+    let r = w.replay(&only_reasoning, &ctx(), &mut messages);
+    assert_eq!((r.items, r.unsealed), (1, 1));
+    // Without a key plain rows are what is expected.
+    let mut messages = history(&stored.markers);
+    let r = replay::apply(
+        Caps {
+            store: &w.store,
+            crypto: &MemCrypto::disabled(),
+        },
+        &s,
+        &w.kv,
+        &w.env,
+        &ctx(),
+        &mut messages,
+    );
+    assert_eq!((r.items, r.unsealed), (2, 0));
 }
 
 #[test]

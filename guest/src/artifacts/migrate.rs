@@ -101,6 +101,7 @@ fn reencode(
         id: &row.id,
         chat_id: &row.chat_id,
         item_type: &row.item_type,
+        owner: &row.owner,
     };
     let item = codec::decode(crypto, &identity(previous), &row.payload).ok()?;
     codec::encode(settings, crypto, &identity(current), &item).ok()
@@ -138,11 +139,15 @@ mod tests {
                     id: &id,
                     chat_id: "chat-1",
                     item_type: "reasoning",
+                    owner: "owner-1",
                 };
                 let payload =
                     codec::encode(&s, crypto, &identity, &json!({"type": "reasoning", "n": i}))
                         .unwrap();
-                row(&id, "chat-1", "msg-1", "reasoning", payload, 1)
+                Row {
+                    owner: "owner-1".into(),
+                    ..row(&id, "chat-1", "msg-1", "reasoning", payload, 1)
+                }
             })
             .collect();
         table.put_many(&rows).unwrap();
@@ -173,9 +178,11 @@ mod tests {
                 id: &r.id,
                 chat_id: &r.chat_id,
                 item_type: &r.item_type,
+                owner: &r.owner,
             };
             let item = codec::decode(&crypto, &identity, &r.payload).unwrap();
             assert_eq!(item["type"], "reasoning");
+            assert_eq!(r.owner, "owner-1", "the owner moves with the row");
             // Bound to the current table: the old identity no longer opens it.
             let old = Identity {
                 table: PREVIOUS,
@@ -188,6 +195,41 @@ mod tests {
             migrate(&settings(), &store, &crypto, &env).unwrap().moved,
             0
         );
+    }
+
+    #[test]
+    fn rows_without_an_owner_move_too_and_stay_without_one() {
+        let (store, crypto, env) = (
+            MemStore::default(),
+            MemCrypto::default(),
+            FixedEnv::default(),
+        );
+        let legacy = Identity {
+            table: PREVIOUS,
+            id: "00000000000000000001",
+            chat_id: "chat-1",
+            item_type: "reasoning",
+            owner: "",
+        };
+        let s = ArtifactSettings {
+            artifact_table: PREVIOUS.into(),
+            ..settings()
+        };
+        let payload = codec::encode(&s, &crypto, &legacy, &json!({"type": "reasoning"})).unwrap();
+        store
+            .open(PREVIOUS)
+            .unwrap()
+            .put_many(&[row(legacy.id, "chat-1", "m", "reasoning", payload, 1)])
+            .unwrap();
+        let done = migrate(&settings(), &store, &crypto, &env).unwrap();
+        assert_eq!((done.moved, done.skipped), (1, 0));
+        let moved = store.rows(CURRENT);
+        assert_eq!(moved[0].owner, "");
+        let identity = Identity {
+            table: CURRENT,
+            ..legacy
+        };
+        assert!(codec::decode(&crypto, &identity, &moved[0].payload).is_ok());
     }
 
     #[test]

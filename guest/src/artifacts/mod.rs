@@ -169,7 +169,8 @@ pub fn maintain(
     Ok(total)
 }
 
-/// Rows are plain data; the tests build them by hand.
+/// Rows are plain data; the tests build them by hand (without an owner; set `owner` on the
+/// result where one is wanted).
 pub fn row(
     id: &str,
     chat_id: &str,
@@ -183,6 +184,7 @@ pub fn row(
         chat_id: chat_id.to_string(),
         message_id: message_id.to_string(),
         item_type: item_type.to_string(),
+        owner: String::new(),
         payload,
         created_at_ms: now,
     }

@@ -171,6 +171,7 @@ pub fn persist(
         }
     };
     let message_id = message_id(ctx, chat_id, turn);
+    let owner = ctx.owner();
     let mut rows: Vec<Row> = Vec::with_capacity(items.len());
     for item in &items {
         let item_type = item.get("type").and_then(Value::as_str).unwrap_or_default();
@@ -183,19 +184,16 @@ pub fn persist(
             id: &id,
             chat_id,
             item_type,
+            owner: &owner,
         };
         let payload = match codec::encode(settings, caps.crypto, &identity, item) {
             Ok(p) => p,
             Err(e) => return fail(format!("encoding a {item_type} item: {e}")),
         };
-        rows.push(super::row(
-            &id,
-            chat_id,
-            &message_id,
-            item_type,
-            payload,
-            now_ms,
-        ));
+        rows.push(Row {
+            owner: owner.clone(),
+            ..super::row(&id, chat_id, &message_id, item_type, payload, now_ms)
+        });
     }
     let written = caps
         .store

@@ -10,6 +10,15 @@
 //! Responses rendering turns back into the item (the chat-completions rendering drops it).
 //! Marker lines are always removed from the text sent upstream. Rows of another chat, rows that
 //! do not decode and types that cannot be replayed are skipped with a log line.
+//!
+//! Two rules keep a caller from replaying rows that are not theirs or were planted:
+//! - a row is replayed only for its owner (the digest of the principal that wrote it, also bound
+//!   into a sealed row's associated data): another principal claiming the same chat id gets
+//!   nothing, and rows written before owners were recorded (empty owner) are never replayed;
+//!   such rows are counted and logged at debug level;
+//! - when the row's type is to be sealed (an artifact key is set, and `ENCRYPT_ALL` is on or it
+//!   is reasoning), a plain row is refused, counted and logged: whoever can write to the table
+//!   but does not hold the key cannot plant items.
 
 use super::codec::{self, Identity};
 use super::{ArtifactSettings, Caps, breaker, markers};
@@ -48,6 +57,10 @@ pub struct Replayed {
     pub items: usize,
     /// Marker ids whose rows were missing or unreadable.
     pub missing: usize,
+    /// Rows skipped because another principal (or nobody: rows older than owners) owns them.
+    pub foreign: usize,
+    /// Rows refused because they were stored plain although their type is to be sealed.
+    pub unsealed: usize,
     /// A notice for the user when the store failed.
     pub notice: Option<&'static str>,
 }
@@ -213,6 +226,7 @@ fn load(
         return items;
     }
     // Keyed by the caller (client key and user), never by a user id alone.
+    let owner = ctx.owner();
     let user = ctx.principal();
     let user = user.as_str();
     if breaker::is_open(settings, kv, env, user) {
@@ -252,9 +266,30 @@ fn load(
                 return items;
             }
         };
+        let expect = Expected {
+            table,
+            chat_id,
+            owner: &owner,
+        };
         for row in rows {
-            decode_row(caps, table, chat_id, env, row, &mut items);
+            match decode_row(caps, settings, &expect, env, row, &mut items) {
+                Skip::None => {}
+                Skip::Foreign => out.foreign += 1,
+                Skip::Unsealed => out.unsealed += 1,
+            }
         }
+    }
+    if out.foreign > 0 {
+        env.log_debug(&format!(
+            "artifacts: {} marked rows belong to another owner (or predate owners); not replayed",
+            out.foreign
+        ));
+    }
+    if out.unsealed > 0 {
+        env.log(&format!(
+            "artifacts: refused {} unsealed rows whose type must be sealed (artifact_unsealed_refused={})",
+            out.unsealed, out.unsealed
+        ));
     }
     let missing = ids.iter().filter(|id| !items.contains_key(*id)).count();
     if missing > 0 {
@@ -267,28 +302,54 @@ fn load(
     items
 }
 
-/// Decode one fetched row into `items` (keyed by row id) when it belongs to this chat, opens
-/// under its identity and holds the type it says.
+/// Where fetched rows must come from to be replayed.
+struct Expected<'a> {
+    table: &'a str,
+    chat_id: &'a str,
+    owner: &'a str,
+}
+
+/// Why a fetched row was not decoded, when that is counted.
+enum Skip {
+    None,
+    Foreign,
+    Unsealed,
+}
+
+/// Decode one fetched row into `items` (keyed by row id) when it belongs to this chat and this
+/// owner, is sealed if its type must be, opens under its identity and holds the type it says.
 fn decode_row(
     caps: Caps<'_>,
-    table: &str,
-    chat_id: &str,
+    settings: &ArtifactSettings,
+    expect: &Expected<'_>,
     env: &impl Env,
     row: crate::caps::Row,
     items: &mut HashMap<String, (String, Value)>,
-) {
-    if row.chat_id != chat_id {
+) -> Skip {
+    if row.chat_id != expect.chat_id {
         env.log(&format!(
             "artifacts: row {} belongs to another chat; ignored",
             row.id
         ));
-        return;
+        return Skip::None;
+    }
+    if row.owner.is_empty() || row.owner != expect.owner {
+        return Skip::Foreign;
+    }
+    if codec::should_seal(settings, caps.crypto, &row.item_type) && !codec::is_sealed(&row.payload)
+    {
+        env.log(&format!(
+            "artifacts: row {} is stored unsealed but {} rows must be sealed; refused",
+            row.id, row.item_type
+        ));
+        return Skip::Unsealed;
     }
     let identity = Identity {
-        table,
+        table: expect.table,
         id: &row.id,
-        chat_id,
+        chat_id: expect.chat_id,
         item_type: &row.item_type,
+        owner: &row.owner,
     };
     match codec::decode(caps.crypto, &identity, &row.payload) {
         Ok(item) if item.get("type").and_then(Value::as_str) == Some(row.item_type.as_str()) => {
@@ -300,6 +361,7 @@ fn decode_row(
         )),
         Err(e) => env.log(&format!("artifacts: row {} not replayed: {e}", row.id)),
     }
+    Skip::None
 }
 
 /// Under `next_reply`, delete the reasoning rows that were replayed once the reply is done.

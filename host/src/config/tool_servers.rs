@@ -474,7 +474,8 @@ mod tests {
     }
 
     #[test]
-    fn a_declaration_allowlists_its_authority_but_never_as_private_and_errors_stop_loading() {
+    fn a_declaration_allowlists_its_authority_for_the_host_only_never_as_private_and_errors_stop_loading()
+     {
         use std::io::Write as _;
         let load = |text: &str, env: &[(&str, &str)]| {
             let mut f = tempfile::NamedTempFile::new().unwrap();
@@ -492,6 +493,12 @@ mod tests {
         assert_eq!(config.tool_servers().len(), 1);
         assert!(
             config
+                .host_egress_allowed()
+                .contains(&("127.0.0.1".to_owned(), 7001))
+        );
+        // The component reaches a tool server only through the host's tool transport.
+        assert!(
+            !config
                 .egress_allowed()
                 .contains(&("127.0.0.1".to_owned(), 7001))
         );

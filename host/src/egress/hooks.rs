@@ -115,6 +115,14 @@ impl GateHooks {
         }
     }
 
+    /// Judge the component's requests by `policy` instead of the client's own (the component's
+    /// allowlist is narrower than the host's: tool servers are reachable only through the tool
+    /// transport). The client still checks its own policy and the addresses it dials.
+    pub fn with_policy(mut self, policy: Arc<EgressPolicy>) -> Self {
+        self.policy = policy;
+        self
+    }
+
     fn refuse(&self, denial: Denial, authority: &str) -> SendFuture {
         record_refusal(&self.metrics, &denial, authority);
         let err = denial.to_wasi_error();

@@ -1,5 +1,7 @@
 //! Identity secrets stay in the host: the `session_id` sent to OpenRouter for provider stickiness
-//! is HMAC-SHA256(`WEBUI_SECRET_KEY`, chat id) computed here, and a signed
+//! is HMAC-SHA256(K, chat id) computed here, where K is derived from `WEBUI_SECRET_KEY` with
+//! HKDF-SHA256 under its own label ([`SESSION_ID_HKDF_INFO`]): the raw secret also signs Open
+//! WebUI's session tokens, so it is never used directly as a MAC key for anything we send out, and a signed
 //! `X-OpenWebUI-User-Jwt` (HS256, Open WebUI's `FORWARD_USER_INFO_HEADER_JWT_SECRET`) is verified
 //! here. The component only ever receives the results.
 //!
@@ -20,9 +22,20 @@ use sha2::Sha256;
 
 type HmacSha256 = Hmac<Sha256>;
 
-/// Hex HMAC-SHA256 of the chat id under `WEBUI_SECRET_KEY` (the reference's cache session id).
+/// HKDF-SHA256 info of the `session_id` MAC key (no salt; the input key is `WEBUI_SECRET_KEY`).
+pub const SESSION_ID_HKDF_INFO: &[u8] = b"responses-pipe session-id v1";
+
+/// Hex HMAC-SHA256 of the chat id under a key derived from `WEBUI_SECRET_KEY` (HKDF-SHA256, info
+/// [`SESSION_ID_HKDF_INFO`]): stable per chat, unlinkable to the secret, and never a value Open
+/// WebUI itself signs with the secret.
 pub fn cache_session_id(secret: &SecretString, chat_id: &str) -> Option<String> {
-    let mut mac = HmacSha256::new_from_slice(secret.expose_secret().as_bytes()).ok()?;
+    let mut key = [0u8; 32];
+    hkdf::Hkdf::<Sha256>::new(None, secret.expose_secret().as_bytes())
+        .expand(SESSION_ID_HKDF_INFO, &mut key)
+        .ok()?;
+    let mac = HmacSha256::new_from_slice(&key);
+    key.fill(0);
+    let mut mac = mac.ok()?;
     mac.update(chat_id.as_bytes());
     Some(hex::encode(mac.finalize().into_bytes()))
 }
@@ -255,5 +268,17 @@ mod tests {
             a,
             cache_session_id(&SecretString::from("other"), "chat-1").unwrap()
         );
+        // Never the HMAC under the raw secret (which also signs Open WebUI's tokens); the MAC
+        // key is HKDF-SHA256(secret, info "responses-pipe session-id v1").
+        let mut raw = HmacSha256::new_from_slice(b"key").unwrap();
+        raw.update(b"chat-1");
+        assert_ne!(a, hex::encode(raw.finalize().into_bytes()));
+        let mut derived = [0u8; 32];
+        hkdf::Hkdf::<Sha256>::new(None, b"key")
+            .expand(b"responses-pipe session-id v1", &mut derived)
+            .unwrap();
+        let mut mac = HmacSha256::new_from_slice(&derived).unwrap();
+        mac.update(b"chat-1");
+        assert_eq!(a, hex::encode(mac.finalize().into_bytes()));
     }
 }

@@ -18,6 +18,10 @@
 //!
 //! Each row carries `last_used_ms`, set on insert and refreshed by every `get-many` that returns
 //! it; `delete-older-than` compares that, so retention counts from last use.
+//!
+//! Each row also carries `owner`, the digest of the principal the guest wrote it for (the guest
+//! replays a row only for that principal). Tables created before the column existed get it on
+//! open (`ALTER TABLE … ADD COLUMN`, empty for the old rows, which are then never replayed).
 
 mod ops;
 mod postgres;
@@ -50,7 +54,7 @@ pub const MAX_GET_BYTES: u64 = 64 << 20;
 pub const MAX_DELETE_LIMIT: u32 = 10_000;
 /// Rows per `scan` page.
 pub const MAX_SCAN_ROWS: u32 = 500;
-/// Longest id, chat id, message id and item type, in bytes.
+/// Longest id, chat id, message id, item type and owner, in bytes.
 pub const MAX_TEXT_BYTES: usize = 64;
 
 /// Where the artifacts live and how long calls may take.
@@ -238,13 +242,15 @@ pub(crate) struct ValidRow {
     pub chat_id: String,
     pub message_id: String,
     pub item_type: String,
+    pub owner: String,
     pub payload: Vec<u8>,
     pub created_at_ms: i64,
 }
 
 /// A row as the backends return it.
 fn row_of(
-    (id, chat_id, message_id, item_type, payload, created): (
+    (id, chat_id, message_id, item_type, owner, payload, created): (
+        String,
         String,
         String,
         String,
@@ -258,6 +264,7 @@ fn row_of(
         chat_id,
         message_id,
         item_type,
+        owner,
         payload,
         created_at_ms: u64::try_from(created).unwrap_or(0),
     }
@@ -331,6 +338,7 @@ fn check_rows(rows: Vec<Row>) -> Result<Vec<ValidRow>, StoreError> {
         check_text("chat-id", &r.chat_id, true)?;
         check_text("message-id", &r.message_id, true)?;
         check_text("item-type", &r.item_type, false)?;
+        check_text("owner", &r.owner, true)?;
         let created_at_ms = i64::try_from(r.created_at_ms)
             .map_err(|_| StoreError::InvalidArgument("created-at-ms is out of range".into()))?;
         let valid = ValidRow {
@@ -338,6 +346,7 @@ fn check_rows(rows: Vec<Row>) -> Result<Vec<ValidRow>, StoreError> {
             chat_id: r.chat_id,
             message_id: r.message_id,
             item_type: r.item_type,
+            owner: r.owner,
             payload: r.payload,
             created_at_ms,
         };
@@ -884,6 +893,7 @@ mod tests {
             chat_id: "chat".into(),
             message_id: "msg".into(),
             item_type: "reasoning".into(),
+            owner: "owner".into(),
             payload: vec![7; payload],
             created_at_ms: 1,
         }
@@ -1017,6 +1027,7 @@ mod tests {
             chat_id: "c".into(),
             message_id: "m".into(),
             item_type: "reasoning".into(),
+            owner: "owner".into(),
             payload: vec![1, 2, 3],
             created_at_ms: 1,
         };

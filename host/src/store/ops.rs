@@ -3,7 +3,7 @@
 //! a subquery, `length(blob)`), and `QueryBuilder` writes each backend's placeholders. The table
 //! name is interpolated, never a bind: it is always the host-computed, validated name.
 
-/// Rows written per INSERT statement: 7 binds each stays far below both backends' bind limits.
+/// Rows written per INSERT statement: 8 binds each stays far below both backends' bind limits.
 pub(super) const ROWS_PER_STATEMENT: usize = 64;
 
 macro_rules! table_ops {
@@ -22,13 +22,15 @@ macro_rules! table_ops {
             for chunk in rows.chunks($crate::store::ops::ROWS_PER_STATEMENT) {
                 let mut qb = sqlx::QueryBuilder::<$db>::new(format!(
                     "INSERT INTO {table} \
-                     (id, chat_id, message_id, item_type, payload, created_at_ms, last_used_ms) "
+                     (id, chat_id, message_id, item_type, owner, payload, created_at_ms, \
+                     last_used_ms) "
                 ));
                 qb.push_values(chunk, |mut b, r| {
                     b.push_bind(r.id.as_str())
                         .push_bind(r.chat_id.as_str())
                         .push_bind(r.message_id.as_str())
                         .push_bind(r.item_type.as_str())
+                        .push_bind(r.owner.as_str())
                         .push_bind(r.payload.as_slice())
                         .push_bind(r.created_at_ms)
                         .push_bind(now_ms);
@@ -36,7 +38,7 @@ macro_rules! table_ops {
                 qb.push(
                     " ON CONFLICT (id) DO UPDATE SET chat_id = excluded.chat_id, \
                      message_id = excluded.message_id, item_type = excluded.item_type, \
-                     payload = excluded.payload, created_at_ms = excluded.created_at_ms, \
+                     owner = excluded.owner, payload = excluded.payload, created_at_ms = excluded.created_at_ms, \
                      last_used_ms = excluded.last_used_ms",
                 );
                 qb.build().execute(&mut *tx).await?;
@@ -66,7 +68,7 @@ macro_rules! table_ops {
             qb.build_query_as::<(String, i64)>().fetch_all(&mut *conn).await
         }
 
-        pub(super) type RawRow = (String, String, String, String, Vec<u8>, i64);
+        pub(super) type RawRow = (String, String, String, String, String, Vec<u8>, i64);
 
         /// The rows among `ids`, and their `last_used_ms` set to `now_ms`.
         pub(super) async fn fetch_and_touch(
@@ -76,7 +78,7 @@ macro_rules! table_ops {
             now_ms: i64,
         ) -> Result<Vec<RawRow>, sqlx::Error> {
             let mut qb = sqlx::QueryBuilder::<$db>::new(format!(
-                "SELECT id, chat_id, message_id, item_type, payload, created_at_ms \
+                "SELECT id, chat_id, message_id, item_type, owner, payload, created_at_ms \
                  FROM {table} WHERE id IN "
             ));
             push_ids(&mut qb, ids);
@@ -110,7 +112,7 @@ macro_rules! table_ops {
             limit: i64,
         ) -> Result<Vec<RawRow>, sqlx::Error> {
             let mut qb = sqlx::QueryBuilder::<$db>::new(format!(
-                "SELECT id, chat_id, message_id, item_type, payload, created_at_ms \
+                "SELECT id, chat_id, message_id, item_type, owner, payload, created_at_ms \
                  FROM {table} WHERE id > "
             ));
             qb.push_bind(after.to_owned());

@@ -46,7 +46,8 @@ pub(super) fn pool(
     Some((pool, host))
 }
 
-/// Create the table and its indexes if missing. Concurrent creators (several hosts starting at
+/// Create the table and its indexes if missing, and add the `owner` column to a table created
+/// before it existed. Concurrent creators (several hosts starting at
 /// once) are serialised by a transaction-scoped advisory lock: `CREATE TABLE IF NOT EXISTS` alone
 /// can still fail with a unique violation on the catalog when two sessions race.
 pub(super) async fn ensure_table(
@@ -66,9 +67,13 @@ pub(super) async fn ensure_table(
              chat_id VARCHAR(64) NOT NULL, \
              message_id VARCHAR(64) NOT NULL, \
              item_type VARCHAR(64) NOT NULL, \
+             owner VARCHAR(64) NOT NULL DEFAULT '', \
              payload BYTEA NOT NULL, \
              created_at_ms BIGINT NOT NULL, \
              last_used_ms BIGINT NOT NULL)"
+        ),
+        format!(
+            "ALTER TABLE {table} ADD COLUMN IF NOT EXISTS owner VARCHAR(64) NOT NULL DEFAULT ''"
         ),
         format!("CREATE INDEX IF NOT EXISTS {table}_chat ON {table} (chat_id)"),
         format!("CREATE INDEX IF NOT EXISTS {table}_msg ON {table} (message_id)"),

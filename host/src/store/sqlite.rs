@@ -51,8 +51,9 @@ pub(super) fn pool(
         .connect_lazy_with(options)
 }
 
-/// Create the table and its indexes if missing. Each statement is idempotent and atomic, and the
-/// busy timeout waits out another creator.
+/// Create the table and its indexes if missing, and add the `owner` column to a table created
+/// before it existed. Each statement is idempotent and atomic, and the busy timeout waits out
+/// another creator.
 pub(super) async fn ensure_table(
     conn: &mut SqliteConnection,
     table: &str,
@@ -64,6 +65,7 @@ pub(super) async fn ensure_table(
              chat_id TEXT NOT NULL, \
              message_id TEXT NOT NULL, \
              item_type TEXT NOT NULL, \
+             owner TEXT NOT NULL DEFAULT '', \
              payload BLOB NOT NULL, \
              created_at_ms INTEGER NOT NULL, \
              last_used_ms INTEGER NOT NULL)"
@@ -75,5 +77,28 @@ pub(super) async fn ensure_table(
     for sql in statements {
         sqlx::query(&sql).execute(&mut *conn).await?;
     }
+    if !has_owner_column(conn, table).await? {
+        // SQLite has no `ADD COLUMN IF NOT EXISTS`: another process may add it between the
+        // check and the ALTER, so a failure counts only if the column is still missing.
+        let added = sqlx::query(&format!(
+            "ALTER TABLE {table} ADD COLUMN owner TEXT NOT NULL DEFAULT ''"
+        ))
+        .execute(&mut *conn)
+        .await;
+        if let Err(e) = added
+            && !has_owner_column(conn, table).await?
+        {
+            return Err(e);
+        }
+    }
     Ok(())
+}
+
+async fn has_owner_column(conn: &mut SqliteConnection, table: &str) -> Result<bool, sqlx::Error> {
+    let found: Option<i64> = sqlx::query_scalar(&format!(
+        "SELECT 1 FROM pragma_table_info('{table}') WHERE name = 'owner'"
+    ))
+    .fetch_optional(&mut *conn)
+    .await?;
+    Ok(found.is_some())
 }

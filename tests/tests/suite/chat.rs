@@ -172,3 +172,36 @@ async fn graceful_shutdown_lets_an_in_flight_stream_finish() {
         .unwrap()
         .unwrap();
 }
+
+#[tokio::test]
+async fn upstream_request_bodies_go_out_with_content_length_not_chunked() {
+    let h = Harness::start().await;
+    let (status, _) = h.stream_chat("fake/echo", "measure this body").await;
+    assert_eq!(status, 200);
+    let resp = h
+        .post_chat(&Harness::chat_body("fake/echo", "and this one", false))
+        .await;
+    assert_eq!(resp.status().as_u16(), 200);
+    let posts: Vec<_> = h
+        .fake
+        .requests()
+        .into_iter()
+        .filter(|r| r.method == "POST")
+        .collect();
+    assert_eq!(posts.len(), 2);
+    for r in &posts {
+        assert_eq!(
+            r.header("content-length"),
+            Some(r.body.len().to_string().as_str()),
+            "{}: {:?}",
+            r.path,
+            r.headers
+        );
+        assert!(
+            r.header("transfer-encoding").is_none(),
+            "{}: {:?}",
+            r.path,
+            r.headers
+        );
+    }
+}

@@ -123,6 +123,18 @@ fn hmac_hex(secret: &str, message: &str) -> String {
     hex::encode(mac.finalize().into_bytes())
 }
 
+/// The `session_id` for a chat: HMAC-SHA256 under HKDF-SHA256(`WEBUI_SECRET_KEY`, info
+/// `responses-pipe session-id v1`), never under the raw secret.
+fn session_hex(secret: &str, chat: &str) -> String {
+    let mut key = [0u8; 32];
+    hkdf::Hkdf::<Sha256>::new(None, secret.as_bytes())
+        .expand(b"responses-pipe session-id v1", &mut key)
+        .unwrap();
+    let mut mac = Hmac::<Sha256>::new_from_slice(&key).unwrap();
+    mac.update(chat.as_bytes());
+    hex::encode(mac.finalize().into_bytes())
+}
+
 /// An HS256 token as Open WebUI signs its forwarded user header.
 fn user_jwt(claims: &Value, secret: &str) -> String {
     let header = URL_SAFE_NO_PAD.encode(br#"{"alg":"HS256","typ":"JWT"}"#);
@@ -977,7 +989,8 @@ async fn chat_and_message_ids_go_to_metadata_each_when_enabled_and_capped() {
 }
 
 #[tokio::test]
-async fn the_cache_session_id_is_the_hmac_of_the_chat_id_under_the_webui_secret() {
+async fn the_cache_session_id_is_the_hmac_of_the_chat_id_under_a_key_derived_from_the_webui_secret()
+{
     let h = Harness::with_env(&[("WEBUI_SECRET_KEY", "webui-secret-1")]).await;
     chat_ok(
         &h,
@@ -987,6 +1000,11 @@ async fn the_cache_session_id_is_the_hmac_of_the_chat_id_under_the_webui_secret(
     )
     .await;
     assert_eq!(
+        last_responses(&h)["session_id"],
+        session_hex("webui-secret-1", "chat-7")
+    );
+    // The raw secret also signs Open WebUI's own tokens: it is never the MAC key.
+    assert_ne!(
         last_responses(&h)["session_id"],
         hmac_hex("webui-secret-1", "chat-7")
     );
@@ -1000,7 +1018,7 @@ async fn the_cache_session_id_is_the_hmac_of_the_chat_id_under_the_webui_secret(
     .await;
     assert_eq!(
         last_responses(&h)["session_id"],
-        hmac_hex("webui-secret-1", "chat-8")
+        session_hex("webui-secret-1", "chat-8")
     );
     chat_ok(&h, "fake/echo", json!({"session_id": "client"}), &OWUI[..1]).await;
     assert!(last_responses(&h).get("session_id").is_none());
@@ -1217,7 +1235,7 @@ async fn tasks_obey_the_model_allowlist_and_carry_the_configured_identifiers() {
         task["metadata"],
         json!({"user_id": "user-42", "chat_id": "chat-7"})
     );
-    assert_eq!(task["session_id"], hmac_hex("webui-secret-1", "chat-7"));
+    assert_eq!(task["session_id"], session_hex("webui-secret-1", "chat-7"));
     // A task naming a model outside the allowlist is refused as a chat would be.
     let before = post_count(&h);
     let (status, text) = h

@@ -117,8 +117,10 @@ impl Harness {
         });
         let config = Config::load(config_file.as_deref(), &|name| env.get(name).cloned()).unwrap();
         let data_dir = opts.data_dir.unwrap_or_else(|| dir.path().to_path_buf());
-        let cache = std::path::Path::new(env!("CARGO_TARGET_TMPDIR")).join("component-cache");
-        let mut builder = AppBuilder::new(config, &data_dir).cache_dir(&cache);
+        let tmp = std::path::Path::new(env!("CARGO_TARGET_TMPDIR"));
+        let mut builder = AppBuilder::new(config, &data_dir)
+            .cache_dir(&tmp.join("component-cache"))
+            .cache_key(&tmp.join("component-cache.key"));
         if let Some(c) = opts.component {
             builder = builder.component(c);
         }

@@ -119,7 +119,7 @@ async fn a_host_restart_between_turns_changes_nothing() {
     let key = || {
         vec![(
             "ARTIFACT_ENCRYPTION_KEY",
-            "restart-key-0123456789abcdef".to_string(),
+            "restart-key-0123456789abcdef-0123".to_string(),
         )]
     };
     let chat = fresh_chat("restart");
@@ -227,7 +227,7 @@ async fn encrypt_all_off_still_seals_reasoning_and_no_key_stores_plain() {
         env: vec![
             (
                 "ARTIFACT_ENCRYPTION_KEY",
-                "another-artifact-key-abcdef".to_string(),
+                "another-artifact-key-abcdef-0123456789".to_string(),
             ),
             ("ENCRYPT_ALL", "false".to_string()),
         ],
@@ -293,7 +293,7 @@ async fn postgres_two_turns_replay_the_first_turns_reasoning() {
             ("DATABASE_URL", PG_URL.to_string()),
             (
                 "ARTIFACT_ENCRYPTION_KEY",
-                "postgres-artifact-key-0123456789".to_string(),
+                "postgres-artifact-key-0123456789-abc".to_string(),
             ),
         ],
         ..Options::default()
@@ -478,8 +478,8 @@ async fn maintain_deletes_rows_unused_for_the_retention_and_keeps_fresh_ones() {
 }
 
 /// The two keys of the rotation tests.
-const KEY_A: &str = "rotation-key-A-0123456789abcdef";
-const KEY_B: &str = "rotation-key-B-0123456789abcdef";
+const KEY_A: &str = "rotation-key-A-0123456789abcdef-0";
+const KEY_B: &str = "rotation-key-B-0123456789abcdef-0";
 
 /// A host on the data directory `data` with these valves.
 async fn host_on(data: &std::path::Path, env: Vec<(&'static str, String)>) -> Harness {
@@ -658,7 +658,7 @@ async fn a_sealed_payload_copied_onto_another_row_is_not_replayed() {
         data_dir: Some(data.path().to_path_buf()),
         env: vec![(
             "ARTIFACT_ENCRYPTION_KEY",
-            "copy-attack-key-0123456789abcdef".to_string(),
+            "copy-attack-key-0123456789abcdef-x".to_string(),
         )],
         ..Options::default()
     })
@@ -703,4 +703,136 @@ async fn a_sealed_payload_copied_onto_another_row_is_not_replayed() {
         "the moved row does not open: {body}"
     );
     assert!(!body.to_string().contains("]: #"));
+}
+
+/// The SQLite file under a host's data directory, for editing rows behind the host's back.
+async fn sqlite_db(data: &std::path::Path) -> sqlx::SqlitePool {
+    let options = sqlx::sqlite::SqliteConnectOptions::new()
+        .filename(data.join(responses_pipe_host::store::SQLITE_FILE_NAME));
+    sqlx::SqlitePool::connect_with(options).await.unwrap()
+}
+
+/// The history of a second turn after `answer`.
+fn after(answer: &str) -> Value {
+    json!([
+        {"role": "user", "content": "hello there"},
+        {"role": "assistant", "content": answer},
+        {"role": "user", "content": "and again"},
+    ])
+}
+
+#[tokio::test]
+async fn another_user_claiming_the_same_chat_id_gets_none_of_its_artifacts() {
+    // No key: the rows are plain, so only their owner keeps them from another user.
+    let h = Harness::start().await;
+    let chat = fresh_chat("owner");
+    let hi = json!([{"role": "user", "content": "hello there"}]);
+    let answer = h.chat_turn("user-a", MODEL, &chat, "msg-1", &hi).await;
+    let ids = marker_ids(&answer);
+    assert_eq!(ids.len(), 1, "{answer:?}");
+    let stored = h
+        .app
+        .store
+        .get_many(h.app.store.table_name(), ids.clone(), u64::MAX)
+        .await
+        .unwrap();
+    assert_eq!(stored[0].owner.len(), 32, "a fixed-length digest");
+    assert!(!stored[0].owner.contains("user-a"));
+
+    // User B replays A's marker in the same chat id.
+    let answer_b = h
+        .chat_turn("user-b", MODEL, &chat, "msg-2", &after(&answer))
+        .await;
+    assert!(
+        answer_b.starts_with("echo"),
+        "the chat goes on: {answer_b:?}"
+    );
+    let body = h.last_body("/responses");
+    assert!(
+        body["input"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .all(|i| i["type"] != "reasoning"),
+        "nothing of A's reaches the upstream: {body}"
+    );
+    assert!(!body.to_string().contains("gAAAA-fake-encrypted"), "{body}");
+    assert!(!body.to_string().contains("]: #"));
+    let logs = logs_text();
+    assert!(
+        logs.lines()
+            .any(|l| l.contains("DEBUG") && l.contains("belong to another owner")),
+        "counted and logged at debug"
+    );
+
+    // A gets the row back.
+    h.chat_turn("user-a", MODEL, &chat, "msg-3", &after(&answer))
+        .await;
+    assert_eq!(
+        h.last_body("/responses")["input"][1]["type"],
+        "reasoning",
+        "the owner still replays it"
+    );
+}
+
+#[tokio::test]
+async fn with_a_key_a_plain_row_planted_in_the_table_is_refused() {
+    let data = tempfile::tempdir().unwrap();
+    let h = Harness::with(Options {
+        data_dir: Some(data.path().to_path_buf()),
+        env: vec![(
+            "ARTIFACT_ENCRYPTION_KEY",
+            "plant-attack-key-0123456789abcdef-x".to_string(),
+        )],
+        ..Options::default()
+    })
+    .await;
+    let chat = fresh_chat("plant");
+    let hi = json!([{"role": "user", "content": "hello there"}]);
+    let answer = h.chat_turn("user-a", MODEL, &chat, "msg-1", &hi).await;
+    let ids = marker_ids(&answer);
+    assert_eq!(ids.len(), 1);
+    // Someone with write access to the database but without the key replaces the sealed
+    // payload with a plain one (guest header 0, JSON body flag 0), keeping id, chat and owner.
+    let mut planted = vec![0u8, 0u8];
+    planted.extend(
+        json!({"type": "reasoning", "summary": [], "encrypted_content": "gAAAA-planted-by-db"})
+            .to_string()
+            .into_bytes(),
+    );
+    let db = sqlite_db(data.path()).await;
+    let table = h.app.store.table_name().to_string();
+    let updated = sqlx::query(&format!("UPDATE {table} SET payload = ? WHERE id = ?"))
+        .bind(planted)
+        .bind(&ids[0])
+        .execute(&db)
+        .await
+        .unwrap();
+    assert_eq!(updated.rows_affected(), 1);
+    db.close().await;
+
+    let answer_2 = h
+        .chat_turn("user-a", MODEL, &chat, "msg-2", &after(&answer))
+        .await;
+    assert!(
+        answer_2.starts_with("echo"),
+        "the chat goes on: {answer_2:?}"
+    );
+    let body = h.last_body("/responses");
+    assert!(
+        !body.to_string().contains("planted-by-db"),
+        "the planted row never reaches the upstream: {body}"
+    );
+    assert!(
+        body["input"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .all(|i| i["type"] != "reasoning"),
+        "{body}"
+    );
+    assert!(
+        logs_text().contains("refused 1 unsealed rows"),
+        "refused, counted and logged"
+    );
 }

@@ -123,6 +123,46 @@ async fn network_escapes_are_refused_with_typed_errors_and_reach_nobody() {
 }
 
 #[tokio::test]
+async fn a_declared_tool_server_is_not_on_the_components_own_allowlist() {
+    // The tool server is on loopback and allowed to be (EGRESS_PRIVATE_HOSTS), exactly what a
+    // local tool server needs; the component still cannot reach it except through the host's
+    // tool transport. Inline operations: the host itself does not call it at start-up.
+    let (tool_port, tool_hits) = canary().await;
+    let toml = format!(
+        "[[tool_servers]]\nname = \"calc\"\nkind = \"openapi\"\nurl = \"http://127.0.0.1:{tool_port}\"\n\
+         [tool_servers.operations.\"/add\".post]\noperationId = \"add\"\n"
+    );
+    let h = Harness::with(Options {
+        component: Some(hostile()),
+        config_toml: Some(toml),
+        env: vec![("EGRESS_PRIVATE_HOSTS", format!("127.0.0.1:{tool_port}"))],
+        ..Options::default()
+    })
+    .await;
+    assert!(
+        h.app
+            .config
+            .host_egress_allowed()
+            .contains(&("127.0.0.1".to_string(), tool_port)),
+        "the host's tool transport may reach it"
+    );
+    for url in [
+        format!("http://127.0.0.1:{tool_port}/add"),
+        format!("http://127.0.0.1:{tool_port}/"),
+    ] {
+        let (status, msg) = attempt(&h, "hostile/fetch", &url).await;
+        assert_eq!(status, 418, "{url}: {msg}");
+        assert!(msg.contains("HttpRequestDenied"), "{url}: {msg}");
+    }
+    assert_eq!(
+        tool_hits.load(Ordering::SeqCst),
+        0,
+        "the tool server saw no connection from the component"
+    );
+    still_serving(&h).await;
+}
+
+#[tokio::test]
 async fn files_outside_the_preopen_are_unreachable() {
     let h = Harness::with(Options {
         component: Some(hostile()),

@@ -120,6 +120,7 @@ fn row(id: &str, payload: &[u8]) -> Row {
         chat_id: "chat-1".into(),
         message_id: "msg-1".into(),
         item_type: "reasoning".into(),
+        owner: "owner-1".into(),
         payload: payload.to_vec(),
         created_at_ms: 1_700_000_000_000,
     }
@@ -166,6 +167,7 @@ async fn round_trip(store: &ArtifactStore, db: &Inspect) {
     assert_eq!(got[0].chat_id, "chat-1");
     assert_eq!(got[0].message_id, "msg-1");
     assert_eq!(got[0].item_type, "reasoning");
+    assert_eq!(got[0].owner, "owner-1");
     assert_eq!(got[0].created_at_ms, 1_700_000_000_000);
 
     // Insert-or-replace.
@@ -359,6 +361,68 @@ async fn postgres_round_trip_caps_and_last_used() {
     assert_eq!(store.backend_kind(), "postgres");
     round_trip(&store, &db).await;
     store.close().await;
+    db.drop_table(&table).await;
+}
+
+/// A table as hosts created it before rows carried an owner, with one row in it.
+async fn legacy_table(db: &Inspect, table: &str, blob: &str, int: &str) {
+    db.exec(&format!(
+        "CREATE TABLE {table} (id VARCHAR(64) PRIMARY KEY, chat_id VARCHAR(64) NOT NULL, \
+         message_id VARCHAR(64) NOT NULL, item_type VARCHAR(64) NOT NULL, payload {blob} NOT NULL, \
+         created_at_ms {int} NOT NULL, last_used_ms {int} NOT NULL)"
+    ))
+    .await;
+    db.exec(&format!(
+        "INSERT INTO {table} (id, chat_id, message_id, item_type, payload, created_at_ms, \
+         last_used_ms) VALUES ('old', 'chat-1', 'msg-1', 'reasoning', {}, 1, 1)",
+        if blob == "BYTEA" {
+            "'\\x01'::bytea"
+        } else {
+            "x'01'"
+        }
+    ))
+    .await;
+}
+
+/// Opening a table made before the `owner` column adds it: old rows read back with an empty
+/// owner (the component never replays those), new rows keep theirs, and opening again (another
+/// host, a restart) changes nothing.
+async fn legacy_table_gains_the_owner_column(db: &Inspect, settings: &StoreSettings) {
+    let t = settings.table.clone();
+    for _ in 0..2 {
+        let store = ArtifactStore::new(settings.clone(), Arc::new(Metrics::default())).unwrap();
+        store.open(&t).await.unwrap();
+        store.put_many(&t, vec![row("new", b"n")]).await.unwrap();
+        let got = store
+            .get_many(&t, ids(&["old", "new"]), 1 << 20)
+            .await
+            .unwrap();
+        assert_eq!(ids_of(&got), ["old", "new"]);
+        assert_eq!(got[0].owner, "");
+        assert_eq!(got[0].payload, [1]);
+        assert_eq!(got[1].owner, "owner-1");
+        store.close().await;
+    }
+    assert_eq!(db.count(&t).await, 2);
+}
+
+#[tokio::test]
+async fn sqlite_a_table_without_owners_gains_the_column_on_open() {
+    let dir = tempfile::tempdir().unwrap();
+    let table = unique_table("so");
+    let db = Inspect::sqlite(dir.path()).await;
+    legacy_table(&db, &table, "BLOB", "INTEGER").await;
+    legacy_table_gains_the_owner_column(&db, &settings(&table, None, dir.path())).await;
+}
+
+#[tokio::test]
+async fn postgres_a_table_without_owners_gains_the_column_on_open() {
+    let db = Inspect::postgres().await;
+    let table = unique_table("po");
+    let dir = tempfile::tempdir().unwrap();
+    legacy_table(&db, &table, "BYTEA", "BIGINT").await;
+    legacy_table_gains_the_owner_column(&db, &settings(&table, Some(pg_url(PG_ADDR)), dir.path()))
+        .await;
     db.drop_table(&table).await;
 }
 
@@ -738,7 +802,7 @@ async fn maintenance_takes_turns_between_hosts_sharing_postgres() {
             ("PIPE_ID", pipe_id.clone()),
             (
                 "ARTIFACT_ENCRYPTION_KEY",
-                "maintenance-test-key".to_string(),
+                "maintenance-test-key-0123456789abcdef".to_string(),
             ),
         ],
         ..Options::default()

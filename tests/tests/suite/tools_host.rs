@@ -62,7 +62,7 @@ fn setup_with_connect_timeout(
             .collect()
     };
     let policy = Arc::new(EgressPolicy::new(
-        to_auth(config.egress_allowed()),
+        to_auth(config.host_egress_allowed()),
         to_auth(config.egress_private_ok()),
     ));
     let metrics = Arc::new(Metrics::default());

@@ -85,6 +85,7 @@ fn store_row(id: &str, payload: Vec<u8>) -> store::Row {
         chat_id: "chat".into(),
         message_id: "msg".into(),
         item_type: "reasoning".into(),
+        owner: "owner".into(),
         payload,
         created_at_ms: 1,
     }
