@@ -1,5 +1,6 @@
 //! Builds the guest component for wasm32-wasip2 (size profile) so the host binary embeds a fresh
-//! component and `cargo test` always tests the current guest (WASM.md §9). A separate target
+//! component and `cargo test` always tests the current guest (a stale embedded
+//! component would make every test lie). A separate target
 //! directory avoids the outer cargo's build-directory lock.
 
 #![allow(

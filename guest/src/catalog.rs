@@ -1,5 +1,5 @@
 //! The model catalog: OpenRouter's `GET /models` reduced to what the pipe needs, capabilities
-//! detected as the reference pipe does (REFERENCE.md §2.1), ids normalised, the `MODEL_ID`
+//! detected as the reference pipe does, ids normalised, the `MODEL_ID`
 //! allowlist applied, and the whole thing cached in `kv` for `MODEL_CATALOG_REFRESH_SECONDS`.
 //! A failed refresh serves the stale list and backs off exponentially (5 s doubling, capped at
 //! the TTL and at 5·2^5 s).
@@ -70,7 +70,8 @@ struct ModelEntry {
     model: ModelInfo,
 }
 
-/// Capability detection as in REFERENCE.md §2.1.
+/// Capability detection, the same rules as the Python pipe (so both show the same models as
+/// vision-, file- or tool-capable).
 pub fn detect_capabilities(raw: &Value) -> Capabilities {
     let params: BTreeSet<&str> = raw
         .get("supported_parameters")

@@ -163,7 +163,7 @@ struct Rounds {
 /// Gather a finished turn's items for persistence at the end of the answer: its output items,
 /// and each call that ran successfully followed by its output. Calls that did not run
 /// successfully (failed, skipped, malformed) and calls handed back to the client are left out:
-/// failed or omitted outputs are never persisted (REFERENCE §2.8), and a handed-back call comes
+/// failed or omitted outputs are never persisted, and a handed-back call comes
 /// back with the client's next request.
 fn collect_turn(rounds: &mut Rounds, output: &[Value], outcomes: &[CallOutcome]) {
     if !rounds.persist {
@@ -506,7 +506,7 @@ impl<U: Upstream, K: Kv, E: Emit, V: Env> Pipe<'_, U, K, E, V> {
     }
 
     /// Serve one chat completion request; in Pipeline mode the host's `tools` run the model's
-    /// calls to them, round after round (REFERENCE §2.6).
+    /// calls to them, round after round.
     pub async fn chat_with_tools<T: Tools>(
         &mut self,
         ctx: &RequestContext,
@@ -546,7 +546,7 @@ impl<U: Upstream, K: Kv, E: Emit, V: Env> Pipe<'_, U, K, E, V> {
             }
             Err(e) => return Err(e),
         };
-        // Fusion exists only on /responses (REFERENCE §2.3): no force list, preset or fallback
+        // Fusion exists only on /responses: no force list, preset or fallback
         // sends it elsewhere.
         let fusion = crate::fusion::requested(&model.id, &request.body);
         let mut endpoint = match endpoint::choose(
@@ -730,8 +730,8 @@ impl<U: Upstream, K: Kv, E: Emit, V: Env> Pipe<'_, U, K, E, V> {
                                 &replayed,
                             );
                             self.finish_ok(ctx, finish, rounds.usage.take());
-                            // A successful answer clears the user's request breaker (REFERENCE
-                            // §2.11); read once above, so a user without failures costs no write.
+                            // A successful answer clears the user's request breaker; read
+                            // once above, so a user without failures costs no write.
                             if recent_failures > 0 && !rounds.degraded {
                                 self.request_breaker(&user).clear();
                             }
@@ -818,7 +818,7 @@ impl<U: Upstream, K: Kv, E: Emit, V: Env> Pipe<'_, U, K, E, V> {
         self.fail_before_output(ctx, kind, vars, body)
     }
 
-    /// A failed request counts against the user's request breaker (REFERENCE §2.11).
+    /// A failed request counts against the user's request breaker.
     fn count_request_failure(&self, ctx: &RequestContext) {
         self.request_breaker(&breaker_user(ctx))
             .record_failure(self.env.now_ms());
@@ -880,7 +880,7 @@ impl<U: Upstream, K: Kv, E: Emit, V: Env> Pipe<'_, U, K, E, V> {
     }
 
     /// A completed model turn: answer, hand calls back to the client, or run the host's calls and
-    /// go again (REFERENCE §2.6).
+    /// go again.
     #[allow(
         clippy::too_many_arguments,
         reason = "the loop's state is spread over the request's locals"
@@ -1036,7 +1036,7 @@ impl<U: Upstream, K: Kv, E: Emit, V: Env> Pipe<'_, U, K, E, V> {
             );
         }
         if ctx.openwebui_caller && self.settings.tools.show_tool_cards {
-            // Failed and skipped calls are not shown as cards (REFERENCE §2.6).
+            // Failed and skipped calls are not shown as cards.
             for o in outcomes.iter().filter(|o| o.outcome == Outcome::Ok) {
                 let _ = self.emit.send(Event::TextDelta(tool_loop::card(o)));
             }
@@ -1274,7 +1274,7 @@ impl<U: Upstream, K: Kv, E: Emit, V: Env> Pipe<'_, U, K, E, V> {
             .await
     }
 
-    /// The one-shot reasoning recoveries (REFERENCE §2.4). Returns the status line to show when
+    /// The one-shot reasoning recoveries. Returns the status line to show when
     /// the request was changed and should be sent again.
     fn recover(
         &self,
@@ -1699,7 +1699,7 @@ impl<U: Upstream, K: Kv, E: Emit, V: Env> Pipe<'_, U, K, E, V> {
     }
 
     /// A housekeeping task (title, tags, follow-ups…): one non-streamed request, two attempts,
-    /// never an error in the chat (REFERENCE §2.17). The model must pass the same allowlist and
+    /// never an error in the chat. The model must pass the same allowlist and
     /// filters as a chat: a task naming another model is refused with the chat's error (403
     /// `model_restricted` naming the reasons, or 404), as an HTTP error and not as a task answer,
     /// and OpenRouter is not asked. Open WebUI only logs a failed task, so nothing shows in the
@@ -1748,7 +1748,7 @@ impl<U: Upstream, K: Kv, E: Emit, V: Env> Pipe<'_, U, K, E, V> {
                 return answer(self, failed, None);
             }
         };
-        // Tasks carry the same identifiers as the chat they belong to (REFERENCE §2.17).
+        // Tasks carry the same identifiers as the chat they belong to.
         let identity = identity_of(ctx);
         let mut built = match request::build_responses_request(
             request,

@@ -1,6 +1,6 @@
 //! Which OpenRouter endpoint serves a request (`/responses` or `/chat/completions`), and whether a
 //! failed `/responses` call looks like "this model does not do /responses" so the request may be
-//! replayed on `/chat/completions` (REFERENCE.md §2.3). Pure functions over the endpoint valves;
+//! replayed on `/chat/completions`. Pure functions over the endpoint valves;
 //! the caller decides when a fallback is still allowed (only before any visible output).
 
 use crate::errors;
@@ -262,8 +262,8 @@ const UNSUPPORTED_CODES: [&str; 4] = [
     "responses_not_supported",
 ];
 
-/// Whether a failed `/responses` answer looks like "use `/chat/completions` instead"
-/// (REFERENCE.md §2.3): an unsupported-endpoint error code, a message saying responses are not
+/// Whether a failed `/responses` answer looks like "use `/chat/completions` instead":
+/// an unsupported-endpoint error code, a message saying responses are not
 /// supported, a message naming `chat/completions`, or one naming a Responses transport
 /// (`openai-responses-v1`, `xai-responses-v1`). Authentication, credit, timeout and rate-limit
 /// statuses never qualify: replaying elsewhere cannot fix them, and their messages may quote URLs.

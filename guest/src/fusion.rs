@@ -1,4 +1,4 @@
-//! OpenRouter Fusion as the caller sees it (REFERENCE.md §2.3, §2.5, §2.18). A Fusion run (the
+//! OpenRouter Fusion as the caller sees it. A Fusion run (the
 //! `openrouter:fusion` server tool, the `fusion` plugin, or the `openrouter/fusion` model) asks a
 //! panel of models the same question, has an analyst model compare their answers, and lets the
 //! outer model write the answer from that analysis. Fusion exists only on `/responses`, so such

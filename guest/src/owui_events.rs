@@ -1,4 +1,4 @@
-//! Open WebUI UI events (OPENWEBUI.md §B.4) as JSON text, the payload of
+//! Open WebUI UI events as JSON text, the payload of
 //! `Event::OpenWebUiEvent`: status lines, citation sources and toast notifications. Also the two
 //! URL helpers citations need, written by hand because the guest carries no URL crate: dropping
 //! the `utm_source=openai` tag some providers add to cited links, and the host name shown on a

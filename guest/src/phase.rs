@@ -1,7 +1,7 @@
 //! GPT-5.x message phases (`commentary` for an intermediate assistant message, `final_answer`
 //! for the answer). OpenRouter asks clients to send each assistant message's phase back on later
 //! turns. The phase of a streamed message is kept in the answer as an invisible Markdown line
-//! `[P:<phase>]: #` right after that message's text (REFERENCE §2.8 markers); when the history
+//! `[P:<phase>]: #` right after that message's text; when the history
 //! comes back, the text before each such line becomes an assistant message with that phase, and
 //! the lines never go upstream.
 

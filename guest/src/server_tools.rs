@@ -1,9 +1,9 @@
-//! OpenRouter's server-side tools as the caller sees them (REFERENCE.md §2.5): a status line when
+//! OpenRouter's server-side tools as the caller sees them: a status line when
 //! an item starts; when it is done, a closing status (Open WebUI's "Searched N sites" list for a
 //! web search that returned sources, the page read, the advisor or sub-agent consulted) and, with
 //! `SHOW_TOOL_CARDS`, Open WebUI's collapsible card with what went in and what came out. A failed
-//! item gets a status naming the error and no card (failed outputs are not shown as cards,
-//! REFERENCE §2.6). Pure: the stream decides which caller gets what.
+//! item gets a status naming the error and no card (failed outputs are not shown as
+//! cards). Pure: the stream decides which caller gets what.
 
 use crate::owui_events;
 use serde_json::{Map, Value};

@@ -42,7 +42,7 @@ pub fn from_document<T: DeserializeOwned>(json: &str) -> Result<T, serde_json::E
     serde_json::from_value(Value::Object(doc))
 }
 
-/// How the stream is shaped (REFERENCE §2.4 display, §2.5 coalescing).
+/// How the stream is shaped.
 #[derive(Clone, Debug, Deserialize)]
 #[serde(rename_all = "SCREAMING_SNAKE_CASE")]
 pub struct StreamingSettings {

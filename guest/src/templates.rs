@@ -364,7 +364,7 @@ impl TemplateKind {
         TemplateKind::StreamInterrupted,
     ];
 
-    /// The valve that overrides this template (REFERENCE §3).
+    /// The valve that overrides this template.
     pub fn valve(self) -> &'static str {
         match self {
             TemplateKind::OpenRouterError => "OPENROUTER_ERROR_TEMPLATE",

@@ -1,4 +1,4 @@
-//! The final usage status line shown under an answer (REFERENCE §2.13): elapsed time, output
+//! The final usage status line shown under an answer: elapsed time, output
 //! speed, cost and token counts, as text labels or as a configurable icon set; or, when the
 //! upstream reported no usage, how long the model took. Pure: the caller measures the times.
 

@@ -1,5 +1,6 @@
 //! Host-side bindings of the `responses-pipe` world (`wit/pipe.wit`). wasi packages are mapped to
-//! wasmtime-wasi / wasmtime-wasi-http so their types are shared (WASM.md §5); our own imports
+//! wasmtime-wasi / wasmtime-wasi-http so their types are shared (one
+//! `wasi:http` type set on both sides of the boundary); our own imports
 //! are async so backends may do I/O while the guest's fiber waits.
 
 wasmtime::component::bindgen!({

@@ -1121,7 +1121,8 @@ fn pipe_id(values: &BTreeMap<&'static str, (Value, Origin)>) -> Result<String, C
     Ok(text.to_owned())
 }
 
-/// `response_items_{pipe_id}_{hash8}` (reference §2.8); `pipe_id` is already `[a-z0-9_]`.
+/// `response_items_{pipe_id}_{hash8}` (the Python pipe's table name, so a
+/// migrated database keeps its rows); `pipe_id` is already `[a-z0-9_]`.
 pub fn artifact_table_name(pipe_id: &str, encryption_key: Option<&str>) -> String {
     use sha2::{Digest, Sha256};
     let mut hasher = Sha256::new();

@@ -26,7 +26,7 @@ pub const EPOCH_TICK: Duration = Duration::from_millis(10);
 /// The wasmtime version baked into cache keys (pinned in Cargo.toml).
 pub const WASMTIME_VERSION: &str = "48.0.8";
 /// Core instances, tables and memories one instance of our guest uses, with headroom (measured:
-/// 3 core instances, 2 tables, 1 memory per instance; WASM.md §8).
+/// 3 core instances, 2 tables, 1 memory per instance of the current component).
 const CORE_INSTANCES_PER_GUEST: u32 = 6;
 const TABLES_PER_GUEST: u32 = 4;
 const MEMORIES_PER_GUEST: u32 = 2;

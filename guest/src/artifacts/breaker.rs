@@ -1,4 +1,4 @@
-//! The per-caller database breaker (REFERENCE §2.11): after `BREAKER_MAX_FAILURES` store or
+//! The per-caller database breaker: after `BREAKER_MAX_FAILURES` store or
 //! crypto failures within `BREAKER_WINDOW_SECONDS`, persistence and replay are skipped for that
 //! caller until the oldest failure leaves the window, so a database that is down is not hit by
 //! every chat. The caller is the request's principal (`RequestContext::principal`: the client

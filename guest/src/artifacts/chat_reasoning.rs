@@ -1,6 +1,6 @@
 //! Reasoning across endpoints: a `/chat/completions` turn's `reasoning_details` ↔ one Responses
-//! `reasoning` item (REFERENCE §2.3 "`reasoning_details` are reassembled and stored on the
-//! message for replay", §2.8), so a turn's signed or encrypted thinking survives into the next
+//! `reasoning` item (the `reasoning_details` of a turn are reassembled and stored with the message
+//! for replay), so a turn's signed or encrypted thinking survives into the next
 //! user turn whichever endpoint each turn used.
 //!
 //! Mapping (details → item), in detail order:

@@ -6,7 +6,7 @@
 //! inner body is `flag (1 byte: 0 JSON, 1 LZ4 block with its size prepended) ‖ data`.
 //!
 //! LZ4 (`lz4_flex`) is used only when `ENABLE_LZ4_COMPRESSION` is on, the JSON is at least
-//! `MIN_COMPRESS_BYTES` long and the compressed form is actually shorter (REFERENCE §2.8).
+//! `MIN_COMPRESS_BYTES` long and the compressed form is actually shorter.
 //! A row is sealed when the host has a key and `ENCRYPT_ALL` is on or the item is reasoning.
 //! The associated data binds the row's identity (table, id, chat id, item type, owner), so a
 //! sealed payload copied onto another row, or onto another owner's row, does not open. Rows

@@ -1,4 +1,4 @@
-//! Invisible marker lines that tie an assistant message to its stored artifacts (REFERENCE §2.8):
+//! Invisible marker lines that tie an assistant message to its stored artifacts:
 //! one Markdown reference definition `[<ULID>]: #` per stored row, appended to the answer. Markdown
 //! renders them as nothing; Open WebUI keeps them in the message text and sends them back in later
 //! turns. Parsing is line-based and strict (exact length and alphabet), so ordinary text that

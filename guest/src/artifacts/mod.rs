@@ -1,4 +1,4 @@
-//! Artifact persistence and replay (REFERENCE §2.8): reasoning items (and, when enabled, tool
+//! Artifact persistence and replay: reasoning items (and, when enabled, tool
 //! calls with their outputs) are stored at the end of a turn through the `store` capability, an
 //! invisible marker line per stored row is appended to the answer, and later turns resolve the
 //! markers they carry back into Responses `input` items.
@@ -43,7 +43,7 @@ pub struct ArtifactSettings {
     pub breaker_window_seconds: u64,
     pub breaker_history_size: u32,
     /// The artifact table the host grants (computed by the host from the pipe id and a hash of
-    /// the key, REFERENCE §2.8). Empty: the host offers no table and nothing is persisted. A
+    /// the key, as the Python pipe names it). Empty: the host offers no table and nothing is persisted. A
     /// fact the host adds to the document, not a setting.
     #[serde(default)]
     pub artifact_table: String,

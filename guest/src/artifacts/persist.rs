@@ -1,4 +1,4 @@
-//! Writing a turn's artifacts (REFERENCE §2.8 "What is persisted", "Writes"): the items worth
+//! Writing a turn's artifacts: the items worth
 //! replaying are encoded, written in one `put-many`, and the marker lines for exactly the rows
 //! written are returned for the caller to append to the answer. A request without a chat id (a
 //! plain API call) persists nothing. Any store or crypto failure skips persistence for this turn,
@@ -56,7 +56,7 @@ pub fn worth_persisting(settings: &ArtifactSettings, item: &Value) -> bool {
             settings.persists_reasoning() && (text("encrypted_content") || text("signature"))
         }
         Some("function_call") => settings.persist_tool_results && text("call_id"),
-        // Failed or omitted outputs are never stored (REFERENCE §2.8).
+        // Failed or omitted outputs are never stored.
         Some("function_call_output") => {
             settings.persist_tool_results
                 && text("call_id")

@@ -1,4 +1,4 @@
-//! Replaying stored artifacts into a later turn (REFERENCE §2.8 "Replay"). The markers in the
+//! Replaying stored artifacts into a later turn. The markers in the
 //! request's assistant messages are collected, resolved in one batched `get-many`, decoded, and
 //! put back into the conversation where they were produced: the items of a marker run go before
 //! the prose that precedes the run (a turn's reasoning and tool calls came before its answer).

@@ -1,5 +1,5 @@
-//! Artifact row ids: 20-character Crockford base32 ULIDs as the reference makes them
-//! (REFERENCE §2.8): 16 characters of the time in nanoseconds (masked to 80 bits) then 4 random
+//! Artifact row ids: 20-character Crockford base32 ULIDs as the Python pipe makes them
+//! (so its stored rows stay readable): 16 characters of the time in nanoseconds (masked to 80 bits) then 4 random
 //! characters (20 bits). The clock has millisecond resolution here, so the sub-millisecond part of
 //! the time is random too: two ids made in the same millisecond differ in about 40 random bits.
 

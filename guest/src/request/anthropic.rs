@@ -1,4 +1,4 @@
-//! Anthropic specifics (REFERENCE.md §2.18): prompt caching and the interleaved-thinking beta.
+//! Anthropic specifics: prompt caching and the interleaved-thinking beta.
 //!
 //! On `/responses` OpenRouter honours one top-level `cache_control` (it places the breakpoint
 //! itself); on `/chat/completions` breakpoints are per block, and Anthropic allows at most 4:

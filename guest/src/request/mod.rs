@@ -1,5 +1,5 @@
 //! A validated Chat Completions body → the body OpenRouter gets, for `/responses` or for
-//! `/chat/completions` (REFERENCE.md §2.2, §2.4, §2.14, §2.18). Pure functions, no I/O.
+//! `/chat/completions`. Pure functions, no I/O.
 //!
 //! Both builders share one preparation stage (`prepare`): numeric strings coerced, blank
 //! strings dropped, custom params (`model_fallback`, `openrouter_trace`,
@@ -97,7 +97,7 @@ pub struct Built {
     pub notices: Vec<String>,
 }
 
-/// Fields `/responses` accepts (REFERENCE.md §2.2); everything else is dropped.
+/// Fields `/responses` accepts; everything else is dropped.
 const RESPONSES_FIELDS: &[&str] = &[
     "model",
     "models",
@@ -143,7 +143,7 @@ const RESPONSES_FIELDS: &[&str] = &[
     "thinking_config",
 ];
 
-/// Fields `/chat/completions` accepts (REFERENCE.md §2.2).
+/// Fields `/chat/completions` accepts.
 const CHAT_FIELDS: &[&str] = &[
     "model",
     "models",

@@ -1,4 +1,4 @@
-//! Tool outputs kept within bounds before they go back to the model (REFERENCE §2.2): outputs
+//! Tool outputs kept within bounds before they go back to the model: outputs
 //! from turns older than `TOOL_OUTPUT_RETENTION_TURNS` that are at least 800 characters long are
 //! shortened to their first 256 and last 128 characters with a note between; and when the whole
 //! conversation would not fit the model's context budget (4 characters per token), the largest

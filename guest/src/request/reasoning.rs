@@ -1,4 +1,4 @@
-//! Reasoning configuration (REFERENCE.md §2.4 "Request", Gemini 2.5, Claude verbosity, task
+//! Reasoning configuration (Gemini 2.5, Claude verbosity, task
 //! effort): what to ask for depends on what the catalog says the model supports, and caller
 //! values always win over valve defaults.
 

@@ -1,4 +1,4 @@
-//! Sliding-window circuit breakers in kv (REFERENCE §2.11): a breaker opens when it holds
+//! Sliding-window circuit breakers in kv: a breaker opens when it holds
 //! `BREAKER_MAX_FAILURES` failures within `BREAKER_WINDOW_SECONDS`; older failures fall out of the
 //! window, so it closes on its own. A tool breaker is also cleared by a success of that tool.
 //!

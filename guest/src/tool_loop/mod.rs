@@ -1,4 +1,4 @@
-//! Tool calls (REFERENCE §2.6, issue 6): the settings, the tools a request offers the model (its
+//! Tool calls: the settings, the tools a request offers the model (its
 //! own plus those the host serves), and one round of the pipeline loop — normalise and check
 //! the model's calls, skip what a breaker or the loop limit says to skip, batch the rest, run
 //! them through the host's `tools` capability and turn the results into `function_call_output`
@@ -18,12 +18,12 @@ use serde_json::{Value, json};
 
 /// Calls one round may queue (the reference's bounded per-request queue).
 pub const MAX_QUEUED_CALLS: usize = 50;
-/// The output a call gets when the loop limit is reached (REFERENCE §2.6).
+/// The output a call gets when the loop limit is reached.
 pub const LOOP_SKIPPED: &str = "TOOL_CALL_SKIPPED: the tool-call limit for this answer was reached, so this call was not run. Answer with what you already have.";
 /// The answer shown when the loop ends without any assistant text.
 pub const NO_ANSWER_FALLBACK: &str =
     "I ran the requested tools but could not put together an answer. Please try again.";
-/// Argument keys that make a call run on its own, after the others (REFERENCE §2.6).
+/// Argument keys that make a call run on its own, after the others.
 const DEPENDENCY_KEYS: [&str; 4] = ["depends_on", "_depends_on", "sequential", "no_batch"];
 /// URLs harvested as citations from one tool result, at most.
 const MAX_CITED_URLS: usize = 10;
@@ -118,7 +118,7 @@ fn tool_names(body: &Value) -> Vec<String> {
 }
 
 /// Whether tools may be attached for this model: it must call functions and not be an
-/// image-output model (REFERENCE §7: never attach tools to image/video models).
+/// image-output model (tools are never attached to image or video models).
 pub fn model_takes_tools(model: &ModelInfo) -> bool {
     model.capabilities.tools && !model.capabilities.image_output
 }

@@ -1,4 +1,4 @@
-//! Tool parameter schemas: the strict conversion of REFERENCE §2.6 (`ENABLE_STRICT_TOOL_CALLING`)
+//! Tool parameter schemas: the strict conversion (`ENABLE_STRICT_TOOL_CALLING`)
 //! and validation of a call's arguments against the tool's **original** schema.
 //!
 //! Validation uses the `jsonschema` crate (built without its HTTP/file resolvers, so it compiles

@@ -16,8 +16,9 @@
 //! - no proxy environment variables are read and redirects are never followed (hyper-util's
 //!   legacy client does neither), and the pool is private to this client.
 //!
-//! Also here: the GET/HEAD body race from WASM.md P1 (the component's body is drained in a task
-//! and hyper gets an empty body), and the mapping of failures to `wasi:http` errors.
+//! Also here: the GET/HEAD body race (hyper drops a GET/HEAD body once the head is written, which
+//! fails the component's body writer; the component's body is drained in a task and hyper gets an
+//! empty body), and the mapping of failures to `wasi:http` errors.
 //!
 //! Not handled here: API-key injection and header policy (see `hooks.rs`).
 
@@ -197,7 +198,7 @@ impl EgressClient {
         parts.uri = canonical_uri(&target, parts.uri.path_and_query())
             .map_err(|_| Error::HttpRequestUriInvalid)?;
         let body = if parts.method == Method::GET || parts.method == Method::HEAD {
-            // WASM.md P1: hyper drops a GET/HEAD body as soon as the head is written, and the
+            // hyper drops a GET/HEAD body as soon as the head is written, and the
             // component's body writer then fails with "connection reset". Keep the component's
             // body alive in a task and send hyper a body that is empty by construction.
             parts.headers.remove(http::header::CONTENT_LENGTH);

@@ -327,7 +327,7 @@ fn canonical_host<S: AsRef<str>>(host: &url::Host<S>) -> (String, Option<IpAddr>
 // (https://www.iana.org/assignments/iana-ipv4-special-registry/,
 //  https://www.iana.org/assignments/iana-ipv6-special-registry/), entries that are not
 // "globally reachable", plus the tunnelling prefixes that embed an IPv4 address (NAT64, 6to4,
-// Teredo; see STYLE.md §2c) and the cloud metadata endpoints named explicitly because they sit
+// Teredo, as egress proxies such as Smokescreen also refuse) and the cloud metadata endpoints named explicitly because they sit
 // inside ranges an operator might allow. Anything in IPv6 outside global unicast 2000::/3
 // (IANA IPv6 Address Space registry) is refused as well, so an unlisted reserved block cannot
 // slip through.

@@ -13,7 +13,8 @@ use std::time::Duration;
 
 use futures::future::BoxFuture;
 
-/// Upper bound on one system lookup. Smokescreen uses the same 5 s DNS timeout (STYLE.md §2c).
+/// Upper bound on one system lookup. Smokescreen (Stripe's egress proxy) uses the
+/// same 5 s DNS timeout.
 pub const SYSTEM_RESOLVE_TIMEOUT: Duration = Duration::from_secs(5);
 
 /// Resolves a host name to socket addresses.

@@ -1,7 +1,7 @@
 //! Guest events → OpenAI wire format: `chat.completion.chunk` SSE lines for `stream:true`, one
 //! `chat.completion` object for `stream:false`. Mid-stream errors are written as a bare
-//! `{"error":{...}}` chunk without `choices` (Open WebUI drops an error that carries `choices`,
-//! OPENWEBUI.md §A.8). Open WebUI UI events are written as `{"event":{...}}` lines only for Open
+//! `{"error":{...}}` chunk without `choices` (Open WebUI's stream reader shows an error only when
+//! the chunk has no `choices`; an error chunk that carries them is silently dropped). Open WebUI UI events are written as `{"event":{...}}` lines only for Open
 //! WebUI callers, so other OpenAI clients get a clean stream.
 
 use crate::bindings::types::{Citation, ErrorBody, Event, FinishReason, ToolCall, Usage};

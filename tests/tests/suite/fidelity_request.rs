@@ -1,7 +1,7 @@
 //! Chat fidelity on the request side, through the real host and component against the fake
-//! OpenRouter: the catalogue filters and variants (REFERENCE §2.1), the translation of an Open
-//! WebUI body into what each OpenRouter endpoint receives (§2.2), the identifiers sent upstream
-//! (§2.14) and housekeeping tasks (§2.17). Every test reads what the fake recorded; every body
+//! OpenRouter: the catalogue filters and variants, the translation of an Open
+//! WebUI body into what each OpenRouter endpoint receives, the identifiers sent upstream
+//! and housekeeping tasks. Every test reads what the fake recorded; every body
 //! the host POSTed is also checked against OpenRouter's OpenAPI schema.
 
 use crate::harness::{Harness, OWUI, Options, content_of, sse_data};
@@ -155,7 +155,7 @@ fn unix_now() -> u64 {
 }
 
 // ---------------------------------------------------------------------------------------------
-// §2.1 Catalogue
+// Catalogue
 
 #[tokio::test]
 async fn an_unreachable_zdr_list_leaves_zdr_unknown_so_only_enforcement_refuses() {
@@ -349,7 +349,7 @@ async fn the_model_list_carries_capabilities_limits_and_prices() {
 }
 
 // ---------------------------------------------------------------------------------------------
-// §2.2 Request translation
+// Request translation
 
 #[tokio::test]
 async fn every_user_content_block_reaches_each_endpoint_in_its_own_shape() {
@@ -903,7 +903,7 @@ async fn attribution_headers_go_with_every_openrouter_call_and_the_referer_can_b
 }
 
 // ---------------------------------------------------------------------------------------------
-// §2.14 Request identifiers
+// Request identifiers
 
 #[tokio::test]
 async fn client_identifiers_are_never_forwarded_and_nothing_is_sent_by_default() {
@@ -1093,7 +1093,7 @@ async fn a_verified_user_jwt_is_the_identity_and_a_forged_or_unsigned_one_is_ref
 }
 
 // ---------------------------------------------------------------------------------------------
-// §2.17 Housekeeping tasks
+// Housekeeping tasks
 
 const TAGS_PROMPT: &str = "### Task:\nGenerate 1-3 broad tags categorizing the main themes.";
 

@@ -124,7 +124,7 @@ async fn assert_rendered_template(content: &str) {
     assert!(!has_template_syntax(content), "{content}");
 }
 
-// §2.3 Endpoint fallback and the Chat Completions bridge.
+// Endpoint fallback and the Chat Completions bridge.
 
 #[tokio::test]
 async fn the_chat_completions_bridge_relays_reasoning_citations_tool_calls_and_usage_with_cost() {
@@ -313,7 +313,7 @@ async fn with_the_automatic_fallback_off_an_unsupported_model_is_an_error() {
     assert_eq!(h.posted_paths(), ["/responses"]);
 }
 
-// §2.4 Reasoning.
+// Reasoning.
 
 #[tokio::test]
 async fn reasoning_is_requested_from_the_valves_without_overwriting_the_callers_values() {
@@ -489,7 +489,7 @@ async fn open_webui_sees_staged_thinking_statuses_while_waiting_for_the_first_to
     assert!(owui_events(&chunks).is_empty(), "{chunks:?}");
 }
 
-// §2.5 Streaming.
+// Streaming.
 
 #[tokio::test]
 async fn zero_limits_relay_each_upstream_delta_as_its_own_chunk() {
@@ -651,7 +651,7 @@ async fn open_webui_gets_the_stream_interrupted_template_after_the_partial_answe
     assert!(lines[1].starts_with("Because: "), "{notice}");
 }
 
-// §2.12 Error templates and OpenRouter's error details.
+// Error templates and OpenRouter's error details.
 
 #[tokio::test]
 async fn open_webui_gets_the_template_of_each_upstream_status_with_openrouters_details() {
@@ -852,7 +852,7 @@ async fn an_openrouter_that_never_answers_gets_the_network_timeout_template() {
     assert!(fake.spec_violations().is_empty());
 }
 
-// §2.13 The final usage status line.
+// The final usage status line.
 
 #[tokio::test]
 async fn the_final_usage_status_line_follows_its_valves() {
