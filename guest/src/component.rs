@@ -24,7 +24,7 @@ wit_bindgen::generate!({
     },
 });
 
-use exports::openwebui::responses_pipe::pipe::Guest;
+use exports::openwebui::responses_pipe::pipe::{Guest, GuestFailure};
 use openwebui::responses_pipe::{crypto, emit, kv, store, tools, types as wit};
 
 struct Component;
@@ -508,20 +508,25 @@ impl Guest for Component {
         settings_json: String,
         ctx: wit::RequestContext,
         error_id: String,
-        failure: String,
+        failure: GuestFailure,
     ) -> String {
+        let failure = match failure {
+            GuestFailure::Trap => "guest_trap",
+            GuestFailure::CpuExceeded => "guest_cpu_exceeded",
+            GuestFailure::MemoryExceeded => "guest_memory_exceeded",
+        };
         let ctx = context(ctx);
         let now_ms = caps::Env::now_ms(&HostEnv);
         match Settings::parse(&settings_json) {
             Ok(s) => {
-                crate::chat::internal_error_text(&s.templates, &ctx, &error_id, &failure, now_ms)
+                crate::chat::internal_error_text(&s.templates, &ctx, &error_id, failure, now_ms)
             }
             // The built-in template, when the document itself cannot be read.
             Err(_) => crate::chat::internal_error_text(
                 &crate::templates::TemplateSettings::built_in(),
                 &ctx,
                 &error_id,
-                &failure,
+                failure,
                 now_ms,
             ),
         }

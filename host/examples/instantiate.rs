@@ -14,9 +14,9 @@
 use anyhow::Context;
 use clap::Parser;
 use responses_pipe_host::app::{App, AppBuilder};
+use responses_pipe_host::bindings::exports::openwebui::responses_pipe::pipe::GuestFailure as WitGuestFailure;
 use responses_pipe_host::bindings::types::RequestContext;
 use responses_pipe_host::config::Config;
-use responses_pipe_host::instance::GuestFailure;
 use std::collections::HashMap;
 use std::io::Write;
 use std::sync::Arc;
@@ -45,7 +45,7 @@ async fn one_call(app: &App, ctx: &RequestContext) -> anyhow::Result<Duration> {
             app.config.guest_settings_json(),
             ctx,
             "0000000000000000",
-            &GuestFailure::Trap("bench".into()),
+            WitGuestFailure::Trap,
         )
         .await;
     let took = start.elapsed();

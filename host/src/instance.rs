@@ -5,6 +5,7 @@
 //! that call with a typed `GuestFailure`; the host carries on.
 
 use crate::bindings::ResponsesPipePre;
+use crate::bindings::exports::openwebui::responses_pipe::pipe::GuestFailure as WitGuestFailure;
 use crate::bindings::types::{PipeError, RequestContext};
 use crate::crypto::{ArtifactCrypto, CryptoView};
 use crate::egress::hooks::{GateHooks, check_outgoing};
@@ -47,6 +48,17 @@ impl GuestFailure {
             GuestFailure::MemoryExceeded => "guest_memory_exceeded",
             GuestFailure::Trap(_) => "guest_trap",
             GuestFailure::Capacity(_) => "instance_capacity",
+        }
+    }
+
+    /// The failure as the component's `internal-error-text` names it; `None` for a full
+    /// instance pool, which no template explains (nothing ran).
+    pub fn as_wit(&self) -> Option<WitGuestFailure> {
+        match self {
+            GuestFailure::CpuExceeded => Some(WitGuestFailure::CpuExceeded),
+            GuestFailure::MemoryExceeded => Some(WitGuestFailure::MemoryExceeded),
+            GuestFailure::Trap(_) => Some(WitGuestFailure::Trap),
+            GuestFailure::Capacity(_) => None,
         }
     }
 }
@@ -381,19 +393,19 @@ impl Runner {
     }
 
     /// Ask a fresh instance for the `INTERNAL_ERROR_TEMPLATE` text of a chat another instance
-    /// could not finish (`failure` is that failure's kind).
+    /// could not finish (`failure` says how it ended).
     pub async fn internal_error_text(
         &self,
         settings: &str,
         ctx: &RequestContext,
         error_id: &str,
-        failure: &GuestFailure,
+        failure: WitGuestFailure,
     ) -> Result<String, GuestFailure> {
         let mut store = self.store(&ctx.request_id, EmitSink::closed());
         let pipe = self.instantiate(&mut store).await?;
         let result = pipe
             .openwebui_responses_pipe_pipe()
-            .call_internal_error_text(&mut store, settings, ctx, error_id, failure.kind())
+            .call_internal_error_text(&mut store, settings, ctx, error_id, failure)
             .await;
         result.map_err(|e| self.failure(&store, e))
     }

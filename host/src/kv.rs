@@ -1,10 +1,10 @@
-//! The `kv` capability: shared state for caches, breakers, locks and queues. The embedded
+//! The `kv` capability: shared state for caches, breakers, counters and locks. The embedded
 //! backend keeps it in host memory (one process); a Redis backend joins later for many workers.
 //! Every value and key is size-capped and the store holds a bounded number of keys, so a guest
 //! cannot grow host memory without limit.
 
 use crate::bindings::kv::{self, KvError};
-use std::collections::{HashMap, VecDeque};
+use std::collections::HashMap;
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
@@ -12,10 +12,8 @@ use std::time::{Duration, Instant};
 pub const MAX_KEY_BYTES: usize = 512;
 /// Largest value accepted (the cached OpenRouter catalog is the biggest, ~1–2 MB).
 pub const MAX_VALUE_BYTES: usize = 16 << 20;
-/// Most keys (values, lists and locks together) held at once.
+/// Most keys (values and locks together) held at once.
 pub const MAX_KEYS: usize = 100_000;
-/// Longest list kept by `list-push`, whatever the caller asks.
-pub const MAX_LIST_LEN: u32 = 10_000;
 
 #[derive(Debug)]
 struct Entry {
@@ -32,14 +30,13 @@ impl Entry {
 #[derive(Debug, Default)]
 struct Inner {
     values: HashMap<String, Entry>,
-    lists: HashMap<String, VecDeque<Vec<u8>>>,
     locks: HashMap<String, (String, Instant)>,
     next_token: u64,
 }
 
 impl Inner {
     fn len(&self) -> usize {
-        self.values.len() + self.lists.len() + self.locks.len()
+        self.values.len() + self.locks.len()
     }
 
     /// Drop expired values and locks once the store is getting full.
@@ -129,9 +126,7 @@ impl MemoryKv {
         check_key(key)?;
         let mut inner = self.inner.lock().map_err(|_| poisoned())?;
         let now = Instant::now();
-        let had_value = inner.values.remove(key).is_some_and(|e| e.live(now));
-        let had_list = inner.lists.remove(key).is_some();
-        Ok(had_value || had_list)
+        Ok(inner.values.remove(key).is_some_and(|e| e.live(now)))
     }
 
     pub fn incr(&self, key: &str, delta: i64, ttl_ms: Option<u64>) -> Result<i64, KvError> {
@@ -169,35 +164,6 @@ impl MemoryKv {
             }
         }
         Ok(next)
-    }
-
-    pub fn list_push(&self, key: &str, value: Vec<u8>, max_len: u32) -> Result<u32, KvError> {
-        check_key(key)?;
-        check_value(&value)?;
-        let mut inner = self.inner.lock().map_err(|_| poisoned())?;
-        if !inner.lists.contains_key(key) {
-            inner.room_for_new_key(Instant::now())?;
-        }
-        let list = inner.lists.entry(key.to_string()).or_default();
-        list.push_back(value);
-        let cap = max_len.clamp(1, MAX_LIST_LEN) as usize;
-        while list.len() > cap {
-            list.pop_front();
-        }
-        Ok(list.len() as u32)
-    }
-
-    pub fn list_pop(&self, key: &str) -> Result<Option<Vec<u8>>, KvError> {
-        check_key(key)?;
-        let mut inner = self.inner.lock().map_err(|_| poisoned())?;
-        let Some(list) = inner.lists.get_mut(key) else {
-            return Ok(None);
-        };
-        let item = list.pop_front();
-        if list.is_empty() {
-            inner.lists.remove(key);
-        }
-        Ok(item)
     }
 
     pub fn lock(&self, name: &str, ttl_ms: u64) -> Result<Option<String>, KvError> {
@@ -274,17 +240,6 @@ impl kv::Host for KvView<'_> {
     async fn incr(&mut self, key: String, delta: i64, ttl_ms: Option<u64>) -> Result<i64, KvError> {
         self.backend.mem().incr(&key, delta, ttl_ms)
     }
-    async fn list_push(
-        &mut self,
-        key: String,
-        value: Vec<u8>,
-        max_len: u32,
-    ) -> Result<u32, KvError> {
-        self.backend.mem().list_push(&key, value, max_len)
-    }
-    async fn list_pop(&mut self, key: String) -> Result<Option<Vec<u8>>, KvError> {
-        self.backend.mem().list_pop(&key)
-    }
     async fn lock(&mut self, name: String, ttl_ms: u64) -> Result<Option<String>, KvError> {
         self.backend.mem().lock(&name, ttl_ms)
     }
@@ -329,16 +284,9 @@ mod tests {
     }
 
     #[test]
-    fn counters_and_lists_behave_like_redis() {
+    fn counters_behave_like_redis() {
         let kv = MemoryKv::default();
         assert_eq!(kv.incr("c", 2, None).unwrap(), 2);
         assert_eq!(kv.incr("c", -5, None).unwrap(), -3);
-        for i in 0..5u8 {
-            kv.list_push("q", vec![i], 3).unwrap();
-        }
-        assert_eq!(kv.list_pop("q").unwrap(), Some(vec![2]));
-        assert_eq!(kv.list_pop("q").unwrap(), Some(vec![3]));
-        assert_eq!(kv.list_pop("q").unwrap(), Some(vec![4]));
-        assert_eq!(kv.list_pop("q").unwrap(), None);
     }
 }

@@ -184,9 +184,7 @@ impl Explainer {
         let ApiError::Guest(failure) = e else {
             return None;
         };
-        if matches!(failure, GuestFailure::Capacity(_)) {
-            return None;
-        }
+        let kind = failure.as_wit()?;
         let error_id = super::error::new_error_id();
         tracing::warn!(error_id = %error_id, code = failure.kind(), detail = %failure, "the pipe could not finish the chat; answering with the internal error template");
         let rendered = self
@@ -196,7 +194,7 @@ impl Explainer {
                 self.app.config.guest_settings_json(),
                 &self.ctx,
                 &error_id,
-                failure,
+                kind,
             )
             .await;
         match rendered {

@@ -31,7 +31,7 @@ wit_bindgen::generate!({
     },
 });
 
-use exports::openwebui::responses_pipe::pipe::Guest;
+use exports::openwebui::responses_pipe::pipe::{Guest, GuestFailure};
 use openwebui::responses_pipe::{emit, store, types as wit};
 use wasip2::http::types::{Fields, OutgoingRequest, Scheme};
 
@@ -207,8 +207,13 @@ impl Guest for Hostile {
         _settings: String,
         _ctx: wit::RequestContext,
         error_id: String,
-        failure: String,
+        failure: GuestFailure,
     ) -> String {
+        let failure = match failure {
+            GuestFailure::Trap => "guest_trap",
+            GuestFailure::CpuExceeded => "guest_cpu_exceeded",
+            GuestFailure::MemoryExceeded => "guest_memory_exceeded",
+        };
         format!("hostile guest: {failure} ({error_id})")
     }
 }
