@@ -8,7 +8,7 @@ use crate::bindings::ResponsesPipePre;
 use crate::bindings::exports::openwebui::responses_pipe::pipe::GuestFailure as WitGuestFailure;
 use crate::bindings::types::{PipeError, RequestContext};
 use crate::crypto::{ArtifactCrypto, CryptoView};
-use crate::egress::hooks::{GateHooks, check_outgoing};
+use crate::egress::hooks::GateHooks;
 use crate::egress::policy::EgressPolicy;
 use crate::emit::EmitSink;
 use crate::engine::{EPOCH_TICK, PipeEngine};
@@ -19,12 +19,9 @@ use crate::tools::{ToolHost, ToolsView};
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
-use wasmtime::component::{HasData, HasSelf, Linker, Resource, ResourceTable};
-use wasmtime::{ResourceLimiter, Store, StoreContextMut, UpdateDeadline};
+use wasmtime::component::{HasData, HasSelf, Linker, ResourceTable};
+use wasmtime::{ResourceLimiter, Store, UpdateDeadline};
 use wasmtime_wasi::{FsPerms, WasiCtx, WasiCtxView, WasiView};
-use wasmtime_wasi_http::p2::bindings::http::outgoing_handler;
-use wasmtime_wasi_http::p2::bindings::http::types::{ErrorCode, Scheme};
-use wasmtime_wasi_http::p2::types::{HostFutureIncomingResponse, HostOutgoingRequest};
 use wasmtime_wasi_http::{WasiHttpCtx, WasiHttpCtxView, WasiHttpView};
 
 /// Why a call into the guest ended without a result of its own.
@@ -145,6 +142,15 @@ impl WasiHttpView for HostState {
     }
 }
 
+impl crate::egress::handle::GatedHttpState for HostState {
+    fn policy(&self) -> Arc<EgressPolicy> {
+        Arc::clone(&self.policy)
+    }
+    fn metrics(&self) -> &Metrics {
+        &self.metrics
+    }
+}
+
 /// `types` declares records only; its (empty) host trait is served by the state itself.
 impl crate::bindings::types::Host for HostState {}
 
@@ -180,38 +186,7 @@ fn linker(engine: &wasmtime::Engine) -> wasmtime::Result<Linker<HostState>> {
         &mut s.crypto
     })?;
     crate::bindings::types::add_to_linker::<HostState, HasSelf<HostState>>(&mut linker, |s| s)?;
-    linker.allow_shadowing(true);
-    linker.instance("wasi:http/outgoing-handler@0.2.12")?.func_wrap(
-        "handle",
-        |mut store: StoreContextMut<'_, HostState>,
-         (req, opts): (Resource<HostOutgoingRequest>, Option<Resource<wasmtime_wasi_http::RequestOptions>>)|
-         -> wasmtime::Result<(Result<Resource<HostFutureIncomingResponse>, ErrorCode>,)> {
-            let state = store.data_mut();
-            let verdict = {
-                let r = state.table.get(&req)?;
-                let scheme = r.scheme.as_ref().map(|s| match s {
-                    Scheme::Http => "http".to_string(),
-                    Scheme::Https => "https".to_string(),
-                    Scheme::Other(o) => o.clone(),
-                });
-                check_outgoing(&state.policy, scheme.as_deref(), r.authority.as_deref(), r.path_with_query.as_deref())
-            };
-            if let Err(denial) = verdict {
-                state.metrics.incr("egress_refused", denial.reason());
-                tracing::warn!(error.type = denial.reason(), layer = "handle", "outgoing request refused");
-                state.table.delete(req)?;
-                if let Some(o) = opts {
-                    state.table.delete(o)?;
-                }
-                return Ok((Err(denial.error_code()),));
-            }
-            let mut view = state.http();
-            match outgoing_handler::Host::handle(&mut view, req, opts) {
-                Ok(fut) => Ok((Ok(fut),)),
-                Err(e) => Ok((Err(e.downcast()?),)),
-            }
-        },
-    )?;
+    crate::egress::handle::shadow_outgoing_handler(&mut linker)?;
     Ok(linker)
 }
 

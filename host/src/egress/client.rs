@@ -16,42 +16,32 @@
 //! - no proxy environment variables are read and redirects are never followed (hyper-util's
 //!   legacy client does neither), and the pool is private to this client.
 //!
-//! Also here: the GET/HEAD body race (hyper drops a GET/HEAD body once the head is written, which
-//! fails the component's body writer; the component's body is drained in a task and hyper gets an
-//! empty body), and the mapping of failures to `wasi:http` errors.
+//! The connector stack is in `connector`, the guarded response body and the GET/HEAD body race in
+//! `body`, the mapping of failures to `wasi:http` errors in `wasi_error`.
 //!
 //! Not handled here: API-key injection and header policy (see `hooks.rs`).
 
-use std::error::Error as StdError;
 use std::fmt;
-use std::io;
-use std::net::SocketAddr;
-use std::pin::Pin;
 use std::sync::Arc;
-use std::task::{Context, Poll};
 use std::time::Duration;
 
-use bytes::Bytes;
-use futures::future::BoxFuture;
 use http::{Method, Request, Response, Uri};
-use http_body::{Body, Frame, SizeHint};
-use http_body_util::{BodyExt, Empty};
+use http_body_util::BodyExt;
 use hyper::body::Incoming;
-use hyper_rustls::{HttpsConnector, HttpsConnectorBuilder, MaybeHttpsStream};
+use hyper_rustls::{HttpsConnector, HttpsConnectorBuilder};
 use hyper_util::client::legacy::Client;
 use hyper_util::client::legacy::connect::capture_connection;
-use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
-use tokio::net::TcpStream;
-use tokio::time::{Instant, Sleep};
-use tower::Service;
+use hyper_util::rt::{TokioExecutor, TokioTimer};
+use tokio::time::Instant;
 use wasmtime_wasi_http::{Error, RequestOptions, WasiBody};
 
-use super::policy::{Authority, Denial, EgressPolicy, Target};
+use super::body::{GuardedBody, drain_in_background, empty_body};
+use super::connector::{CheckedConnector, TimedConnector};
+use super::policy::{EgressPolicy, Target};
+use super::refusal::{loggable_authority, record_refusal};
 use super::resolver::Resolver;
+use super::wasi_error::map_client_error;
 use crate::metrics::Metrics;
-
-/// Counter bumped once per refusal, labelled with [`Denial::reason`].
-pub const REFUSED_COUNTER: &str = "egress_refused";
 
 /// How long an idle pooled connection is kept. 90 s is hyper-util's and Go's default; upstreams
 /// such as OpenRouter keep connections at least that long, so a chat reuses its TLS session.
@@ -60,8 +50,6 @@ const POOL_IDLE_TIMEOUT: Duration = Duration::from_secs(90);
 /// Idle connections kept per authority: enough for a burst of concurrent chats to one upstream
 /// without a handshake each, bounded so one authority cannot hold unbounded sockets.
 const POOL_MAX_IDLE_PER_HOST: usize = 32;
-
-type BoxError = Box<dyn StdError + Send + Sync>;
 
 /// The host's maxima for one outgoing request. The component's `request-options` may lower the
 /// three timeouts, never raise them.
@@ -255,27 +243,6 @@ impl EgressClient {
     }
 }
 
-/// Count and log one refusal. `authority` is `host[:port]` only: never a path, query string,
-/// userinfo or header.
-pub(crate) fn record_refusal(metrics: &Metrics, denial: &Denial, authority: &str) {
-    metrics.incr(REFUSED_COUNTER, denial.reason());
-    tracing::warn!(
-        "error.type" = denial.reason(),
-        authority,
-        detail = %denial,
-        "egress refused"
-    );
-}
-
-/// `host[:port]` of a URI for logs (no userinfo, path or query).
-pub(crate) fn loggable_authority(uri: &Uri) -> String {
-    match (uri.host(), uri.port_u16()) {
-        (Some(host), Some(port)) => format!("{host}:{port}"),
-        (Some(host), None) => host.to_owned(),
-        (None, _) => String::from("-"),
-    }
-}
-
 /// The request URI rebuilt on the canonical authority the policy judged.
 fn canonical_uri(
     target: &Target,
@@ -288,376 +255,26 @@ fn canonical_uri(
         .build()
 }
 
-fn empty_body() -> WasiBody {
-    Empty::<Bytes>::new()
-        .map_err(|never| match never {})
-        .boxed_unsync()
-}
-
-/// Read and discard the component's request body in a task so its writer never sees a closed
-/// stream. Frames are dropped as they arrive, so a large body is not buffered.
-fn drain_in_background(mut body: WasiBody) {
-    if body.is_end_stream() {
-        return;
-    }
-    tokio::spawn(async move {
-        while let Some(frame) = body.frame().await {
-            if frame.is_err() {
-                break;
-            }
-        }
-    });
-}
-
-// ---------------------------------------------------------------------------------------------
-// Connectors
-// ---------------------------------------------------------------------------------------------
-
-/// Why the connector did not produce a connection.
-#[derive(Debug, thiserror::Error)]
-enum ConnectError {
-    #[error("egress refused: {0}")]
-    Denied(#[from] Denial),
-    #[error("connecting timed out")]
-    Timeout,
-    #[error("connecting to {authority} failed: {source}")]
-    Io {
-        authority: Authority,
-        #[source]
-        source: io::Error,
-    },
-}
-
-impl ConnectError {
-    fn to_wasi_error(&self) -> Error {
-        match self {
-            Self::Denied(denial) => denial.to_wasi_error(),
-            Self::Timeout => Error::ConnectionTimeout,
-            Self::Io { source, .. } => io_error_code(source),
-        }
-    }
-}
-
-fn io_error_code(err: &io::Error) -> Error {
-    match err.kind() {
-        io::ErrorKind::TimedOut => Error::ConnectionTimeout,
-        io::ErrorKind::ConnectionReset | io::ErrorKind::ConnectionAborted => {
-            Error::ConnectionTerminated
-        }
-        io::ErrorKind::HostUnreachable | io::ErrorKind::NetworkUnreachable => {
-            Error::DestinationUnavailable
-        }
-        _ => Error::ConnectionRefused,
-    }
-}
-
-/// Judges the URI, resolves once, keeps only the addresses the policy accepts, and dials them in
-/// order. Never reads proxy settings.
-#[derive(Clone)]
-struct CheckedConnector {
-    policy: Arc<EgressPolicy>,
-    resolver: Arc<dyn Resolver>,
-    metrics: Arc<Metrics>,
-}
-
-impl Service<Uri> for CheckedConnector {
-    type Response = TokioIo<TcpStream>;
-    type Error = ConnectError;
-    type Future = BoxFuture<'static, Result<Self::Response, Self::Error>>;
-
-    fn poll_ready(&mut self, _cx: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
-        Poll::Ready(Ok(()))
-    }
-
-    fn call(&mut self, dst: Uri) -> Self::Future {
-        let this = self.clone();
-        Box::pin(async move { this.connect(dst).await })
-    }
-}
-
-impl CheckedConnector {
-    async fn connect(self, dst: Uri) -> Result<TokioIo<TcpStream>, ConnectError> {
-        let target = self.policy.check_uri(&dst).inspect_err(|denial| {
-            record_refusal(&self.metrics, denial, &loggable_authority(&dst));
-        })?;
-        let port = target.authority.port;
-        let answers = match target.ip_literal {
-            // A literal never goes to a resolver; `check_uri` has judged it already and
-            // `checked_addresses` judges it again below, through the same function.
-            Some(ip) => vec![SocketAddr::new(ip, port)],
-            None => self
-                .resolver
-                .resolve(&target.authority.host, port)
-                .await
-                .map_err(|err| {
-                    let denial = Denial::DnsFailed {
-                        authority: target.authority.clone(),
-                        kind: err.kind(),
-                    };
-                    record_refusal(&self.metrics, &denial, &target.authority.to_string());
-                    denial
-                })?,
-        };
-        let addrs = checked_addresses(&self.policy, &target, &answers, &self.metrics)?;
-        let mut last_error = None;
-        for addr in addrs {
-            match TcpStream::connect(addr).await {
-                Ok(stream) => {
-                    // Small writes (SSE deltas, HTTP/2 frames) must not wait for Nagle.
-                    if let Err(err) = stream.set_nodelay(true) {
-                        tracing::debug!(%addr, error = %err, "could not set TCP_NODELAY");
-                    }
-                    return Ok(TokioIo::new(stream));
-                }
-                Err(err) => {
-                    tracing::debug!(%addr, error = %err, "egress connect attempt failed");
-                    last_error = Some(err);
-                }
-            }
-        }
-        Err(ConnectError::Io {
-            authority: target.authority,
-            source: last_error.unwrap_or_else(|| io::Error::from(io::ErrorKind::NotConnected)),
-        })
-    }
-}
-
-/// The answers the policy accepts for `target`, on the target's port (a resolver cannot choose
-/// the port). Each refused answer is counted and logged; if none is left the request fails with
-/// the last refusal (`PrivateAddress`), or `NoAddress` when there were no answers at all.
-fn checked_addresses(
-    policy: &EgressPolicy,
-    target: &Target,
-    answers: &[SocketAddr],
-    metrics: &Metrics,
-) -> Result<Vec<SocketAddr>, Denial> {
-    let shown = target.authority.to_string();
-    let mut kept = Vec::with_capacity(answers.len());
-    let mut last_denial = None;
-    for answer in answers {
-        let addr = SocketAddr::new(answer.ip(), target.authority.port);
-        match policy.check_ip(target, addr.ip()) {
-            Ok(()) => kept.push(addr),
-            Err(denial) => {
-                record_refusal(metrics, &denial, &shown);
-                last_denial = Some(denial);
-            }
-        }
-    }
-    if kept.is_empty() {
-        let denial = match last_denial {
-            Some(denial) => denial,
-            None => {
-                let denial = Denial::NoAddress {
-                    authority: target.authority.clone(),
-                };
-                record_refusal(metrics, &denial, &shown);
-                denial
-            }
-        };
-        return Err(denial);
-    }
-    Ok(kept)
-}
-
-/// Bounds the whole connect (TCP and TLS) by the host's connect timeout, so a connect the pool
-/// finishes in the background after its request gave up cannot hang forever either.
-#[derive(Clone)]
-struct TimedConnector<C> {
-    inner: C,
-    timeout: Duration,
-}
-
-impl Service<Uri> for TimedConnector<HttpsConnector<CheckedConnector>> {
-    type Response = MaybeHttpsStream<TokioIo<TcpStream>>;
-    type Error = BoxError;
-    type Future = BoxFuture<'static, Result<Self::Response, Self::Error>>;
-
-    fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
-        self.inner.poll_ready(cx)
-    }
-
-    fn call(&mut self, dst: Uri) -> Self::Future {
-        let connecting = self.inner.call(dst);
-        let timeout = self.timeout;
-        Box::pin(async move {
-            match tokio::time::timeout(timeout, connecting).await {
-                Ok(result) => result,
-                Err(_) => Err(Box::new(ConnectError::Timeout) as BoxError),
-            }
-        })
-    }
-}
-
-// ---------------------------------------------------------------------------------------------
-// Error mapping
-// ---------------------------------------------------------------------------------------------
-
-/// Map a client failure to a `wasi:http` error by walking its source chain (looking inside
-/// `io::Error` wrappers too, which `source()` skips) for the connector's own error, a rustls
-/// error, an I/O error or a hyper error.
-fn map_client_error(err: &hyper_util::client::legacy::Error) -> Error {
-    let mapped = classify_chain(err).unwrap_or(if err.is_connect() {
-        Error::ConnectionRefused
-    } else {
-        Error::HttpProtocolError
-    });
-    tracing::debug!(error = %err, mapped = %mapped, "egress request failed");
-    mapped
-}
-
-fn classify_chain(err: &(dyn StdError + 'static)) -> Option<Error> {
-    let mut io_fallback = None;
-    let mut current = Some(err);
-    while let Some(e) = current {
-        if let Some(connect) = e.downcast_ref::<ConnectError>() {
-            return Some(connect.to_wasi_error());
-        }
-        if let Some(tls) = e.downcast_ref::<rustls::Error>() {
-            return Some(tls_error(tls));
-        }
-        if let Some(hyper) = e.downcast_ref::<hyper::Error>() {
-            return Some(hyper_error(hyper));
-        }
-        if let Some(io) = e.downcast_ref::<io::Error>() {
-            if let Some(inner) = io.get_ref() {
-                current = Some(inner);
-                continue;
-            }
-            io_fallback.get_or_insert_with(|| io_error_code(io));
-        }
-        current = e.source();
-    }
-    io_fallback
-}
-
-fn tls_error(err: &rustls::Error) -> Error {
-    match err {
-        rustls::Error::InvalidCertificate(_) | rustls::Error::NoCertificatesPresented => {
-            Error::TlsCertificateError
-        }
-        rustls::Error::AlertReceived(alert) => Error::TlsAlertReceived {
-            alert_id: Some(u8::from(*alert)),
-            alert_message: Some(format!("{alert:?}")),
-        },
-        _ => Error::TlsProtocolError,
-    }
-}
-
-fn hyper_error(err: &hyper::Error) -> Error {
-    if err.is_timeout() {
-        Error::HttpResponseTimeout
-    } else if err.is_incomplete_message() {
-        Error::HttpResponseIncomplete
-    } else {
-        Error::HttpProtocolError
-    }
-}
-
-// ---------------------------------------------------------------------------------------------
-// Response body guard
-// ---------------------------------------------------------------------------------------------
-
-/// The upstream body with a between-bytes timeout, an optional overall deadline and a byte cap.
-/// After the first error it reports end of stream.
-struct GuardedBody {
-    inner: Incoming,
-    between_bytes: Duration,
-    idle: Pin<Box<Sleep>>,
-    deadline: Option<Pin<Box<Sleep>>>,
-    limit: u64,
-    seen: u64,
-    done: bool,
-}
-
-impl GuardedBody {
-    fn new(
-        inner: Incoming,
-        between_bytes: Duration,
-        deadline: Option<Instant>,
-        limit: u64,
-    ) -> Self {
-        Self {
-            inner,
-            between_bytes,
-            idle: Box::pin(tokio::time::sleep(between_bytes)),
-            deadline: deadline.map(|at| Box::pin(tokio::time::sleep_until(at))),
-            limit,
-            seen: 0,
-            done: false,
-        }
-    }
-
-    fn fail(&mut self, err: Error) -> Poll<Option<Result<Frame<Bytes>, Error>>> {
-        self.done = true;
-        Poll::Ready(Some(Err(err)))
-    }
-}
-
-impl Body for GuardedBody {
-    type Data = Bytes;
-    type Error = Error;
-
-    fn poll_frame(
-        mut self: Pin<&mut Self>,
-        cx: &mut Context<'_>,
-    ) -> Poll<Option<Result<Frame<Bytes>, Error>>> {
-        let this = &mut *self;
-        if this.done {
-            return Poll::Ready(None);
-        }
-        if let Some(deadline) = this.deadline.as_mut()
-            && deadline.as_mut().poll(cx).is_ready()
-        {
-            return this.fail(Error::HttpResponseTimeout);
-        }
-        match Pin::new(&mut this.inner).poll_frame(cx) {
-            Poll::Ready(Some(Ok(frame))) => {
-                if let Some(data) = frame.data_ref() {
-                    this.seen = this.seen.saturating_add(data.len() as u64);
-                    if this.seen > this.limit {
-                        return this.fail(Error::HttpResponseBodySize(Some(this.limit)));
-                    }
-                }
-                let next = Instant::now() + this.between_bytes;
-                this.idle.as_mut().reset(next);
-                Poll::Ready(Some(Ok(frame)))
-            }
-            Poll::Ready(Some(Err(err))) => this.fail(hyper_error(&err)),
-            Poll::Ready(None) => {
-                this.done = true;
-                Poll::Ready(None)
-            }
-            Poll::Pending => {
-                if this.idle.as_mut().poll(cx).is_ready() {
-                    return this.fail(Error::ConnectionReadTimeout);
-                }
-                Poll::Pending
-            }
-        }
-    }
-
-    fn is_end_stream(&self) -> bool {
-        self.done || self.inner.is_end_stream()
-    }
-
-    fn size_hint(&self) -> SizeHint {
-        self.inner.size_hint()
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::egress::connector::{ConnectError, checked_addresses};
+    use crate::egress::policy::{Authority, Denial};
+    use crate::egress::refusal::REFUSED_COUNTER;
     use crate::egress::resolver::StaticResolver;
+    use bytes::Bytes;
     use futures::SinkExt;
+    use http_body::Frame;
     use http_body_util::Full;
     use hyper::service::service_fn;
+    use hyper_util::rt::TokioIo;
     use std::convert::Infallible;
+    use std::net::SocketAddr;
     use std::net::{IpAddr, Ipv4Addr};
     use std::sync::atomic::{AtomicUsize, Ordering};
     use tokio::io::{AsyncReadExt, AsyncWriteExt};
     use tokio::net::TcpListener;
+    use tower::Service;
 
     /// Every test is bounded so a broken timeout fails instead of hanging the suite.
     const TEST_BOUND: Duration = Duration::from_secs(20);

@@ -9,8 +9,7 @@
 //! BASE_URL's, so a guest bug or a hostile URL cannot carry the key to another allowlisted host.
 //! The key is held as a `SecretString` and a sensitive `HeaderValue`, and is never logged.
 //!
-//! The first enforcement layer, the shadowed `outgoing-handler.handle` (wired by the linker code),
-//! calls [`check_outgoing`] so refusals reach the component precisely as `HttpRequestDenied`.
+//! The first enforcement layer, the shadowed `outgoing-handler.handle`, is in `handle`.
 
 use std::fmt;
 use std::future::Future;
@@ -24,8 +23,9 @@ use wasmtime_wasi_http::{
     WasiHttpHooks,
 };
 
-use super::client::{EgressClient, loggable_authority, record_refusal};
-use super::policy::{Authority, Denial, EgressPolicy, scheme_is_https};
+use super::client::EgressClient;
+use super::policy::{Authority, Denial, EgressPolicy};
+use super::refusal::{loggable_authority, record_refusal};
 use crate::metrics::Metrics;
 
 /// Headers the component may not set, on top of wasmtime's defaults: credentials belong to the
@@ -199,34 +199,6 @@ impl WasiHttpHooks for GateHooks {
             .instrument(span),
         )
     }
-}
-
-/// First enforcement layer, for the shadowed `outgoing-handler.handle`: judge the pieces of a
-/// `HostOutgoingRequest`. A missing scheme is judged as `https`, the scheme wasmtime's `handle`
-/// defaults to (these hooks keep `default_scheme`); a missing authority or path that cannot form
-/// a URI is `InvalidUri`. The caller counts the refusal (`egress_refused`, `denial.reason()`).
-pub fn check_outgoing(
-    policy: &EgressPolicy,
-    scheme: Option<&str>,
-    authority: Option<&str>,
-    path: Option<&str>,
-) -> Result<(), Denial> {
-    let scheme = scheme.unwrap_or("https");
-    scheme_is_https(scheme)?;
-    // RFC 3986 §3.3: with an authority, the path is empty or starts with `/`. `http` would accept
-    // `x` and put it on the request line verbatim (wasmtime refuses it too, `parse_path_with_query`).
-    let path = match path.unwrap_or("") {
-        "" => "/",
-        p if p.starts_with('/') || p.starts_with('?') => p,
-        _ => return Err(Denial::InvalidUri),
-    };
-    let uri = http::Uri::builder()
-        .scheme(scheme)
-        .authority(authority.ok_or(Denial::InvalidUri)?)
-        .path_and_query(path)
-        .build()
-        .map_err(|_| Denial::InvalidUri)?;
-    policy.check_uri(&uri).map(|_| ())
 }
 
 #[cfg(test)]
@@ -436,42 +408,5 @@ mod tests {
         assert!(!hooks.is_forbidden_header(&header::CONTENT_TYPE));
         assert!(!filter(&HeaderName::from_static("x-title")));
         assert!(!format!("{hooks:?}").contains(KEY));
-    }
-
-    #[test]
-    fn check_outgoing_judges_the_pieces_of_a_request() {
-        let allowed = Authority::new("openrouter.ai", 443).unwrap();
-        let policy = EgressPolicy::new(vec![allowed], vec![]);
-        let ok = |s, a, p| check_outgoing(&policy, s, a, p).map_err(|d| d.reason());
-        assert_eq!(
-            ok(
-                Some("https"),
-                Some("openrouter.ai"),
-                Some("/api/v1/responses")
-            ),
-            Ok(())
-        );
-        assert_eq!(ok(None, Some("OpenRouter.ai:443"), None), Ok(()));
-        assert_eq!(
-            ok(Some("http"), Some("openrouter.ai"), None),
-            Err("not_allowlisted")
-        );
-        assert_eq!(
-            ok(Some("file"), Some(""), Some("/etc/passwd")),
-            Err("scheme")
-        );
-        assert_eq!(ok(Some("https"), None, None), Err("invalid_uri"));
-        assert_eq!(
-            ok(Some("https"), Some("u:p@openrouter.ai"), None),
-            Err("userinfo")
-        );
-        assert_eq!(
-            ok(Some("https"), Some("127.0.0.1"), None),
-            Err("not_allowlisted")
-        );
-        assert_eq!(
-            ok(Some("https"), Some("openrouter.ai"), Some("x")),
-            Err("invalid_uri")
-        );
     }
 }

@@ -11,15 +11,26 @@
 //!
 //! - [`policy`]: pure allowlist and address classification.
 //! - [`resolver`]: name resolution behind a trait (system or fixed answers for tests).
-//! - [`client`]: the pooled, checked-address client with timeouts and a body cap.
+//! - [`client`]: the pooled, checked-address client with timeouts and a body cap, built from
+//!   [`connector`] (policy-checked dialling), [`body`] (the guarded response body) and
+//!   [`wasi_error`] (failures as `wasi:http` errors).
+//! - [`refusal`]: how every layer counts and logs a refusal.
+//! - [`handle`]: the shadowed `outgoing-handler.handle`, the first check.
 //! - [`hooks`]: the per-instance `wasi:http` hooks.
 
+mod body;
 pub mod client;
+mod connector;
+pub mod handle;
 pub mod hooks;
 pub mod policy;
+pub mod refusal;
 pub mod resolver;
+mod wasi_error;
 
-pub use client::{EgressClient, EgressError, EgressLimits, REFUSED_COUNTER};
-pub use hooks::{GateHooks, check_outgoing};
+pub use client::{EgressClient, EgressError, EgressLimits};
+pub use handle::check_outgoing;
+pub use hooks::GateHooks;
 pub use policy::{Authority, Denial, EgressPolicy, Target, non_public_reason};
+pub use refusal::REFUSED_COUNTER;
 pub use resolver::{Resolver, StaticResolver, SystemResolver};

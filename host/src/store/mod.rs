@@ -22,40 +22,40 @@
 //! Each row also carries `owner`, the digest of the principal the guest wrote it for (the guest
 //! replays a row only for that principal). Tables created before the column existed get it on
 //! open (`ALTER TABLE … ADD COLUMN`, empty for the old rows, which are then never replayed).
+//!
+//! Files: this one holds the policy of the shared [`ArtifactStore`] (the granted tables, the
+//! maintenance lock, one call per operation); `bounds` the per-call limits and row validation;
+//! `failure` the mapping of driver errors to the guest's errors; `capability` the WIT glue;
+//! `ops`, `sqlite` and `postgres` the SQL of each backend.
 
+mod bounds;
+mod capability;
+mod failure;
 mod ops;
 mod postgres;
 mod sqlite;
 
-use crate::bindings::store::{self, Row, StoreError};
+use crate::bindings::store::{Row, StoreError};
 use crate::metrics::Metrics;
 use futures::future::BoxFuture;
 use secrecy::{ExposeSecret, SecretString};
 use sha2::{Digest, Sha256};
-use std::collections::{HashMap, HashSet};
+use std::collections::HashMap;
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
-use wasmtime::component::Resource;
 
+pub(crate) use bounds::ValidRow;
+pub use bounds::{
+    MAX_DELETE_LIMIT, MAX_GET_BYTES, MAX_IDS, MAX_PUT_BYTES, MAX_PUT_ROWS, MAX_ROW_PAYLOAD_BYTES,
+    MAX_SCAN_ROWS, MAX_TEXT_BYTES,
+};
+use bounds::{check_ids, check_rows, check_text, row_of, within_budget};
+pub use capability::{StoreView, TableHandle};
+pub(crate) use failure::Breaks;
+use failure::classify;
+pub use failure::error_kind;
 pub use sqlite::FILE_NAME as SQLITE_FILE_NAME;
-
-/// Largest payload of one row.
-pub const MAX_ROW_PAYLOAD_BYTES: usize = 4 << 20;
-/// Most rows in one `put-many`.
-pub const MAX_PUT_ROWS: usize = 256;
-/// Most payload bytes in one `put-many`.
-pub const MAX_PUT_BYTES: usize = 32 << 20;
-/// Most ids in one `get-many` or `delete`.
-pub const MAX_IDS: usize = 512;
-/// Most payload bytes one `get-many` returns, whatever `max-bytes` says.
-pub const MAX_GET_BYTES: u64 = 64 << 20;
-/// Most rows one `delete-older-than` removes (a larger `limit` is clamped to this).
-pub const MAX_DELETE_LIMIT: u32 = 10_000;
-/// Rows per `scan` page.
-pub const MAX_SCAN_ROWS: u32 = 500;
-/// Longest id, chat id, message id, item type and owner, in bytes.
-pub const MAX_TEXT_BYTES: usize = 64;
 
 /// Where the artifacts live and how long calls may take.
 #[derive(Clone)]
@@ -160,205 +160,6 @@ fn now_ms() -> i64 {
         .duration_since(UNIX_EPOCH)
         .map(|d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX))
         .unwrap_or(0)
-}
-
-/// A stable label for logs and metrics.
-pub fn error_kind(e: &StoreError) -> &'static str {
-    match e {
-        StoreError::NotFound => "not_found",
-        StoreError::AccessDenied => "access_denied",
-        StoreError::InvalidArgument(_) => "invalid_argument",
-        StoreError::TooLarge => "too_large",
-        StoreError::Timeout => "timeout",
-        StoreError::Unavailable(_) => "unavailable",
-        StoreError::Other(_) => "other",
-    }
-}
-
-fn unavailable() -> StoreError {
-    StoreError::Unavailable("the artifact database is unavailable".into())
-}
-
-/// Map a driver error to the guest's typed error, and say whether the connection it happened on
-/// should be discarded rather than reused.
-fn classify(e: &sqlx::Error) -> (StoreError, bool) {
-    match e {
-        sqlx::Error::PoolTimedOut | sqlx::Error::PoolClosed => (unavailable(), false),
-        sqlx::Error::Io(_)
-        | sqlx::Error::Tls(_)
-        | sqlx::Error::Protocol(_)
-        | sqlx::Error::WorkerCrashed
-        | sqlx::Error::Configuration(_) => (unavailable(), true),
-        sqlx::Error::Database(db) => {
-            let code = db.code().map(|c| c.into_owned()).unwrap_or_default();
-            if let Ok(sqlite) = code.parse::<i64>() {
-                // SQLite result codes (extended codes keep the primary code in the low byte).
-                match sqlite & 0xff {
-                    5 | 6 => (StoreError::Timeout, false), // BUSY, LOCKED after the busy timeout
-                    10 | 13 | 14 | 8 => (unavailable(), true), // IOERR, FULL, CANTOPEN, READONLY
-                    _ => (StoreError::Other("artifact database error".into()), false),
-                }
-            } else {
-                match code.as_str() {
-                    // query_canceled: the server-side statement_timeout fired.
-                    "57014" => (StoreError::Timeout, false),
-                    c if c.starts_with("08") || c.starts_with("57P") || c.starts_with("53") => {
-                        (unavailable(), true)
-                    }
-                    _ => (StoreError::Other("artifact database error".into()), false),
-                }
-            }
-        }
-        _ => (StoreError::Other("artifact database error".into()), true),
-    }
-}
-
-/// When a connection last broke (I/O error, cut, timeout). Pooled connections opened before
-/// that moment are discarded when next acquired instead of failing one call each: when one
-/// connection to a server breaks, its idle siblings are usually dead too.
-#[derive(Clone, Default)]
-pub(crate) struct Breaks(Arc<std::sync::Mutex<Option<std::time::Instant>>>);
-
-impl Breaks {
-    fn mark(&self) {
-        if let Ok(mut last) = self.0.lock() {
-            *last = Some(std::time::Instant::now());
-        }
-    }
-
-    /// Whether a connection of this age was opened before the last break.
-    pub(crate) fn predates(&self, age: Duration) -> bool {
-        let last = self.0.lock().ok().and_then(|l| *l);
-        match (last, std::time::Instant::now().checked_sub(age)) {
-            (Some(broke), Some(opened)) => opened <= broke,
-            _ => false,
-        }
-    }
-}
-
-/// A row that passed validation, in the backends' column types.
-pub(crate) struct ValidRow {
-    pub id: String,
-    pub chat_id: String,
-    pub message_id: String,
-    pub item_type: String,
-    pub owner: String,
-    pub payload: Vec<u8>,
-    pub created_at_ms: i64,
-}
-
-/// A row as the backends return it.
-fn row_of(
-    (id, chat_id, message_id, item_type, owner, payload, created): (
-        String,
-        String,
-        String,
-        String,
-        String,
-        Vec<u8>,
-        i64,
-    ),
-) -> Row {
-    Row {
-        id,
-        chat_id,
-        message_id,
-        item_type,
-        owner,
-        payload,
-        created_at_ms: u64::try_from(created).unwrap_or(0),
-    }
-}
-
-/// The leading rows whose payloads fit in `budget` bytes together; `too-large` when not even
-/// the first one does.
-fn within_budget(rows: impl Iterator<Item = Row>, budget: u64) -> Result<Vec<Row>, StoreError> {
-    let mut out = Vec::new();
-    let mut total: u64 = 0;
-    for row in rows {
-        let size = row.payload.len() as u64;
-        if total.saturating_add(size) > budget {
-            if out.is_empty() {
-                return Err(StoreError::TooLarge);
-            }
-            break;
-        }
-        total += size;
-        out.push(row);
-    }
-    Ok(out)
-}
-
-fn check_text(field: &str, value: &str, allow_empty: bool) -> Result<(), StoreError> {
-    if value.len() > MAX_TEXT_BYTES {
-        return Err(StoreError::InvalidArgument(format!(
-            "{field} is longer than {MAX_TEXT_BYTES} bytes"
-        )));
-    }
-    if value.is_empty() && !allow_empty {
-        return Err(StoreError::InvalidArgument(format!("{field} is empty")));
-    }
-    if value.chars().any(char::is_control) {
-        return Err(StoreError::InvalidArgument(format!(
-            "{field} contains control characters"
-        )));
-    }
-    Ok(())
-}
-
-/// Check and de-duplicate ids (first occurrence kept, order kept).
-fn check_ids(ids: Vec<String>) -> Result<Vec<String>, StoreError> {
-    if ids.len() > MAX_IDS {
-        return Err(StoreError::TooLarge);
-    }
-    let mut seen = HashSet::new();
-    let mut out = Vec::with_capacity(ids.len());
-    for id in ids {
-        check_text("id", &id, false)?;
-        if seen.insert(id.clone()) {
-            out.push(id);
-        }
-    }
-    Ok(out)
-}
-
-/// Check a batch: caps, then fields; a later row with the same id replaces an earlier one.
-fn check_rows(rows: Vec<Row>) -> Result<Vec<ValidRow>, StoreError> {
-    if rows.len() > MAX_PUT_ROWS {
-        return Err(StoreError::TooLarge);
-    }
-    let total: usize = rows.iter().map(|r| r.payload.len()).sum();
-    if total > MAX_PUT_BYTES || rows.iter().any(|r| r.payload.len() > MAX_ROW_PAYLOAD_BYTES) {
-        return Err(StoreError::TooLarge);
-    }
-    let mut index: HashMap<String, usize> = HashMap::new();
-    let mut out: Vec<ValidRow> = Vec::with_capacity(rows.len());
-    for r in rows {
-        check_text("id", &r.id, false)?;
-        check_text("chat-id", &r.chat_id, true)?;
-        check_text("message-id", &r.message_id, true)?;
-        check_text("item-type", &r.item_type, false)?;
-        check_text("owner", &r.owner, true)?;
-        let created_at_ms = i64::try_from(r.created_at_ms)
-            .map_err(|_| StoreError::InvalidArgument("created-at-ms is out of range".into()))?;
-        let valid = ValidRow {
-            id: r.id,
-            chat_id: r.chat_id,
-            message_id: r.message_id,
-            item_type: r.item_type,
-            owner: r.owner,
-            payload: r.payload,
-            created_at_ms,
-        };
-        match index.get(&valid.id) {
-            Some(&at) => out[at] = valid,
-            None => {
-                index.insert(valid.id.clone(), out.len());
-                out.push(valid);
-            }
-        }
-    }
-    Ok(out)
 }
 
 /// Run `f` on a pooled connection within the statement timeout. A connection whose call timed
@@ -802,102 +603,9 @@ impl ArtifactStore {
     }
 }
 
-/// The host-side value behind a guest's `table` handle.
-#[derive(Debug)]
-pub struct TableHandle {
-    pub name: String,
-}
-
-/// The per-instance view the guest's `store` calls land on.
-pub struct StoreView<'a> {
-    pub table: &'a mut wasmtime::component::ResourceTable,
-    pub store: &'a Arc<ArtifactStore>,
-}
-
-impl StoreView<'_> {
-    fn name_of(&self, handle: &Resource<TableHandle>) -> Result<String, StoreError> {
-        self.table
-            .get(handle)
-            .map(|h| h.name.clone())
-            .map_err(|_| StoreError::Other("unknown table handle".into()))
-    }
-}
-
-impl store::Host for StoreView<'_> {
-    async fn open(&mut self, name: String) -> Result<Resource<TableHandle>, StoreError> {
-        self.store.open(&name).await?;
-        self.table
-            .push(TableHandle { name })
-            .map_err(|_| StoreError::Other("too many open tables".into()))
-    }
-}
-
-impl store::HostTable for StoreView<'_> {
-    async fn put_many(
-        &mut self,
-        table: Resource<TableHandle>,
-        rows: Vec<Row>,
-    ) -> Result<(), StoreError> {
-        let name = self.name_of(&table)?;
-        self.store.put_many(&name, rows).await
-    }
-    async fn get_many(
-        &mut self,
-        table: Resource<TableHandle>,
-        ids: Vec<String>,
-        max_bytes: u64,
-    ) -> Result<Vec<Row>, StoreError> {
-        let name = self.name_of(&table)?;
-        self.store.get_many(&name, ids, max_bytes).await
-    }
-    async fn delete(
-        &mut self,
-        table: Resource<TableHandle>,
-        ids: Vec<String>,
-    ) -> Result<u64, StoreError> {
-        let name = self.name_of(&table)?;
-        self.store.delete(&name, ids).await
-    }
-    async fn delete_older_than(
-        &mut self,
-        table: Resource<TableHandle>,
-        cutoff_ms: u64,
-        limit: u32,
-    ) -> Result<u64, StoreError> {
-        let name = self.name_of(&table)?;
-        self.store.delete_older_than(&name, cutoff_ms, limit).await
-    }
-    async fn scan(
-        &mut self,
-        table: Resource<TableHandle>,
-        after_id: String,
-        limit: u32,
-        max_bytes: u64,
-    ) -> Result<Vec<Row>, StoreError> {
-        let name = self.name_of(&table)?;
-        self.store.scan(&name, after_id, limit, max_bytes).await
-    }
-    async fn drop(&mut self, rep: Resource<TableHandle>) -> wasmtime::Result<()> {
-        self.table.delete(rep)?;
-        Ok(())
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    fn row(id: &str, payload: usize) -> Row {
-        Row {
-            id: id.into(),
-            chat_id: "chat".into(),
-            message_id: "msg".into(),
-            item_type: "reasoning".into(),
-            owner: "owner".into(),
-            payload: vec![7; payload],
-            created_at_ms: 1,
-        }
-    }
 
     #[test]
     fn identifiers_are_checked() {
@@ -908,58 +616,6 @@ mod tests {
         assert!(!is_safe_identifier("x; drop table y"));
         assert!(!is_safe_identifier("1abc"));
         assert!(!is_safe_identifier(""));
-    }
-
-    #[test]
-    fn batches_are_capped_and_deduplicated() {
-        assert!(matches!(
-            check_rows((0..=MAX_PUT_ROWS).map(|i| row(&i.to_string(), 1)).collect()),
-            Err(StoreError::TooLarge)
-        ));
-        assert!(matches!(
-            check_rows(vec![row("a", MAX_ROW_PAYLOAD_BYTES + 1)]),
-            Err(StoreError::TooLarge)
-        ));
-        let mut long = row("a", 1);
-        long.chat_id = "c".repeat(65);
-        assert!(matches!(
-            check_rows(vec![long]),
-            Err(StoreError::InvalidArgument(_))
-        ));
-        assert!(matches!(
-            check_rows(vec![row("", 1)]),
-            Err(StoreError::InvalidArgument(_))
-        ));
-        let mut late = row("a", 3);
-        late.created_at_ms = u64::MAX;
-        assert!(matches!(
-            check_rows(vec![late]),
-            Err(StoreError::InvalidArgument(_))
-        ));
-        let rows = check_rows(vec![row("a", 1), row("b", 1), row("a", 2)]).unwrap_or_default();
-        assert_eq!(rows.len(), 2);
-        assert_eq!(rows[0].id, "a");
-        assert_eq!(
-            rows[0].payload.len(),
-            2,
-            "the later row replaces the earlier"
-        );
-    }
-
-    #[test]
-    fn ids_are_capped_and_deduplicated() {
-        assert!(matches!(
-            check_ids((0..=MAX_IDS).map(|i| i.to_string()).collect()),
-            Err(StoreError::TooLarge)
-        ));
-        assert!(matches!(
-            check_ids(vec!["a\0b".into()]),
-            Err(StoreError::InvalidArgument(_))
-        ));
-        assert_eq!(
-            check_ids(vec!["b".into(), "a".into(), "b".into()]).unwrap_or_default(),
-            vec!["b".to_string(), "a".to_string()]
-        );
     }
 
     #[tokio::test]

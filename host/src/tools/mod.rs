@@ -5,10 +5,11 @@
 //!   one loader task per server at start-up; a failed fetch is logged and retried with backoff,
 //!   5 s doubling to 160 s, without failing start-up; a request waits for a server's first fetch
 //!   at most 10 s and never for a retry), the host-wide semaphore (`MAX_PARALLEL_TOOLS_GLOBAL`),
-//!   the metrics and the shutdown deadline. Lists are fetched once; a server whose tools change
-//!   needs a host restart.
-//! - [`ToolsView`] is the per-instance (per-request) side: it keeps the catalogue the request was
-//!   shown, so names map back to the same tools even if a server's list changes meanwhile.
+//!   the metrics and the shutdown deadline. Loaded lists are fetched again every
+//!   `TOOL_SERVER_REFRESH_SECONDS`; a failed refresh keeps the list the server had.
+//! - [`ToolsView`] (`capability`) is the per-instance (per-request) side: it keeps the catalogue
+//!   the request was shown, so names map back to the same tools even if a server's list changes
+//!   meanwhile. Bounds are in `limits`, counters in `metrics`.
 //!
 //! Tool names are the servers' own (OpenAPI `operationId`, MCP tool name); a name served by more
 //! than one server is prefixed with the server name (`weather__get_forecast`) on each of them.
@@ -25,23 +26,29 @@
 //! and a server's auth header is attached only to that server's requests and never logged. Call
 //! arguments are never logged either.
 
+mod capability;
+mod limits;
 pub mod mcp;
+mod metrics;
 pub mod openapi;
 pub mod transport;
 
-use std::collections::{BTreeMap, HashMap};
-use std::fmt::Write as _;
+pub use capability::ToolsView;
+pub use limits::{Bounds, ToolLimits};
+pub use metrics::ToolMetrics;
+
+use std::collections::HashMap;
+use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
-use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use serde_json::{Map, Value};
 use tokio::sync::{Semaphore, watch};
 use tokio::time::Instant;
 
-use crate::bindings::tools::{self as wit_tools, InvokeOptions};
+use crate::bindings::tools::InvokeOptions;
 use crate::bindings::types::{ToolCall, ToolError, ToolResult, ToolSpec};
-use crate::config::{Config, OperationsSource, ToolServerDecl, ToolServerKind};
+use crate::config::{OperationsSource, ToolServerDecl, ToolServerKind};
 use crate::egress::client::EgressClient;
 use openapi::{MAX_TOOL_NAME_CHARS, Operation};
 use transport::{AuthHeader, Failure, Outgoing};
@@ -59,100 +66,6 @@ const FIRST_LOAD_WAIT: Duration = Duration::from_secs(10);
 const MAX_SPEC_BYTES: usize = 8 * 1024 * 1024;
 /// What a tool server is asked to answer with.
 const ACCEPT_ANY: &str = "application/json, text/plain;q=0.9, */*;q=0.1";
-
-/// The host's bounds on tool calls, from the valves.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct ToolLimits {
-    /// `MAX_PARALLEL_TOOLS_PER_REQUEST`.
-    pub per_request: usize,
-    /// `MAX_PARALLEL_TOOLS_GLOBAL`.
-    pub global: usize,
-    /// `TOOL_TIMEOUT_SECONDS`: the most one call may take.
-    pub call_timeout: Duration,
-    /// `max(TOOL_TIMEOUT_SECONDS, TOOL_BATCH_TIMEOUT_SECONDS)`: the most one batch may take.
-    pub batch_timeout: Duration,
-    /// `TOOL_IDLE_TIMEOUT_SECONDS`, when set.
-    pub idle_timeout: Option<Duration>,
-    /// `TOOL_SHUTDOWN_TIMEOUT_SECONDS`: what in-flight calls get once shutdown starts.
-    pub shutdown_timeout: Duration,
-    /// `TOOL_SERVER_REFRESH_SECONDS`: how often a loaded server's tool list is fetched again
-    /// (`None`: never after it first loads).
-    pub refresh: Option<Duration>,
-}
-
-impl ToolLimits {
-    /// Read the tool valves (their ranges were checked when the config was loaded).
-    pub fn from_config(config: &Config) -> Self {
-        let int = |name: &str, fallback: u64| {
-            config.get(name).and_then(Value::as_u64).unwrap_or(fallback)
-        };
-        let call = Duration::from_secs(int("TOOL_TIMEOUT_SECONDS", 60));
-        let batch = Duration::from_secs(int("TOOL_BATCH_TIMEOUT_SECONDS", 120)).max(call);
-        let shutdown = config
-            .get("TOOL_SHUTDOWN_TIMEOUT_SECONDS")
-            .and_then(Value::as_f64)
-            .filter(|s| s.is_finite() && *s >= 0.0)
-            .map_or(Duration::from_secs(10), |s| {
-                Duration::try_from_secs_f64(s).unwrap_or(Duration::from_secs(10))
-            });
-        Self {
-            per_request: usize::try_from(int("MAX_PARALLEL_TOOLS_PER_REQUEST", 5))
-                .unwrap_or(5)
-                .max(1),
-            global: usize::try_from(int("MAX_PARALLEL_TOOLS_GLOBAL", 200))
-                .unwrap_or(200)
-                .max(1),
-            call_timeout: call,
-            batch_timeout: batch,
-            idle_timeout: config
-                .get("TOOL_IDLE_TIMEOUT_SECONDS")
-                .and_then(Value::as_u64)
-                .map(Duration::from_secs),
-            shutdown_timeout: shutdown,
-            refresh: Some(int("TOOL_SERVER_REFRESH_SECONDS", 300))
-                .filter(|s| *s > 0)
-                .map(Duration::from_secs),
-        }
-    }
-}
-
-/// The bounds of one `invoke`: the guest's options clamped to the host's limits.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Bounds {
-    /// Calls of the batch running at once.
-    pub parallel: usize,
-    pub call_timeout: Duration,
-    pub batch_timeout: Duration,
-    pub idle: Option<Duration>,
-}
-
-impl ToolLimits {
-    /// The guest may lower every limit, never raise one; `0` (or no idle timeout) means the
-    /// host's own value.
-    pub fn bounds(&self, options: &InvokeOptions) -> Bounds {
-        let clamp = |guest_ms: u64, host: Duration| {
-            if guest_ms == 0 {
-                host
-            } else {
-                Duration::from_millis(guest_ms).min(host)
-            }
-        };
-        let idle = match (options.idle_timeout_ms, self.idle_timeout) {
-            (Some(ms), host) if ms > 0 => Some(host.map_or(Duration::from_millis(ms), |h| {
-                Duration::from_millis(ms).min(h)
-            })),
-            (_, host) => host,
-        };
-        Bounds {
-            parallel: usize::try_from(options.max_parallel)
-                .unwrap_or(usize::MAX)
-                .clamp(1, self.per_request),
-            call_timeout: clamp(options.call_timeout_ms, self.call_timeout),
-            batch_timeout: clamp(options.batch_timeout_ms, self.batch_timeout),
-            idle,
-        }
-    }
-}
 
 /// One tool a server offers.
 #[derive(Debug)]
@@ -276,89 +189,6 @@ impl Catalog {
 
     pub fn is_empty(&self) -> bool {
         self.entries.is_empty()
-    }
-}
-
-/// Counters and the concurrency gauge of tool calls.
-#[derive(Debug, Default)]
-pub struct ToolMetrics {
-    calls: Mutex<BTreeMap<(String, &'static str), u64>>,
-    in_flight: AtomicUsize,
-    peak: AtomicUsize,
-}
-
-/// Holds one unit of the in-flight gauge.
-struct InFlight<'a>(&'a ToolMetrics);
-
-impl Drop for InFlight<'_> {
-    fn drop(&mut self) {
-        self.0.in_flight.fetch_sub(1, Ordering::AcqRel);
-    }
-}
-
-impl ToolMetrics {
-    fn enter(&self) -> InFlight<'_> {
-        let now = self.in_flight.fetch_add(1, Ordering::AcqRel) + 1;
-        self.peak.fetch_max(now, Ordering::AcqRel);
-        InFlight(self)
-    }
-
-    fn record(&self, server: &str, outcome: &'static str) {
-        if let Ok(mut map) = self.calls.lock() {
-            *map.entry((server.to_owned(), outcome)).or_insert(0) += 1;
-        }
-    }
-
-    /// Calls to `server` that ended with `outcome`.
-    pub fn calls(&self, server: &str, outcome: &str) -> u64 {
-        self.calls
-            .lock()
-            .map(|map| {
-                map.iter()
-                    .filter(|((s, o), _)| s == server && *o == outcome)
-                    .map(|(_, v)| *v)
-                    .sum()
-            })
-            .unwrap_or(0)
-    }
-
-    /// Most calls that were running at once since start.
-    pub fn peak(&self) -> usize {
-        self.peak.load(Ordering::Acquire)
-    }
-
-    /// Calls running now.
-    pub fn in_flight(&self) -> usize {
-        self.in_flight.load(Ordering::Acquire)
-    }
-
-    /// Prometheus text: `responses_pipe_tool_calls_total{server,outcome}` (outcomes `ok`,
-    /// `error`, `http_error`, `timeout` (the call's budget), `batch_timeout`, `idle_timeout`,
-    /// `unavailable`, `refused`, `invalid_argument`,
-    /// `not_found`, `session_closed`, `shutdown`, and `retried` for each retry of a call that
-    /// never reached its server), the in-flight gauge and its peak. Server names come from the
-    /// config, so the label set is bounded.
-    pub fn render(&self) -> String {
-        let mut out = String::new();
-        if let Ok(map) = self.calls.lock() {
-            for ((server, outcome), value) in map.iter() {
-                let _ = writeln!(
-                    out,
-                    "responses_pipe_tool_calls_total{{server=\"{server}\",outcome=\"{outcome}\"}} {value}"
-                );
-            }
-        }
-        let _ = writeln!(
-            out,
-            "responses_pipe_tool_calls_in_flight {}",
-            self.in_flight()
-        );
-        let _ = writeln!(
-            out,
-            "responses_pipe_tool_calls_peak_in_flight {}",
-            self.peak()
-        );
-        out
     }
 }
 
@@ -900,137 +730,5 @@ fn describe(error: &ToolError) -> String {
         ToolError::Unavailable(s) | ToolError::InvalidArgument(s) | ToolError::Other(s) => {
             s.clone()
         }
-    }
-}
-
-/// The per-instance view the component's `tools` calls land on.
-pub struct ToolsView {
-    host: Arc<ToolHost>,
-    catalog: Option<Arc<Catalog>>,
-}
-
-impl ToolsView {
-    pub fn new(host: Arc<ToolHost>) -> Self {
-        Self {
-            host,
-            catalog: None,
-        }
-    }
-
-    async fn catalog(&mut self) -> Arc<Catalog> {
-        match &self.catalog {
-            Some(c) => Arc::clone(c),
-            None => {
-                let c = self.host.catalog().await;
-                self.catalog = Some(Arc::clone(&c));
-                c
-            }
-        }
-    }
-}
-
-impl wit_tools::Host for ToolsView {
-    async fn available(&mut self) -> Result<Vec<ToolSpec>, ToolError> {
-        if self.host.is_empty() {
-            return Ok(Vec::new());
-        }
-        Ok(self.catalog().await.specs())
-    }
-
-    async fn invoke(&mut self, calls: Vec<ToolCall>, options: InvokeOptions) -> Vec<ToolResult> {
-        let catalog = self.catalog().await;
-        let host = Arc::clone(&self.host);
-        host.invoke(&catalog, calls, &options).await
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    fn limits() -> ToolLimits {
-        ToolLimits {
-            per_request: 5,
-            global: 200,
-            call_timeout: Duration::from_secs(60),
-            batch_timeout: Duration::from_secs(120),
-            idle_timeout: Some(Duration::from_secs(30)),
-            shutdown_timeout: Duration::from_secs(10),
-            refresh: Some(Duration::from_secs(300)),
-        }
-    }
-
-    fn opts(max_parallel: u32, call: u64, batch: u64, idle: Option<u64>) -> InvokeOptions {
-        InvokeOptions {
-            max_parallel,
-            call_timeout_ms: call,
-            batch_timeout_ms: batch,
-            idle_timeout_ms: idle,
-        }
-    }
-
-    #[test]
-    fn the_guest_may_lower_every_bound_but_never_raise_one() {
-        let l = limits();
-        let lower = l.bounds(&opts(2, 1_000, 5_000, Some(500)));
-        assert_eq!(
-            lower,
-            Bounds {
-                parallel: 2,
-                call_timeout: Duration::from_secs(1),
-                batch_timeout: Duration::from_secs(5),
-                idle: Some(Duration::from_millis(500)),
-            }
-        );
-        let higher = l.bounds(&opts(50, 600_000, 900_000, Some(90_000)));
-        assert_eq!(
-            higher,
-            Bounds {
-                parallel: 5,
-                call_timeout: Duration::from_secs(60),
-                batch_timeout: Duration::from_secs(120),
-                idle: Some(Duration::from_secs(30)),
-            }
-        );
-        let unset = l.bounds(&opts(0, 0, 0, None));
-        assert_eq!(unset.parallel, 1);
-        assert_eq!(unset.call_timeout, Duration::from_secs(60));
-        assert_eq!(unset.idle, Some(Duration::from_secs(30)));
-        let no_host_idle = ToolLimits {
-            idle_timeout: None,
-            ..l
-        };
-        assert_eq!(no_host_idle.bounds(&opts(1, 0, 0, None)).idle, None);
-        assert_eq!(
-            no_host_idle.bounds(&opts(1, 0, 0, Some(700))).idle,
-            Some(Duration::from_millis(700))
-        );
-    }
-
-    #[test]
-    fn tool_limits_come_from_the_valves_and_the_batch_budget_covers_a_call() {
-        let config = Config::load(None, &|name| match name {
-            "TOOL_TIMEOUT_SECONDS" => Some("200".to_owned()),
-            "TOOL_BATCH_TIMEOUT_SECONDS" => Some("30".to_owned()),
-            "TOOL_IDLE_TIMEOUT_SECONDS" => Some("7".to_owned()),
-            "TOOL_SHUTDOWN_TIMEOUT_SECONDS" => Some("2.5".to_owned()),
-            "MAX_PARALLEL_TOOLS_PER_REQUEST" => Some("3".to_owned()),
-            "MAX_PARALLEL_TOOLS_GLOBAL" => Some("9".to_owned()),
-            "TOOL_SERVER_REFRESH_SECONDS" => Some("0".to_owned()),
-            _ => None,
-        })
-        .unwrap_or_else(|e| panic!("{e}"));
-        assert_eq!(
-            ToolLimits::from_config(&config),
-            ToolLimits {
-                per_request: 3,
-                global: 9,
-                call_timeout: Duration::from_secs(200),
-                batch_timeout: Duration::from_secs(200),
-                idle_timeout: Some(Duration::from_secs(7)),
-                shutdown_timeout: Duration::from_millis(2500),
-                refresh: None,
-            }
-        );
     }
 }
