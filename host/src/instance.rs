@@ -37,6 +37,10 @@ pub enum GuestFailure {
     Trap(String),
     #[error("the server is at capacity (no instance slot free)")]
     Capacity(String),
+    #[error(
+        "the request ran longer than {} s (REQUEST_TIMEOUT_SECONDS) and was stopped", .0.as_secs()
+    )]
+    TimedOut(Duration),
 }
 
 impl GuestFailure {
@@ -47,6 +51,7 @@ impl GuestFailure {
             GuestFailure::MemoryExceeded => "guest_memory_exceeded",
             GuestFailure::Trap(_) => "guest_trap",
             GuestFailure::Capacity(_) => "instance_capacity",
+            GuestFailure::TimedOut(_) => "request_timeout",
         }
     }
 }
