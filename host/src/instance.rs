@@ -304,10 +304,10 @@ impl Runner {
         {
             match line.strip_prefix(GUEST_DEBUG_PREFIX) {
                 Some(quiet) => {
-                    tracing::debug!(target: "guest", "{}", quiet.chars().take(2000).collect::<String>());
+                    tracing::debug!(target: "guest", "{}", crate::logsafe::escaped_to(quiet, 2000));
                 }
                 None => {
-                    tracing::info!(target: "guest", "{}", line.chars().take(2000).collect::<String>());
+                    tracing::info!(target: "guest", "{}", crate::logsafe::escaped_to(line, 2000));
                 }
             }
         }

@@ -202,7 +202,7 @@ impl ApiError {
         let status =
             StatusCode::from_u16(body.http_status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
         if status.is_server_error() {
-            tracing::warn!(error_id = %body.error_id, status = status.as_u16(), code = body.code.as_deref().unwrap_or(""), detail = %self, "request failed");
+            tracing::warn!(error_id = %body.error_id, status = status.as_u16(), code = body.code.as_deref().unwrap_or(""), detail = %crate::logsafe::escaped_to(&self.to_string(), 400), "request failed");
         } else {
             tracing::info!(error_id = %body.error_id, status = status.as_u16(), code = body.code.as_deref().unwrap_or(""), "request refused");
         }

@@ -19,6 +19,7 @@ mod fidelity_stream;
 mod front_door;
 mod hostile_clients;
 mod identity;
+mod log_forging;
 mod models;
 mod openai_sdk;
 mod persistence;
