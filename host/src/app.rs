@@ -49,6 +49,8 @@ pub struct App {
     /// The artifact store (also reachable by the guest through `store`).
     pub store: Arc<ArtifactStore>,
     pub admission: Admission,
+    /// The budget of request-body bytes being read at once (`MAX_INFLIGHT_BODY_BYTES`).
+    pub body_budget: crate::server::limits::BodyBudget,
     pub keys: ClientKeys,
     pub identity: crate::server::context::IdentitySecrets,
     pub shutting_down: AtomicBool,
@@ -207,7 +209,12 @@ impl AppBuilder {
                 webui_secret: config.webui_secret_key().cloned(),
                 jwt_secret: config.user_jwt_secret().cloned(),
             },
-            admission: Admission::new(max_running, config.max_queued_requests()),
+            admission: Admission::new(
+                max_running,
+                config.max_queued_requests(),
+                config.max_queue_wait(),
+            ),
+            body_budget: crate::server::limits::BodyBudget::new(config.max_inflight_body_bytes()),
             config: Arc::new(config),
             runner,
             metrics,

@@ -164,6 +164,11 @@ pub enum ConfigError {
         "{key} is shorter than {MIN_ARTIFACT_KEY_CHARS} characters (its value is not shown); use a random key of at least {MIN_ARTIFACT_KEY_CHARS} characters, e.g. the output of `openssl rand -base64 32`"
     )]
     WeakKey { key: &'static str },
+    /// The in-flight body budget could never hold one body of the largest allowed size.
+    #[error(
+        "MAX_INFLIGHT_BODY_BYTES={budget} is smaller than MAX_REQUEST_BODY_BYTES={body}: a body of the largest allowed size could never be read; raise MAX_INFLIGHT_BODY_BYTES or lower MAX_REQUEST_BODY_BYTES"
+    )]
+    BodyBudget { budget: usize, body: usize },
     #[error("{} configuration errors:{}", .0.len(), list_errors(.0))]
     Several(Vec<ConfigError>),
 }
@@ -240,6 +245,13 @@ struct Typed {
     guest_memory_limit_bytes: usize,
     guest_cpu_budget: Duration,
     shutdown_grace: Duration,
+    max_queue_wait: Duration,
+    request_timeout: Duration,
+    client_write_timeout: Duration,
+    client_header_timeout: Duration,
+    client_body_timeout: Duration,
+    max_connections: usize,
+    max_inflight_body_bytes: usize,
     openwebui_events: OpenWebUiEvents,
     log_json: bool,
     model_catalog_refresh_seconds: u64,
@@ -371,6 +383,12 @@ impl Config {
         values.insert("BASE_URL", Value::String(render_base_url(&base_url)));
 
         let typed = Typed::from_values(&values)?;
+        if typed.max_inflight_body_bytes < typed.max_request_body_bytes {
+            return Err(ConfigError::BodyBudget {
+                budget: typed.max_inflight_body_bytes,
+                body: typed.max_request_body_bytes,
+            });
+        }
         let guest_settings_json = guest_document(
             &values,
             secrets.contains_key("API_KEY"),
@@ -515,6 +533,42 @@ impl Config {
 
     pub fn shutdown_grace(&self) -> Duration {
         self.typed.shutdown_grace
+    }
+
+    /// Longest wait in the admission queue (`MAX_QUEUE_WAIT_SECONDS`).
+    pub fn max_queue_wait(&self) -> Duration {
+        self.typed.max_queue_wait
+    }
+
+    /// Wall-clock cap of one admitted request (`REQUEST_TIMEOUT_SECONDS`).
+    pub fn request_timeout(&self) -> Duration {
+        self.typed.request_timeout
+    }
+
+    /// A client write without progress for this long fails (`CLIENT_WRITE_TIMEOUT_SECONDS`).
+    pub fn client_write_timeout(&self) -> Duration {
+        self.typed.client_write_timeout
+    }
+
+    /// Time to send a request's headers (`CLIENT_HEADER_TIMEOUT_SECONDS`).
+    pub fn client_header_timeout(&self) -> Duration {
+        self.typed.client_header_timeout
+    }
+
+    /// Time to send a whole request body (`CLIENT_BODY_TIMEOUT_SECONDS`).
+    pub fn client_body_timeout(&self) -> Duration {
+        self.typed.client_body_timeout
+    }
+
+    /// Open client connections at once (`MAX_CONNECTIONS`).
+    pub fn max_connections(&self) -> usize {
+        self.typed.max_connections
+    }
+
+    /// Bytes of request bodies being read at once over all connections
+    /// (`MAX_INFLIGHT_BODY_BYTES`).
+    pub fn max_inflight_body_bytes(&self) -> usize {
+        self.typed.max_inflight_body_bytes
     }
 
     pub fn openwebui_events(&self) -> OpenWebUiEvents {
@@ -697,6 +751,13 @@ impl Typed {
             guest_memory_limit_bytes: size("GUEST_MEMORY_LIMIT_MB")?.saturating_mul(1024 * 1024),
             guest_cpu_budget: Duration::from_millis(int("GUEST_CPU_BUDGET_MS")?),
             shutdown_grace: Duration::from_secs(int("SHUTDOWN_GRACE_SECONDS")?),
+            max_queue_wait: Duration::from_secs(int("MAX_QUEUE_WAIT_SECONDS")?),
+            request_timeout: Duration::from_secs(int("REQUEST_TIMEOUT_SECONDS")?),
+            client_write_timeout: Duration::from_secs(int("CLIENT_WRITE_TIMEOUT_SECONDS")?),
+            client_header_timeout: Duration::from_secs(int("CLIENT_HEADER_TIMEOUT_SECONDS")?),
+            client_body_timeout: Duration::from_secs(int("CLIENT_BODY_TIMEOUT_SECONDS")?),
+            max_connections: size("MAX_CONNECTIONS")?,
+            max_inflight_body_bytes: size("MAX_INFLIGHT_BODY_BYTES")?,
             openwebui_events,
             log_json: text("LOG_FORMAT")? == "json",
             model_catalog_refresh_seconds: int("MODEL_CATALOG_REFRESH_SECONDS")?,

@@ -35,6 +35,10 @@ pub enum GuestFailure {
     Trap(String),
     #[error("the server is at capacity (no instance slot free)")]
     Capacity(String),
+    #[error(
+        "the request ran longer than {} s (REQUEST_TIMEOUT_SECONDS) and was stopped", .0.as_secs()
+    )]
+    TimedOut(Duration),
 }
 
 impl GuestFailure {
@@ -45,17 +49,18 @@ impl GuestFailure {
             GuestFailure::MemoryExceeded => "guest_memory_exceeded",
             GuestFailure::Trap(_) => "guest_trap",
             GuestFailure::Capacity(_) => "instance_capacity",
+            GuestFailure::TimedOut(_) => "request_timeout",
         }
     }
 
     /// The failure as the component's `internal-error-text` names it; `None` for a full
-    /// instance pool, which no template explains (nothing ran).
+    /// instance pool (nothing ran) and for the wall-clock cap (its own error says it all).
     pub fn as_wit(&self) -> Option<WitGuestFailure> {
         match self {
             GuestFailure::CpuExceeded => Some(WitGuestFailure::CpuExceeded),
             GuestFailure::MemoryExceeded => Some(WitGuestFailure::MemoryExceeded),
             GuestFailure::Trap(_) => Some(WitGuestFailure::Trap),
-            GuestFailure::Capacity(_) => None,
+            GuestFailure::Capacity(_) | GuestFailure::TimedOut(_) => None,
         }
     }
 }
@@ -286,10 +291,10 @@ impl Runner {
         {
             match line.strip_prefix(GUEST_DEBUG_PREFIX) {
                 Some(quiet) => {
-                    tracing::debug!(target: "guest", "{}", quiet.chars().take(2000).collect::<String>());
+                    tracing::debug!(target: "guest", "{}", crate::logsafe::escaped_to(quiet, 2000));
                 }
                 None => {
-                    tracing::info!(target: "guest", "{}", line.chars().take(2000).collect::<String>());
+                    tracing::info!(target: "guest", "{}", crate::logsafe::escaped_to(line, 2000));
                 }
             }
         }

@@ -13,6 +13,7 @@ pub mod emit;
 pub mod engine;
 pub mod instance;
 pub mod kv;
+pub mod logsafe;
 pub mod maintenance;
 pub mod metrics;
 pub mod server;

@@ -93,7 +93,7 @@ pub async fn run_once(app: &App) -> Result<PassOutcome, MaintenanceError> {
         }
         Ok(Err(e)) => {
             app.metrics.incr("maintenance_runs", "failed");
-            tracing::warn!(error.type = "pipe_error", message = pipe_error_message(&e), "maintenance pass failed");
+            tracing::warn!(error.type = "pipe_error", message = %crate::logsafe::escaped_to(pipe_error_message(&e), 400), "maintenance pass failed");
             Err(MaintenanceError::Pipe(e))
         }
         Err(e) => {

@@ -814,6 +814,22 @@ pub static VALVES: &[ValveSpec] = &[
         .doc("Largest request body (`413` above). Open WebUI inlines images, so chat bodies can be tens of MiB."),
     host(int("MAX_QUEUED_REQUESTS", 1000, 0, 100_000))
         .doc("Requests that may wait for a free slot beyond `MAX_CONCURRENT_REQUESTS`; more are answered `503` with `Retry-After`."),
+    // Front-door time and size bounds: no client, slow or hostile, can hold the host's
+    // connections, memory, admission queue or instances longer than these allow.
+    host(int("MAX_QUEUE_WAIT_SECONDS", 30, 1, 3600))
+        .doc("Longest a request waits in the admission queue for a free slot; then `503` with `Retry-After`."),
+    host(int("REQUEST_TIMEOUT_SECONDS", 900, 1, 86_400))
+        .doc("Wall-clock cap of one request once admitted (the component's run, streaming included), independent of the CPU budget; beyond it the request ends with a `request_timeout` error."),
+    host(int("CLIENT_WRITE_TIMEOUT_SECONDS", 30, 1, 3600))
+        .doc("A write to a client that makes no progress for this long (a client that stopped reading) fails; the request then ends as if the client had disconnected."),
+    host(int("CLIENT_HEADER_TIMEOUT_SECONDS", 30, 1, 3600))
+        .doc("Time a client has to send a request's headers (slowloris); the connection is closed after it."),
+    host(int("CLIENT_BODY_TIMEOUT_SECONDS", 60, 1, 3600))
+        .doc("Time a client has to send a whole request body; `408` after it."),
+    host(int("MAX_CONNECTIONS", 4096, 1, 1_000_000))
+        .doc("Open client connections at once (streams and idle keep-alive connections); a connection beyond it is answered `503` and closed."),
+    host(int("MAX_INFLIGHT_BODY_BYTES", 512 * MIB, KIB, 64 * 1024 * MIB))
+        .doc("Total bytes of request bodies being read at once over all connections; a body that would go beyond it is answered `503` with `Retry-After`. At least `MAX_REQUEST_BODY_BYTES`."),
     host(int("GUEST_MEMORY_LIMIT_MB", 256, 16, 4096))
         .doc("Memory cap of the component, per request."),
     host(int("GUEST_CPU_BUDGET_MS", 30_000, 100, 600_000))

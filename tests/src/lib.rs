@@ -121,6 +121,8 @@ struct Shared {
     zdr_failing: AtomicBool,
     /// Spec violations of the generation requests received, see [`spec`].
     spec_violations: Mutex<Vec<String>>,
+    /// Scripted answers whose connection closed before the script ended.
+    streams_abandoned: AtomicU64,
 }
 
 impl Shared {
@@ -171,6 +173,7 @@ impl FakeOpenRouter {
             models_requests: AtomicU64::new(0),
             zdr_failing: AtomicBool::new(false),
             spec_violations: Mutex::new(Vec::new()),
+            streams_abandoned: AtomicU64::new(0),
         });
         let counted = Arc::clone(&shared);
         let listener = listener.tap_io(move |stream| {
@@ -226,6 +229,13 @@ impl FakeOpenRouter {
     #[must_use]
     pub fn connections_accepted(&self) -> u64 {
         self.shared.connections.load(Ordering::Relaxed)
+    }
+
+    /// Scripted answers (`/responses`, `/chat/completions`) whose connection the client closed
+    /// before the script ended: the host gave up on the stream.
+    #[must_use]
+    pub fn streams_abandoned(&self) -> u64 {
+        self.shared.streams_abandoned.load(Ordering::Relaxed)
     }
 
     /// When `true`, `GET /models` answers 503 with an OpenRouter error body.
@@ -439,12 +449,15 @@ async fn responses(State(shared): State<Arc<Shared>>, body: Bytes) -> Response {
         }
     }
     let stream = request.get("stream").and_then(Value::as_bool) == Some(true);
-    into_response(scenarios::reply(scenario, &request, stream, &shared.config))
+    counted_response(
+        scenarios::reply(scenario, &request, stream, &shared.config),
+        &shared,
+    )
 }
 
 /// `POST /chat/completions`: served for the scenarios that have a chat answer (see
 /// [`scenarios::chat_reply`]); other models get 404, as if the route did not know them.
-async fn chat_completions(body: Bytes) -> Response {
+async fn chat_completions(State(shared): State<Arc<Shared>>, body: Bytes) -> Response {
     let Ok(request @ Value::Object(_)) = serde_json::from_slice::<Value>(&body) else {
         return error(
             StatusCode::BAD_REQUEST,
@@ -457,7 +470,7 @@ async fn chat_completions(body: Bytes) -> Response {
         .and_then(Scenario::from_model)
         .and_then(|scenario| scenarios::chat_reply(scenario, &request));
     match reply {
-        Some(reply) => into_response(reply),
+        Some(reply) => counted_response(reply, &shared),
         None => error(StatusCode::NOT_FOUND, "Model not found"),
     }
 }
@@ -494,6 +507,38 @@ fn error(status: StatusCode, message: &str) -> Response {
 }
 
 fn into_response(reply: Reply) -> Response {
+    build_response(reply, None)
+}
+
+/// As [`into_response`], counting the answer in `streams_abandoned` when its connection closes
+/// before the script ends.
+fn counted_response(reply: Reply, shared: &Arc<Shared>) -> Response {
+    build_response(reply, Some(Arc::clone(shared)))
+}
+
+/// Counts a scripted answer as abandoned when it is dropped before its last step.
+struct Abandoned {
+    shared: Option<Arc<Shared>>,
+    finished: bool,
+}
+
+impl Abandoned {
+    /// The script ran to its end (a method, so the closure owns the whole guard).
+    fn finish(&mut self) {
+        self.finished = true;
+    }
+}
+
+impl Drop for Abandoned {
+    fn drop(&mut self) {
+        if let (Some(shared), false) = (&self.shared, self.finished) {
+            shared.streams_abandoned.fetch_add(1, Ordering::Relaxed);
+            tracing::debug!("fake-openrouter: a scripted answer was abandoned by its client");
+        }
+    }
+}
+
+fn build_response(reply: Reply, counter: Option<Arc<Shared>>) -> Response {
     let single_body = match reply.steps.as_slice() {
         [Step::Raw(text)] => Some(text.clone()),
         _ => None,
@@ -501,7 +546,20 @@ fn into_response(reply: Reply) -> Response {
     // A complete body gets a Content-Length; anything scripted is streamed frame by frame.
     let body = match single_body {
         Some(text) => Body::from(text),
-        None => Body::from_stream(frames(reply.steps)),
+        None => {
+            let mut guard = Abandoned {
+                shared: counter,
+                finished: false,
+            };
+            let mut inner = Box::pin(frames(reply.steps));
+            Body::from_stream(futures::stream::poll_fn(move |cx| {
+                let next = inner.as_mut().poll_next(cx);
+                if let std::task::Poll::Ready(None) = next {
+                    guard.finish();
+                }
+                next
+            }))
+        }
     };
     let mut response = Response::new(body);
     *response.status_mut() =

@@ -130,6 +130,12 @@ pub enum Scenario {
     /// `fake/refusal`: the model refuses: [`REFUSAL`] as `response.refusal.delta` events and a
     /// message whose content is one `refusal` part.
     Refusal,
+    /// `fake/stall`: [`STALL_DELTAS`], then the stream stays open and silent for [`STALL_HOLD`]
+    /// before it completes (a stuck upstream; its connection closed early is counted).
+    Stall,
+    /// `fake/flood`: [`FLOOD_DELTAS`] deltas of [`FLOOD_DELTA_CHARS`] characters each, as fast as
+    /// they can be written (more than a socket buffers, for clients that stop reading).
+    Flood,
     /// `fake/server-tools`: finished `openrouter:web_search` (with sources), `web_fetch`,
     /// `datetime`, a failed `advisor` and a `file_search_call` item, then the echo.
     ServerTools,
@@ -151,7 +157,7 @@ pub const TOOL_ANSWER_PREFIX: &str = "tool results: ";
 
 impl Scenario {
     /// Every scenario model id, in catalogue order.
-    pub const MODEL_IDS: [&'static str; 42] = [
+    pub const MODEL_IDS: [&'static str; 44] = [
         "fake/echo",
         "fake/reasoning",
         "fake/slow",
@@ -194,6 +200,8 @@ impl Scenario {
         "fake/unsupported-stream",
         "fake/no-deltas",
         "fake/refusal",
+        "fake/stall",
+        "fake/flood",
     ];
 
     /// Realistic catalogue ids the fake answers like `fake/echo`, so suites can check the
@@ -247,6 +255,8 @@ impl Scenario {
             "fake/server-tools" => Self::ServerTools,
             "fake/no-deltas" => Self::NoDeltas,
             "fake/refusal" => Self::Refusal,
+            "fake/stall" => Self::Stall,
+            "fake/flood" => Self::Flood,
             other => {
                 let code = other.strip_prefix("fake/status-")?.parse::<u16>().ok()?;
                 if !STATUS_CODES.contains(&code) {
@@ -402,6 +412,8 @@ pub(crate) fn reply(
         Scenario::ServerTools => server_tools_script(&turn),
         Scenario::NoDeltas => no_deltas_script(&turn),
         Scenario::Refusal => refusal_script(&turn),
+        Scenario::Stall => stall_script(&turn),
+        Scenario::Flood => flood_script(&turn),
     };
     if stream {
         script.into_sse()
@@ -1493,6 +1505,41 @@ pub(crate) fn cut_before_output_reply() -> Reply {
     }
 }
 
+/// The deltas `fake/stall` sends before it goes silent.
+pub const STALL_DELTAS: [&str; 3] = ["stalled ", "after ", "three "];
+/// How long `fake/stall` holds its stream open and silent: long enough for every test that
+/// disconnects or times out during it, short enough that a stream nobody ends cannot hold a
+/// suite up for long.
+pub const STALL_HOLD: Duration = Duration::from_secs(10);
+/// How many deltas `fake/flood` sends.
+pub const FLOOD_DELTAS: usize = 1024;
+/// The characters of each `fake/flood` delta.
+pub const FLOOD_DELTA_CHARS: usize = 8 * 1024;
+
+fn stall_script(turn: &Turn) -> Script {
+    let mut script = Script::new();
+    script.start(turn);
+    script.message_start(turn, 0);
+    script.text_deltas(turn, 0, &STALL_DELTAS, Duration::ZERO);
+    script.steps.push(Step::Pause(STALL_HOLD));
+    let answer = STALL_DELTAS.concat();
+    let item = script.message_finish(turn, 0, &answer);
+    let usage = turn.usage(&answer, "");
+    script.completed(turn.response("completed", vec![item], Some(usage), None));
+    script
+}
+
+fn flood_script(turn: &Turn) -> Script {
+    let delta = "x".repeat(FLOOD_DELTA_CHARS - 1) + " ";
+    let deltas = vec![delta; FLOOD_DELTAS];
+    let mut script = Script::new();
+    script.start(turn);
+    let item = script.message(turn, 0, &deltas, Duration::ZERO);
+    let usage = turn.usage(&deltas.concat(), "");
+    script.completed(turn.response("completed", vec![item], Some(usage), None));
+    script
+}
+
 /// The echo with a long silence after `response.created` and `response.in_progress`.
 fn slow_start_script(turn: &Turn) -> Script {
     let mut script = echo_script(turn, false);
@@ -2070,6 +2117,31 @@ mod tests {
         assert_eq!(body["status"], "completed");
         assert_eq!(body["output"][0]["content"][0]["text"], "echo: quiet");
         assert!(body["usage"]["cost"].as_f64().unwrap() > 0.0);
+    }
+
+    #[test]
+    fn stall_pauses_once_after_its_deltas_and_flood_sends_its_bulk() {
+        let config = FakeConfig::default();
+        let stall = reply(Scenario::Stall, &request("fake/stall", "x"), true, &config);
+        let pauses: Vec<&Step> = stall
+            .steps
+            .iter()
+            .filter(|s| matches!(s, Step::Pause(_)))
+            .collect();
+        assert!(matches!(pauses.as_slice(), [Step::Pause(p)] if *p == STALL_HOLD));
+        let texts: Vec<Value> = events(&stall)
+            .into_iter()
+            .filter(|e| e["type"] == "response.output_text.delta")
+            .map(|e| e["delta"].clone())
+            .collect();
+        assert_eq!(texts, STALL_DELTAS.map(|d| json!(d)).to_vec());
+        let flood = reply(Scenario::Flood, &request("fake/flood", "x"), true, &config);
+        let bulk: usize = events(&flood)
+            .into_iter()
+            .filter(|e| e["type"] == "response.output_text.delta")
+            .map(|e| e["delta"].as_str().unwrap().len())
+            .sum();
+        assert_eq!(bulk, FLOOD_DELTAS * FLOOD_DELTA_CHARS);
     }
 
     #[test]

@@ -8,9 +8,11 @@ use super::RequestId;
 use super::auth::Caller;
 use super::chunks::{ChunkEncoder, Collector, error_json};
 use super::error::ApiError;
+use super::limits::BodyError;
 use crate::app::App;
 use crate::bindings::types::{Event, FinishReason, PipeError, RequestContext};
 use crate::instance::GuestFailure;
+use crate::logsafe;
 use axum::body::{Body, Bytes};
 use axum::extract::{Request, State};
 use axum::http::{HeaderValue, header};
@@ -95,28 +97,40 @@ async fn run(app: Arc<App>, req: Request, id: &str) -> Result<Response, ApiError
         .cloned()
         .ok_or(ApiError::Unauthorized)?;
     let limit = app.config.max_request_body_bytes();
-    let bytes: Bytes = axum::body::to_bytes(body, limit).await.map_err(|e| {
-        let too_large = std::error::Error::source(&e)
-            .is_some_and(|s| s.is::<http_body_util::LengthLimitError>())
-            || e.to_string().contains("length limit");
-        if too_large {
-            ApiError::TooLarge { limit }
-        } else {
-            ApiError::BadRequest(format!("could not read the request body: {e}"))
-        }
-    })?;
+    let (bytes, charge) = app
+        .body_budget
+        .read(body, limit, app.config.client_body_timeout())
+        .await
+        .map_err(|e| match e {
+            BodyError::TooLarge { limit } => ApiError::TooLarge { limit },
+            BodyError::TimedOut(after) => {
+                app.metrics.incr("client_timeouts", "body");
+                ApiError::BodyTimeout(after)
+            }
+            BodyError::BudgetExhausted => {
+                app.metrics.incr("requests_refused", "body_budget");
+                ApiError::BodyBudget
+            }
+            BodyError::Read(detail) => ApiError::BadRequest(format!(
+                "could not read the request body: {}",
+                logsafe::escaped(&detail)
+            )),
+        })?;
+    // The body now lives in `bytes`; the budget is for bodies still arriving.
+    drop(charge);
     let (model, stream) = peek(&bytes)?;
-    tracing::info!(model = %model, stream, bytes = bytes.len(), "chat request");
+    tracing::info!(model = %logsafe::escaped(&model), stream, bytes = bytes.len(), "chat request");
     let received_at_ms = SystemTime::now()
         .duration_since(UNIX_EPOCH)
         .map(|d| d.as_millis() as u64)
         .unwrap_or(0);
     // Identity first: a refused user token must not wait in the queue.
     let ctx = super::context::for_chat(&app, &parts.headers, id, received_at_ms, &caller)?;
-    let ticket = app.admission.admit().await.map_err(|_| {
-        app.metrics.incr("requests_refused", "busy");
-        ApiError::Busy
-    })?;
+    let ticket = app
+        .admission
+        .admit()
+        .await
+        .map_err(|busy| busy_error(&app, &busy))?;
     let openwebui = ctx.openwebui_caller;
     let explainer = openwebui.then(|| Explainer {
         app: app.clone(),
@@ -126,16 +140,29 @@ async fn run(app: Arc<App>, req: Request, id: &str) -> Result<Response, ApiError
     let guest_app = app.clone();
     let body = bytes.to_vec();
     let span = tracing::Span::current();
-    let mut task: JoinHandle<GuestOutcome> = tokio::spawn(tracing::Instrument::instrument(
-        async move {
-            let _ticket = ticket;
-            guest_app
-                .runner
-                .chat(guest_app.config.guest_settings_json(), ctx, body, sink)
-                .await
-        },
-        span,
-    ));
+    let cap = app.config.request_timeout();
+    let mut task = GuestTask::new(
+        tokio::spawn(tracing::Instrument::instrument(
+            async move {
+                let _ticket = ticket;
+                let run = guest_app.runner.chat(
+                    guest_app.config.guest_settings_json(),
+                    ctx,
+                    body,
+                    sink,
+                );
+                match tokio::time::timeout(cap, run).await {
+                    Ok(outcome) => outcome,
+                    Err(_) => {
+                        guest_app.metrics.incr("request_timeouts", "wall_clock");
+                        Err(GuestFailure::TimedOut(cap))
+                    }
+                }
+            },
+            span,
+        )),
+        app.clone(),
+    );
 
     // Whichever comes first decides the status: an event (stream) or the end of the guest. The
     // guest's sender closes when its instance is dropped, so a closed channel also means "ended";
@@ -145,9 +172,9 @@ async fn run(app: Arc<App>, req: Request, id: &str) -> Result<Response, ApiError
         biased;
         ev = rx.recv() => match ev {
             Some(ev) => Ok((Some(ev), Some(task))),
-            None => finished(task.await).map(|()| (None, None)),
+            None => finished(task.join().await).map(|()| (None, None)),
         },
-        outcome = &mut task => finished(outcome).map(|()| (None, None)),
+        outcome = &mut task.handle => finished(outcome).map(|()| (None, None)),
     };
     let (first, task) = match ended {
         Ok(started) => started,
@@ -170,6 +197,49 @@ async fn run(app: Arc<App>, req: Request, id: &str) -> Result<Response, ApiError
     }
 }
 
+/// The admission refusal as an error, counted by reason.
+pub(super) fn busy_error(app: &App, busy: &crate::admission::Busy) -> ApiError {
+    app.metrics.incr("requests_refused", busy.reason());
+    if busy.waited_too_long {
+        ApiError::QueueTimeout(app.config.max_queue_wait())
+    } else {
+        ApiError::Busy
+    }
+}
+
+/// The task running one request's guest. Dropping it before the guest finished (the client went
+/// away, a write to it timed out, the handler was dropped) aborts the task: the instance, its
+/// upstream and tool requests and its admission slot are released at once instead of running on
+/// for nobody.
+struct GuestTask {
+    handle: JoinHandle<GuestOutcome>,
+    app: Arc<App>,
+}
+
+impl GuestTask {
+    fn new(handle: JoinHandle<GuestOutcome>, app: Arc<App>) -> Self {
+        GuestTask { handle, app }
+    }
+
+    /// Wait for the guest to finish.
+    async fn join(mut self) -> Result<GuestOutcome, tokio::task::JoinError> {
+        (&mut self.handle).await
+    }
+}
+
+impl Drop for GuestTask {
+    fn drop(&mut self) {
+        if !self.handle.is_finished() {
+            self.handle.abort();
+            self.app.metrics.incr("requests_abandoned", "client_gone");
+            tracing::info!(
+                error.type = "client_gone",
+                "the client went away before the answer was complete; its request was stopped"
+            );
+        }
+    }
+}
+
 /// Turns a failure of the guest itself (a trap, an exhausted CPU or memory budget) into the
 /// `INTERNAL_ERROR_TEMPLATE` answer for an Open WebUI caller, rendered by a fresh instance.
 struct Explainer {
@@ -186,7 +256,7 @@ impl Explainer {
         };
         let kind = failure.as_wit()?;
         let error_id = super::error::new_error_id();
-        tracing::warn!(error_id = %error_id, code = failure.kind(), detail = %failure, "the pipe could not finish the chat; answering with the internal error template");
+        tracing::warn!(error_id = %error_id, code = failure.kind(), detail = %logsafe::escaped_to(&failure.to_string(), 400), "the pipe could not finish the chat; answering with the internal error template");
         let rendered = self
             .app
             .runner
@@ -200,7 +270,7 @@ impl Explainer {
         match rendered {
             Ok(text) => Some(text),
             Err(again) => {
-                tracing::warn!(error_id = %error_id, detail = %again, "the internal error template could not be rendered");
+                tracing::warn!(error_id = %error_id, detail = %logsafe::escaped_to(&again.to_string(), 400), "the internal error template could not be rendered");
                 None
             }
         }
@@ -271,7 +341,7 @@ fn sse(data: &str) -> Bytes {
 fn stream_response(
     first: Option<Event>,
     rx: mpsc::Receiver<Event>,
-    task: Option<JoinHandle<GuestOutcome>>,
+    task: Option<GuestTask>,
     meta: Meta,
     explainer: Option<Explainer>,
 ) -> Response {
@@ -279,7 +349,7 @@ fn stream_response(
     struct S {
         first: Option<Event>,
         rx: mpsc::Receiver<Event>,
-        task: Option<JoinHandle<GuestOutcome>>,
+        task: Option<GuestTask>,
         enc: ChunkEncoder,
         id: String,
         explainer: Option<Explainer>,
@@ -319,7 +389,7 @@ fn stream_response(
                     // The guest dropped its sender: it has finished. Close the stream properly.
                     let mut out = Vec::new();
                     if let Some(task) = s.task.take()
-                        && let Err(e) = finished(task.await)
+                        && let Err(e) = finished(task.join().await)
                         && !s.errored
                     {
                         let explained = match &s.explainer {
@@ -337,7 +407,7 @@ fn stream_response(
                             }
                         } else {
                             let body = e.to_body();
-                            tracing::warn!(error_id = %body.error_id, detail = %e, "chat failed after streaming began");
+                            tracing::warn!(error_id = %body.error_id, detail = %logsafe::escaped_to(&e.to_string(), 400), "chat failed after streaming began");
                             out.extend(sse(&error_json(&body, &s.id).to_string()));
                             for l in s.enc.finish(Some(FinishReason::Error)) {
                                 out.extend(sse(&l));
@@ -373,7 +443,7 @@ fn sse_response(body: Body) -> Response {
 async fn collect_response(
     first: Option<Event>,
     mut rx: mpsc::Receiver<Event>,
-    task: Option<JoinHandle<GuestOutcome>>,
+    task: Option<GuestTask>,
     id: &str,
     created: u64,
     model: &str,
@@ -387,7 +457,7 @@ async fn collect_response(
         c.push(ev);
     }
     if let Some(task) = task
-        && let Err(e) = finished(task.await)
+        && let Err(e) = finished(task.join().await)
     {
         let text = match explainer {
             Some(x) => x.text(&e).await,

@@ -211,7 +211,7 @@ pub fn for_chat(
     )
     .inspect_err(|e| {
         app.metrics.incr("requests_refused", "invalid_user_token");
-        tracing::info!(error.type = "invalid_user_token", reason = %e, "refusing the request's Open WebUI user");
+        tracing::info!(error.type = "invalid_user_token", reason = %crate::logsafe::escaped(&e.to_string()), "refusing the request's Open WebUI user");
     })?;
     if built.ignored_headers {
         app.metrics.incr("identity_headers_ignored", "plain_key");

@@ -33,6 +33,14 @@ pub enum ApiError {
     NotFound(String),
     #[error("the server is busy; retry shortly")]
     Busy,
+    #[error(
+        "the request waited {} s for a free slot (MAX_QUEUE_WAIT_SECONDS) and was not started; retry shortly", .0.as_secs()
+    )]
+    QueueTimeout(std::time::Duration),
+    #[error("the request body did not arrive within {} s (CLIENT_BODY_TIMEOUT_SECONDS)", .0.as_secs())]
+    BodyTimeout(std::time::Duration),
+    #[error("too many request bodies are being received at once; retry shortly")]
+    BodyBudget,
     #[error("the server is shutting down")]
     ShuttingDown,
     #[error("{}", .0.message)]
@@ -116,6 +124,24 @@ impl ApiError {
                 Some("server_busy"),
                 Some(1),
             ),
+            ApiError::QueueTimeout(_) => (
+                StatusCode::SERVICE_UNAVAILABLE,
+                "server_busy",
+                Some("queue_timeout"),
+                Some(1),
+            ),
+            ApiError::BodyTimeout(_) => (
+                StatusCode::REQUEST_TIMEOUT,
+                "invalid_request_error",
+                Some("body_timeout"),
+                None,
+            ),
+            ApiError::BodyBudget => (
+                StatusCode::SERVICE_UNAVAILABLE,
+                "server_busy",
+                Some("body_budget"),
+                Some(1),
+            ),
             ApiError::ShuttingDown => (
                 StatusCode::SERVICE_UNAVAILABLE,
                 "server_busy",
@@ -134,6 +160,12 @@ impl ApiError {
                     "server_busy",
                     Some(g.kind()),
                     Some(1),
+                ),
+                GuestFailure::TimedOut(_) => (
+                    StatusCode::GATEWAY_TIMEOUT,
+                    "timeout",
+                    Some(g.kind()),
+                    None,
                 ),
                 _ => (
                     StatusCode::INTERNAL_SERVER_ERROR,
@@ -170,7 +202,7 @@ impl ApiError {
         let status =
             StatusCode::from_u16(body.http_status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
         if status.is_server_error() {
-            tracing::warn!(error_id = %body.error_id, status = status.as_u16(), code = body.code.as_deref().unwrap_or(""), detail = %self, "request failed");
+            tracing::warn!(error_id = %body.error_id, status = status.as_u16(), code = body.code.as_deref().unwrap_or(""), detail = %crate::logsafe::escaped_to(&self.to_string(), 400), "request failed");
         } else {
             tracing::info!(error_id = %body.error_id, status = status.as_u16(), code = body.code.as_deref().unwrap_or(""), "request refused");
         }

@@ -2,7 +2,8 @@
 //! `GET /metrics`. Every request gets an id (returned as `X-Request-Id`, carried in its span and
 //! error bodies); the browser guard (`guard`) and bearer auth are checked before any work, and
 //! the authenticated key's name is the span's `key` field; sockets get `TCP_NODELAY` (Nagle would
-//! delay small SSE writes by ~40 ms); shutdown lets in-flight streams finish.
+//! delay small SSE writes by ~40 ms); shutdown lets in-flight streams finish. Connections are
+//! served by `listener` under its bounds, bodies are read under `limits`.
 
 pub mod auth;
 mod chat;
@@ -11,6 +12,8 @@ pub mod context;
 pub mod error;
 pub mod guard;
 pub mod identity;
+pub mod limits;
+pub mod listener;
 
 use crate::app::App;
 use axum::Router;
@@ -63,7 +66,7 @@ async fn request_span(mut req: Request, next: Next) -> Response {
     let id = context::request_id(req.headers());
     req.extensions_mut().insert(RequestId(id.clone()));
     // `key` is filled in by `require_key` once the caller is known.
-    let span = tracing::info_span!("request", request_id = %id, method = %req.method(), path = %req.uri().path(), key = tracing::field::Empty);
+    let span = tracing::info_span!("request", request_id = %id, method = %req.method(), path = %crate::logsafe::escaped(req.uri().path()), key = tracing::field::Empty);
     let started = std::time::Instant::now();
     let mut resp = next.run(req).instrument(span.clone()).await;
     span.in_scope(|| {
@@ -149,11 +152,20 @@ async fn not_found(req: Request) -> Response {
 async fn models(State(app): State<Arc<App>>, req: Request) -> Response {
     let id = request_id_of(&req);
     let result = async {
-        let _ticket = app.admission.admit().await.map_err(|_| ApiError::Busy)?;
-        let out = app
-            .runner
-            .models(app.config.guest_settings_json(), &id)
-            .await??;
+        let _ticket = app
+            .admission
+            .admit()
+            .await
+            .map_err(|busy| chat::busy_error(&app, &busy))?;
+        let cap = app.config.request_timeout();
+        let run = app.runner.models(app.config.guest_settings_json(), &id);
+        let out = match tokio::time::timeout(cap, run).await {
+            Ok(outcome) => outcome??,
+            Err(_) => {
+                app.metrics.incr("request_timeouts", "wall_clock");
+                return Err(ApiError::Guest(crate::instance::GuestFailure::TimedOut(cap)));
+            }
+        };
         Ok::<_, ApiError>(out)
     }
     .await;
@@ -163,25 +175,25 @@ async fn models(State(app): State<Arc<App>>, req: Request) -> Response {
     }
 }
 
-/// Serve until `shutdown` resolves, then let in-flight requests finish.
+/// Serve until `shutdown` resolves, then let in-flight requests finish. Connections are bounded
+/// by `listener` (count, header time, stalled writes).
 pub async fn serve(
     app: Arc<App>,
     listener: tokio::net::TcpListener,
     shutdown: impl std::future::Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
-    use axum::serve::ListenerExt;
-    let listener = listener.tap_io(|tcp| {
-        if let Err(e) = tcp.set_nodelay(true) {
-            tracing::debug!(error = %e, "could not set TCP_NODELAY");
-        }
-    });
+    let limits = listener::ConnectionLimits {
+        max_connections: app.config.max_connections(),
+        header_timeout: app.config.client_header_timeout(),
+        write_timeout: app.config.client_write_timeout(),
+    };
     let flag = app.clone();
-    axum::serve(listener, router(app))
-        .with_graceful_shutdown(async move {
-            shutdown.await;
-            flag.shutting_down.store(true, Ordering::Relaxed);
-            flag.tools.begin_shutdown();
-            tracing::info!("shutting down: finishing in-flight requests");
-        })
-        .await
+    let metrics = app.metrics.clone();
+    listener::serve(listener, router(app), limits, metrics, async move {
+        shutdown.await;
+        flag.shutting_down.store(true, Ordering::Relaxed);
+        flag.tools.begin_shutdown();
+        tracing::info!("shutting down: finishing in-flight requests");
+    })
+    .await
 }

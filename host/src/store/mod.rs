@@ -352,7 +352,7 @@ impl ArtifactStore {
             error.type = kind,
             op,
             backend = self.backend_kind(),
-            detail = %detail,
+            detail = %crate::logsafe::escaped_to(&detail, 400),
             "artifact store call failed"
         );
         error
@@ -368,7 +368,7 @@ impl ArtifactStore {
             self.metrics.incr("store_errors", "access_denied");
             tracing::warn!(
                 error.type = "access_denied",
-                requested = %name.chars().take(80).collect::<String>(),
+                requested = %crate::logsafe::escaped_to(name, 80),
                 "the guest asked for an artifact table it is not granted"
             );
             Err(StoreError::AccessDenied)

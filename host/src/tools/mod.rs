@@ -327,7 +327,7 @@ impl ToolHost {
                 tracing::warn!(
                     tool.server = %server.name,
                     kind = server.kind.as_str(),
-                    error = %reason,
+                    error = %crate::logsafe::escaped_to(&reason.to_string(), 400),
                     retry_in_seconds = backoff.as_secs(),
                     keeps_last_list = keep,
                     "could not load the tool server's tools; retrying later"
@@ -528,7 +528,7 @@ impl ToolHost {
                 self.metrics.record(&server_name, outcome);
                 tracing::info!(
                     tool.server = %server_name,
-                    tool.name = %tool_name,
+                    tool.name = %crate::logsafe::escaped(&tool_name),
                     outcome,
                     attempts,
                     elapsed_ms = u64::try_from(started.elapsed().as_millis()).unwrap_or(u64::MAX),
@@ -627,7 +627,7 @@ impl ToolHost {
                     self.metrics.record(&entry.server.name, "retried");
                     tracing::debug!(
                         tool.server = %entry.server.name,
-                        tool.name = %entry.tool.name,
+                        tool.name = %crate::logsafe::escaped(&entry.tool.name),
                         retry = retries,
                         "tool server not reached; retrying"
                     );
