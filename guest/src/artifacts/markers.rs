@@ -20,12 +20,11 @@ pub fn block(ids: &[String]) -> String {
     format!("\n\n{}", lines.join("\n"))
 }
 
-/// The id of a marker line, if the line is exactly one.
+/// The id of a marker line, if the line is exactly one (trailing whitespace of any kind
+/// allowed: `split` trims it from the end of prose, so a line that is a marker once trimmed
+/// must be one here too, or stripping would leave a marker behind).
 pub fn parse_line(line: &str) -> Option<&str> {
-    let inner = line
-        .trim_end_matches(['\r', ' ', '\t'])
-        .strip_prefix('[')?
-        .strip_suffix("]: #")?;
+    let inner = line.trim_end().strip_prefix('[')?.strip_suffix("]: #")?;
     ulid::is_valid(inner).then_some(inner)
 }
 
@@ -128,6 +127,16 @@ mod tests {
                 Piece::Text("third".into()),
             ]
         );
+    }
+
+    #[test]
+    fn trailing_whitespace_of_any_kind_does_not_hide_a_marker_from_strip() {
+        // Found by the `markers` fuzz target: a form feed after a marker made it prose, then
+        // trimming the prose turned it back into a marker in the stripped text.
+        let text = format!("[{A}]: #\u{c}\n\n\u{c} \n[{B}]: #\u{2003}");
+        assert_eq!(ids(&text), vec![A.to_string(), B.to_string()]);
+        assert_eq!(strip(&text), "");
+        assert!(ids(&strip(&format!("keep\n[{A}]: #\u{c}\n\nmore"))).is_empty());
     }
 
     #[test]

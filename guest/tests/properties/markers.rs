@@ -15,7 +15,8 @@ fn line() -> impl Strategy<Value = String> {
     prop_oneof![
         3 => any::<String>(),
         2 => id().prop_map(|id| markers::line(&id)),
-        1 => id().prop_map(|id| format!("[{id}]: #\r")),
+        1 => (id(), prop::sample::select(vec!["\r", "\u{c}", "\u{b}", " \t", "\u{85}", "\u{2003}", "\u{3000}"]))
+            .prop_map(|(id, ws)| format!("[{id}]: #{ws}")),
         1 => id().prop_map(|id| format!(" [{id}]: #")),
         1 => id().prop_map(|id| format!("[{}]: #", id.to_lowercase())),
         1 => id().prop_map(|id| format!("[{}]: #", &id[1..])),
