@@ -18,6 +18,7 @@ fn line() -> impl Strategy<Value = String> {
         1 => (id(), prop::sample::select(vec!["\r", "\u{c}", "\u{b}", " \t", "\u{85}", "\u{2003}", "\u{3000}"]))
             .prop_map(|(id, ws)| format!("[{id}]: #{ws}")),
         1 => id().prop_map(|id| format!(" [{id}]: #")),
+        1 => id().prop_map(|id| format!("\r[{id}]: #")),
         1 => id().prop_map(|id| format!("[{}]: #", id.to_lowercase())),
         1 => id().prop_map(|id| format!("[{}]: #", &id[1..])),
         1 => Just(String::new()),
