@@ -866,8 +866,18 @@ pub fn vars_from_openrouter_error(body: &[u8], status: u16, headers: &[(String, 
             .map(|f| f.ceil() as u32)
     });
     vars.set_opt("retry_after_seconds", retry_after.map(|s| s.to_string()));
+    // Every value is bounded, including those no rule above shortens (ids, codes, provider
+    // names): an error body can put megabytes in any field.
+    for value in vars.0.values_mut() {
+        if value.chars().count() > MAX_PARSED_VALUE_CHARS {
+            *value = truncate_chars(value, MAX_PARSED_VALUE_CHARS);
+        }
+    }
     vars
 }
+
+/// Longest value [`vars_from_openrouter_error`] sets, in characters.
+pub const MAX_PARSED_VALUE_CHARS: usize = 500;
 
 #[cfg(test)]
 mod tests {
@@ -1246,5 +1256,25 @@ mod tests {
         let v = vars_from_openrouter_error(b"", 500, &[]);
         assert_eq!(v.get("detail"), None);
         assert_eq!(v.get("status_code"), Some("500"));
+    }
+
+    #[test]
+    fn every_variable_from_an_error_body_is_bounded() {
+        let huge = "m".repeat(5000);
+        let body = serde_json::json!({"error": {"message": "x", "code": huge,
+            "metadata": {"provider_name": huge, "model_slug": huge, "request_id": huge},
+            "availability": {"code": huge}}});
+        let vars = vars_from_openrouter_error(body.to_string().as_bytes(), 503, &[]);
+        for name in [
+            "openrouter_code",
+            "provider",
+            "api_model_id",
+            "request_id",
+            "availability",
+        ] {
+            let value = vars.get(name).unwrap();
+            assert_eq!(value.chars().count(), MAX_PARSED_VALUE_CHARS, "{name}");
+            assert!(value.ends_with('…'), "{name}");
+        }
     }
 }

@@ -60,12 +60,15 @@ fn validate_message(i: usize, m: &Value) -> Result<(), InvalidBody> {
     let Value::Object(m) = m else {
         return Err(invalid(format!("`messages[{i}]` must be an object")));
     };
-    match m.get("role") {
+    let role = match m.get("role") {
         Some(Value::String(r))
             if matches!(
                 r.as_str(),
                 "system" | "developer" | "user" | "assistant" | "tool"
-            ) => {}
+            ) =>
+        {
+            r.as_str()
+        }
         Some(Value::String(r)) => {
             let shown: String = r.chars().take(40).collect();
             return Err(invalid(format!(
@@ -73,7 +76,7 @@ fn validate_message(i: usize, m: &Value) -> Result<(), InvalidBody> {
             )));
         }
         _ => return Err(invalid(format!("`messages[{i}].role` must be a string"))),
-    }
+    };
     match m.get("content") {
         None | Some(Value::Null) | Some(Value::String(_)) => Ok(()),
         Some(Value::Array(parts)) => {
@@ -83,11 +86,50 @@ fn validate_message(i: usize, m: &Value) -> Result<(), InvalidBody> {
                         "`messages[{i}].content[{j}]` must be an object"
                     )));
                 }
+                if role == "user" {
+                    validate_user_part(i, j, p)?;
+                }
             }
             Ok(())
         }
         Some(_) => Err(invalid(format!(
             "`messages[{i}].content` must be a string or an array of parts"
+        ))),
+    }
+}
+
+/// The content part types a user message can carry (chat names and their Responses names).
+const USER_PART_TYPES: &[&str] = &[
+    "text",
+    "input_text",
+    "image_url",
+    "input_image",
+    "file",
+    "input_file",
+    "input_audio",
+    "audio",
+    "video_url",
+    "video",
+    "input_video",
+];
+
+/// A user content part must be a string or a part of a known type: an unknown one has no
+/// upstream form, and sent as it came it would only be refused there.
+fn validate_user_part(i: usize, j: usize, part: &Value) -> Result<(), InvalidBody> {
+    let Value::Object(o) = part else {
+        return Ok(());
+    };
+    match o.get("type") {
+        Some(Value::String(t)) if USER_PART_TYPES.contains(&t.as_str()) => Ok(()),
+        Some(Value::String(t)) => {
+            let shown: String = t.chars().take(40).collect();
+            Err(invalid(format!(
+                "`messages[{i}].content[{j}].type` `{shown}` is not a content part a user \
+                 message can carry"
+            )))
+        }
+        _ => Err(invalid(format!(
+            "`messages[{i}].content[{j}].type` must be a string"
         ))),
     }
 }
@@ -220,6 +262,31 @@ mod tests {
                 .0
                 .contains("not valid JSON")
         );
+    }
+
+    #[test]
+    fn user_parts_of_unknown_types_are_refused_naming_the_part() {
+        let e = parse_chat_body(
+            br#"{"model":"a","messages":[{"role":"user","content":[{"type":"text","text":"x"},{"type":"refusal","refusal":""}]}]}"#,
+        )
+        .unwrap_err();
+        assert!(
+            e.0.contains("`messages[0].content[1].type` `refusal`"),
+            "{e}"
+        );
+        let e = parse_chat_body(
+            br#"{"model":"a","messages":[{"role":"user","content":[{"text":"x"}]}]}"#,
+        )
+        .unwrap_err();
+        assert!(
+            e.0.contains("`messages[0].content[0].type` must be a string"),
+            "{e}"
+        );
+        // Every known kind, and other roles' parts, are left to translation.
+        assert!(parse_chat_body(
+            br#"{"model":"a","messages":[{"role":"user","content":["s",{"type":"input_text","text":"x"},{"type":"image_url","image_url":{"url":"u"}},{"type":"input_audio","input_audio":{}},{"type":"file","file":{}},{"type":"video_url"}]},{"role":"assistant","content":[{"type":"refusal","refusal":"no"}]}]}"#,
+        )
+        .is_ok());
     }
 
     #[test]

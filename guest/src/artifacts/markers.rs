@@ -20,12 +20,11 @@ pub fn block(ids: &[String]) -> String {
     format!("\n\n{}", lines.join("\n"))
 }
 
-/// The id of a marker line, if the line is exactly one.
+/// The id of a marker line, if the line is exactly one (trailing whitespace of any kind
+/// allowed: `split` trims it from the end of prose, so a line that is a marker once trimmed
+/// must be one here too, or stripping would leave a marker behind).
 pub fn parse_line(line: &str) -> Option<&str> {
-    let inner = line
-        .trim_end_matches(['\r', ' ', '\t'])
-        .strip_prefix('[')?
-        .strip_suffix("]: #")?;
+    let inner = line.trim_end().strip_prefix('[')?.strip_suffix("]: #")?;
     ulid::is_valid(inner).then_some(inner)
 }
 
@@ -49,7 +48,7 @@ pub fn split(text: &str) -> Vec<Piece> {
                 let chunk = if pieces.is_empty() {
                     chunk.trim_end()
                 } else {
-                    chunk.trim_end().trim_start_matches(['\n', '\r'])
+                    without_leading_blank_lines(chunk.trim_end())
                 };
                 pieces.push(Piece::Text(chunk.to_string()));
             }
@@ -66,11 +65,24 @@ pub fn split(text: &str) -> Vec<Piece> {
         let chunk = if pieces.is_empty() {
             chunk
         } else {
-            chunk.trim_start_matches(['\n', '\r']).to_string()
+            without_leading_blank_lines(&chunk).to_string()
         };
         pieces.push(Piece::Text(chunk));
     }
     pieces
+}
+
+/// Prose after a marker run starts at its first non-blank line. Whole lines are dropped, never
+/// part of one: trimming a leading `\r` off a line could turn it into a marker.
+fn without_leading_blank_lines(chunk: &str) -> &str {
+    let mut rest = chunk;
+    while let Some((line, after)) = rest.split_once('\n') {
+        if !line.trim().is_empty() {
+            break;
+        }
+        rest = after;
+    }
+    rest
 }
 
 /// Every marker id in a text, in order.
@@ -128,6 +140,28 @@ mod tests {
                 Piece::Text("third".into()),
             ]
         );
+    }
+
+    #[test]
+    fn trailing_whitespace_of_any_kind_does_not_hide_a_marker_from_strip() {
+        // Found by the `markers` fuzz target: a form feed after a marker made it prose, then
+        // trimming the prose turned it back into a marker in the stripped text.
+        let text = format!("[{A}]: #\u{c}\n\n\u{c} \n[{B}]: #\u{2003}");
+        assert_eq!(ids(&text), vec![A.to_string(), B.to_string()]);
+        assert_eq!(strip(&text), "");
+        assert!(ids(&strip(&format!("keep\n[{A}]: #\u{c}\n\nmore"))).is_empty());
+    }
+
+    #[test]
+    fn prose_starting_with_a_carriage_return_after_a_marker_stays_prose() {
+        // Found by the `markers` fuzz target: `\r[<id>]: #` is prose, but trimming the `\r` at
+        // the start of the prose after a marker made it a marker in the stripped text.
+        let text = format!("[{A}]: #\n\r[{B}]: #\nend");
+        assert_eq!(ids(&text), vec![A.to_string()]);
+        assert!(ids(&strip(&text)).is_empty(), "{:?}", strip(&text));
+        let between = format!("[{A}]: #\n\r[{B}]: #\nmid\n[{A}]: #");
+        assert!(ids(&strip(&between)).is_empty(), "{:?}", strip(&between));
+        assert_eq!(strip(&format!("[{A}]: #\n\r\n  \n\nnext")), "next");
     }
 
     #[test]

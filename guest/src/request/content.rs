@@ -37,6 +37,16 @@ pub(super) struct Conversation {
     pub notices: Vec<String>,
 }
 
+impl Conversation {
+    /// Whether anything is left for the model to answer: a user, assistant or tool message.
+    /// Instructions alone (or nothing at all) are not a conversation.
+    pub fn has_turns(&self) -> bool {
+        self.messages
+            .iter()
+            .any(|m| matches!(role(m), "user" | "assistant" | "tool"))
+    }
+}
+
 fn role(m: &Value) -> &str {
     m.get("role").and_then(Value::as_str).unwrap_or("")
 }
@@ -166,6 +176,14 @@ pub(super) fn prepare_messages(raw: &[Value], policy: &ImagePolicy) -> Conversat
                 } else {
                     kept.insert("tool_calls".into(), Value::Array(calls));
                 }
+                match m.get("reasoning_details").map(clean_reasoning_details) {
+                    Some(details) if !details.is_empty() => {
+                        kept.insert("reasoning_details".into(), Value::Array(details));
+                    }
+                    _ => {
+                        kept.remove("reasoning_details");
+                    }
+                }
                 let has_text = !content_text(m.get("content")).trim().is_empty();
                 if has_text || kept.contains_key("tool_calls") {
                     messages.push(Value::Object(kept));
@@ -176,16 +194,84 @@ pub(super) fn prepare_messages(raw: &[Value], policy: &ImagePolicy) -> Conversat
                     let mut kept = m.clone();
                     kept.insert("tool_call_id".into(), json!(id));
                     kept.remove("call_id");
-                    if kept.get("content").is_none_or(Value::is_null) {
-                        kept.insert("content".into(), json!(""));
+                    // A tool result is text on both endpoints: text parts are joined, other
+                    // values become "".
+                    if !kept.get("content").is_some_and(Value::is_string) {
+                        kept.insert("content".into(), json!(content_text(m.get("content"))));
                     }
                     messages.push(Value::Object(kept));
+                }
+            }
+            // An instruction without text says nothing; both endpoints would send an empty
+            // message (which `/chat/completions` rejects), so it is left out.
+            "system" | "developer" => {
+                if !system_blocks(m.get("content")).is_empty() {
+                    messages.push(message.clone());
                 }
             }
             _ => messages.push(message.clone()),
         }
     }
     Conversation { messages, notices }
+}
+
+/// The reasoning formats OpenRouter names in `reasoning_details[].format`.
+const REASONING_FORMATS: &[&str] = &[
+    "unknown",
+    "openai-responses-v1",
+    "azure-openai-responses-v1",
+    "bedrock-openai-responses-v1",
+    "bedrock-xai-responses-v1",
+    "xai-responses-v1",
+    "meta-responses-v1",
+    "anthropic-claude-v1",
+    "google-gemini-v1",
+];
+
+/// The `reasoning_details` a caller sent back, reduced to entries OpenRouter can take: each a
+/// known `reasoning.*` type with its required string fields, keeping only the fields whose type
+/// is right. Anything else in the array is dropped.
+fn clean_reasoning_details(details: &Value) -> Vec<Value> {
+    let Some(entries) = details.as_array() else {
+        return Vec::new();
+    };
+    entries
+        .iter()
+        .filter_map(|entry| {
+            let o = entry.as_object()?;
+            let kind = o.get("type").and_then(Value::as_str)?;
+            let (required, optional): (&[&str], &[&str]) = match kind {
+                "reasoning.text" => (&[], &["text", "signature"]),
+                "reasoning.summary" => (&["summary"], &[]),
+                "reasoning.encrypted" => (&["data"], &[]),
+                "reasoning.server_tool_call" => {
+                    (&["tool_name", "arguments", "result"], &["tool_call_id"])
+                }
+                _ => return None,
+            };
+            let mut out = Map::new();
+            out.insert("type".into(), json!(kind));
+            for key in required {
+                out.insert((*key).into(), json!(o.get(*key).and_then(Value::as_str)?));
+            }
+            for key in optional.iter().chain(&["id"]) {
+                if let Some(v) = o.get(*key).filter(|v| v.is_string()) {
+                    out.insert((*key).into(), v.clone());
+                }
+            }
+            if let Some(index) = o.get("index").filter(|v| v.is_i64() || v.is_u64()) {
+                out.insert("index".into(), index.clone());
+            }
+            if let Some(format) = o
+                .get("format")
+                .and_then(Value::as_str)
+                .filter(|f| REASONING_FORMATS.contains(f))
+            {
+                out.insert("format".into(), json!(format));
+            }
+            Some(Value::Object(out))
+        })
+        .collect()
 }
 
 /// A tool call with its arguments as a JSON string (`"{}"` when missing or blank).
@@ -377,9 +463,11 @@ fn user_block_to_responses(block: &Value) -> Option<Value> {
         }
         "input_audio" | "audio" => {
             let (data, format) = audio_parts(block)?;
+            // `/responses` takes only these two formats (`/chat/completions` takes more).
+            let format = format.filter(|f| matches!(f.as_str(), "mp3" | "wav"))?;
             Some(json!({
                 "type": "input_audio",
-                "input_audio": {"data": data, "format": format?},
+                "input_audio": {"data": data, "format": format},
             }))
         }
         "video_url" | "video" | "input_video" => Some(json!({
@@ -541,6 +629,9 @@ fn user_block_to_chat(block: &Value) -> Option<Value> {
     }
 }
 
+/// Media parts an assistant message may carry back on `/chat/completions`.
+const USER_PART_TYPES_WITH_CHAT_FORM: &[&str] = &["image_url", "input_image", "file", "input_file"];
+
 /// A cleaned message in the chat shape `/chat/completions` expects.
 pub(super) fn to_chat_message(m: &Value) -> Value {
     let Some(obj) = m.as_object() else {
@@ -569,24 +660,29 @@ pub(super) fn to_chat_message(m: &Value) -> Value {
         }
         ("assistant", Some(Value::Array(parts))) => {
             // Replayed Responses-style `output_text` parts are plain text parts in chat; phase
-            // markers have no place there.
+            // markers have no place there. Other parts (a `refusal`, an unknown type) have no
+            // chat form and are left out, as the Responses rendering reads only the text.
             let blocks: Vec<Value> = parts
                 .iter()
-                .map(|p| match p {
-                    Value::String(s) => json!({"type": "text", "text": crate::phase::strip(s)}),
+                .filter_map(|p| match p {
+                    Value::String(s) => {
+                        Some(json!({"type": "text", "text": crate::phase::strip(s)}))
+                    }
                     _ if matches!(block_type(p), "output_text" | "input_text") => {
                         let text = p.get("text").and_then(Value::as_str).unwrap_or("");
-                        json!({"type": "text", "text": crate::phase::strip(text)})
+                        Some(json!({"type": "text", "text": crate::phase::strip(text)}))
                     }
-                    _ => {
+                    _ if block_type(p) == "text" => {
                         let mut block = p.clone();
-                        if block_type(p) == "text"
-                            && let Some(text) = p.get("text").and_then(Value::as_str)
-                        {
+                        if let Some(text) = p.get("text").and_then(Value::as_str) {
                             block["text"] = json!(crate::phase::strip(text));
                         }
-                        block
+                        Some(block)
                     }
+                    _ if USER_PART_TYPES_WITH_CHAT_FORM.contains(&block_type(p)) => {
+                        user_block_to_chat(p)
+                    }
+                    _ => None,
                 })
                 .collect();
             out.insert("content".into(), Value::Array(blocks));
@@ -800,7 +896,10 @@ mod tests {
             items[4],
             json!({"type": "function_call_output", "call_id": "call_1", "output": "Sunny"})
         );
-        assert_eq!(items[5]["output"], r#"[{"text":"12:00","type":"text"}]"#);
+        assert_eq!(
+            items[5]["output"], "12:00",
+            "a tool result's text parts are its text"
+        );
         assert_eq!(items[6]["content"][0]["text"], "Sunny at noon.");
         assert_eq!(items.len(), 7);
     }
@@ -936,11 +1035,16 @@ mod tests {
             built.notices,
             vec!["Model does not accept image inputs; skipping user attachments.".to_string()]
         );
-        let messages = chat_messages(json!([{"role": "user", "content": [image(1)]}, ]), &blind);
-        assert!(
-            messages.is_empty(),
-            "an image-only message on a blind model is dropped"
-        );
+        // An image-only message on a blind model is dropped, and then nothing is left to answer.
+        let refused = build_chat_completions_request(
+            &request(json!({"model": "x", "messages": [{"role": "user", "content": [image(1)]}]})),
+            &blind,
+            &quiet(),
+            &Identity::default(),
+            false,
+        )
+        .unwrap_err();
+        assert!(refused.0.contains("the conversation is empty"), "{refused}");
     }
 
     #[test]
@@ -980,6 +1084,86 @@ mod tests {
             ]
         );
         assert!(markdown_images("![broken](").is_empty());
+    }
+
+    #[test]
+    fn instructions_without_text_are_dropped_and_instructions_alone_are_refused() {
+        let messages = chat_messages(
+            json!([{"role": "system", "content": null}, {"role": "developer", "content": []},
+                   {"role": "user", "content": "hi"}]),
+            &model("a/b"),
+        );
+        assert_eq!(messages, vec![json!({"role": "user", "content": "hi"})]);
+        for messages in [
+            json!([{"role": "system", "content": "be brief"}]),
+            json!([{"role": "developer", "content": "x"}, {"role": "user", "content": " "}]),
+            json!([{"role": "tool", "tool_call_id": "nobody", "content": "orphan"}]),
+        ] {
+            let err = build_responses_request(
+                &request(json!({"model": "x", "messages": messages})),
+                &model("a/b"),
+                &quiet(),
+                &Identity::default(),
+                false,
+            )
+            .unwrap_err();
+            assert!(
+                err.0.contains("the conversation is empty"),
+                "{messages}: {err}"
+            );
+        }
+    }
+
+    #[test]
+    fn assistant_parts_without_a_chat_form_are_left_out() {
+        let messages = chat_messages(
+            json!([{"role": "assistant", "content": [{"type": "refusal", "refusal": "no"},
+                                                      {"type": "text", "text": "ok"},
+                                                      {"type": "mystery"}]},
+                   {"role": "user", "content": "hi"}]),
+            &model("a/b"),
+        );
+        assert_eq!(
+            messages[0]["content"],
+            json!([{"type": "text", "text": "ok"}])
+        );
+    }
+
+    #[test]
+    fn caller_reasoning_details_keep_only_well_formed_entries() {
+        let messages = chat_messages(
+            json!([{"role": "assistant", "content": "A", "reasoning_details": [
+                       null, 5, {"type": "other"}, {"type": "reasoning.summary"},
+                       {"type": "reasoning.text", "text": 5, "signature": "s", "format": "bogus",
+                        "index": 0, "extra": true},
+                       {"type": "reasoning.encrypted", "data": "e", "id": "r1"}]},
+                   {"role": "assistant", "content": "B", "reasoning_details": [null]},
+                   {"role": "user", "content": "more"}]),
+            &model("a/b"),
+        );
+        assert_eq!(
+            messages[0]["reasoning_details"],
+            json!([{"type": "reasoning.text", "signature": "s", "index": 0},
+                   {"type": "reasoning.encrypted", "data": "e", "id": "r1"}])
+        );
+        assert!(
+            messages[1].get("reasoning_details").is_none(),
+            "{}",
+            messages[1]
+        );
+    }
+
+    #[test]
+    fn audio_in_a_format_responses_does_not_take_is_not_sent_there() {
+        let items = input(json!([{"role": "user", "content": [
+            {"type": "text", "text": "listen"},
+            {"type": "input_audio", "input_audio": {"data": "AAA", "format": "flac"}},
+            {"type": "input_audio", "input_audio": {"data": "data:audio/mpeg;base64,BBB"}}]}]));
+        assert_eq!(
+            items[0]["content"],
+            json!([{"type": "input_text", "text": "listen"},
+                   {"type": "input_audio", "input_audio": {"data": "BBB", "format": "mp3"}}])
+        );
     }
 
     #[test]

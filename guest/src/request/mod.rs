@@ -355,6 +355,8 @@ fn prepare(
         .map(Vec::as_slice)
         .unwrap_or_default();
     params::coerce_scalars(&mut body)?;
+    params::check_enums(&body)?;
+    params::check_types(&body)?;
     let custom = params::take_custom_params(&mut body);
 
     tools::normalise(&mut body)?;
@@ -393,6 +395,13 @@ fn prepare(
 
     let images = content::ImagePolicy::from_settings(settings, model);
     let mut conversation = content::prepare_messages(raw_messages, &images);
+    if !conversation.has_turns() {
+        return Err(InvalidBody(
+            "the conversation is empty: `messages` needs a user, assistant or tool message with \
+             content (system and developer instructions alone are not answered)"
+                .into(),
+        ));
+    }
     pruning::prune_tool_outputs(
         &mut conversation.messages,
         settings.tool_output_retention_turns,

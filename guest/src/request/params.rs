@@ -133,6 +133,130 @@ pub(super) fn coerce_scalars(body: &mut Map<String, Value>) -> Result<(), Invali
     Ok(())
 }
 
+/// The values OpenRouter takes for `verbosity` (also `text.verbosity`).
+const VERBOSITIES: &[&str] = &["low", "medium", "high", "xhigh", "max"];
+/// The values OpenRouter takes for `reasoning_effort` (also `reasoning.effort`).
+const EFFORTS: &[&str] = &["none", "minimal", "low", "medium", "high", "xhigh", "max"];
+/// The values OpenRouter takes for `service_tier`.
+const SERVICE_TIERS: &[&str] = &["auto", "default", "fast", "flex", "priority", "scale"];
+
+/// Fields with a fixed set of values: anything else (a typo, a number) is refused here, naming
+/// the field, instead of being forwarded for OpenRouter to refuse. Efforts are compared
+/// trimmed and lowercased, as they are read.
+pub(super) fn check_enums(body: &Map<String, Value>) -> Result<(), InvalidBody> {
+    let nested = |outer: &str, inner: &str| body.get(outer).and_then(|o| o.get(inner));
+    check_enum("verbosity", body.get("verbosity"), VERBOSITIES, false)?;
+    check_enum(
+        "text.verbosity",
+        nested("text", "verbosity"),
+        VERBOSITIES,
+        false,
+    )?;
+    check_enum(
+        "reasoning_effort",
+        body.get("reasoning_effort"),
+        EFFORTS,
+        true,
+    )?;
+    check_enum(
+        "reasoning.effort",
+        nested("reasoning", "effort"),
+        EFFORTS,
+        true,
+    )?;
+    check_enum(
+        "service_tier",
+        body.get("service_tier"),
+        SERVICE_TIERS,
+        false,
+    )
+}
+
+/// One field of [`check_enums`]; `lowercase` compares the value trimmed and lowercased.
+fn check_enum(
+    key: &str,
+    value: Option<&Value>,
+    allowed: &[&str],
+    lowercase: bool,
+) -> Result<(), InvalidBody> {
+    match value {
+        None | Some(Value::Null) => Ok(()),
+        Some(Value::String(s))
+            if allowed.contains(&s.as_str())
+                || (lowercase && allowed.contains(&s.trim().to_ascii_lowercase().as_str())) =>
+        {
+            Ok(())
+        }
+        Some(_) => Err(invalid(format!(
+            "`{key}` must be one of {}",
+            allowed.join(", ")
+        ))),
+    }
+}
+
+/// The JSON type a forwarded field must have.
+#[derive(Clone, Copy)]
+enum Kind {
+    Str,
+    Bool,
+    Object,
+    Array,
+    StrOrArray,
+}
+
+/// Fields forwarded (or read) as the caller sent them, with the JSON type OpenRouter takes. A
+/// value of another type is refused here, naming the field. What is inside an object or array
+/// is OpenRouter's to judge.
+const FIELD_KINDS: &[(&str, Kind)] = &[
+    ("instructions", Kind::Str),
+    ("preset", Kind::Str),
+    ("prompt_cache_key", Kind::Str),
+    ("safety_identifier", Kind::Str),
+    ("previous_response_id", Kind::Str),
+    ("store", Kind::Bool),
+    ("parallel_tool_calls", Kind::Bool),
+    ("logprobs", Kind::Bool),
+    ("include_reasoning", Kind::Bool),
+    ("background", Kind::Bool),
+    ("stream_options", Kind::Object),
+    ("provider", Kind::Object),
+    ("trace", Kind::Object),
+    ("debug", Kind::Object),
+    ("image_config", Kind::Object),
+    ("prompt", Kind::Object),
+    ("logit_bias", Kind::Object),
+    ("web_search_options", Kind::Object),
+    ("plugins", Kind::Array),
+    ("modalities", Kind::Array),
+    ("include", Kind::Array),
+    ("stop_server_tools_when", Kind::Array),
+    ("stop", Kind::StrOrArray),
+];
+
+/// Refuses a forwarded field whose value has the wrong JSON type (`null` is always fine: it is
+/// dropped before sending).
+pub(super) fn check_types(body: &Map<String, Value>) -> Result<(), InvalidBody> {
+    for (key, kind) in FIELD_KINDS {
+        let Some(value) = body.get(*key).filter(|v| !v.is_null()) else {
+            continue;
+        };
+        let (ok, what) = match kind {
+            Kind::Str => (value.is_string(), "a string"),
+            Kind::Bool => (value.is_boolean(), "a boolean"),
+            Kind::Object => (value.is_object(), "an object"),
+            Kind::Array => (value.is_array(), "an array"),
+            Kind::StrOrArray => (
+                value.is_string() || value.is_array(),
+                "a string or an array",
+            ),
+        };
+        if !ok {
+            return Err(invalid(format!("`{key}` must be {what}")));
+        }
+    }
+    Ok(())
+}
+
 fn parse_number(key: &str, value: &Value) -> Result<Option<Number>, InvalidBody> {
     match value {
         Value::Null => Ok(None),
@@ -531,6 +655,60 @@ mod tests {
             b.extend(extra);
         }
         b
+    }
+
+    #[test]
+    fn fields_with_fixed_values_or_a_fixed_type_are_refused_naming_the_field() {
+        for (extra, needle) in [
+            (json!({"verbosity": "loud"}), "`verbosity` must be one of"),
+            (
+                json!({"text": {"verbosity": 1}}),
+                "`text.verbosity` must be one of",
+            ),
+            (
+                json!({"reasoning_effort": "lots"}),
+                "`reasoning_effort` must be one of",
+            ),
+            (
+                json!({"reasoning": {"effort": []}}),
+                "`reasoning.effort` must be one of",
+            ),
+            (
+                json!({"service_tier": "gold"}),
+                "`service_tier` must be one of",
+            ),
+            (
+                json!({"instructions": []}),
+                "`instructions` must be a string",
+            ),
+            (json!({"store": "no"}), "`store` must be a boolean"),
+            (
+                json!({"provider": "openai"}),
+                "`provider` must be an object",
+            ),
+            (json!({"plugins": {}}), "`plugins` must be an array"),
+            (json!({"stop": 3}), "`stop` must be a string or an array"),
+        ] {
+            let err = build_responses_request(
+                &request(base(extra.clone())),
+                &model("openai/gpt-4o"),
+                &RequestSettings::default(),
+                &Identity::default(),
+                false,
+            )
+            .unwrap_err();
+            assert!(err.0.contains(needle), "{extra}: {err}");
+        }
+        // Accepted spellings, and nulls (dropped before sending).
+        let body = responses_with(
+            base(
+                json!({"verbosity": "max", "reasoning_effort": " HIGH ", "service_tier": null,
+                        "instructions": null, "stop": ["x"]}),
+            ),
+            &RequestSettings::default(),
+            &Identity::default(),
+        );
+        assert_eq!(body["text"]["verbosity"], "max");
     }
 
     #[test]

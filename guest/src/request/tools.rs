@@ -7,6 +7,9 @@ use crate::catalog::ModelInfo;
 use crate::translate::InvalidBody;
 use serde_json::{Map, Value, json};
 
+/// The longest function (and structured-output schema) name OpenRouter takes.
+const MAX_FUNCTION_NAME_CHARS: usize = 64;
+
 /// The schema a function tool without one gets (the spec requires `parameters`).
 fn empty_parameters() -> Value {
     json!({"type": "object", "properties": {}})
@@ -70,7 +73,8 @@ fn tool_choice_to_responses(choice: &Value) -> Option<Value> {
                 .or_else(|| non_empty_str(o.get("function").and_then(|f| f.get("name"))))?;
             Some(json!({"type": "function", "name": name}))
         }
-        Value::Object(_) => Some(choice.clone()),
+        // A server-tool choice names its tool in `type`; an object without one names nothing.
+        Value::Object(o) if non_empty_str(o.get("type")).is_some() => Some(choice.clone()),
         _ => None,
     }
 }
@@ -105,6 +109,16 @@ pub(super) fn normalise(body: &mut Map<String, Value>) -> Result<(), InvalidBody
     }
     if let Some(Value::Array(functions)) = body.remove("functions") {
         list.extend(functions.iter().filter_map(legacy_function));
+    }
+    if let Some(long) = list.iter().find_map(|tool| {
+        tool.get("name")
+            .and_then(Value::as_str)
+            .filter(|name| name.chars().count() > MAX_FUNCTION_NAME_CHARS)
+    }) {
+        let shown: String = long.chars().take(40).collect();
+        return Err(InvalidBody(format!(
+            "the tool name `{shown}…` is longer than {MAX_FUNCTION_NAME_CHARS} characters"
+        )));
     }
     let mut seen: Vec<String> = Vec::new();
     list.retain(|tool| {
@@ -160,7 +174,8 @@ fn format_to_responses(format: &Value) -> Option<Value> {
         "json_schema" => {
             // Chat nests under `json_schema`; Responses is flat. Accept either.
             let spec = f.get("json_schema").and_then(Value::as_object).unwrap_or(f);
-            let name = non_empty_str(spec.get("name"))?;
+            let name = non_empty_str(spec.get("name"))
+                .filter(|name| name.chars().count() <= MAX_FUNCTION_NAME_CHARS)?;
             let schema = spec.get("schema").filter(|s| s.is_object())?;
             let mut out = Map::new();
             out.insert("type".into(), json!("json_schema"));
@@ -355,6 +370,54 @@ mod tests {
         build_chat_completions_request(&request(base(extra)), m, s, &Identity::default(), false)
             .unwrap()
             .body
+    }
+
+    #[test]
+    fn a_function_name_over_64_characters_is_refused_and_a_schema_name_dropped() {
+        let long = "f".repeat(65);
+        let body = json!({"model": "x", "messages": [{"role": "user", "content": "hi"}],
+                          "tools": [{"type": "function", "function": {"name": long}}]});
+        let err = build_responses_request(
+            &request(body),
+            &model("openai/gpt-4o"),
+            &quiet(),
+            &Identity::default(),
+            false,
+        )
+        .unwrap_err();
+        assert!(err.0.contains("longer than 64 characters"), "{err}");
+        let body = json!({"model": "x", "messages": [{"role": "user", "content": "hi"}],
+                          "tools": [{"type": "function", "function": {"name": "f".repeat(64)}}],
+                          "response_format": {"type": "json_schema",
+                                              "json_schema": {"name": long, "schema": {}}}});
+        let built = build_responses_request(
+            &request(body),
+            &model("openai/gpt-4o"),
+            &quiet(),
+            &Identity::default(),
+            false,
+        )
+        .unwrap();
+        assert_eq!(built.body["tools"][0]["name"], "f".repeat(64));
+        assert!(built.body.get("text").is_none(), "{}", built.body);
+    }
+
+    #[test]
+    fn a_tool_choice_object_without_a_type_is_dropped() {
+        for choice in [json!({}), json!({"type": ""}), json!({"type": 3})] {
+            let body = json!({"model": "x", "messages": [{"role": "user", "content": "hi"}],
+                              "tools": [{"type": "function", "function": {"name": "a"}}],
+                              "tool_choice": choice});
+            let built = build_responses_request(
+                &request(body),
+                &model("openai/gpt-4o"),
+                &quiet(),
+                &Identity::default(),
+                false,
+            )
+            .unwrap();
+            assert!(built.body.get("tool_choice").is_none(), "{}", built.body);
+        }
     }
 
     #[test]

@@ -53,6 +53,44 @@ async fn malformed_and_mistyped_bodies_are_400_with_a_clear_message() {
 }
 
 #[tokio::test]
+async fn an_empty_conversation_is_400_invalid_body_and_nothing_is_sent_upstream() {
+    let h = Harness::start().await;
+    for (what, messages) in [
+        ("no messages", serde_json::json!([])),
+        (
+            "only a system message",
+            serde_json::json!([{"role": "system", "content": "be brief"}]),
+        ),
+        (
+            "a system message without content",
+            serde_json::json!([{"role": "system", "content": null}]),
+        ),
+        (
+            "instructions and an empty user message",
+            serde_json::json!([{"role": "developer", "content": "x"},
+                               {"role": "user", "content": " "}]),
+        ),
+    ] {
+        for stream in [true, false] {
+            let body =
+                serde_json::json!({"model": "fake/echo", "stream": stream, "messages": messages});
+            let (status, v) = post_raw(&h, serde_json::to_vec(&body).unwrap()).await;
+            assert_eq!(status, 400, "{what}: {v}");
+            assert_eq!(v["error"]["type"], "invalid_request_error", "{what}: {v}");
+            assert_eq!(v["error"]["code"], "invalid_body", "{what}: {v}");
+            let msg = v["error"]["message"].as_str().unwrap();
+            assert!(msg.contains("messages"), "{what}: {msg}");
+        }
+    }
+    let sent: Vec<String> = h
+        .posted_paths()
+        .into_iter()
+        .filter(|p| p.ends_with("/responses") || p.ends_with("/chat/completions"))
+        .collect();
+    assert!(sent.is_empty(), "nothing reaches OpenRouter: {sent:?}");
+}
+
+#[tokio::test]
 async fn an_unknown_model_is_404() {
     let h = Harness::start().await;
     let (status, v) = post_raw(
