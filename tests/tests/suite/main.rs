@@ -17,6 +17,7 @@ mod fidelity_request;
 mod fidelity_server_tools;
 mod fidelity_stream;
 mod front_door;
+mod hostile_upstream;
 mod identity;
 mod models;
 mod openai_sdk;
