@@ -206,8 +206,13 @@ impl Scenario {
 
     /// Realistic catalogue ids the fake answers like `fake/echo`, so suites can check the
     /// provider-specific parameters the host adds for them.
-    pub const ECHOED_REALISTIC_IDS: [&'static str; 2] =
-        ["anthropic/claude-sonnet-4.5", "google/gemini-2.5-flash"];
+    pub const ECHOED_REALISTIC_IDS: [&'static str; 4] = [
+        "anthropic/claude-sonnet-4.5",
+        "google/gemini-2.5-flash",
+        // A dated version next to its undated alias, for the exact-id lookup.
+        "mistralai/mistral-small",
+        "mistralai/mistral-small-2024-09-18",
+    ];
 
     /// The scenario a model id selects, or `None` for a model the fake does not serve.
     #[must_use]
