@@ -160,9 +160,19 @@ pub fn parse_models(bytes: &[u8]) -> Result<Vec<ModelInfo>, String> {
     Ok(models)
 }
 
-/// The canonical matching key of a model id: lowercase, dotted Open WebUI form turned back into
-/// a slug, a trailing `-YYYY-MM-DD` date removed; a `:variant` suffix is kept as it is.
+/// The exact matching key of a model id: lowercase, the dotted Open WebUI form turned back into
+/// a slug; a date suffix and a `:variant` suffix are kept as they are.
+pub fn exact_key(id: &str) -> String {
+    key_of(id, false)
+}
+
+/// The canonical matching key of a model id: the [`exact_key`] with a trailing `-YYYY-MM-DD`
+/// date removed (a `:variant` suffix is kept as it is).
 pub fn canonical_key(id: &str) -> String {
+    key_of(id, true)
+}
+
+fn key_of(id: &str, without_date: bool) -> String {
     let id = id.trim().to_ascii_lowercase();
     let (base, suffix) = match id.split_once(':') {
         Some((b, s)) => (b.to_string(), Some(s.to_string())),
@@ -173,11 +183,30 @@ pub fn canonical_key(id: &str) -> String {
     } else {
         base.replacen('.', "/", 1)
     };
-    let base = strip_date(&base).to_string();
+    let base = if without_date {
+        strip_date(&base).to_string()
+    } else {
+        base
+    };
     match suffix {
         Some(s) => format!("{base}:{s}"),
         None => base,
     }
+}
+
+/// The catalog model a requested id names: the model with exactly that id (any case, slug or
+/// dotted form) always wins; only when there is none does the date suffix stop mattering, and
+/// then the undated model is preferred over another dated one.
+pub fn pick<'a>(models: &'a [ModelInfo], requested: &str) -> Option<&'a ModelInfo> {
+    let exact = exact_key(requested);
+    if let Some(m) = models.iter().find(|m| exact_key(&m.id) == exact) {
+        return Some(m);
+    }
+    let canonical = canonical_key(requested);
+    models
+        .iter()
+        .find(|m| exact_key(&m.id) == canonical)
+        .or_else(|| models.iter().find(|m| canonical_key(&m.id) == canonical))
 }
 
 fn strip_date(s: &str) -> &str {
@@ -318,7 +347,7 @@ impl<U: Upstream, K: Kv, V: Env> Catalog<'_, U, K, V> {
                     };
                     if let Ok(bytes) = serde_json::to_vec(&entry) {
                         let _ = self.kv.set(
-                            &format!("{KEY_MODEL_PREFIX}{}", canonical_key(&m.id)),
+                            &format!("{KEY_MODEL_PREFIX}{}", exact_key(&m.id)),
                             &bytes,
                             None,
                         );
@@ -484,19 +513,18 @@ impl<U: Upstream, K: Kv, V: Env> Catalog<'_, U, K, V> {
                 let any_listed_exists = wanted
                     .as_ref()
                     .is_none_or(|w| models.iter().any(|m| w.contains(&canonical_key(&m.id))));
-                models
-                    .into_iter()
-                    .find(|m| canonical_key(&m.id) == key)
-                    .filter(|_| {
-                        !any_listed_exists || wanted.as_ref().is_none_or(|w| w.contains(&key))
-                    })
+                pick(&models, requested).cloned().filter(|_| {
+                    !any_listed_exists || wanted.as_ref().is_none_or(|w| w.contains(&key))
+                })
             }
-            None => self.cached_model(&key, &meta).filter(|_| match &wanted {
-                None => true,
-                Some(w) => {
-                    w.contains(&key) || !w.iter().any(|k| self.cached_model(k, &meta).is_some())
-                }
-            }),
+            None => self
+                .cached_model(requested, &meta)
+                .filter(|_| match &wanted {
+                    None => true,
+                    Some(w) => {
+                        w.contains(&key) || !w.iter().any(|k| self.cached_model(k, &meta).is_some())
+                    }
+                }),
         };
         found.ok_or_else(|| {
             let id = errors::error_id(self.env.random_u64());
@@ -504,22 +532,22 @@ impl<U: Upstream, K: Kv, V: Env> Catalog<'_, U, K, V> {
         })
     }
 
-    /// One model from the cache: the per-model entry of the current generation, else (two
-    /// refreshes raced and their entries and meta interleaved) a search of the whole list, which
-    /// is always written as one consistent value.
-    fn cached_model(&self, key: &str, meta: &CatalogMeta) -> Option<ModelInfo> {
+    /// The model a requested id names, from the cache: the per-model entry (by exact id) of the
+    /// current generation, else a search of the whole list, which is always written as one
+    /// consistent value (no model has that exact id, only a dated or undated form; or two
+    /// refreshes raced and their entries and meta interleaved).
+    fn cached_model(&self, requested: &str, meta: &CatalogMeta) -> Option<ModelInfo> {
         self.kv
-            .get(&format!("{KEY_MODEL_PREFIX}{key}"), 1 << 20)
+            .get(
+                &format!("{KEY_MODEL_PREFIX}{}", exact_key(requested)),
+                1 << 20,
+            )
             .ok()
             .flatten()
             .and_then(|b| serde_json::from_slice::<ModelEntry>(&b).ok())
             .filter(|e| e.generation_ms == meta.generation_ms)
             .map(|e| e.model)
-            .or_else(|| {
-                self.cached_list()?
-                    .into_iter()
-                    .find(|m| canonical_key(&m.id) == key)
-            })
+            .or_else(|| pick(&self.cached_list()?, requested).cloned())
     }
 }
 
@@ -596,8 +624,7 @@ pub fn with_variants(mut models: Vec<ModelInfo>, variants: &str) -> Vec<ModelInf
             },
         };
         let tag = tag.as_str();
-        let base_key = canonical_key(base);
-        let Some(m) = models.iter().find(|m| canonical_key(&m.id) == base_key) else {
+        let Some(m) = pick(&models, base) else {
             continue;
         };
         let mut v = m.clone();
@@ -927,6 +954,49 @@ mod tests {
         assert_eq!(listed.len(), 1, "ZDR_ENFORCE also limits the list");
     }
 
+    const DATED_AND_UNDATED: &str = r#"{"data":[
+        {"id":"vendor/model-2024-08-06","name":"Dated","context_length":1000,
+         "architecture":{"input_modalities":["text"],"output_modalities":["text"]},
+         "pricing":{"prompt":"0.000001","completion":"0.000001"}},
+        {"id":"vendor/model","name":"Undated","context_length":2000,
+         "architecture":{"input_modalities":["text"],"output_modalities":["text"]},
+         "pricing":{"prompt":"0.000001","completion":"0.000001"}},
+        {"id":"other/thing-2025-01-01","name":"Only dated","context_length":3000,
+         "architecture":{"input_modalities":["text"],"output_modalities":["text"]},
+         "pricing":{"prompt":"0.000001","completion":"0.000001"}}]}"#;
+
+    #[test]
+    fn an_exact_catalog_id_always_wins_over_the_dated_suffix_fallback() {
+        let up =
+            ScriptedUpstream::default().on("/models", Ok(Canned::json(200, DATED_AND_UNDATED)));
+        let (kv, env, s) = (MemKv::default(), FixedEnv::default(), settings(""));
+        let cat = Catalog {
+            settings: &s,
+            upstream: &up,
+            kv: &kv,
+            env: &env,
+        };
+        // The first lookup refreshes the catalog; the later ones read the cache.
+        for _ in 0..2 {
+            for (requested, found) in [
+                ("vendor/model", "vendor/model"),
+                ("vendor/model-2024-08-06", "vendor/model-2024-08-06"),
+                ("VENDOR.model-2024-08-06", "vendor/model-2024-08-06"),
+                ("vendor.model", "vendor/model"),
+                // No exact id: the date stops mattering, and the undated model is preferred.
+                ("vendor/model-2023-01-01", "vendor/model"),
+                ("other/thing", "other/thing-2025-01-01"),
+                ("other/thing-2024-02-02", "other/thing-2025-01-01"),
+            ] {
+                let m = block_on(cat.find(requested, false)).unwrap();
+                assert_eq!(m.id, found, "{requested}");
+            }
+        }
+        let models = parse_models(DATED_AND_UNDATED.as_bytes()).unwrap();
+        assert_eq!(pick(&models, "vendor/model").unwrap().name, "Undated");
+        assert!(pick(&models, "vendor/other").is_none());
+    }
+
     #[test]
     fn racing_refreshes_never_make_a_listed_model_unfindable() {
         let up = ScriptedUpstream::default().on("/models", Ok(Canned::json(200, MODELS)));
@@ -940,7 +1010,7 @@ mod tests {
         block_on(cat.list()).unwrap();
         // Another worker's refresh rewrote the per-model entry with its own generation after
         // this meta was written.
-        let key = format!("{KEY_MODEL_PREFIX}openai/gpt-4o");
+        let key = format!("{KEY_MODEL_PREFIX}openai/gpt-4o-2024-08-06");
         let mut entry: serde_json::Value =
             serde_json::from_slice(&kv.get(&key, 1 << 20).unwrap().unwrap()).unwrap();
         entry["generation_ms"] = serde_json::json!(1);

@@ -8,6 +8,7 @@
 //! as the reference pipe shows it. Failures after output become an in-stream error (or, for Open
 //! WebUI, the stream-interrupted template appended to the partial answer).
 
+use crate::auth_window;
 use crate::caps::{
     Emit, Env, HttpRequest, HttpResponse, Kv, Method, NoTools, Tools, TransportError, Upstream,
     read_body,
@@ -25,8 +26,8 @@ use crate::tool_loop::{self, CallOutcome, Executor, Outcome, ToolSet, breaker};
 use crate::translate::{self, ChatRequest};
 use crate::types::{ErrorBody, Event, FinishReason, PipeError, RequestContext, Usage};
 use crate::usage_status;
-use eventsource_stream::EventStream;
 use futures::{FutureExt, StreamExt};
+use responses_pipe_sse::StreamError;
 use serde_json::Value;
 
 /// Largest upstream error body we read.
@@ -82,6 +83,12 @@ enum RelayEnd {
     Interrupted {
         visible: bool,
         events: u32,
+        detail: String,
+    },
+    /// A line or event passed `SSE_MAX_EVENT_BYTES`, or the stream passed the host's response
+    /// cap: never retried (the same request would send the same bytes).
+    TooLarge {
+        visible: bool,
         detail: String,
     },
     CallerGone,
@@ -465,7 +472,7 @@ impl<U: Upstream, K: Kv, E: Emit, V: Env> Pipe<'_, U, K, E, V> {
         &mut self,
         ctx: &RequestContext,
         kind: TemplateKind,
-        mut vars: Vars,
+        vars: Vars,
         body: ErrorBody,
     ) -> Result<(), PipeError> {
         // A refusal by policy or configuration is not a failure of the service.
@@ -475,6 +482,18 @@ impl<U: Upstream, K: Kv, E: Emit, V: Env> Pipe<'_, U, K, E, V> {
         ) {
             self.count_request_failure(ctx);
         }
+        self.answer_failure(ctx, kind, vars, body)
+    }
+
+    /// Show a failure before any output without counting it: Open WebUI callers get the
+    /// rendered template as the answer, everyone else an HTTP error.
+    fn answer_failure(
+        &mut self,
+        ctx: &RequestContext,
+        kind: TemplateKind,
+        mut vars: Vars,
+        body: ErrorBody,
+    ) -> Result<(), PipeError> {
         self.env.log(&format!(
             "[{}] {} (status {}, code {})",
             body.error_id,
@@ -524,6 +543,9 @@ impl<U: Upstream, K: Kv, E: Emit, V: Env> Pipe<'_, U, K, E, V> {
         })?;
         if let Some(task) = task_name(ctx, &request) {
             return self.task(ctx, &request, &task).await;
+        }
+        if let Some(refusal) = auth_window::open(self.kv, &ctx.principal(), self.env.now_ms()) {
+            return self.auth_refusal(ctx, &request.model, &refusal);
         }
         let replayed = self.replay_artifacts(ctx, &mut request);
         let catalog = Catalog {
@@ -668,6 +690,15 @@ impl<U: Upstream, K: Kv, E: Emit, V: Env> Pipe<'_, U, K, E, V> {
                     retry_after.as_deref(),
                     &bytes,
                 );
+                if response.status == 401 {
+                    let said = errors::parse_openrouter_error(&bytes).message;
+                    auth_window::record(
+                        self.kv,
+                        &ctx.principal(),
+                        self.env.now_ms(),
+                        said.as_deref().unwrap_or(""),
+                    );
+                }
                 let mut vars =
                     vars_from_openrouter_error(&bytes, response.status, &response.headers);
                 vars.set("requested_model", request.model.as_str());
@@ -769,6 +800,26 @@ impl<U: Upstream, K: Kv, E: Emit, V: Env> Pipe<'_, U, K, E, V> {
                     );
                     return self.fail_midway(ctx, visible, body);
                 }
+                RelayEnd::TooLarge { visible, detail } => {
+                    let body = errors::body(
+                        &self.new_error_id(),
+                        502,
+                        "upstream_error",
+                        Some("upstream_response_too_large"),
+                        &format!("The answer was stopped: {detail}"),
+                    );
+                    if visible || later {
+                        return self.fail_midway(ctx, true, body);
+                    }
+                    let mut vars = Vars::new();
+                    vars.set("reason", body.message.as_str());
+                    return self.fail_before_output(
+                        ctx,
+                        TemplateKind::StreamInterrupted,
+                        vars,
+                        body,
+                    );
+                }
                 RelayEnd::Failed {
                     visible: false,
                     error,
@@ -832,6 +883,40 @@ impl<U: Upstream, K: Kv, E: Emit, V: Env> Pipe<'_, U, K, E, V> {
             max_failures: t.breaker_max_failures,
             window_ms: t.window_ms(),
         }
+    }
+
+    /// OpenRouter refused this caller's key less than a minute ago: refuse at once with the
+    /// authentication template, without calling OpenRouter and without counting a failure.
+    fn auth_refusal(
+        &mut self,
+        ctx: &RequestContext,
+        requested_model: &str,
+        refusal: &auth_window::Refusal,
+    ) -> Result<(), PipeError> {
+        let left = refusal.seconds_left(self.env.now_ms());
+        let mut message = "OpenRouter did not accept the API key (HTTP 401)".to_string();
+        if !refusal.detail.is_empty() {
+            message.push_str(": ");
+            message.push_str(&refusal.detail);
+        }
+        message.push_str(&format!(
+            "; requests are not sent to OpenRouter again for {left} s"
+        ));
+        let body = errors::body(
+            &self.new_error_id(),
+            401,
+            "authentication_error",
+            Some("upstream_unauthorized"),
+            &message,
+        );
+        let mut vars = Vars::new();
+        vars.set("status_code", "401");
+        vars.set("requested_model", requested_model);
+        if !refusal.detail.is_empty() {
+            vars.set("openrouter_message", refusal.detail.as_str());
+            vars.set("detail", refusal.detail.as_str());
+        }
+        self.answer_failure(ctx, TemplateKind::Authentication, vars, body)
     }
 
     /// The user's request breaker is open: refuse without calling OpenRouter.
@@ -1377,7 +1462,9 @@ impl<U: Upstream, K: Kv, E: Emit, V: Env> Pipe<'_, U, K, E, V> {
                 .await
                 .map(|chunk| (chunk, body))
         });
-        let mut events = EventStream::new(Box::pin(chunks));
+        let cap =
+            usize::try_from(self.settings.streaming.sse_max_event_bytes).unwrap_or(usize::MAX);
+        let mut events = responses_pipe_sse::SseStream::new(Box::pin(chunks), cap);
         let mut responses = ResponsesStream::default();
         responses.phase_markers = ctx.chat_id.is_some();
         responses.tool_cards = ctx.openwebui_caller && self.settings.tools.show_tool_cards;
@@ -1504,7 +1591,25 @@ impl<U: Upstream, K: Kv, E: Emit, V: Env> Pipe<'_, U, K, E, V> {
                         };
                     }
                     Some(Ok(event)) => event.data,
-                    Some(Err(eventsource_stream::EventStreamError::Transport(e))) => {
+                    Some(Err(StreamError::Transport(TransportError::TooLarge))) => {
+                        if !self.flush(&mut co) {
+                            return RelayEnd::CallerGone;
+                        }
+                        return RelayEnd::TooLarge {
+                            visible,
+                            detail: TransportError::TooLarge.to_string(),
+                        };
+                    }
+                    Some(Err(StreamError::Sse(e))) => {
+                        if !self.flush(&mut co) {
+                            return RelayEnd::CallerGone;
+                        }
+                        return RelayEnd::TooLarge {
+                            visible,
+                            detail: e.to_string(),
+                        };
+                    }
+                    Some(Err(StreamError::Transport(e))) => {
                         if !self.flush(&mut co) {
                             return RelayEnd::CallerGone;
                         }
@@ -1513,10 +1618,6 @@ impl<U: Upstream, K: Kv, E: Emit, V: Env> Pipe<'_, U, K, E, V> {
                             events: received,
                             detail: format!("the upstream stream failed ({e})"),
                         };
-                    }
-                    Some(Err(_)) => {
-                        responses.malformed += 1;
-                        continue;
                     }
                 };
                 received += 1;
@@ -1722,7 +1823,9 @@ impl<U: Upstream, K: Kv, E: Emit, V: Env> Pipe<'_, U, K, E, V> {
             "[Task error] Unable to generate {}. Please retry later.",
             task.replace('_', " ")
         );
-        if !self.settings.api_key_configured {
+        if !self.settings.api_key_configured
+            || auth_window::open(self.kv, &ctx.principal(), self.env.now_ms()).is_some()
+        {
             let text = task_stub(task).map(str::to_string).unwrap_or(failed);
             return answer(self, text, None);
         }
@@ -1784,6 +1887,15 @@ impl<U: Upstream, K: Kv, E: Emit, V: Env> Pipe<'_, U, K, E, V> {
             let body = read_body(&mut resp.body, MAX_TASK_BODY_BYTES)
                 .await
                 .unwrap_or_default();
+            if resp.status == 401 {
+                let said = errors::parse_openrouter_error(&body).message;
+                auth_window::record(
+                    self.kv,
+                    &ctx.principal(),
+                    self.env.now_ms(),
+                    said.as_deref().unwrap_or(""),
+                );
+            }
             if matches!(resp.status, 401 | 403) {
                 // Auth trouble will not fix itself: give Open WebUI something it can parse.
                 self.env.log(&format!(

@@ -145,7 +145,18 @@ fn transport_error(e: &wstd::http::Error) -> TransportError {
             | ErrorCode::DnsTimeout),
         ) => TransportError::Connect(format!("{code:?}")),
         Some(code) => TransportError::Protocol(format!("{code:?}")),
-        None => TransportError::Protocol(format!("{e:#}")),
+        None => {
+            // A failed body read reaches us only as the host's text (wstd keeps no error code),
+            // which can carry a multi-line backtrace: keep its first line, shortened, and
+            // recognise the response cap by the words wasmtime-wasi-http uses for it.
+            let text = format!("{e:#}");
+            let first = text.lines().next().unwrap_or_default();
+            if first.contains("body size exceeds limit") {
+                TransportError::TooLarge
+            } else {
+                TransportError::Protocol(first.chars().take(200).collect())
+            }
+        }
     }
 }
 

@@ -56,17 +56,181 @@ fn message_in(v: &Value) -> Option<String> {
         .map(str::to_string)
 }
 
+/// Longest excerpt of an upstream body that is not OpenRouter's JSON error shape, in characters.
+pub const EXCERPT_CHARS: usize = 200;
+
+/// Whether a JSON document is OpenRouter's error shape: `{"error":{…"message" or "code"…}}`,
+/// `{"error":"text"}`, or a bare `{"message": "…"}`.
+pub fn is_openrouter_shape(v: &Value) -> bool {
+    match v.get("error") {
+        Some(Value::Object(e)) => {
+            e.get("message").is_some_and(Value::is_string) || e.contains_key("code")
+        }
+        Some(Value::String(_)) => true,
+        _ => v.get("message").is_some_and(Value::is_string),
+    }
+}
+
+/// Whether text looks like markup (a tag, a closing tag, a comment or a doctype).
+fn looks_like_markup(text: &str) -> bool {
+    let b = text.as_bytes();
+    b.windows(2)
+        .any(|w| w[0] == b'<' && (w[1].is_ascii_alphabetic() || w[1] == b'/' || w[1] == b'!'))
+}
+
+/// Upstream text that may be markup, as a short plain-text excerpt: tags removed (with the
+/// contents of `script`, `style` and comments), a few entities decoded, control characters and
+/// runs of whitespace collapsed to one space, at most `max_chars` characters (then `…`). One pass
+/// over the text: an unclosed tag drops the rest instead of being searched for again.
+pub fn plain_excerpt(text: &str, max_chars: usize) -> String {
+    let lower = text.to_ascii_lowercase();
+    let mut out = String::new();
+    let mut chars = 0usize;
+    let mut space = false;
+    let mut i = 0usize;
+    let push = |out: &mut String, chars: &mut usize, space: &mut bool, c: char| -> bool {
+        if c.is_whitespace() || c.is_control() {
+            *space = !out.is_empty();
+            return true;
+        }
+        if *space {
+            out.push(' ');
+            *chars += 1;
+            *space = false;
+        }
+        if *chars >= max_chars {
+            out.push('…');
+            return false;
+        }
+        out.push(c);
+        *chars += 1;
+        true
+    };
+    while i < text.len() {
+        let rest = &lower[i..];
+        if let Some(inside) = rest.strip_prefix('<') {
+            let block_end = if rest.starts_with("<!--") {
+                Some("-->")
+            } else if rest.starts_with("<script") {
+                Some("</script")
+            } else if rest.starts_with("<style") {
+                Some("</style")
+            } else {
+                None
+            };
+            let after = match block_end {
+                Some(end) => inside
+                    .find(end)
+                    .map(|p| i + 1 + p + end.len())
+                    .and_then(|p| {
+                        if end == "-->" {
+                            Some(p)
+                        } else {
+                            lower[p..].find('>').map(|q| p + q + 1)
+                        }
+                    }),
+                None => rest.find('>').map(|p| i + p + 1),
+            };
+            if !is_inline_tag(rest) {
+                space = !out.is_empty();
+            }
+            match after {
+                Some(next) => {
+                    i = next;
+                    continue;
+                }
+                None => break,
+            }
+        }
+        if rest.starts_with('&') {
+            let entity = [
+                ("&amp;", '&'),
+                ("&nbsp;", ' '),
+                ("&quot;", '"'),
+                ("&#39;", '\''),
+                ("&apos;", '\''),
+            ]
+            .into_iter()
+            .find(|(name, _)| rest.starts_with(name));
+            if let Some((name, c)) = entity {
+                if !push(&mut out, &mut chars, &mut space, c) {
+                    return out;
+                }
+                i += name.len();
+                continue;
+            }
+        }
+        let Some(c) = text[i..].chars().next() else {
+            break;
+        };
+        i += c.len_utf8();
+        if c == '>' {
+            continue;
+        }
+        if !push(&mut out, &mut chars, &mut space, c) {
+            return out;
+        }
+    }
+    out
+}
+
+/// Whether a (lowercased) tag starting `rest` is an inline one, which does not separate words.
+fn is_inline_tag(rest: &str) -> bool {
+    let name = rest
+        .trim_start_matches('<')
+        .trim_start_matches('/')
+        .split(|c: char| !c.is_ascii_alphanumeric())
+        .next()
+        .unwrap_or("");
+    matches!(
+        name,
+        "a" | "b"
+            | "i"
+            | "u"
+            | "em"
+            | "strong"
+            | "span"
+            | "code"
+            | "small"
+            | "sup"
+            | "sub"
+            | "abbr"
+    )
+}
+
+/// A message from an upstream JSON document: kept (shortened) when it is plain text, made a
+/// plain-text excerpt when it carries markup.
+fn upstream_text(s: &str, max_chars: usize) -> String {
+    if looks_like_markup(s) {
+        plain_excerpt(s, EXCERPT_CHARS)
+    } else {
+        truncate(s, max_chars)
+    }
+}
+
 /// Parse `{"error":{"message","code","metadata":{"provider_name","raw"}}}` (or a bare
-/// `{"message","code"}`); `raw` may be a JSON object or a JSON document inside a string.
+/// `{"message","code"}`, or `{"error":"text"}`); `raw` may be a JSON object or a JSON document
+/// inside a string. Any other body (an HTML error page, text, JSON of another shape) is never
+/// passed on as it is: it becomes a plain-text excerpt of at most [`EXCERPT_CHARS`] characters
+/// with its markup removed.
 pub fn parse_openrouter_error(bytes: &[u8]) -> OpenRouterError {
-    let Ok(v) = serde_json::from_slice::<Value>(bytes) else {
-        let text = String::from_utf8_lossy(bytes);
-        let text = text.trim();
+    let doc = serde_json::from_slice::<Value>(bytes)
+        .ok()
+        .filter(is_openrouter_shape);
+    let Some(v) = doc else {
+        let text = plain_excerpt(&String::from_utf8_lossy(bytes), EXCERPT_CHARS);
         return OpenRouterError {
-            message: (!text.is_empty()).then(|| truncate(text, 300)),
+            message: (!text.is_empty()).then_some(text),
             ..OpenRouterError::default()
         };
     };
+    if let Some(Value::String(text)) = v.get("error") {
+        let text = upstream_text(text.trim(), 500);
+        return OpenRouterError {
+            message: (!text.is_empty()).then_some(text),
+            ..OpenRouterError::default()
+        };
+    }
     let err = v.get("error").unwrap_or(&v);
     let metadata = err.get("metadata");
     let raw = metadata.and_then(|m| m.get("raw"));
@@ -74,14 +238,15 @@ pub fn parse_openrouter_error(bytes: &[u8]) -> OpenRouterError {
         Value::String(s) => serde_json::from_str::<Value>(s)
             .ok()
             .and_then(|inner| message_in(&inner))
-            .or_else(|| (!s.is_empty()).then(|| truncate(s, 300))),
-        other => message_in(other),
+            .map(|m| upstream_text(&m, 300))
+            .or_else(|| Some(plain_excerpt(s, EXCERPT_CHARS)).filter(|e| !e.is_empty())),
+        other => message_in(other).map(|m| upstream_text(&m, 300)),
     });
     OpenRouterError {
         message: err
             .get("message")
             .and_then(Value::as_str)
-            .map(|s| truncate(s, 500)),
+            .map(|s| upstream_text(s, 500)),
         code: err.get("code").and_then(value_to_code),
         provider: metadata
             .and_then(|m| m.get("provider_name"))
@@ -275,7 +440,64 @@ mod tests {
     fn a_non_json_error_body_is_kept_short() {
         let long = "x".repeat(5000);
         let e = parse_openrouter_error(long.as_bytes());
-        assert!(e.message.unwrap().chars().count() <= 301);
+        assert!(e.message.unwrap().chars().count() <= EXCERPT_CHARS + 1);
+    }
+
+    const BAD_GATEWAY_PAGE: &str = "<!DOCTYPE html>\n<html><head><title>502 Bad Gateway</title>\n<style>body { color: red }</style><script>alert('x')</script></head>\n<body>\n  <h1>Bad   Gateway</h1>\n<!-- upstream pool 7 -->\n<p>The server returned an <b>invalid</b> response &amp; gave up.</p></body></html>";
+
+    #[test]
+    fn an_html_error_page_becomes_a_short_plain_excerpt() {
+        let e = parse_openrouter_error(BAD_GATEWAY_PAGE.as_bytes());
+        assert_eq!(
+            e.message.as_deref(),
+            Some("502 Bad Gateway Bad Gateway The server returned an invalid response & gave up.")
+        );
+        let body = from_status("00000000000000aa", 502, None, BAD_GATEWAY_PAGE.as_bytes());
+        assert!(
+            body.message
+                .starts_with("OpenRouter or the model provider failed (HTTP 502): 502 Bad Gateway"),
+            "{}",
+            body.message
+        );
+        for bad in ['<', '>', '\n'] {
+            assert!(!body.message.contains(bad), "{}", body.message);
+        }
+        assert!(!body.message.contains("alert") && !body.message.contains("color"));
+    }
+
+    #[test]
+    fn plain_excerpts_are_bounded_and_survive_broken_markup() {
+        let huge = format!("<p>{}</p>", "word ".repeat(10_000));
+        let e = plain_excerpt(&huge, 200);
+        assert_eq!(e.chars().count(), 201);
+        assert!(e.ends_with('…'));
+        assert_eq!(
+            plain_excerpt("before <a href='x' never closed", 200),
+            "before"
+        );
+        assert_eq!(plain_excerpt("<script>never closed", 200), "");
+        assert_eq!(plain_excerpt("a\u{0}\u{7}b\t\r\n  c", 200), "a b c");
+        assert_eq!(plain_excerpt("x > y and 3 &lt; 4", 200), "x y and 3 &lt; 4");
+        let many_opens = "<".repeat(100_000);
+        assert_eq!(plain_excerpt(&many_opens, 200), "");
+    }
+
+    #[test]
+    fn json_of_another_shape_is_an_excerpt_and_markup_inside_openrouter_messages_is_removed() {
+        let e = parse_openrouter_error(br#"{"detail": "<b>nope</b>"}"#);
+        assert_eq!(e.message.as_deref(), Some(r#"{"detail": "nope"}"#));
+        let e =
+            parse_openrouter_error(br#"{"error": "<html><body>Gateway timeout</body></html>"}"#);
+        assert_eq!(e.message.as_deref(), Some("Gateway timeout"));
+        let e = parse_openrouter_error(
+            br#"{"error":{"code":502,"message":"Provider returned error","metadata":{"raw":"<html><h1>503</h1> upstream down</html>"}}}"#,
+        );
+        assert_eq!(e.message.as_deref(), Some("Provider returned error"));
+        assert_eq!(e.upstream_message.as_deref(), Some("503 upstream down"));
+        let e = parse_openrouter_error(
+            br#"{"error":{"code":400,"message":"max_tokens < 1 is invalid"}}"#,
+        );
+        assert_eq!(e.message.as_deref(), Some("max_tokens < 1 is invalid"));
     }
 
     #[test]

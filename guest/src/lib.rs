@@ -6,6 +6,8 @@
 #[forbid(unsafe_code)]
 pub mod artifacts;
 #[forbid(unsafe_code)]
+pub mod auth_window;
+#[forbid(unsafe_code)]
 pub mod caps;
 #[forbid(unsafe_code)]
 pub mod catalog;

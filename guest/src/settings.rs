@@ -54,6 +54,8 @@ pub struct StreamingSettings {
     pub streaming_idle_flush_ms: u64,
     /// At the end of a burst of ready events, flush once at least this much is buffered.
     pub streaming_nagle_min_flush_chars: u64,
+    /// Largest line or event of an upstream event stream, in bytes.
+    pub sse_max_event_bytes: u64,
 }
 
 #[cfg(test)]

@@ -782,7 +782,11 @@ fn upstream_type(raw: Option<&Value>) -> Option<String> {
 /// `requested_model`, …) is added by the caller.
 pub fn vars_from_openrouter_error(body: &[u8], status: u16, headers: &[(String, String)]) -> Vars {
     let parsed = errors::parse_openrouter_error(body);
-    let doc = serde_json::from_slice::<Value>(body).ok();
+    // Only OpenRouter's error shape is read field by field; any other body (an HTML page, JSON
+    // of another shape) reaches the caller only as the parser's plain-text excerpt.
+    let doc = serde_json::from_slice::<Value>(body)
+        .ok()
+        .filter(errors::is_openrouter_shape);
     let err = doc
         .as_ref()
         .map(|d| d.get("error").filter(|e| e.is_object()).unwrap_or(d));
@@ -1246,11 +1250,8 @@ mod tests {
     #[test]
     fn non_json_and_odd_bodies_still_give_a_message() {
         let v = vars_from_openrouter_error(b"<html>Bad gateway</html>", 502, &[]);
-        assert_eq!(
-            v.get("openrouter_message"),
-            Some("<html>Bad gateway</html>")
-        );
-        assert_eq!(v.get("detail"), Some("<html>Bad gateway</html>"));
+        assert_eq!(v.get("openrouter_message"), Some("Bad gateway"));
+        assert_eq!(v.get("detail"), Some("Bad gateway"));
         let v = vars_from_openrouter_error(br#"{"error":"key revoked"}"#, 401, &[]);
         assert_eq!(v.get("openrouter_message"), Some("key revoked"));
         let v = vars_from_openrouter_error(b"", 500, &[]);

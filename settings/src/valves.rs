@@ -406,6 +406,12 @@ pub static VALVES: &[ValveSpec] = &[
     int("STREAMING_NAGLE_MIN_FLUSH_CHARS", 3, 1, MAX)
         .read_by_guest()
         .doc("At the end of a burst of events, send what is merged once it is at least this long."),
+    // The parser refuses a longer line or event while it arrives (an endless line from upstream
+    // would otherwise be buffered up to the response cap). 32 MiB leaves room for a finished
+    // response that repeats several generated images.
+    int("SSE_MAX_EVENT_BYTES", 32 * MIB, 64 * KIB, 1024 * MIB)
+        .read_by_guest()
+        .doc("Largest line or event of OpenRouter's event stream; a longer one ends the answer with a size error as soon as it passes this. `HTTP_MAX_RESPONSE_BYTES` still caps the whole stream."),
     int("MIDDLEWARE_STREAM_QUEUE_MAXSIZE", 0, 0, MAX)
         .ignored(PY_QUEUES)
         .doc("Bound of the queue to Open WebUI's middleware (0: unbounded)."),
@@ -581,13 +587,13 @@ pub static VALVES: &[ValveSpec] = &[
         .doc("Copy model descriptions into Open WebUI."),
     flag("ENABLE_WEB_SEARCH", true)
         .read_by_guest()
-        .doc("Offer OpenRouter's web-search server tool to models that call tools (a request's `disable_native_websearch` turns it off)."),
+        .doc("Make OpenRouter's web-search server tool available to models that call tools; it is attached only to chats that ask for web tools (`\"openrouter_web_search\": true`) or, with `AUTO_DEFAULT_WEB_TOOLS_FILTER`, to every chat (a request's `disable_native_websearch` turns it off)."),
     flag("ENABLE_WEB_FETCH", true)
         .read_by_guest()
-        .doc("Offer OpenRouter's web-fetch server tool to models that call tools."),
+        .doc("Make OpenRouter's web-fetch server tool available to models that call tools; attached like the web-search tool."),
     flag("ENABLE_DATETIME", true)
         .read_by_guest()
-        .doc("Offer OpenRouter's date-and-time server tool to models that call tools."),
+        .doc("Make OpenRouter's date-and-time server tool available to models that call tools; attached like the web-search tool."),
     flag("ENABLE_ADVISOR", false)
         .not_built()
         .deviates("the Python pipe defaults to `true`. Offering the advisor tool is not built, so our default says what happens; `true` warns at start-up.")
@@ -616,8 +622,8 @@ pub static VALVES: &[ValveSpec] = &[
         .ignored(OWUI_FILTERS)
         .doc("Attach the web-tools filter to the pipe's models."),
     flag("AUTO_DEFAULT_WEB_TOOLS_FILTER", false)
-        .ignored(OWUI_FILTERS)
-        .doc("Switch the web-tools filter on in new chats."),
+        .read_by_guest()
+        .doc("Attach the available web tools (`ENABLE_WEB_SEARCH`, `ENABLE_WEB_FETCH`, `ENABLE_DATETIME`) to every chat that does not send `\"openrouter_web_search\": false`; off, only chats sending `\"openrouter_web_search\": true` get them."),
     flag("AUTO_INSTALL_IMAGE_GEN_FILTER", true)
         .ignored(OWUI_FILTERS)
         .doc("Install the image-generation filter in Open WebUI."),

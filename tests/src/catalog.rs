@@ -189,7 +189,7 @@ fn fake_name(id: &str) -> &'static str {
     }
 }
 
-fn realistic_specs() -> [ModelSpec; 6] {
+fn realistic_specs() -> [ModelSpec; 7] {
     [
         ModelSpec {
             id: "openai/gpt-4o-2024-08-06",
@@ -334,6 +334,37 @@ fn realistic_specs() -> [ModelSpec; 6] {
             input_cache_read: "0.00000125",
             is_moderated: true,
             supported_parameters: &["max_tokens", "response_format", "seed", "temperature"],
+        },
+        ModelSpec {
+            id: "mistralai/mistral-small-2024-09-18",
+            name: "Mistral: Mistral Small (2024-09-18)",
+            created: 1_704_844_800,
+            description: "The 2024-09-18 version of Mistral Small, listed before the undated id as upstream lists dated versions beside their alias.",
+            context_length: 32_768,
+            max_completion_tokens: 8_192,
+            input_modalities: &["text"],
+            output_modalities: &["text"],
+            tokenizer: "Mistral",
+            instruct_type: None,
+            prompt: "0.0000002",
+            completion: "0.0000006",
+            image: "0",
+            web_search: "0",
+            input_cache_read: "0",
+            is_moderated: false,
+            supported_parameters: &[
+                "frequency_penalty",
+                "max_tokens",
+                "presence_penalty",
+                "response_format",
+                "seed",
+                "stop",
+                "structured_outputs",
+                "temperature",
+                "tool_choice",
+                "tools",
+                "top_p",
+            ],
         },
         ModelSpec {
             id: "mistralai/mistral-small",

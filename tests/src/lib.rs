@@ -596,6 +596,7 @@ fn frames(steps: Vec<Step>) -> impl Stream<Item = io::Result<Bytes>> + Send {
                     }
                     Step::Event(event) => Ok(Bytes::from(format!("data: {event}\n\n"))),
                     Step::Raw(text) => Ok(Bytes::from(text)),
+                    Step::Bytes(bytes) => Ok(bytes),
                     Step::Cut => Err(io::Error::new(
                         io::ErrorKind::ConnectionAborted,
                         "fake-openrouter cuts the connection on purpose",

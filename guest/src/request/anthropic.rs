@@ -245,7 +245,8 @@ mod tests {
     #[test]
     fn chat_breakpoints_with_tools_mark_the_last_function_tool_and_two_user_texts() {
         let m = reasoning_model("anthropic/claude-sonnet-4.5");
-        let req = request(json!({"model": "x", "messages": conversation(), "tools": [
+        let req = request(json!({"model": "x", "messages": conversation(),
+            "openrouter_web_search": true, "tools": [
             {"type": "function", "function": {"name": "a"}},
             {"type": "function", "function": {"name": "b"}}]}));
         let with_server_tools = RequestSettings::default();

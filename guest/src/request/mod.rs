@@ -47,6 +47,8 @@ pub struct RequestSettings {
     pub enable_web_search: bool,
     pub enable_web_fetch: bool,
     pub enable_datetime: bool,
+    /// Attach the server tools to chats that do not say (`openrouter_web_search`) either way.
+    pub auto_default_web_tools_filter: bool,
     pub enable_anthropic_prompt_caching: bool,
     /// `5m` or `1h`.
     pub anthropic_prompt_cache_ttl: String,
@@ -374,7 +376,12 @@ fn prepare(
         }
     } else {
         params::apply_provider_lists(&mut body, &custom.provider_lists);
-        tools::add_server_tools(&mut body, model, settings);
+        let wanted = custom
+            .web_tools
+            .unwrap_or(settings.auto_default_web_tools_filter);
+        if wanted {
+            tools::add_server_tools(&mut body, model, settings);
+        }
     }
     if custom.disable_native_websearch {
         tools::strip_native_web_search(&mut body);

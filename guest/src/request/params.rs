@@ -76,6 +76,9 @@ pub(super) struct CustomParams {
     /// `ignore`, `only`, `order` → the raw CSV (or list) values.
     pub provider_lists: Vec<(&'static str, Value)>,
     pub disable_native_websearch: bool,
+    /// The per-chat `openrouter_web_search` switch: attach the server tools (`Some(true)`), do
+    /// not (`Some(false)`), or follow `AUTO_DEFAULT_WEB_TOOLS_FILTER` (`None`).
+    pub web_tools: Option<bool>,
     /// The per-chat `zdr` switch.
     pub zdr: bool,
 }
@@ -320,6 +323,10 @@ pub(super) fn take_custom_params(body: &mut Map<String, Value>) -> CustomParams 
         trace: body.remove("openrouter_trace"),
         provider_lists,
         disable_native_websearch: truthy(disable_a.as_ref()) || truthy(disable_b.as_ref()),
+        web_tools: body
+            .remove("openrouter_web_search")
+            .filter(|v| !v.is_null())
+            .map(|v| truthy(Some(&v))),
         zdr: truthy(body.remove("zdr").as_ref()),
     }
 }

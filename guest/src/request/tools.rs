@@ -240,7 +240,8 @@ fn has_tool_type(tools: &[Value], kind: &str) -> bool {
 
 /// `ENABLE_WEB_SEARCH` / `ENABLE_WEB_FETCH` / `ENABLE_DATETIME` → OpenRouter's server tools,
 /// for models that call tools and do not output images (image models' providers fail on tool
-/// use). Not for tasks (the caller skips this).
+/// use). Only for chats that asked for them (`openrouter_web_search`, or
+/// `AUTO_DEFAULT_WEB_TOOLS_FILTER`), never for tasks: the caller decides.
 pub(super) fn add_server_tools(
     body: &mut Map<String, Value>,
     model: &ModelInfo,
@@ -560,7 +561,11 @@ mod tests {
     #[test]
     fn server_tools_are_added_for_tool_capable_text_models_only() {
         let s = RequestSettings::default();
-        let body = responses(json!({}), &s, &model("openai/gpt-4o"));
+        let body = responses(
+            json!({"openrouter_web_search": true}),
+            &s,
+            &model("openai/gpt-4o"),
+        );
         assert_eq!(
             body["tools"],
             json!([{"type": "openrouter:web_search"}, {"type": "openrouter:web_fetch"}, {"type": "openrouter:datetime"}])
@@ -570,16 +575,28 @@ mod tests {
             enable_datetime: false,
             ..RequestSettings::default()
         };
-        let body = responses(json!({}), &only_fetch, &model("openai/gpt-4o"));
+        let body = responses(
+            json!({"openrouter_web_search": true}),
+            &only_fetch,
+            &model("openai/gpt-4o"),
+        );
         assert_eq!(body["tools"], json!([{"type": "openrouter:web_fetch"}]));
         let mut image = model("google/gemini-2.5-flash-image");
         image.capabilities.image_output = true;
-        assert!(responses(json!({}), &s, &image).get("tools").is_none());
+        assert!(
+            responses(json!({"openrouter_web_search": true}), &s, &image)
+                .get("tools")
+                .is_none()
+        );
         let mut no_tools = model("a/b");
         no_tools.capabilities.tools = false;
-        assert!(responses(json!({}), &s, &no_tools).get("tools").is_none());
+        assert!(
+            responses(json!({"openrouter_web_search": true}), &s, &no_tools)
+                .get("tools")
+                .is_none()
+        );
         let body = responses(
-            json!({"tools": [{"type": "openrouter:web_search", "parameters": {"max_results": 2}}]}),
+            json!({"openrouter_web_search": true, "tools": [{"type": "openrouter:web_search", "parameters": {"max_results": 2}}]}),
             &s,
             &model("openai/gpt-4o"),
         );
@@ -589,7 +606,7 @@ mod tests {
             "no duplicate web_search"
         );
         let body = responses(
-            json!({"plugins": [{"id": "web"}]}),
+            json!({"openrouter_web_search": true, "plugins": [{"id": "web"}]}),
             &s,
             &model("openai/gpt-4o"),
         );
@@ -598,7 +615,7 @@ mod tests {
             "openrouter:web_search"
         ));
         let built = build_responses_request(
-            &request(base(json!({}))),
+            &request(base(json!({"openrouter_web_search": true}))),
             &model("openai/gpt-4o"),
             &s,
             &Identity::default(),
@@ -614,6 +631,7 @@ mod tests {
         let m = model("openai/gpt-4o");
         let extra = json!({
             "disable_native_websearch": "true",
+            "openrouter_web_search": true,
             "tools": [{"type": "openrouter:web_search"}, {"type": "function", "function": {"name": "f"}}],
             "plugins": [{"id": "web"}, {"id": "file-parser"}],
             "web_search_options": {"search_context_size": "high"}
@@ -628,10 +646,54 @@ mod tests {
         );
         assert!(body.get("web_search_options").is_none());
         assert!(body.get("disable_native_websearch").is_none());
-        let body = responses(json!({"disable_native_websearch": false}), &s, &m);
+        let body = responses(
+            json!({"disable_native_websearch": false, "openrouter_web_search": true}),
+            &s,
+            &m,
+        );
         assert!(has_tool_type(
             body["tools"].as_array().unwrap(),
             "openrouter:web_search"
         ));
+    }
+
+    #[test]
+    fn server_tools_are_attached_only_when_the_chat_asks_or_the_default_is_on() {
+        let m = model("openai/gpt-4o");
+        let all = json!([{"type": "openrouter:web_search"}, {"type": "openrouter:web_fetch"}, {"type": "openrouter:datetime"}]);
+        let s = RequestSettings::default();
+        assert!(!s.auto_default_web_tools_filter, "off by default");
+        for asked in [
+            json!({}),
+            json!({"openrouter_web_search": false}),
+            json!({"openrouter_web_search": null}),
+        ] {
+            let body = responses(asked.clone(), &s, &m);
+            assert!(body.get("tools").is_none(), "{asked}: {body}");
+            assert!(body.get("openrouter_web_search").is_none());
+            let body = chat(asked.clone(), &s, &m);
+            assert!(body.get("tools").is_none(), "{asked}: {body}");
+        }
+        for asked in [
+            json!({"openrouter_web_search": true}),
+            json!({"openrouter_web_search": "on"}),
+        ] {
+            let body = responses(asked.clone(), &s, &m);
+            assert_eq!(body["tools"], all, "{asked}");
+            assert!(
+                body.get("openrouter_web_search").is_none(),
+                "never sent upstream"
+            );
+        }
+        let default_on = RequestSettings {
+            auto_default_web_tools_filter: true,
+            ..RequestSettings::default()
+        };
+        assert_eq!(responses(json!({}), &default_on, &m)["tools"], all);
+        let body = responses(json!({"openrouter_web_search": false}), &default_on, &m);
+        assert!(
+            body.get("tools").is_none(),
+            "a chat can switch the default off"
+        );
     }
 }

@@ -145,12 +145,10 @@ async fn run(app: Arc<App>, req: Request, id: &str) -> Result<Response, ApiError
         tokio::spawn(tracing::Instrument::instrument(
             async move {
                 let _ticket = ticket;
-                let run = guest_app.runner.chat(
-                    guest_app.config.guest_settings_json(),
-                    ctx,
-                    body,
-                    sink,
-                );
+                let run =
+                    guest_app
+                        .runner
+                        .chat(guest_app.config.guest_settings_json(), ctx, body, sink);
                 match tokio::time::timeout(cap, run).await {
                     Ok(outcome) => outcome,
                     Err(_) => {

@@ -95,7 +95,11 @@ pub async fn serve(
         if let Err(e) = tcp.set_nodelay(true) {
             tracing::debug!(error = %e, "could not set TCP_NODELAY");
         }
-        let io = TokioIo::new(WriteTimeout::new(tcp, limits.write_timeout, metrics.clone()));
+        let io = TokioIo::new(WriteTimeout::new(
+            tcp,
+            limits.write_timeout,
+            metrics.clone(),
+        ));
         let service = TowerToHyperService::new(
             router
                 .clone()
@@ -176,7 +180,11 @@ impl<T> WriteTimeout<T> {
         ))
     }
 
-    fn progress<R>(&mut self, out: Poll<io::Result<R>>, cx: &mut Context<'_>) -> Poll<io::Result<R>> {
+    fn progress<R>(
+        &mut self,
+        out: Poll<io::Result<R>>,
+        cx: &mut Context<'_>,
+    ) -> Poll<io::Result<R>> {
         match out {
             Poll::Ready(r) => {
                 self.stalled = None;

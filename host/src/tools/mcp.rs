@@ -360,7 +360,6 @@ fn pick_response(value: Value, id: u64) -> Option<Value> {
 /// Read an SSE answer until the response with `id` arrives (notifications and server requests
 /// before it are skipped). The stream's bytes are capped.
 async fn read_sse_response(body: wasmtime_wasi_http::WasiBody, id: u64) -> Result<Value, Failure> {
-    use eventsource_stream::Eventsource;
     let mut seen = 0usize;
     let data = http_body_util::BodyDataStream::new(body).map(move |chunk| {
         let chunk = chunk?;
@@ -372,11 +371,14 @@ async fn read_sse_response(body: wasmtime_wasi_http::WasiBody, id: u64) -> Resul
         }
         Ok(chunk)
     });
-    let mut events = std::pin::pin!(data.eventsource());
+    // One event can be at most the whole capped message.
+    let mut events = responses_pipe_sse::SseStream::new(Box::pin(data), MAX_MESSAGE_BYTES);
     while let Some(event) = events.next().await {
         let event = event.map_err(|e| match e {
-            eventsource_stream::EventStreamError::Transport(t) => transport::classify(&t),
-            other => protocol_error(&format!("the MCP event stream is malformed: {other}")),
+            responses_pipe_sse::StreamError::Transport(t) => transport::classify(&t),
+            responses_pipe_sse::StreamError::Sse(other) => {
+                protocol_error(&format!("the MCP event stream is malformed: {other}"))
+            }
         })?;
         if event.data.trim().is_empty() {
             continue;

@@ -18,13 +18,22 @@ async fn error_of(h: &Harness, model: &str, stream: bool) -> (u16, Option<String
 async fn upstream_statuses_before_output_become_http_errors() {
     // Every request here fails on purpose; the request breaker (tested below) stays out of it.
     let h = Harness::with_env(&[("BREAKER_MAX_FAILURES", "50")]).await;
+    let (_, _, body) = error_of(&h, "fake/status-402", true).await;
+    assert!(
+        body["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("Insufficient credits")
+    );
     for (model, status, code) in [
-        ("fake/status-401", 401, "upstream_unauthorized"),
         ("fake/status-402", 402, "insufficient_credits"),
         ("fake/status-429", 429, "rate_limited"),
         ("fake/status-500", 500, "upstream_unavailable"),
         ("fake/status-502", 502, "upstream_unavailable"),
         ("fake/status-503", 503, "upstream_unavailable"),
+        // Last: a 401 refuses this caller's further requests for a minute (the non-streamed
+        // request gets the same error without reaching OpenRouter).
+        ("fake/status-401", 401, "upstream_unauthorized"),
     ] {
         for stream in [true, false] {
             let (got, retry, body) = error_of(&h, model, stream).await;
@@ -44,13 +53,6 @@ async fn upstream_statuses_before_output_become_http_errors() {
             }
         }
     }
-    let (_, _, body) = error_of(&h, "fake/status-402", true).await;
-    assert!(
-        body["error"]["message"]
-            .as_str()
-            .unwrap()
-            .contains("Insufficient credits")
-    );
 }
 
 #[tokio::test]
@@ -233,4 +235,56 @@ async fn repeated_failures_open_the_users_request_breaker_until_a_success_clears
     let (status, _, body) = error_of(&h, "fake/echo", false).await;
     assert_eq!(status, 429, "{body}");
     assert_eq!(body["error"]["code"], "breaker_open", "{body}");
+}
+
+#[tokio::test]
+async fn after_a_401_that_callers_requests_fail_fast_with_the_auth_template_for_a_minute() {
+    let h = Harness::with_env(&[("BREAKER_MAX_FAILURES", "50")]).await;
+    let owui = |user: &'static str| [("X-OpenWebUI-User-Id", user)];
+    let (status, chunks) = h
+        .stream_chat_with("fake/status-401", "hi", &owui("user-a1"))
+        .await;
+    assert_eq!(status, 200, "{chunks:?}");
+    assert!(
+        content_of(&chunks).contains("API key not accepted"),
+        "{chunks:?}"
+    );
+    let asked = h.posted_bodies("/responses").len();
+    // The same user, any model: the authentication template at once, OpenRouter not asked.
+    for model in ["fake/echo", "fake/reasoning"] {
+        let (status, chunks) = h.stream_chat_with(model, "hi", &owui("user-a1")).await;
+        assert_eq!(status, 200, "{chunks:?}");
+        let answer = content_of(&chunks);
+        assert!(answer.contains("API key not accepted"), "{answer}");
+        assert!(answer.contains("User not found (fake)"), "{answer}");
+    }
+    assert_eq!(
+        h.posted_bodies("/responses").len(),
+        asked,
+        "not sent upstream"
+    );
+    // Another user of the same key, and a plain client, are not affected.
+    let (status, chunks) = h
+        .stream_chat_with("fake/echo", "hi", &owui("user-a2"))
+        .await;
+    assert_eq!(status, 200);
+    assert_eq!(content_of(&chunks), "echo: hi");
+    let (status, chunks) = h.stream_chat("fake/echo", "plain").await;
+    assert_eq!(status, 200);
+    assert_eq!(content_of(&chunks), "echo: plain");
+
+    // A plain client refused once gets a 401 with OpenRouter's words, without a new request.
+    let (status, _, _) = error_of(&h, "fake/status-401", true).await;
+    assert_eq!(status, 401);
+    let asked = h.posted_bodies("/responses").len();
+    let (status, _, body) = error_of(&h, "fake/echo", false).await;
+    assert_eq!(status, 401, "{body}");
+    assert_eq!(body["error"]["code"], "upstream_unauthorized", "{body}");
+    let message = body["error"]["message"].as_str().unwrap();
+    assert!(message.contains("User not found (fake)"), "{message}");
+    assert!(
+        message.contains("not sent to OpenRouter again for"),
+        "{message}"
+    );
+    assert_eq!(h.posted_bodies("/responses").len(), asked);
 }

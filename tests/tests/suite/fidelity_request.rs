@@ -787,16 +787,18 @@ async fn server_tools_go_to_tool_models_but_never_to_image_models_or_when_disabl
         "openrouter:web_fetch",
         "openrouter:datetime",
     ];
+    // The chat asks for web tools, as Open WebUI's per-chat switch does.
+    let asks = || json!({"openrouter_web_search": true});
     let h = Harness::with_env(&[]).await;
-    chat_ok(&h, "fake/echo", json!({}), &[]).await;
+    chat_ok(&h, "fake/echo", asks(), &[]).await;
     let types = tool_types(&last_responses(&h));
     for tool in SERVER_TOOLS {
         assert!(types.contains(&tool.to_string()), "{tool}: {types:?}");
     }
     // An image-output model's providers fail on tool use: no server tool at all.
-    let (status, _) = h
-        .post_with(&Harness::chat_body("fake/image", "draw", true), &[])
-        .await;
+    let mut draw = Harness::chat_body("fake/image", "draw", true);
+    draw["openrouter_web_search"] = json!(true);
+    let (status, _) = h.post_with(&draw, &[]).await;
     assert_eq!(status, 200);
     let types = tool_types(&last_responses(&h));
     assert!(
@@ -807,7 +809,8 @@ async fn server_tools_go_to_tool_models_but_never_to_image_models_or_when_disabl
     chat_ok(
         &h,
         "fake/echo",
-        json!({"disable_native_websearch": true, "plugins": [{"id": "web"}]}),
+        json!({"disable_native_websearch": true, "plugins": [{"id": "web"}],
+            "openrouter_web_search": true}),
         &[],
     )
     .await;
@@ -833,14 +836,14 @@ async fn server_tools_go_to_tool_models_but_never_to_image_models_or_when_disabl
         ("ENABLE_DATETIME", "false"),
     ])
     .await;
-    chat_ok(&off, "fake/echo", json!({}), &[]).await;
+    chat_ok(&off, "fake/echo", asks(), &[]).await;
     let types = tool_types(&last_responses(&off));
     for tool in SERVER_TOOLS {
         assert!(!types.contains(&tool.to_string()), "{tool}: {types:?}");
     }
     let search_only =
         Harness::with_env(&[("ENABLE_WEB_FETCH", "false"), ("ENABLE_DATETIME", "false")]).await;
-    chat_ok(&search_only, "fake/echo", json!({}), &[]).await;
+    chat_ok(&search_only, "fake/echo", asks(), &[]).await;
     let types = tool_types(&last_responses(&search_only));
     assert!(
         types.contains(&"openrouter:web_search".to_string()),
@@ -853,6 +856,57 @@ async fn server_tools_go_to_tool_models_but_never_to_image_models_or_when_disabl
     assert_spec_clean(&h);
     assert_spec_clean(&off);
     assert_spec_clean(&search_only);
+}
+
+#[tokio::test]
+async fn server_tools_are_attached_only_when_the_chat_asks_or_the_default_is_switched_on() {
+    const SERVER_TOOLS: [&str; 3] = [
+        "openrouter:web_search",
+        "openrouter:web_fetch",
+        "openrouter:datetime",
+    ];
+    let server_tools = |body: &Value| -> Vec<String> {
+        tool_types(body)
+            .into_iter()
+            .filter(|t| t.starts_with("openrouter:"))
+            .collect()
+    };
+    let h = Harness::with_env(&[]).await;
+    // Available (ENABLE_WEB_SEARCH and friends are on by default) but not attached unasked.
+    for unasked in [json!({}), json!({"openrouter_web_search": false})] {
+        chat_ok(&h, "fake/echo", unasked.clone(), &[]).await;
+        let body = last_responses(&h);
+        assert!(server_tools(&body).is_empty(), "{unasked}: {body}");
+        assert!(body.get("openrouter_web_search").is_none(), "{body}");
+    }
+    chat_ok(
+        &h,
+        "fake/echo",
+        json!({"openrouter_web_search": true}),
+        &OWUI,
+    )
+    .await;
+    let body = last_responses(&h);
+    assert_eq!(server_tools(&body), SERVER_TOOLS, "{body}");
+    assert!(
+        body.get("openrouter_web_search").is_none(),
+        "never sent upstream: {body}"
+    );
+
+    // AUTO_DEFAULT_WEB_TOOLS_FILTER attaches them to every chat that does not say no.
+    let default_on = Harness::with_env(&[("AUTO_DEFAULT_WEB_TOOLS_FILTER", "true")]).await;
+    chat_ok(&default_on, "fake/echo", json!({}), &[]).await;
+    assert_eq!(server_tools(&last_responses(&default_on)), SERVER_TOOLS);
+    chat_ok(
+        &default_on,
+        "fake/echo",
+        json!({"openrouter_web_search": false}),
+        &[],
+    )
+    .await;
+    assert!(server_tools(&last_responses(&default_on)).is_empty());
+    assert_spec_clean(&h);
+    assert_spec_clean(&default_on);
 }
 
 #[tokio::test]
@@ -1182,7 +1236,14 @@ async fn a_failing_task_is_tried_twice_and_never_answers_with_a_chat_error() {
         let content = message_content(&text);
         assert_eq!(content, stub, "{name}");
         assert!(serde_json::from_str::<Value>(&content).is_ok());
-        assert_eq!(h.posted_bodies("/responses").len(), before + 1, "{name}");
+        // The first refusal opens the caller's auth-failure window: the later tasks get their
+        // stub without asking OpenRouter again.
+        let expected = if name == "tags_generation" {
+            before + 1
+        } else {
+            before
+        };
+        assert_eq!(h.posted_bodies("/responses").len(), expected, "{name}");
     }
     assert_spec_clean(&h);
 }

@@ -665,13 +665,6 @@ async fn open_webui_gets_the_template_of_each_upstream_status_with_openrouters_d
     // (model, expected lines): `metadata.raw` is a JSON string holding the provider's own error.
     let cases: [(&str, &[&str]); 8] = [
         (
-            "fake/status-401",
-            &[
-                "### ⚠️ API key not accepted",
-                "- OpenRouter said: User not found (fake)",
-            ],
-        ),
-        (
             "fake/status-403",
             &[
                 "### ⚠️ OpenRouter could not handle this request",
@@ -714,6 +707,15 @@ async fn open_webui_gets_the_template_of_each_upstream_status_with_openrouters_d
         ),
         ("fake/status-502", &["(HTTP 502 Bad Gateway)"]),
         ("fake/status-503", &["(HTTP 503 Service Unavailable)"]),
+        // Last: a 401 refuses this caller's further requests for a minute (the second, non-streamed
+        // request gets the same template without reaching OpenRouter).
+        (
+            "fake/status-401",
+            &[
+                "### ⚠️ API key not accepted",
+                "- OpenRouter said: User not found (fake)",
+            ],
+        ),
     ];
     for (model, expected) in cases {
         for stream in [true, false] {

@@ -18,6 +18,7 @@ mod fidelity_server_tools;
 mod fidelity_stream;
 mod front_door;
 mod hostile_clients;
+mod hostile_upstream;
 mod identity;
 mod log_forging;
 mod models;

@@ -112,3 +112,29 @@ async fn an_unreachable_catalog_is_a_clear_503() {
     assert!(body["error"]["message"].as_str().unwrap().contains("503"));
     assert!(body["error"]["request_id"].as_str().is_some());
 }
+
+#[tokio::test]
+async fn an_exact_catalog_id_wins_over_a_dated_version_of_the_same_model() {
+    // The catalogue lists `mistralai/mistral-small-2024-09-18` before `mistralai/mistral-small`.
+    let h = Harness::start().await;
+    // Twice: the first round refreshes the catalogue, the second reads the cached one.
+    for _ in 0..2 {
+        for (requested, sent) in [
+            ("mistralai/mistral-small", "mistralai/mistral-small"),
+            (
+                "mistralai/mistral-small-2024-09-18",
+                "mistralai/mistral-small-2024-09-18",
+            ),
+            ("mistralai.mistral-small", "mistralai/mistral-small"),
+            // No exact id: the date is ignored and the undated model is chosen.
+            (
+                "mistralai/mistral-small-2023-01-01",
+                "mistralai/mistral-small",
+            ),
+        ] {
+            let (status, chunks) = h.stream_chat(requested, "hi").await;
+            assert_eq!(status, 200, "{requested}: {chunks:?}");
+            assert_eq!(h.last_body("/responses")["model"], sent, "{requested}");
+        }
+    }
+}

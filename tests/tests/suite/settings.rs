@@ -80,9 +80,10 @@ async fn a_default_start_reports_nothing_and_offers_only_built_server_tools() {
     assert!(c.start_up_notes().is_empty(), "{:?}", c.start_up_notes());
     assert_eq!(c.get("FUSION_BACKEND"), Some(&Value::from("openrouter")));
     assert_eq!(c.get("ENABLE_REDIS_CACHE"), Some(&Value::Bool(false)));
-    let (status, chunks) = h
-        .stream_with(&Harness::chat_body("fake/echo", "hi", true), &OWUI)
-        .await;
+    // The chat asks for web tools, as Open WebUI's per-chat switch does.
+    let mut body = Harness::chat_body("fake/echo", "hi", true);
+    body["openrouter_web_search"] = serde_json::json!(true);
+    let (status, chunks) = h.stream_with(&body, &OWUI).await;
     assert_eq!(status, 200, "{chunks:?}");
     let sent = h.last_body("/responses");
     let tools: Vec<&str> = sent["tools"]
