@@ -78,7 +78,8 @@ impl Admission {
                 waited_too_long: false,
             });
         }
-        let permit = tokio::time::timeout(self.max_wait, self.permits.clone().acquire_owned()).await;
+        let permit =
+            tokio::time::timeout(self.max_wait, self.permits.clone().acquire_owned()).await;
         drop(slot);
         match permit {
             Ok(Ok(p)) => Ok(Ticket { _permit: p }),

@@ -145,12 +145,10 @@ async fn run(app: Arc<App>, req: Request, id: &str) -> Result<Response, ApiError
         tokio::spawn(tracing::Instrument::instrument(
             async move {
                 let _ticket = ticket;
-                let run = guest_app.runner.chat(
-                    guest_app.config.guest_settings_json(),
-                    ctx,
-                    body,
-                    sink,
-                );
+                let run =
+                    guest_app
+                        .runner
+                        .chat(guest_app.config.guest_settings_json(), ctx, body, sink);
                 match tokio::time::timeout(cap, run).await {
                     Ok(outcome) => outcome,
                     Err(_) => {
@@ -254,7 +252,10 @@ impl Explainer {
         let ApiError::Guest(failure) = e else {
             return None;
         };
-        if matches!(failure, GuestFailure::Capacity(_) | GuestFailure::TimedOut(_)) {
+        if matches!(
+            failure,
+            GuestFailure::Capacity(_) | GuestFailure::TimedOut(_)
+        ) {
             return None;
         }
         let error_id = super::error::new_error_id();

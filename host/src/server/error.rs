@@ -161,12 +161,9 @@ impl ApiError {
                     Some(g.kind()),
                     Some(1),
                 ),
-                GuestFailure::TimedOut(_) => (
-                    StatusCode::GATEWAY_TIMEOUT,
-                    "timeout",
-                    Some(g.kind()),
-                    None,
-                ),
+                GuestFailure::TimedOut(_) => {
+                    (StatusCode::GATEWAY_TIMEOUT, "timeout", Some(g.kind()), None)
+                }
                 _ => (
                     StatusCode::INTERNAL_SERVER_ERROR,
                     "internal_error",

@@ -163,7 +163,9 @@ async fn models(State(app): State<Arc<App>>, req: Request) -> Response {
             Ok(outcome) => outcome??,
             Err(_) => {
                 app.metrics.incr("request_timeouts", "wall_clock");
-                return Err(ApiError::Guest(crate::instance::GuestFailure::TimedOut(cap)));
+                return Err(ApiError::Guest(crate::instance::GuestFailure::TimedOut(
+                    cap,
+                )));
             }
         };
         Ok::<_, ApiError>(out)

@@ -132,9 +132,11 @@ async fn a_client_that_disconnects_mid_stream_stops_its_guest_and_upstream_at_on
     assert_eq!(running(&h), 1);
     // The fake now holds its stream open and silent; the client goes away.
     drop(client);
-    until(Duration::from_secs(2), "the running gauge back to 0", || async {
-        running(&h) == 0
-    })
+    until(
+        Duration::from_secs(2),
+        "the running gauge back to 0",
+        || async { running(&h) == 0 },
+    )
     .await;
     until(BOUND, "the fake saw its stream closed", || async {
         h.fake.streams_abandoned() >= 1
@@ -180,9 +182,11 @@ async fn a_client_that_disconnects_mid_tool_call_closes_the_tool_request() {
     })
     .await;
     drop(client);
-    until(Duration::from_secs(2), "the running gauge back to 0", || async {
-        running(&h) == 0
-    })
+    until(
+        Duration::from_secs(2),
+        "the running gauge back to 0",
+        || async { running(&h) == 0 },
+    )
     .await;
     until(BOUND, "the tool server saw its request closed", || async {
         tools.recorder().current() == 0
@@ -272,6 +276,15 @@ async fn a_client_that_trickles_its_headers_is_disconnected() {
     tokio::time::timeout(BOUND, trickle)
         .await
         .expect("the host closed the trickling connection");
+    // A connection that sends nothing at all is closed too.
+    let mut silent = TcpStream::connect(addr(&h)).await.unwrap();
+    tokio::time::timeout(BOUND, read_to_close(&mut silent))
+        .await
+        .expect("the host closed the silent connection");
+    until(BOUND, "both were counted", || async {
+        h.app.metrics.get("client_timeouts", "header") >= 2
+    })
+    .await;
 }
 
 #[tokio::test]
@@ -349,7 +362,10 @@ async fn connections_beyond_max_connections_are_answered_503_and_closed() {
         .expect("the extra connection was answered and closed");
     assert!(answer.starts_with("HTTP/1.1 503"), "{answer}");
     assert!(answer.contains("too_many_connections"), "{answer}");
-    assert_eq!(h.app.metrics.get("connections_refused", "max_connections"), 1);
+    assert_eq!(
+        h.app.metrics.get("connections_refused", "max_connections"),
+        1
+    );
     // A freed connection slot serves again.
     drop(idle.pop());
     until(BOUND, "a new connection is served", || async {
@@ -413,6 +429,10 @@ async fn three_hundred_stalled_readers_and_three_hundred_slowloris_connections_d
     tokio::time::timeout(BOUND, closed)
         .await
         .expect("the host closed every slowloris connection");
+    until(BOUND, "every slowloris connection was counted", || async {
+        h.app.metrics.get("client_timeouts", "header") >= 300
+    })
+    .await;
     let mut held = Vec::new();
     for r in readers {
         held.push(r.await.unwrap());

@@ -13,7 +13,8 @@ async fn a_model_id_with_a_forged_log_line_stays_on_one_escaped_line() {
         .unwrap()
         .as_nanos();
     let marker = format!("FORGED{nanos}");
-    let forged = format!("1999-01-01T00:00:00.000000Z ERROR responses_pipe_host: {marker} key leaked");
+    let forged =
+        format!("1999-01-01T00:00:00.000000Z ERROR responses_pipe_host: {marker} key leaked");
     let model = format!("fake/echo\n{forged}\r\n\"quoted\" {}", "x".repeat(5000));
     let resp = h
         .post_chat(&serde_json::json!({"model": model, "stream": true,
@@ -47,7 +48,10 @@ async fn a_model_id_with_a_forged_log_line_stays_on_one_escaped_line() {
         .lines()
         .find(|l| l.contains(&marker) && l.contains("chat request"))
         .expect("the chat request line names the model");
-    assert!(request_line.contains("\\r\\n\\\"quoted\\\""), "{request_line}");
+    assert!(
+        request_line.contains("\\r\\n\\\"quoted\\\""),
+        "{request_line}"
+    );
     assert!(
         request_line.len() < 1000,
         "the model id is truncated in the log: {} bytes",
