@@ -1254,6 +1254,59 @@ mod tests {
     }
 
     #[test]
+    fn front_door_limits_have_their_defaults_and_accept_one_second_up() {
+        let c = load(None, &[]).unwrap();
+        assert_eq!(c.max_queue_wait(), Duration::from_secs(30));
+        assert_eq!(c.request_timeout(), Duration::from_secs(900));
+        assert_eq!(c.client_write_timeout(), Duration::from_secs(30));
+        assert_eq!(c.client_header_timeout(), Duration::from_secs(30));
+        assert_eq!(c.client_body_timeout(), Duration::from_secs(60));
+        assert_eq!(c.max_connections(), 4096);
+        assert_eq!(c.max_inflight_body_bytes(), 512 * 1024 * 1024);
+        let names = [
+            "MAX_QUEUE_WAIT_SECONDS",
+            "REQUEST_TIMEOUT_SECONDS",
+            "CLIENT_WRITE_TIMEOUT_SECONDS",
+            "CLIENT_HEADER_TIMEOUT_SECONDS",
+            "CLIENT_BODY_TIMEOUT_SECONDS",
+        ];
+        let ones: Vec<(&str, &str)> = names.iter().map(|n| (*n, "1")).collect();
+        let c = load(None, &ones).unwrap();
+        assert_eq!(c.max_queue_wait(), Duration::from_secs(1));
+        assert_eq!(c.request_timeout(), Duration::from_secs(1));
+        assert_eq!(c.client_write_timeout(), Duration::from_secs(1));
+        assert_eq!(c.client_header_timeout(), Duration::from_secs(1));
+        assert_eq!(c.client_body_timeout(), Duration::from_secs(1));
+        for name in names {
+            let text = err(None, &[(name, "0")]).to_string();
+            assert!(text.contains(name), "{text}");
+        }
+    }
+
+    #[test]
+    fn an_inflight_body_budget_below_the_largest_body_stops_the_start_up() {
+        let text = err(
+            None,
+            &[
+                ("MAX_REQUEST_BODY_BYTES", "4096"),
+                ("MAX_INFLIGHT_BODY_BYTES", "2048"),
+            ],
+        )
+        .to_string();
+        assert!(text.contains("MAX_INFLIGHT_BODY_BYTES=2048"), "{text}");
+        assert!(text.contains("MAX_REQUEST_BODY_BYTES=4096"), "{text}");
+        let ok = load(
+            None,
+            &[
+                ("MAX_REQUEST_BODY_BYTES", "2048"),
+                ("MAX_INFLIGHT_BODY_BYTES", "2048"),
+            ],
+        )
+        .unwrap();
+        assert_eq!(ok.max_inflight_body_bytes(), 2048);
+    }
+
+    #[test]
     fn defaults_match_the_reference_valve_list() {
         let c = load(None, &[]).unwrap();
         assert_eq!(

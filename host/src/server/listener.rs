@@ -1,8 +1,8 @@
 //! The accept loop: every client connection is served by hyper (HTTP/1.1 and HTTP/2) under the
 //! front door's connection-level bounds, so no client can pin the host by being slow.
 //!
-//! Threats handled here: a client that trickles its request headers (slowloris) is cut off after
-//! `CLIENT_HEADER_TIMEOUT_SECONDS`; a client that stops reading its answer makes writes stall,
+//! Threats handled here: a client that trickles its request headers (slowloris), or connects and
+//! sends nothing, is cut off after `CLIENT_HEADER_TIMEOUT_SECONDS`; a client that stops reading its answer makes writes stall,
 //! and a write that makes no progress for `CLIENT_WRITE_TIMEOUT_SECONDS` fails, which ends the
 //! connection and drops the response (its request then ends like a disconnect); more than
 //! `MAX_CONNECTIONS` open connections are answered `503` and closed at once instead of queuing
@@ -95,8 +95,9 @@ pub async fn serve(
         if let Err(e) = tcp.set_nodelay(true) {
             tracing::debug!(error = %e, "could not set TCP_NODELAY");
         }
-        let io = TokioIo::new(WriteTimeout::new(
+        let io = TokioIo::new(ClientIo::new(
             tcp,
+            limits.header_timeout,
             limits.write_timeout,
             metrics.clone(),
         ));
@@ -109,9 +110,21 @@ pub async fn serve(
             .serve_connection_with_upgrades(io, service)
             .into_owned();
         let conn = graceful.watch(conn);
+        let metrics = metrics.clone();
         tokio::spawn(async move {
             if let Err(e) = conn.await {
-                tracing::debug!(error = %e, "connection ended with an error");
+                // hyper's own timer fired: the request head did not arrive in time.
+                if e.downcast_ref::<hyper::Error>()
+                    .is_some_and(hyper::Error::is_timeout)
+                {
+                    metrics.incr("client_timeouts", "header");
+                    tracing::info!(
+                        error.type = "client_header_timeout",
+                        "the client did not send its request headers in time; connection closed"
+                    );
+                } else {
+                    tracing::debug!(error = %e, "connection ended with an error");
+                }
             }
             drop(permit);
         });
@@ -140,29 +153,46 @@ async fn refuse(mut tcp: TcpStream) {
     .await;
 }
 
-/// A client connection whose writes fail when they make no progress for `timeout`: a client
-/// that stops reading fills its socket buffer, every further write waits, and after `timeout`
-/// the write errors instead of waiting forever. Any progress restarts the clock.
-pub struct WriteTimeout<T> {
+/// Bytes a client must send within `CLIENT_HEADER_TIMEOUT_SECONDS` of connecting: the HTTP/2
+/// connection preface is this long, and so is the start of any HTTP/1.1 request line we serve.
+/// Until they arrive hyper is still choosing the protocol, before its own header timer runs.
+const OPENING_BYTES: usize = 24;
+
+/// A client connection under two clocks. Its opening bytes must arrive within the header
+/// timeout (a connection that sends nothing is closed; hyper's header timer covers the rest of
+/// the head). Its writes fail when they make no progress for the write timeout: a client that
+/// stops reading fills its socket buffer, every further write waits, and after the timeout the
+/// write errors instead of waiting forever. Any progress restarts the write clock.
+pub struct ClientIo<T> {
     inner: T,
-    timeout: Duration,
+    opening: Option<Pin<Box<tokio::time::Sleep>>>,
+    read_so_far: usize,
+    write_timeout: Duration,
     stalled: Option<Pin<Box<tokio::time::Sleep>>>,
     metrics: Arc<Metrics>,
 }
 
-impl<T> WriteTimeout<T> {
-    pub fn new(inner: T, timeout: Duration, metrics: Arc<Metrics>) -> Self {
-        WriteTimeout {
+impl<T> ClientIo<T> {
+    /// Must be called inside the tokio runtime (the opening clock starts now).
+    pub fn new(
+        inner: T,
+        header_timeout: Duration,
+        write_timeout: Duration,
+        metrics: Arc<Metrics>,
+    ) -> Self {
+        ClientIo {
             inner,
-            timeout,
+            opening: Some(Box::pin(tokio::time::sleep(header_timeout))),
+            read_so_far: 0,
+            write_timeout,
             stalled: None,
             metrics,
         }
     }
 
-    /// Turn a pending write into a timeout error once it has been pending for `timeout`.
-    fn on_pending(&mut self, cx: &mut Context<'_>) -> Poll<io::Error> {
-        let timeout = self.timeout;
+    /// Turn a pending write into a timeout error once it has been pending for the timeout.
+    fn on_pending_write(&mut self, cx: &mut Context<'_>) -> Poll<io::Error> {
+        let timeout = self.write_timeout;
         let sleep = self
             .stalled
             .get_or_insert_with(|| Box::pin(tokio::time::sleep(timeout)));
@@ -190,22 +220,49 @@ impl<T> WriteTimeout<T> {
                 self.stalled = None;
                 Poll::Ready(r)
             }
-            Poll::Pending => self.on_pending(cx).map(Err),
+            Poll::Pending => self.on_pending_write(cx).map(Err),
         }
     }
 }
 
-impl<T: AsyncRead + Unpin> AsyncRead for WriteTimeout<T> {
+impl<T: AsyncRead + Unpin> AsyncRead for ClientIo<T> {
     fn poll_read(
         self: Pin<&mut Self>,
         cx: &mut Context<'_>,
         buf: &mut ReadBuf<'_>,
     ) -> Poll<io::Result<()>> {
-        Pin::new(&mut self.get_mut().inner).poll_read(cx, buf)
+        let this = self.get_mut();
+        let before = buf.filled().len();
+        let out = Pin::new(&mut this.inner).poll_read(cx, buf);
+        let Some(opening) = this.opening.as_mut() else {
+            return out;
+        };
+        match out {
+            Poll::Ready(r) => {
+                this.read_so_far += buf.filled().len().saturating_sub(before);
+                if this.read_so_far >= OPENING_BYTES {
+                    this.opening = None;
+                }
+                Poll::Ready(r)
+            }
+            Poll::Pending => {
+                ready!(opening.as_mut().poll(cx));
+                this.opening = None;
+                this.metrics.incr("client_timeouts", "header");
+                tracing::info!(
+                    error.type = "client_header_timeout",
+                    "the client sent no request in time; closing its connection"
+                );
+                Poll::Ready(Err(io::Error::new(
+                    io::ErrorKind::TimedOut,
+                    "no request within CLIENT_HEADER_TIMEOUT_SECONDS",
+                )))
+            }
+        }
     }
 }
 
-impl<T: AsyncWrite + Unpin> AsyncWrite for WriteTimeout<T> {
+impl<T: AsyncWrite + Unpin> AsyncWrite for ClientIo<T> {
     fn poll_write(
         self: Pin<&mut Self>,
         cx: &mut Context<'_>,
@@ -248,17 +305,43 @@ mod tests {
     use super::*;
     use tokio::io::AsyncReadExt;
 
+    const LONG: Duration = Duration::from_secs(60);
+
+    #[tokio::test]
+    async fn a_client_that_sends_too_little_in_time_is_cut_off_and_one_that_sends_enough_is_not() {
+        let metrics = Arc::new(Metrics::default());
+        let (a, mut peer) = tokio::io::duplex(1024);
+        let mut io = ClientIo::new(a, Duration::from_millis(50), LONG, metrics.clone());
+        peer.write_all(b"GET / HT").await.unwrap();
+        let mut buf = [0u8; 64];
+        assert_eq!(io.read(&mut buf).await.unwrap(), 8);
+        let err = io.read(&mut buf).await.unwrap_err();
+        assert_eq!(err.kind(), io::ErrorKind::TimedOut);
+        assert_eq!(metrics.get("client_timeouts", "header"), 1);
+
+        let (a, mut peer) = tokio::io::duplex(1024);
+        let mut io = ClientIo::new(a, Duration::from_millis(50), LONG, metrics.clone());
+        peer.write_all(b"GET /healthz HTTP/1.1\r\nhost: x\r\n")
+            .await
+            .unwrap();
+        assert!(io.read(&mut buf).await.unwrap() >= OPENING_BYTES);
+        // Past the opening bytes the clock is hyper's: a quiet client is no longer cut here.
+        let quiet = tokio::time::timeout(Duration::from_millis(150), io.read(&mut buf)).await;
+        assert!(quiet.is_err(), "the read is still waiting");
+        assert_eq!(metrics.get("client_timeouts", "header"), 1);
+    }
+
     #[tokio::test]
     async fn a_write_the_reader_never_takes_fails_after_the_timeout() {
-        let (a, mut b) = tokio::io::duplex(64);
+        let (a, _b) = tokio::io::duplex(64);
         let metrics = Arc::new(Metrics::default());
-        let mut w = WriteTimeout::new(a, Duration::from_millis(50), metrics.clone());
+        let mut w = ClientIo::new(a, LONG, Duration::from_millis(50), metrics.clone());
         let err = w.write_all(&[0u8; 1024]).await.unwrap_err();
         assert_eq!(err.kind(), io::ErrorKind::TimedOut);
         assert_eq!(metrics.get("client_timeouts", "write"), 1);
         // A reader that keeps reading keeps the writer going however long the whole takes.
         let (a, mut b2) = tokio::io::duplex(64);
-        let mut w = WriteTimeout::new(a, Duration::from_millis(200), metrics.clone());
+        let mut w = ClientIo::new(a, LONG, Duration::from_millis(200), metrics.clone());
         let reader = tokio::spawn(async move {
             let mut got = Vec::new();
             let mut chunk = [0u8; 16];
@@ -273,7 +356,5 @@ mod tests {
         w.write_all(&[7u8; 2048]).await.unwrap();
         drop(w);
         assert_eq!(reader.await.unwrap().len(), 2048);
-        let mut rest = Vec::new();
-        let _ = b.read_to_end(&mut rest).await;
     }
 }

@@ -276,6 +276,15 @@ async fn a_client_that_trickles_its_headers_is_disconnected() {
     tokio::time::timeout(BOUND, trickle)
         .await
         .expect("the host closed the trickling connection");
+    // A connection that sends nothing at all is closed too.
+    let mut silent = TcpStream::connect(addr(&h)).await.unwrap();
+    tokio::time::timeout(BOUND, read_to_close(&mut silent))
+        .await
+        .expect("the host closed the silent connection");
+    until(BOUND, "both were counted", || async {
+        h.app.metrics.get("client_timeouts", "header") >= 2
+    })
+    .await;
 }
 
 #[tokio::test]
@@ -420,6 +429,10 @@ async fn three_hundred_stalled_readers_and_three_hundred_slowloris_connections_d
     tokio::time::timeout(BOUND, closed)
         .await
         .expect("the host closed every slowloris connection");
+    until(BOUND, "every slowloris connection was counted", || async {
+        h.app.metrics.get("client_timeouts", "header") >= 300
+    })
+    .await;
     let mut held = Vec::new();
     for r in readers {
         held.push(r.await.unwrap());
