@@ -194,10 +194,15 @@ pub(super) fn prepare_messages(raw: &[Value], policy: &ImagePolicy) -> Conversat
                     let mut kept = m.clone();
                     kept.insert("tool_call_id".into(), json!(id));
                     kept.remove("call_id");
-                    // A tool result is text on both endpoints: text parts are joined, other
-                    // values become "".
-                    if !kept.get("content").is_some_and(Value::is_string) {
-                        kept.insert("content".into(), json!(content_text(m.get("content"))));
+                    // A tool result is text on both endpoints: a missing one is "", any other
+                    // non-string content is sent as its JSON text.
+                    let output = match m.get("content") {
+                        Some(Value::String(_)) => None,
+                        None | Some(Value::Null) => Some(String::new()),
+                        Some(other) => Some(other.to_string()),
+                    };
+                    if let Some(output) = output {
+                        kept.insert("content".into(), json!(output));
                     }
                     messages.push(Value::Object(kept));
                 }
@@ -896,10 +901,7 @@ mod tests {
             items[4],
             json!({"type": "function_call_output", "call_id": "call_1", "output": "Sunny"})
         );
-        assert_eq!(
-            items[5]["output"], "12:00",
-            "a tool result's text parts are its text"
-        );
+        assert_eq!(items[5]["output"], r#"[{"text":"12:00","type":"text"}]"#);
         assert_eq!(items[6]["content"][0]["text"], "Sunny at noon.");
         assert_eq!(items.len(), 7);
     }
