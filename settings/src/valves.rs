@@ -406,12 +406,6 @@ pub static VALVES: &[ValveSpec] = &[
     int("STREAMING_NAGLE_MIN_FLUSH_CHARS", 3, 1, MAX)
         .read_by_guest()
         .doc("At the end of a burst of events, send what is merged once it is at least this long."),
-    // The parser refuses a longer line or event while it arrives (an endless line from upstream
-    // would otherwise be buffered up to the response cap). 32 MiB leaves room for a finished
-    // response that repeats several generated images.
-    int("SSE_MAX_EVENT_BYTES", 32 * MIB, 64 * KIB, 1024 * MIB)
-        .read_by_guest()
-        .doc("Largest line or event of OpenRouter's event stream; a longer one ends the answer with a size error as soon as it passes this. `HTTP_MAX_RESPONSE_BYTES` still caps the whole stream."),
     int("MIDDLEWARE_STREAM_QUEUE_MAXSIZE", 0, 0, MAX)
         .ignored(PY_QUEUES)
         .doc("Bound of the queue to Open WebUI's middleware (0: unbounded)."),
@@ -847,6 +841,12 @@ pub static VALVES: &[ValveSpec] = &[
         .doc("Time allowed for the head of an upstream response."),
     host(int("HTTP_MAX_RESPONSE_BYTES", 64 * MIB, KIB, 1024 * MIB))
         .doc("Largest upstream response body."),
+    // The parser refuses a longer line or event while it arrives (an endless line from upstream
+    // would otherwise be buffered up to the response cap). 32 MiB leaves room for a finished
+    // response that repeats several generated images.
+    host(int("SSE_MAX_EVENT_BYTES", 32 * MIB, 64 * KIB, 1024 * MIB))
+        .read_by_guest()
+        .doc("Largest line or event of OpenRouter's event stream; a longer one ends the answer with a size error as soon as it passes this. `HTTP_MAX_RESPONSE_BYTES` still caps the whole stream."),
     host(int("SHUTDOWN_GRACE_SECONDS", 30, 0, 3600))
         .doc("On SIGTERM or Ctrl-C, time in-flight requests get to finish."),
     host(choice(
