@@ -14,6 +14,7 @@ use crate::caps::{
     read_body,
 };
 use crate::catalog::{Catalog, ModelInfo};
+use crate::chat_body::{self, ChatRequest};
 use crate::chat_bridge::ChatStream;
 use crate::endpoint::{self, Choice, Endpoint};
 use crate::errors;
@@ -23,7 +24,6 @@ use crate::settings::Settings;
 use crate::stream::{ResponsesStream, Step};
 use crate::templates::{TemplateKind, Vars, vars_from_openrouter_error};
 use crate::tool_loop::{self, CallOutcome, Executor, Outcome, ToolSet, breaker};
-use crate::translate::{self, ChatRequest};
 use crate::types::{ErrorBody, Event, FinishReason, PipeError, RequestContext, Usage};
 use crate::usage_status;
 use futures::{FutureExt, StreamExt};
@@ -351,7 +351,7 @@ pub fn task_name(ctx: &RequestContext, req: &ChatRequest) -> Option<String> {
                 .rev()
                 .find(|m| m.get("role").and_then(Value::as_str) == Some("user"))
         })
-        .map(|m| translate::content_text(m.get("content")))
+        .map(|m| chat_body::content_text(m.get("content")))
         .unwrap_or_default();
     last_user
         .trim_start()
@@ -532,7 +532,7 @@ impl<U: Upstream, K: Kv, E: Emit, V: Env> Pipe<'_, U, K, E, V> {
         body: &[u8],
         tools: &T,
     ) -> Result<(), PipeError> {
-        let mut request = translate::parse_chat_body(body).map_err(|e| {
+        let mut request = chat_body::parse_chat_body(body).map_err(|e| {
             PipeError::InvalidRequest(errors::body(
                 &self.new_error_id(),
                 400,

@@ -14,6 +14,8 @@ pub mod catalog;
 #[forbid(unsafe_code)]
 pub mod chat;
 #[forbid(unsafe_code)]
+pub mod chat_body;
+#[forbid(unsafe_code)]
 pub mod chat_bridge;
 #[forbid(unsafe_code)]
 pub mod endpoint;
@@ -39,8 +41,6 @@ pub mod stream;
 pub mod templates;
 #[forbid(unsafe_code)]
 pub mod tool_loop;
-#[forbid(unsafe_code)]
-pub mod translate;
 #[forbid(unsafe_code)]
 pub mod types;
 #[forbid(unsafe_code)]

@@ -16,10 +16,10 @@ use fake_openrouter::spec::{validate_chat_request, validate_responses_request};
 use proptest::prelude::*;
 use proptest::test_runner::TestCaseError;
 use responses_pipe_guest::catalog::{Capabilities, ModelInfo};
+use responses_pipe_guest::chat_body::parse_chat_body;
 use responses_pipe_guest::request::{
     Identity, RequestSettings, build_chat_completions_request, build_responses_request,
 };
-use responses_pipe_guest::translate::parse_chat_body;
 use serde_json::{Map, Value, json};
 
 // ---------------------------------------------------------------------------------------------

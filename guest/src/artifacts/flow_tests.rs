@@ -3,6 +3,7 @@
 use super::*;
 use crate::caps::StoreError;
 use crate::chat::Pipe;
+use crate::chat_body::ChatRequest;
 use crate::request::test_support::model;
 use crate::request::{
     Identity as ReqIdentity, RequestSettings, build_chat_completions_request,
@@ -12,7 +13,6 @@ use crate::settings::Settings;
 use crate::testing::{
     Canned, FixedEnv, MemCrypto, MemKv, MemStore, NoCrypto, ScriptedUpstream, VecEmit, block_on,
 };
-use crate::translate::ChatRequest;
 use crate::types::{Event, RequestContext};
 use serde_json::{Value, json};
 

@@ -365,14 +365,14 @@ fn tasks_take_the_non_streaming_path_and_never_error() {
         openwebui_key: true,
         ..RequestContext::default()
     };
-    let req = translate::parse_chat_body(body).unwrap();
+    let req = chat_body::parse_chat_body(body).unwrap();
     assert_eq!(task_name(&trusted, &req).as_deref(), Some("task"));
 }
 
 #[test]
 fn only_a_key_that_may_assert_open_webui_identity_has_tasks() {
     let body = br####"{"model":"fake/echo","stream":false,"messages":[{"role":"user","content":"### Task: title"}]}"####;
-    let req = translate::parse_chat_body(body).unwrap();
+    let req = chat_body::parse_chat_body(body).unwrap();
     let plain = RequestContext {
         key_name: "alice".into(),
         task: Some("title_generation".into()),

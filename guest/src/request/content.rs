@@ -8,7 +8,7 @@
 
 use super::RequestSettings;
 use crate::catalog::ModelInfo;
-use crate::translate::content_text;
+use crate::chat_body::content_text;
 use serde_json::{Map, Value, json};
 use std::collections::BTreeSet;
 

@@ -21,7 +21,7 @@ mod reasoning;
 mod tools;
 
 use crate::catalog::ModelInfo;
-use crate::translate::{ChatRequest, InvalidBody};
+use crate::chat_body::{ChatRequest, InvalidBody};
 use serde::Deserialize;
 use serde_json::{Map, Value, json};
 
@@ -471,7 +471,7 @@ fn is_gemini_25(id: &str) -> bool {
 #[cfg(test)]
 pub(crate) mod test_support {
     use crate::catalog::{Capabilities, ModelInfo};
-    use crate::translate::{ChatRequest, parse_chat_body};
+    use crate::chat_body::{ChatRequest, parse_chat_body};
     use serde_json::Value;
 
     pub fn model(id: &str) -> ModelInfo {
@@ -755,5 +755,35 @@ mod tests {
         )
         .unwrap_err();
         assert!(err.0.contains("`temperature`"), "{err}");
+    }
+
+    #[test]
+    fn messages_become_input_items_in_order() {
+        let s = RequestSettings {
+            use_model_max_output_tokens: true,
+            ..RequestSettings::default()
+        };
+        let body = responses(
+            json!({"model": "fake/echo", "max_tokens": 50, "temperature": null, "messages": [
+                {"role": "system", "content": "be brief"},
+                {"role": "developer", "content": "dev"},
+                {"role": "user", "content": [{"type": "text", "text": "hello"}, {"type": "text", "text": "there"}]},
+                {"role": "assistant", "content": "hi!"},
+                {"role": "user", "content": "again"}]}),
+            &model("fake/echo"),
+            &s,
+        );
+        assert_eq!(body["stream"], json!(true));
+        assert_eq!(body["max_output_tokens"], json!(50));
+        assert!(body.get("temperature").is_none(), "nulls are dropped");
+        let input = body["input"].as_array().unwrap();
+        assert_eq!(input.len(), 5);
+        assert_eq!(input[0]["role"], "system");
+        assert_eq!(input[1]["role"], "developer");
+        // The parts of a message stay separate parts, in order.
+        assert_eq!(input[2]["content"][0]["text"], "hello");
+        assert_eq!(input[2]["content"][1]["text"], "there");
+        assert_eq!(input[3]["content"][0]["type"], "output_text");
+        assert_eq!(input[4]["content"][0]["text"], "again");
     }
 }

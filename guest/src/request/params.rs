@@ -8,7 +8,7 @@
 
 use super::{Identity, RequestSettings};
 use crate::catalog::ModelInfo;
-use crate::translate::InvalidBody;
+use crate::chat_body::InvalidBody;
 use serde_json::{Map, Number, Value};
 
 /// Sampling parameters parsed as numbers (numeric strings accepted).

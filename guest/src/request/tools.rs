@@ -4,7 +4,7 @@
 
 use super::RequestSettings;
 use crate::catalog::ModelInfo;
-use crate::translate::InvalidBody;
+use crate::chat_body::InvalidBody;
 use serde_json::{Map, Value, json};
 
 /// The longest function (and structured-output schema) name OpenRouter takes.

@@ -2,10 +2,10 @@
 
 use proptest::prelude::*;
 use responses_pipe_guest::catalog::{Capabilities, ModelInfo};
+use responses_pipe_guest::chat_body::parse_chat_body;
 use responses_pipe_guest::request::{
     Identity, RequestSettings, build_chat_completions_request, build_responses_request,
 };
-use responses_pipe_guest::translate::parse_chat_body;
 use serde_json::{Value, json};
 
 fn json_value() -> impl Strategy<Value = Value> {
