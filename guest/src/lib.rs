@@ -26,6 +26,10 @@ pub mod fusion;
 #[forbid(unsafe_code)]
 pub mod images;
 #[forbid(unsafe_code)]
+pub mod model;
+#[forbid(unsafe_code)]
+pub mod openrouter;
+#[forbid(unsafe_code)]
 pub mod owui_events;
 #[forbid(unsafe_code)]
 pub mod phase;
@@ -35,6 +39,8 @@ pub mod request;
 pub mod server_tools;
 #[forbid(unsafe_code)]
 pub mod settings;
+#[forbid(unsafe_code)]
+pub mod settings_document;
 #[forbid(unsafe_code)]
 pub mod stream;
 #[forbid(unsafe_code)]

@@ -643,10 +643,8 @@ fn text_of(events: &[Event]) -> String {
 }
 
 fn pipe_settings() -> Settings {
-    let mut s = Settings {
-        api_key_configured: true,
-        ..Settings::default()
-    };
+    let mut s = Settings::default();
+    s.openrouter.api_key_configured = true;
     s.streaming.streaming_delta_char_limit = 0;
     s.artifacts = settings();
     s
