@@ -3,11 +3,11 @@
 #![no_main]
 
 use libfuzzer_sys::fuzz_target;
-use responses_pipe_guest::catalog::{Capabilities, ModelInfo};
+use responses_pipe_guest::chat_body::parse_chat_body;
+use responses_pipe_guest::model::{Capabilities, ModelInfo};
 use responses_pipe_guest::request::{
     Identity, RequestSettings, build_chat_completions_request, build_responses_request,
 };
-use responses_pipe_guest::translate::parse_chat_body;
 use serde_json::Value;
 
 fn model(reasoning: bool) -> ModelInfo {
@@ -35,7 +35,9 @@ fn model(reasoning: bool) -> ModelInfo {
 }
 
 fuzz_target!(|data: &[u8]| {
-    let Ok(settings) = responses_pipe_guest::settings::from_document::<RequestSettings>("") else {
+    let Ok(settings) =
+        responses_pipe_guest::settings_document::from_document::<RequestSettings>("")
+    else {
         return;
     };
     let Ok(request) = parse_chat_body(data) else {

@@ -6,7 +6,8 @@
 
 use crate::caps::{Env, HttpRequest, Kv, Method, Upstream, read_body};
 use crate::errors;
-use crate::settings::Settings;
+use crate::model::{Capabilities, ModelInfo, base_id};
+use crate::openrouter::OpenRouterSettings;
 use crate::types::{ErrorBody, PipeError};
 use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
@@ -25,33 +26,33 @@ const KEY_MODEL_PREFIX: &str = "catalog:v1:model:";
 const KEY_ZDR: &str = "catalog:v1:zdr";
 const LOCK_REFRESH: &str = "catalog:v1:refresh";
 
-/// What a model can do, from `supported_parameters`, `architecture` and `pricing`.
-#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
-pub struct Capabilities {
-    pub vision: bool,
-    pub file_input: bool,
-    pub audio_input: bool,
-    pub video_input: bool,
-    pub reasoning: bool,
-    pub reasoning_summary: bool,
-    pub tools: bool,
-    pub web_search: bool,
-    pub image_output: bool,
+/// The settings the catalog reads (defaults: the settings table).
+#[derive(Clone, Debug, Deserialize)]
+#[serde(rename_all = "SCREAMING_SNAKE_CASE")]
+pub struct CatalogSettings {
+    /// `auto`, or a CSV of the model ids this server offers.
+    pub model_id: String,
+    pub model_catalog_refresh_seconds: u64,
+    /// `all` / `only` / `exclude` free models.
+    pub free_model_filter: String,
+    /// `all` / `only` / `exclude` tool-capable models.
+    pub tool_calling_filter: String,
+    pub zdr_models_only: bool,
+    /// `ZDR_ENFORCE` is shared with request translation, whose settings group owns it for serde;
+    /// `Settings::parse` copies it here.
+    #[serde(skip)]
+    pub zdr_enforce: bool,
+    /// CSV of `base:tag` entries exposed as extra models (`base:preset/slug` for presets).
+    pub variant_models: String,
 }
 
-/// One catalog entry, compact.
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
-pub struct ModelInfo {
-    /// OpenRouter's slug, e.g. `openai/gpt-4o-2024-08-06`; what we send upstream and expose.
-    pub id: String,
-    pub name: String,
-    pub created: Option<u64>,
-    pub context_length: Option<u64>,
-    pub max_completion_tokens: Option<u64>,
-    pub capabilities: Capabilities,
-    /// OpenRouter's pricing object as given (decimal strings, USD per token).
-    pub pricing: Value,
-    pub supported_parameters: Vec<String>,
+impl CatalogSettings {
+    /// The catalog TTL, never below the reference minimum of 60 s.
+    pub fn catalog_ttl_ms(&self) -> u64 {
+        self.model_catalog_refresh_seconds
+            .max(60)
+            .saturating_mul(1000)
+    }
 }
 
 /// Freshness bookkeeping, stored beside the list.
@@ -271,7 +272,8 @@ pub fn to_openai_list(models: &[ModelInfo]) -> Value {
 
 /// Reads and refreshes the cached catalog through the capabilities.
 pub struct Catalog<'a, U, K, V> {
-    pub settings: &'a Settings,
+    pub settings: &'a CatalogSettings,
+    pub openrouter: &'a OpenRouterSettings,
     pub upstream: &'a U,
     pub kv: &'a K,
     pub env: &'a V,
@@ -289,11 +291,11 @@ impl<U: Upstream, K: Kv, V: Env> Catalog<'_, U, K, V> {
 
     /// A `GET {BASE_URL}{path}` asking for JSON, with the attribution headers.
     fn get_json(&self, path: &str) -> HttpRequest {
-        let mut headers = self.settings.attribution_headers();
+        let mut headers = self.openrouter.attribution_headers();
         headers.push(("Accept".to_string(), "application/json".to_string()));
         HttpRequest {
             method: Method::Get,
-            url: format!("{}{path}", self.settings.base()),
+            url: format!("{}{path}", self.openrouter.base()),
             headers,
             body: None,
         }
@@ -393,8 +395,7 @@ impl<U: Upstream, K: Kv, V: Env> Catalog<'_, U, K, V> {
 
     /// The ZDR set, read only when a ZDR rule applies (it is not needed on the usual path).
     fn zdr_set_if_needed(&self, zdr_requested: bool) -> Option<BTreeSet<String>> {
-        let needed =
-            self.settings.zdr_models_only || self.settings.request.zdr_enforce || zdr_requested;
+        let needed = self.settings.zdr_models_only || self.settings.zdr_enforce || zdr_requested;
         if needed { self.zdr_set() } else { None }
     }
 
@@ -430,7 +431,7 @@ impl<U: Upstream, K: Kv, V: Env> Catalog<'_, U, K, V> {
         if meta.generation_ms != 0 && now < meta.next_refresh_ms {
             return Ok((meta, None));
         }
-        if !self.settings.api_key_configured {
+        if !self.openrouter.api_key_configured {
             if meta.generation_ms != 0 {
                 return Ok((meta, None));
             }
@@ -597,20 +598,6 @@ pub fn is_free(pricing: &Value) -> bool {
     seen && sum == 0.0
 }
 
-/// The id without its `:variant` / `@preset` suffix (variants are judged by their base).
-pub fn base_id(id: &str) -> &str {
-    let cut = id.find([':', '@']).unwrap_or(id.len());
-    &id[..cut]
-}
-
-/// The id to send upstream: a `base:preset/slug` variant becomes `base@preset/slug`.
-pub fn api_model_id(id: &str) -> String {
-    match id.split_once(":preset/") {
-        Some((base, slug)) => format!("{base}@preset/{slug}"),
-        None => id.to_string(),
-    }
-}
-
 /// Add the `VARIANT_MODELS` entries (`base:tag`), inheriting their base's metadata.
 pub fn with_variants(mut models: Vec<ModelInfo>, variants: &str) -> Vec<ModelInfo> {
     let mut extra = Vec::new();
@@ -645,7 +632,7 @@ pub fn with_variants(mut models: Vec<ModelInfo>, variants: &str) -> Vec<ModelInf
 /// Why a model is hidden or refused under the current filters (empty = allowed).
 pub fn filter_reasons(
     m: &ModelInfo,
-    s: &Settings,
+    s: &CatalogSettings,
     zdr: Option<&BTreeSet<String>>,
     zdr_requested: bool,
 ) -> Vec<String> {
@@ -668,7 +655,7 @@ pub fn filter_reasons(
     if s.zdr_models_only && zdr_capable == Some(false) {
         reasons.push("ZDR_MODELS_ONLY".to_string());
     }
-    if s.request.zdr_enforce || zdr_requested {
+    if s.zdr_enforce || zdr_requested {
         match zdr_capable {
             Some(false) => reasons.push("ZDR_ENFORCE".to_string()),
             None => reasons.push("ZDR_ENFORCE_UNAVAILABLE".to_string()),
@@ -705,6 +692,7 @@ mod tests {
     use super::*;
     use crate::caps::TransportError;
     use crate::testing::{Canned, FixedEnv, MemKv, ScriptedUpstream, block_on};
+    use std::sync::LazyLock;
 
     const MODELS: &str = r#"{"data":[
         {"id":"openai/gpt-4o-2024-08-06","name":"GPT-4o","context_length":128000,
@@ -720,11 +708,16 @@ mod tests {
          "pricing":{"prompt":"0","completion":"0"},"supported_parameters":[]}
     ]}"#;
 
-    fn settings(model_id: &str) -> Settings {
-        Settings {
-            api_key_configured: true,
+    /// OpenRouter with a key configured.
+    static KEYED: LazyLock<OpenRouterSettings> = LazyLock::new(|| OpenRouterSettings {
+        api_key_configured: true,
+        ..OpenRouterSettings::default()
+    });
+
+    fn settings(model_id: &str) -> CatalogSettings {
+        CatalogSettings {
             model_id: model_id.into(),
-            ..Settings::default()
+            ..CatalogSettings::default()
         }
     }
 
@@ -766,6 +759,15 @@ mod tests {
     }
 
     #[test]
+    fn catalog_ttl_is_never_below_sixty_seconds() {
+        let s = CatalogSettings {
+            model_catalog_refresh_seconds: 5,
+            ..CatalogSettings::default()
+        };
+        assert_eq!(s.catalog_ttl_ms(), 60_000);
+    }
+
+    #[test]
     fn backoff_doubles_from_five_seconds_and_is_capped() {
         let ttl = 3_600_000;
         assert_eq!(backoff_ms(1, ttl), 5_000);
@@ -781,6 +783,7 @@ mod tests {
         let (kv, env, s) = (MemKv::default(), FixedEnv::default(), settings("auto"));
         let cat = Catalog {
             settings: &s,
+            openrouter: &KEYED,
             upstream: &up,
             kv: &kv,
             env: &env,
@@ -804,6 +807,7 @@ mod tests {
         let (kv, env, s) = (MemKv::default(), FixedEnv::default(), settings("auto"));
         let cat = Catalog {
             settings: &s,
+            openrouter: &KEYED,
             upstream: &up,
             kv: &kv,
             env: &env,
@@ -828,6 +832,7 @@ mod tests {
         let s = settings("auto");
         let cat = Catalog {
             settings: &s,
+            openrouter: &KEYED,
             upstream: &up,
             kv: &kv,
             env: &env,
@@ -836,9 +841,10 @@ mod tests {
             block_on(cat.list()),
             Err(PipeError::Unavailable(_))
         ));
-        let no_key = Settings::default();
+        let no_key = OpenRouterSettings::default();
         let cat = Catalog {
-            settings: &no_key,
+            settings: &s,
+            openrouter: &no_key,
             upstream: &up,
             kv: &kv,
             env: &env,
@@ -912,14 +918,9 @@ mod tests {
             .unwrap();
         assert!(nitro.capabilities.vision);
         assert_eq!(nitro.name, "GPT-4o (nitro)");
-        assert_eq!(
-            api_model_id("anthropic/claude-sonnet-4.5:preset/my-team"),
-            "anthropic/claude-sonnet-4.5@preset/my-team"
-        );
-        assert_eq!(base_id("openai/gpt-4o:nitro"), "openai/gpt-4o");
         let zdr: BTreeSet<String> = ["openai/gpt-4o".to_string()].into();
         let mut s = settings("auto");
-        s.request.zdr_enforce = true;
+        s.zdr_enforce = true;
         assert!(
             filter_reasons(nitro, &s, Some(&zdr), false).is_empty(),
             "variants are judged by their base"
@@ -939,9 +940,10 @@ mod tests {
             );
         let (kv, env) = (MemKv::default(), FixedEnv::default());
         let mut s = settings("auto");
-        s.request.zdr_enforce = true;
+        s.zdr_enforce = true;
         let cat = Catalog {
             settings: &s,
+            openrouter: &KEYED,
             upstream: &up,
             kv: &kv,
             env: &env,
@@ -972,6 +974,7 @@ mod tests {
         let (kv, env, s) = (MemKv::default(), FixedEnv::default(), settings(""));
         let cat = Catalog {
             settings: &s,
+            openrouter: &KEYED,
             upstream: &up,
             kv: &kv,
             env: &env,
@@ -1003,6 +1006,7 @@ mod tests {
         let (kv, env, s) = (MemKv::default(), FixedEnv::default(), settings("auto"));
         let cat = Catalog {
             settings: &s,
+            openrouter: &KEYED,
             upstream: &up,
             kv: &kv,
             env: &env,
@@ -1028,6 +1032,7 @@ mod tests {
         );
         let cat = Catalog {
             settings: &s,
+            openrouter: &KEYED,
             upstream: &up,
             kv: &kv,
             env: &env,

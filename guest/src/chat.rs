@@ -13,17 +13,18 @@ use crate::caps::{
     Emit, Env, HttpRequest, HttpResponse, Kv, Method, NoTools, Tools, TransportError, Upstream,
     read_body,
 };
-use crate::catalog::{Catalog, ModelInfo};
+use crate::catalog::Catalog;
+use crate::chat_body::{self, ChatRequest};
 use crate::chat_bridge::ChatStream;
 use crate::endpoint::{self, Choice, Endpoint};
 use crate::errors;
+use crate::model::ModelInfo;
 use crate::owui_events;
 use crate::request::{self, Built, Identity};
 use crate::settings::Settings;
 use crate::stream::{ResponsesStream, Step};
 use crate::templates::{TemplateKind, Vars, vars_from_openrouter_error};
 use crate::tool_loop::{self, CallOutcome, Executor, Outcome, ToolSet, breaker};
-use crate::translate::{self, ChatRequest};
 use crate::types::{ErrorBody, Event, FinishReason, PipeError, RequestContext, Usage};
 use crate::usage_status;
 use futures::{FutureExt, StreamExt};
@@ -351,7 +352,7 @@ pub fn task_name(ctx: &RequestContext, req: &ChatRequest) -> Option<String> {
                 .rev()
                 .find(|m| m.get("role").and_then(Value::as_str) == Some("user"))
         })
-        .map(|m| translate::content_text(m.get("content")))
+        .map(|m| chat_body::content_text(m.get("content")))
         .unwrap_or_default();
     last_user
         .trim_start()
@@ -532,7 +533,7 @@ impl<U: Upstream, K: Kv, E: Emit, V: Env> Pipe<'_, U, K, E, V> {
         body: &[u8],
         tools: &T,
     ) -> Result<(), PipeError> {
-        let mut request = translate::parse_chat_body(body).map_err(|e| {
+        let mut request = chat_body::parse_chat_body(body).map_err(|e| {
             PipeError::InvalidRequest(errors::body(
                 &self.new_error_id(),
                 400,
@@ -549,7 +550,8 @@ impl<U: Upstream, K: Kv, E: Emit, V: Env> Pipe<'_, U, K, E, V> {
         }
         let replayed = self.replay_artifacts(ctx, &mut request);
         let catalog = Catalog {
-            settings: self.settings,
+            settings: &self.settings.catalog,
+            openrouter: &self.settings.openrouter,
             upstream: self.upstream,
             kv: self.kv,
             env: self.env,
@@ -653,7 +655,7 @@ impl<U: Upstream, K: Kv, E: Emit, V: Env> Pipe<'_, U, K, E, V> {
                     vars.set("error_type", format!("{e}"));
                     vars.set(
                         "timeout_seconds",
-                        self.settings.http_sock_read_seconds.to_string(),
+                        self.settings.openrouter.http_sock_read_seconds.to_string(),
                     );
                     return self.fail_early(ctx, later, kind, vars, body);
                 }
@@ -702,7 +704,7 @@ impl<U: Upstream, K: Kv, E: Emit, V: Env> Pipe<'_, U, K, E, V> {
                 let mut vars =
                     vars_from_openrouter_error(&bytes, response.status, &response.headers);
                 vars.set("requested_model", request.model.as_str());
-                vars.set("api_model_id", crate::catalog::api_model_id(&model.id));
+                vars.set("api_model_id", crate::model::api_model_id(&model.id));
                 vars.set("status_code", response.status.to_string());
                 return self.fail_early(
                     ctx,
@@ -1345,14 +1347,14 @@ impl<U: Upstream, K: Kv, E: Emit, V: Env> Pipe<'_, U, K, E, V> {
     ) -> Result<HttpResponse<U::Body>, TransportError> {
         let bytes =
             serde_json::to_vec(&built.body).map_err(|e| TransportError::Protocol(e.to_string()))?;
-        let mut headers = self.settings.attribution_headers();
+        let mut headers = self.settings.openrouter.attribution_headers();
         headers.push(("Content-Type".into(), "application/json".into()));
         headers.push(("Accept".into(), accept.into()));
         headers.extend(built.headers.iter().cloned());
         self.upstream
             .send(HttpRequest {
                 method: Method::Post,
-                url: format!("{}{}", self.settings.base(), endpoint.path()),
+                url: format!("{}{}", self.settings.openrouter.base(), endpoint.path()),
                 headers,
                 body: Some(bytes),
             })
@@ -1823,14 +1825,15 @@ impl<U: Upstream, K: Kv, E: Emit, V: Env> Pipe<'_, U, K, E, V> {
             "[Task error] Unable to generate {}. Please retry later.",
             task.replace('_', " ")
         );
-        if !self.settings.api_key_configured
+        if !self.settings.openrouter.api_key_configured
             || auth_window::open(self.kv, &ctx.principal(), self.env.now_ms()).is_some()
         {
             let text = task_stub(task).map(str::to_string).unwrap_or(failed);
             return answer(self, text, None);
         }
         let catalog = Catalog {
-            settings: self.settings,
+            settings: &self.settings.catalog,
+            openrouter: &self.settings.openrouter,
             upstream: self.upstream,
             kv: self.kv,
             env: self.env,
@@ -1929,7 +1932,8 @@ impl<U: Upstream, K: Kv, E: Emit, V: Env> Pipe<'_, U, K, E, V> {
     /// The model list in OpenAI form.
     pub async fn models(&self) -> Result<String, PipeError> {
         let catalog = Catalog {
-            settings: self.settings,
+            settings: &self.settings.catalog,
+            openrouter: &self.settings.openrouter,
             upstream: self.upstream,
             kv: self.kv,
             env: self.env,

@@ -5,6 +5,7 @@
 use crate::caps::{
     self, BodyStream, EmitError, HttpRequest, HttpResponse, KvError, TransportError,
 };
+use crate::openrouter::OpenRouterSettings;
 use crate::settings::Settings;
 use crate::types as core;
 use http_body_util::BodyExt;
@@ -472,7 +473,7 @@ fn settings(json: &str) -> Result<Settings, wit::PipeError> {
     })
 }
 
-fn upstream(s: &Settings) -> HostUpstream {
+fn upstream(s: &OpenRouterSettings) -> HostUpstream {
     HostUpstream {
         connect_timeout: Duration::from_secs(s.http_connect_timeout_seconds.max(1)),
         read_timeout: Duration::from_secs(s.http_sock_read_seconds.max(1)),
@@ -482,7 +483,7 @@ fn upstream(s: &Settings) -> HostUpstream {
 impl Guest for Component {
     fn models(settings_json: String) -> Result<String, wit::PipeError> {
         let s = settings(&settings_json)?;
-        let up = upstream(&s);
+        let up = upstream(&s.openrouter);
         let mut emit = HostEmit;
         let pipe = crate::chat::Pipe {
             settings: &s,
@@ -501,7 +502,7 @@ impl Guest for Component {
         body: Vec<u8>,
     ) -> Result<(), wit::PipeError> {
         let s = settings(&settings_json)?;
-        let up = upstream(&s);
+        let up = upstream(&s.openrouter);
         let ctx = context(ctx);
         let mut emit = HostEmit;
         let mut pipe = crate::chat::Pipe {

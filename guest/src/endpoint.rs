@@ -22,17 +22,10 @@ pub struct EndpointSettings {
     pub auto_fallback_chat_completions: bool,
 }
 
-#[cfg(test)]
-impl Default for EndpointSettings {
-    fn default() -> Self {
-        crate::settings::Settings::default().endpoint
-    }
-}
-
 impl EndpointSettings {
     /// Parse the host's settings document (the same JSON `settings::Settings` reads).
     pub fn parse(json: &str) -> Result<EndpointSettings, serde_json::Error> {
-        crate::settings::from_document(json)
+        crate::settings_document::from_document(json)
     }
 
     /// The configured default. The host validates the value; anything that is not the chat

@@ -14,6 +14,8 @@ pub mod catalog;
 #[forbid(unsafe_code)]
 pub mod chat;
 #[forbid(unsafe_code)]
+pub mod chat_body;
+#[forbid(unsafe_code)]
 pub mod chat_bridge;
 #[forbid(unsafe_code)]
 pub mod endpoint;
@@ -23,6 +25,10 @@ pub mod errors;
 pub mod fusion;
 #[forbid(unsafe_code)]
 pub mod images;
+#[forbid(unsafe_code)]
+pub mod model;
+#[forbid(unsafe_code)]
+pub mod openrouter;
 #[forbid(unsafe_code)]
 pub mod owui_events;
 #[forbid(unsafe_code)]
@@ -34,13 +40,13 @@ pub mod server_tools;
 #[forbid(unsafe_code)]
 pub mod settings;
 #[forbid(unsafe_code)]
+pub mod settings_document;
+#[forbid(unsafe_code)]
 pub mod stream;
 #[forbid(unsafe_code)]
 pub mod templates;
 #[forbid(unsafe_code)]
 pub mod tool_loop;
-#[forbid(unsafe_code)]
-pub mod translate;
 #[forbid(unsafe_code)]
 pub mod types;
 #[forbid(unsafe_code)]

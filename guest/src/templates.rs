@@ -608,13 +608,6 @@ pub struct TemplateSettings {
     pub support_url: String,
 }
 
-#[cfg(test)]
-impl Default for TemplateSettings {
-    fn default() -> Self {
-        crate::settings::Settings::default().templates
-    }
-}
-
 impl TemplateSettings {
     /// Every template blank, so each renders its built-in text, and no support contacts: what
     /// the pipe falls back to when it cannot read the host's settings document at all.
@@ -1109,14 +1102,14 @@ mod tests {
         for kind in TemplateKind::ALL {
             let json = serde_json::json!({ kind.valve(): format!("custom {}", kind.valve()) });
             let settings: TemplateSettings =
-                crate::settings::from_document(&json.to_string()).unwrap();
+                crate::settings_document::from_document(&json.to_string()).unwrap();
             assert_eq!(settings.template(kind), format!("custom {}", kind.valve()));
         }
     }
 
     #[test]
     fn an_override_valve_replaces_the_default_and_a_blank_one_does_not() {
-        let settings: TemplateSettings = crate::settings::from_document(
+        let settings: TemplateSettings = crate::settings_document::from_document(
             r#"{"RATE_LIMIT_TEMPLATE":"Slow down, retry in {retry_after_seconds}s ({error_id})",
                 "SERVER_TIMEOUT_TEMPLATE":"  ",
                 "SUPPORT_EMAIL":"ops@example.com"}"#,

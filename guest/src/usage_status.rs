@@ -20,13 +20,6 @@ pub struct UsageStatusSettings {
     pub usage_status_icon_set: String,
 }
 
-#[cfg(test)]
-impl Default for UsageStatusSettings {
-    fn default() -> Self {
-        crate::settings::Settings::default().usage_status
-    }
-}
-
 /// What goes before each value: the text labels, or an icon and a space.
 struct Labels {
     time: String,
@@ -331,10 +324,10 @@ mod tests {
 
     #[test]
     fn settings_parse_from_valve_names_with_reference_defaults() {
-        let s: UsageStatusSettings = crate::settings::from_document("{}").unwrap();
+        let s: UsageStatusSettings = crate::settings_document::from_document("{}").unwrap();
         assert_eq!(s, UsageStatusSettings::default());
         assert!(s.show_final_usage_status);
-        let s: UsageStatusSettings = crate::settings::from_document(
+        let s: UsageStatusSettings = crate::settings_document::from_document(
             r#"{"SHOW_FINAL_USAGE_STATUS":false,"FINAL_USAGE_STATUS_STYLE":"icons","USAGE_STATUS_ICON_SET":"a,b,c,d,e,f,g"}"#,
         )
         .unwrap();

@@ -15,11 +15,11 @@
 use fake_openrouter::spec::{validate_chat_request, validate_responses_request};
 use proptest::prelude::*;
 use proptest::test_runner::TestCaseError;
-use responses_pipe_guest::catalog::{Capabilities, ModelInfo};
+use responses_pipe_guest::chat_body::parse_chat_body;
+use responses_pipe_guest::model::{Capabilities, ModelInfo};
 use responses_pipe_guest::request::{
     Identity, RequestSettings, build_chat_completions_request, build_responses_request,
 };
-use responses_pipe_guest::translate::parse_chat_body;
 use serde_json::{Map, Value, json};
 
 // ---------------------------------------------------------------------------------------------
@@ -490,8 +490,10 @@ fn settings() -> BoxedStrategy<RequestSettings> {
                     "MAX_INPUT_IMAGES_PER_REQUEST": images,
                     "TOOL_OUTPUT_RETENTION_TURNS": turns,
                 });
-                responses_pipe_guest::settings::from_document::<RequestSettings>(&doc.to_string())
-                    .ok()
+                responses_pipe_guest::settings_document::from_document::<RequestSettings>(
+                    &doc.to_string(),
+                )
+                .ok()
             },
         )
         .boxed()
@@ -731,7 +733,7 @@ fn requests_the_property_found_are_refused_or_translate_to_valid_bodies() {
     ];
     let model = plain_model();
     let settings: RequestSettings =
-        responses_pipe_guest::settings::from_document("").expect("the default settings");
+        responses_pipe_guest::settings_document::from_document("").expect("the default settings");
     let identity = Identity::default();
     let mut failures = Vec::new();
     for (what, body, expect) in cases {

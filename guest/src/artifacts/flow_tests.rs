@@ -3,6 +3,7 @@
 use super::*;
 use crate::caps::StoreError;
 use crate::chat::Pipe;
+use crate::chat_body::ChatRequest;
 use crate::request::test_support::model;
 use crate::request::{
     Identity as ReqIdentity, RequestSettings, build_chat_completions_request,
@@ -12,7 +13,6 @@ use crate::settings::Settings;
 use crate::testing::{
     Canned, FixedEnv, MemCrypto, MemKv, MemStore, NoCrypto, ScriptedUpstream, VecEmit, block_on,
 };
-use crate::translate::ChatRequest;
 use crate::types::{Event, RequestContext};
 use serde_json::{Value, json};
 
@@ -643,10 +643,8 @@ fn text_of(events: &[Event]) -> String {
 }
 
 fn pipe_settings() -> Settings {
-    let mut s = Settings {
-        api_key_configured: true,
-        ..Settings::default()
-    };
+    let mut s = Settings::default();
+    s.openrouter.api_key_configured = true;
     s.streaming.streaming_delta_char_limit = 0;
     s.artifacts = settings();
     s

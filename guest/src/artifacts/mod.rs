@@ -66,13 +66,6 @@ impl ArtifactSettings {
     }
 }
 
-#[cfg(test)]
-impl Default for ArtifactSettings {
-    fn default() -> Self {
-        crate::settings::Settings::default().artifacts
-    }
-}
-
 impl ArtifactSettings {
     /// Whether reasoning items are stored at all.
     pub fn persists_reasoning(&self) -> bool {

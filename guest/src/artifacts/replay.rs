@@ -23,7 +23,7 @@
 use super::codec::{self, Identity};
 use super::{ArtifactSettings, Caps, breaker, markers};
 use crate::caps::{Env, Kv};
-use crate::translate::content_text;
+use crate::chat_body::content_text;
 use crate::types::RequestContext;
 use serde_json::{Map, Value, json};
 use std::collections::HashMap;

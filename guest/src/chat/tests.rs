@@ -9,10 +9,8 @@ const BODY: &[u8] =
 const COMPLETED: &str = "data: {\"type\":\"response.completed\",\"response\":{\"status\":\"completed\",\"usage\":{\"input_tokens\":1,\"output_tokens\":2,\"total_tokens\":3,\"cost\":0.5}}}\n\n";
 
 fn settings() -> Settings {
-    let mut s = Settings {
-        api_key_configured: true,
-        ..Settings::default()
-    };
+    let mut s = Settings::default();
+    s.openrouter.api_key_configured = true;
     // Relay deltas one by one so tests see them as sent.
     s.streaming.streaming_delta_char_limit = 0;
     s
@@ -365,14 +363,14 @@ fn tasks_take_the_non_streaming_path_and_never_error() {
         openwebui_key: true,
         ..RequestContext::default()
     };
-    let req = translate::parse_chat_body(body).unwrap();
+    let req = chat_body::parse_chat_body(body).unwrap();
     assert_eq!(task_name(&trusted, &req).as_deref(), Some("task"));
 }
 
 #[test]
 fn only_a_key_that_may_assert_open_webui_identity_has_tasks() {
     let body = br####"{"model":"fake/echo","stream":false,"messages":[{"role":"user","content":"### Task: title"}]}"####;
-    let req = translate::parse_chat_body(body).unwrap();
+    let req = chat_body::parse_chat_body(body).unwrap();
     let plain = RequestContext {
         key_name: "alice".into(),
         task: Some("title_generation".into()),
@@ -400,7 +398,7 @@ fn a_task_naming_a_model_outside_the_allowlist_or_filters_is_refused_like_a_chat
     };
     let body = br####"{"model":"fake/echo","stream":false,"messages":[{"role":"user","content":"### Task: title"}]}"####;
     let mut s = settings();
-    s.model_id = "fake/other".into();
+    s.catalog.model_id = "fake/other".into();
     let up = ScriptedUpstream::default().on(
         "/models",
         Ok(Canned::json(
@@ -414,7 +412,7 @@ fn a_task_naming_a_model_outside_the_allowlist_or_filters_is_refused_like_a_chat
     assert!(events.is_empty(), "{events:?}");
     assert_eq!(up.count("/responses"), 0, "OpenRouter is not asked");
     let mut s = settings();
-    s.free_model_filter = "only".into();
+    s.catalog.free_model_filter = "only".into();
     let (r, _) = run_with(&up, &s, &ctx, body);
     let e = r.unwrap_err();
     assert_eq!(e.body().code.as_deref(), Some("model_restricted"));

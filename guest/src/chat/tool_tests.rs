@@ -51,10 +51,8 @@ fn text_turn(text: &str) -> Canned {
 }
 
 fn settings(mode: &str) -> Settings {
-    let mut s = Settings {
-        api_key_configured: true,
-        ..Settings::default()
-    };
+    let mut s = Settings::default();
+    s.openrouter.api_key_configured = true;
     s.streaming.streaming_delta_char_limit = 0;
     s.tools.tool_execution_mode = mode.into();
     s

@@ -6,7 +6,7 @@
 //! the last system message and the last 3 user texts without.
 
 use super::{RequestSettings, is_anthropic};
-use crate::catalog::ModelInfo;
+use crate::model::ModelInfo;
 use serde_json::{Map, Value, json};
 
 /// The beta header value enabling thinking between tool calls.

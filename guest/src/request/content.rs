@@ -7,8 +7,8 @@
 //! output, or an output without its call, is rejected upstream, so both are dropped.
 
 use super::RequestSettings;
-use crate::catalog::ModelInfo;
-use crate::translate::content_text;
+use crate::chat_body::content_text;
+use crate::model::ModelInfo;
 use serde_json::{Map, Value, json};
 use std::collections::BTreeSet;
 

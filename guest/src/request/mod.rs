@@ -20,8 +20,8 @@ mod pruning;
 mod reasoning;
 mod tools;
 
-use crate::catalog::ModelInfo;
-use crate::translate::{ChatRequest, InvalidBody};
+use crate::chat_body::{ChatRequest, InvalidBody};
+use crate::model::ModelInfo;
 use serde::Deserialize;
 use serde_json::{Map, Value, json};
 
@@ -66,13 +66,6 @@ pub struct RequestSettings {
     pub tool_output_retention_turns: u32,
     /// `user_then_assistant` or `user_turn_only`.
     pub image_input_selection: String,
-}
-
-#[cfg(test)]
-impl Default for RequestSettings {
-    fn default() -> Self {
-        crate::settings::Settings::default().request
-    }
 }
 
 /// Who is asking, as the host established it (forwarded Open WebUI headers).
@@ -396,7 +389,7 @@ fn prepare(
     // A `base:preset/slug` variant is sent as `base@preset/slug`.
     body.insert(
         "model".into(),
-        Value::String(crate::catalog::api_model_id(&model.id)),
+        Value::String(crate::model::api_model_id(&model.id)),
     );
     body.insert("stream".into(), Value::Bool(!task));
 
@@ -433,7 +426,7 @@ fn prepare(
 /// The model id lowercased, without a leading `~` (router aliases like `~anthropic/claude-…`)
 /// or a `:variant` / `@preset` suffix (a variant is judged by its base).
 fn bare_id(id: &str) -> String {
-    let lower = crate::catalog::base_id(id.trim()).to_ascii_lowercase();
+    let lower = crate::model::base_id(id.trim()).to_ascii_lowercase();
     lower.strip_prefix('~').unwrap_or(&lower).to_string()
 }
 
@@ -470,8 +463,8 @@ fn is_gemini_25(id: &str) -> bool {
 
 #[cfg(test)]
 pub(crate) mod test_support {
-    use crate::catalog::{Capabilities, ModelInfo};
-    use crate::translate::{ChatRequest, parse_chat_body};
+    use crate::chat_body::{ChatRequest, parse_chat_body};
+    use crate::model::{Capabilities, ModelInfo};
     use serde_json::Value;
 
     pub fn model(id: &str) -> ModelInfo {
@@ -527,9 +520,10 @@ mod tests {
 
     #[test]
     fn settings_take_the_reference_defaults_and_ignore_unknown_keys() {
-        let s: RequestSettings =
-            crate::settings::from_document(r#"{"REASONING_EFFORT":"high","BASE_URL":"x"}"#)
-                .unwrap();
+        let s: RequestSettings = crate::settings_document::from_document(
+            r#"{"REASONING_EFFORT":"high","BASE_URL":"x"}"#,
+        )
+        .unwrap();
         assert_eq!(s.reasoning_effort, "high");
         assert!(s.enable_reasoning && s.auto_context_trimming && s.send_cache_session_id);
         assert!(!s.use_model_max_output_tokens && !s.send_end_user_id);
@@ -755,5 +749,35 @@ mod tests {
         )
         .unwrap_err();
         assert!(err.0.contains("`temperature`"), "{err}");
+    }
+
+    #[test]
+    fn messages_become_input_items_in_order() {
+        let s = RequestSettings {
+            use_model_max_output_tokens: true,
+            ..RequestSettings::default()
+        };
+        let body = responses(
+            json!({"model": "fake/echo", "max_tokens": 50, "temperature": null, "messages": [
+                {"role": "system", "content": "be brief"},
+                {"role": "developer", "content": "dev"},
+                {"role": "user", "content": [{"type": "text", "text": "hello"}, {"type": "text", "text": "there"}]},
+                {"role": "assistant", "content": "hi!"},
+                {"role": "user", "content": "again"}]}),
+            &model("fake/echo"),
+            &s,
+        );
+        assert_eq!(body["stream"], json!(true));
+        assert_eq!(body["max_output_tokens"], json!(50));
+        assert!(body.get("temperature").is_none(), "nulls are dropped");
+        let input = body["input"].as_array().unwrap();
+        assert_eq!(input.len(), 5);
+        assert_eq!(input[0]["role"], "system");
+        assert_eq!(input[1]["role"], "developer");
+        // The parts of a message stay separate parts, in order.
+        assert_eq!(input[2]["content"][0]["text"], "hello");
+        assert_eq!(input[2]["content"][1]["text"], "there");
+        assert_eq!(input[3]["content"][0]["type"], "output_text");
+        assert_eq!(input[4]["content"][0]["text"], "again");
     }
 }

@@ -7,8 +7,8 @@
 //! discarded and only values derived from the host-vouched [`Identity`] are sent.
 
 use super::{Identity, RequestSettings};
-use crate::catalog::ModelInfo;
-use crate::translate::InvalidBody;
+use crate::chat_body::InvalidBody;
+use crate::model::ModelInfo;
 use serde_json::{Map, Number, Value};
 
 /// Sampling parameters parsed as numbers (numeric strings accepted).

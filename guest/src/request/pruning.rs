@@ -4,7 +4,7 @@
 //! conversation would not fit the model's context budget (4 characters per token), the largest
 //! tool outputs are replaced by a short "omitted" stub until it does.
 
-use crate::catalog::ModelInfo;
+use crate::model::ModelInfo;
 use serde_json::Value;
 
 /// Outputs shorter than this are never shortened.

@@ -3,7 +3,7 @@
 //! values always win over valve defaults.
 
 use super::{RequestSettings, is_claude_opus_or_sonnet, is_gemini_25};
-use crate::catalog::ModelInfo;
+use crate::model::ModelInfo;
 use serde_json::{Map, Value, json};
 
 /// `reasoning_effort` (chat shorthand) → `reasoning.effort`, never overwriting a caller value.

@@ -3,8 +3,8 @@
 //! (`openrouter:web_search`, `openrouter:web_fetch`, `openrouter:datetime`).
 
 use super::RequestSettings;
-use crate::catalog::ModelInfo;
-use crate::translate::InvalidBody;
+use crate::chat_body::InvalidBody;
+use crate::model::ModelInfo;
 use serde_json::{Map, Value, json};
 
 /// The longest function (and structured-output schema) name OpenRouter takes.

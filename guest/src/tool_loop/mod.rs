@@ -9,8 +9,8 @@ pub mod breaker;
 pub mod schema;
 
 use crate::caps::{InvokeOptions, Kv, ToolError, ToolSpec, Tools};
-use crate::catalog::ModelInfo;
 use crate::endpoint::Endpoint;
+use crate::model::ModelInfo;
 use crate::types::{ToolCall, Usage};
 use breaker::Breaker;
 use serde::Deserialize;
@@ -44,13 +44,6 @@ pub struct ToolSettings {
     pub tool_timeout_seconds: u64,
     pub tool_batch_timeout_seconds: u64,
     pub tool_idle_timeout_seconds: Option<u64>,
-}
-
-#[cfg(test)]
-impl Default for ToolSettings {
-    fn default() -> Self {
-        crate::settings::Settings::default().tools
-    }
 }
 
 impl ToolSettings {

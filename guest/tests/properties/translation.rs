@@ -1,11 +1,11 @@
 //! Chat body parsing and both translations on arbitrary JSON: refused or built, never a panic.
 
 use proptest::prelude::*;
-use responses_pipe_guest::catalog::{Capabilities, ModelInfo};
+use responses_pipe_guest::chat_body::parse_chat_body;
+use responses_pipe_guest::model::{Capabilities, ModelInfo};
 use responses_pipe_guest::request::{
     Identity, RequestSettings, build_chat_completions_request, build_responses_request,
 };
-use responses_pipe_guest::translate::parse_chat_body;
 use serde_json::{Value, json};
 
 fn json_value() -> impl Strategy<Value = Value> {
@@ -120,7 +120,7 @@ proptest! {
 
     #[test]
     fn arbitrary_json_is_refused_or_translated_never_a_panic(body in chat_body(), task in any::<bool>()) {
-        let settings: RequestSettings = responses_pipe_guest::settings::from_document("")
+        let settings: RequestSettings = responses_pipe_guest::settings_document::from_document("")
             .map_err(|e| TestCaseError::fail(e.to_string()))?;
         let identity = Identity {
             user_id: Some("u".into()),

@@ -1,9 +1,8 @@
-//! Chat Completions request → Responses request. The incoming body is validated field by field
-//! (a wrong type names the field), messages become Responses `input` items, and only fields the
-//! Responses API accepts are forwarded (`null`s dropped: OpenRouter rejects them).
+//! The caller's chat body: parsed and validated. A wrong type names the field; a user content
+//! part of an unknown type is refused (it has no upstream form). Translation into what OpenRouter
+//! gets is `request`'s job.
 
-use crate::catalog::ModelInfo;
-use serde_json::{Map, Value, json};
+use serde_json::{Map, Value};
 
 /// Why a chat body was refused.
 #[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
@@ -156,93 +155,9 @@ pub fn content_text(content: Option<&Value>) -> String {
     }
 }
 
-/// Messages → Responses `input` items (text messages; each system/developer message stays its
-/// own item, as the reference does).
-pub fn messages_to_input(messages: &[Value]) -> Vec<Value> {
-    let mut input = Vec::with_capacity(messages.len());
-    for m in messages {
-        let role = m.get("role").and_then(Value::as_str).unwrap_or("user");
-        let text = content_text(m.get("content"));
-        match role {
-            "system" | "developer" | "user" => input.push(json!({
-                "type": "message",
-                "role": role,
-                "content": [{ "type": "input_text", "text": text }],
-            })),
-            "assistant" if !text.is_empty() => input.push(json!({
-                "type": "message",
-                "role": "assistant",
-                "content": [{ "type": "output_text", "text": text }],
-            })),
-            // An empty assistant turn carries nothing. Tool results need the tool-call translation of a later stage; a bare tool
-            // message without its call would be rejected upstream, so it is not forwarded.
-            _ => {}
-        }
-    }
-    input
-}
-
-/// Sampling fields forwarded as they are when present and not null.
-const PASS_THROUGH: &[&str] = &[
-    "temperature",
-    "top_p",
-    "top_k",
-    "frequency_penalty",
-    "presence_penalty",
-    "parallel_tool_calls",
-];
-
-/// Build the `/responses` body for a validated chat request and its catalog entry.
-pub fn to_responses_request(req: &ChatRequest, model: &ModelInfo) -> Value {
-    let messages = req
-        .body
-        .get("messages")
-        .and_then(Value::as_array)
-        .map(Vec::as_slice)
-        .unwrap_or_default();
-    let mut out = Map::new();
-    out.insert(
-        "model".into(),
-        Value::String(crate::catalog::api_model_id(&model.id)),
-    );
-    out.insert("input".into(), Value::Array(messages_to_input(messages)));
-    out.insert("stream".into(), Value::Bool(true));
-    for key in PASS_THROUGH {
-        if let Some(v) = req.body.get(*key).filter(|v| !v.is_null()) {
-            out.insert((*key).into(), v.clone());
-        }
-    }
-    let max_tokens = ["max_output_tokens", "max_completion_tokens", "max_tokens"]
-        .iter()
-        .find_map(|k| req.body.get(*k).and_then(Value::as_u64));
-    if let Some(n) = max_tokens {
-        out.insert("max_output_tokens".into(), json!(n));
-    }
-    if let Some(effort) = req.body.get("reasoning_effort").and_then(Value::as_str)
-        && model.capabilities.reasoning
-    {
-        out.insert("reasoning".into(), json!({ "effort": effort }));
-    }
-    Value::Object(out)
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::catalog::{Capabilities, ModelInfo};
-
-    fn model() -> ModelInfo {
-        ModelInfo {
-            id: "fake/echo".into(),
-            name: "Echo".into(),
-            created: None,
-            context_length: None,
-            max_completion_tokens: None,
-            capabilities: Capabilities::default(),
-            pricing: Value::Null,
-            supported_parameters: vec![],
-        }
-    }
 
     #[test]
     fn wrong_types_name_the_field() {
@@ -287,29 +202,5 @@ mod tests {
             br#"{"model":"a","messages":[{"role":"user","content":["s",{"type":"input_text","text":"x"},{"type":"image_url","image_url":{"url":"u"}},{"type":"input_audio","input_audio":{}},{"type":"file","file":{}},{"type":"video_url"}]},{"role":"assistant","content":[{"type":"refusal","refusal":"no"}]}]}"#,
         )
         .is_ok());
-    }
-
-    #[test]
-    fn messages_become_input_items_in_order() {
-        let req = parse_chat_body(
-            br#"{"model":"fake/echo","max_tokens":50,"temperature":null,"messages":[
-                {"role":"system","content":"be brief"},
-                {"role":"developer","content":"dev"},
-                {"role":"user","content":[{"type":"text","text":"hello"},{"type":"text","text":"there"}]},
-                {"role":"assistant","content":"hi!"},
-                {"role":"user","content":"again"}]}"#,
-        )
-        .unwrap();
-        let body = to_responses_request(&req, &model());
-        assert_eq!(body["stream"], json!(true));
-        assert_eq!(body["max_output_tokens"], json!(50));
-        assert!(body.get("temperature").is_none(), "nulls are dropped");
-        let input = body["input"].as_array().unwrap();
-        assert_eq!(input.len(), 5);
-        assert_eq!(input[0]["role"], "system");
-        assert_eq!(input[1]["role"], "developer");
-        assert_eq!(input[2]["content"][0]["text"], "hello\nthere");
-        assert_eq!(input[3]["content"][0]["type"], "output_text");
-        assert_eq!(input[4]["content"][0]["text"], "again");
     }
 }
