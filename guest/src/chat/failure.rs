@@ -264,11 +264,9 @@ pub(super) fn shown(failure: Failure, moment: Moment, new_id: &mut dyn FnMut() -
         }
         Failure::NotEventStream { content_type } => {
             let shown: String = content_type.chars().take(80).collect();
-            let body = errors::body(
+            let body = bad_gateway(
                 &new_id(),
-                502,
-                "upstream_error",
-                Some("unexpected_content_type"),
+                "unexpected_content_type",
                 &format!("OpenRouter answered with `{shown}` instead of an event stream"),
             );
             (
@@ -278,11 +276,9 @@ pub(super) fn shown(failure: Failure, moment: Moment, new_id: &mut dyn FnMut() -
             )
         }
         Failure::Interrupted { detail } => {
-            let body = errors::body(
+            let body = bad_gateway(
                 &new_id(),
-                502,
-                "upstream_error",
-                Some("stream_interrupted"),
+                "stream_interrupted",
                 &format!("The answer was cut off: {detail}"),
             );
             (
@@ -292,11 +288,9 @@ pub(super) fn shown(failure: Failure, moment: Moment, new_id: &mut dyn FnMut() -
             )
         }
         Failure::TooLarge { detail } => {
-            let body = errors::body(
+            let body = bad_gateway(
                 &new_id(),
-                502,
-                "upstream_error",
-                Some("upstream_response_too_large"),
+                "upstream_response_too_large",
                 &format!("The answer was stopped: {detail}"),
             );
             let mut vars = Vars::new();
@@ -326,6 +320,11 @@ pub(super) fn shown(failure: Failure, moment: Moment, new_id: &mut dyn FnMut() -
             counted: true,
         },
     }
+}
+
+/// A 502: OpenRouter's answer could not be used.
+fn bad_gateway(error_id: &str, code: &str, message: &str) -> ErrorBody {
+    errors::body(error_id, 502, "upstream_error", Some(code), message)
 }
 
 /// An error split into its constructor and its body.

@@ -111,7 +111,8 @@ impl<U: Upstream, K: Kv, E: Emit, V: Env> Pipe<'_, U, K, E, V> {
         ex: &mut Exchange,
     ) -> Result<Step, (Failure, Moment)> {
         let later = ex.later();
-        let before = Moment::of(later);
+        // A failure before this turn's output: after output only in a later tool-loop turn.
+        let early = Moment::of(later);
         let response = match self
             .send(ex.out.endpoint, &ex.out.built, &mut ex.backoff)
             .await
@@ -123,13 +124,13 @@ impl<U: Upstream, K: Kv, E: Emit, V: Env> Pipe<'_, U, K, E, V> {
                     error,
                     timeout_seconds: self.settings.http_sock_read_seconds,
                 };
-                return Err((failure, before));
+                return Err((failure, early));
             }
         };
         if response.status >= 400 {
             self.mend(ctx, admitted, tools, ex, response)
                 .await
-                .map_err(|f| (f, before))?;
+                .map_err(|f| (f, early))?;
             return Ok(Step::Again);
         }
         let content_type = response
@@ -137,7 +138,7 @@ impl<U: Upstream, K: Kv, E: Emit, V: Env> Pipe<'_, U, K, E, V> {
             .unwrap_or("")
             .to_ascii_lowercase();
         if !content_type.starts_with("text/event-stream") {
-            return Err((Failure::NotEventStream { content_type }, before));
+            return Err((Failure::NotEventStream { content_type }, early));
         }
         match self.relay(ctx, ex.out.endpoint, response, !later).await {
             RelayEnd::CallerGone => Ok(Step::Done),
@@ -192,7 +193,7 @@ impl<U: Upstream, K: Kv, E: Emit, V: Env> Pipe<'_, U, K, E, V> {
                         .to_string();
                 let moved = self
                     .fall_back(ctx, admitted, tools, ex, 400, raw.as_bytes())
-                    .map_err(|f| (f, before))?;
+                    .map_err(|f| (f, early))?;
                 if moved {
                     return Ok(Step::Again);
                 }
