@@ -1,7 +1,11 @@
 //! Unit tests of the chat orchestration over in-memory capabilities.
 
 use super::*;
+use crate::caps::TransportError;
 use crate::testing::{Canned, FixedEnv, MemKv, ScriptedUpstream, VecEmit, block_on};
+use crate::chat_body;
+use crate::types::{Event, FinishReason, Usage};
+use serde_json::Value;
 
 const MODELS: &str = r#"{"data":[{"id":"fake/echo","supported_parameters":["reasoning"],"pricing":{"prompt":"0.000001"}}]}"#;
 const BODY: &[u8] =
@@ -495,28 +499,6 @@ fn the_internal_error_answer_names_the_failure_the_id_and_the_support_contact() 
         ),
         "Broke: guest_trap [0123456789abcdef] at 2025-12-01T00:00:00Z"
     );
-}
-
-#[test]
-fn reasoning_status_lines_take_the_summary_heading_or_the_tail() {
-    assert_eq!(
-        super::reasoning_status_line("**Planning the reply**\n\nThe user wants a haiku."),
-        "Planning the reply"
-    );
-    assert_eq!(
-        super::reasoning_status_line("**One**\n\ntext **Two** more."),
-        "Two"
-    );
-    assert_eq!(
-        super::reasoning_status_line("  just thinking.  "),
-        "just thinking."
-    );
-    let long = format!("{}END", "x".repeat(300));
-    let line = super::reasoning_status_line(&long);
-    assert_eq!(line.chars().count(), 160);
-    assert!(line.ends_with("END"));
-    // An unclosed or empty bold run is not a heading.
-    assert_eq!(super::reasoning_status_line("**** a **b"), "**** a **b");
 }
 
 #[test]

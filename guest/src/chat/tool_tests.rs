@@ -3,6 +3,9 @@
 use super::*;
 use crate::caps::ToolError;
 use crate::testing::{Canned, FakeTools, FixedEnv, MemKv, ScriptedUpstream, VecEmit, block_on};
+use crate::tool_loop::breaker;
+use crate::types::{Event, FinishReason, Usage};
+use serde_json::Value;
 
 const MODELS: &str = r#"{"data":[{"id":"fake/tools","supported_parameters":["tools","tool_choice"],"pricing":{"prompt":"0.000001"}}]}"#;
 const CITY: &str =
