@@ -24,6 +24,8 @@ pub mod fusion;
 #[forbid(unsafe_code)]
 pub mod images;
 #[forbid(unsafe_code)]
+pub mod model_globs;
+#[forbid(unsafe_code)]
 pub mod owui_events;
 #[forbid(unsafe_code)]
 pub mod phase;
