@@ -40,6 +40,8 @@ pub mod stream;
 #[forbid(unsafe_code)]
 pub mod templates;
 #[forbid(unsafe_code)]
+pub mod timefmt;
+#[forbid(unsafe_code)]
 pub mod tool_loop;
 #[forbid(unsafe_code)]
 pub mod translate;

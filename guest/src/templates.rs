@@ -778,9 +778,32 @@ fn upstream_type(raw: Option<&Value>) -> Option<String> {
 }
 
 /// Template variables from an OpenRouter error response: its body (either error shape, or
-/// plain text), HTTP status and response headers. Caller context (`error_id`, `timestamp`,
+/// plain text), HTTP status and response headers; `now_ms` is the guest's clock, which an
+/// HTTP-date `Retry-After` is counted from. Caller context (`error_id`, `timestamp`,
 /// `requested_model`, …) is added by the caller.
+pub fn vars_from_openrouter_error_at(
+    body: &[u8],
+    status: u16,
+    headers: &[(String, String)],
+    now_ms: u64,
+) -> Vars {
+    vars_with_retry_after(body, status, headers, |v| {
+        errors::parse_retry_after(v, now_ms)
+    })
+}
+
+/// [`vars_from_openrouter_error_at`] for a caller without the clock: `Retry-After` counts only
+/// as delta-seconds.
 pub fn vars_from_openrouter_error(body: &[u8], status: u16, headers: &[(String, String)]) -> Vars {
+    vars_with_retry_after(body, status, headers, errors::parse_retry_delta)
+}
+
+fn vars_with_retry_after(
+    body: &[u8],
+    status: u16,
+    headers: &[(String, String)],
+    retry_after_seconds: impl Fn(&str) -> Option<u32>,
+) -> Vars {
     let parsed = errors::parse_openrouter_error(body);
     // Only OpenRouter's error shape is read field by field; any other body (an HTML page, JSON
     // of another shape) reaches the caller only as the parser's plain-text excerpt.
@@ -849,7 +872,7 @@ pub fn vars_from_openrouter_error(body: &[u8], status: u16, headers: &[(String, 
         let value = value.trim();
         let var = match name.to_ascii_lowercase().as_str() {
             "retry-after" => {
-                retry_after = errors::parse_retry_after(value);
+                retry_after = retry_after_seconds(value);
                 continue;
             }
             "x-ratelimit-scope" => "rate_limit_type",
@@ -1201,6 +1224,22 @@ mod tests {
         let skin = br#"{"error":{"code":"server_error","message":"masked"},"error_type":"provider_unavailable"}"#;
         let v = vars_from_openrouter_error(skin, 503, &[]);
         assert_eq!(v.get("error_type"), Some("provider_unavailable"));
+    }
+
+    #[test]
+    fn an_http_date_retry_after_becomes_seconds_from_the_guest_clock() {
+        let headers = [(
+            "Retry-After".to_string(),
+            "Wed, 21 Oct 2015 07:28:00 GMT".to_string(),
+        )];
+        let body = br#"{"error":{"code":429,"message":"slow down"}}"#;
+        let now_ms = 1_445_412_480_000 - 45_000;
+        let v = vars_from_openrouter_error_at(body, 429, &headers, now_ms);
+        assert_eq!(v.get("retry_after_seconds"), Some("45"));
+        // Without the clock the date is not counted, and the body's hint applies.
+        let body = br#"{"error":{"code":429,"message":"x","availability":{"retry_after":4}}}"#;
+        let v = vars_from_openrouter_error(body, 429, &headers);
+        assert_eq!(v.get("retry_after_seconds"), Some("4"));
     }
 
     #[test]
