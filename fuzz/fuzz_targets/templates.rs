@@ -18,7 +18,7 @@ fuzz_target!(|data: &[u8]| {
     }
     let _ = templates::render_or_fallback(template, &vars, "0123456789abcdef");
     let status = 400 + (data.len() % 200) as u16;
-    let parsed = templates::vars_from_openrouter_error(data, status, &[]);
+    let parsed = templates::vars_from_openrouter_error(data, status, &[], 0);
     for kind in TemplateKind::ALL {
         let out = TemplateSettings::built_in().render(kind, &parsed);
         assert!(!out.contains("could not be displayed"));

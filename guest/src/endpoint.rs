@@ -4,6 +4,7 @@
 //! the caller decides when a fallback is still allowed (only before any visible output).
 
 use crate::errors;
+use crate::model_globs::ModelGlobs;
 use serde::Deserialize;
 use serde_json::Value;
 
@@ -15,9 +16,9 @@ pub struct EndpointSettings {
     /// `responses` or `chat_completions`.
     pub default_llm_endpoint: String,
     /// Comma-separated globs of models always sent to `/chat/completions`.
-    pub force_chat_completions_models: String,
+    pub force_chat_completions_models: ModelGlobs,
     /// Comma-separated globs of models always sent to `/responses` (wins over the chat list).
-    pub force_responses_models: String,
+    pub force_responses_models: ModelGlobs,
     /// Replay on `/chat/completions` when `/responses` is unsupported before visible output.
     pub auto_fallback_chat_completions: bool,
 }
@@ -81,9 +82,8 @@ pub fn choose(
     body_has_preset: bool,
     needs_chat: bool,
 ) -> Choice {
-    let pinned_responses = list_matches(&settings.force_responses_models, model_id);
-    let pinned_chat =
-        !pinned_responses && list_matches(&settings.force_chat_completions_models, model_id);
+    let pinned_responses = settings.force_responses_models.matches(model_id);
+    let pinned_chat = !pinned_responses && settings.force_chat_completions_models.matches(model_id);
     if body_has_preset || needs_chat {
         if pinned_responses {
             return Choice::Conflict {
@@ -100,151 +100,6 @@ pub fn choose(
     } else {
         Choice::Use(settings.default_endpoint())
     }
-}
-
-/// Whether any glob of a comma-separated list matches the model id in its slash form (`a/b`) or
-/// its dotted form (`a.b`, how Open WebUI spells pipe model ids), so operators can paste either.
-fn list_matches(list: &str, model_id: &str) -> bool {
-    let model_id = model_id.trim();
-    if model_id.is_empty() {
-        return false;
-    }
-    let (slash, dotted) = if model_id.contains('/') {
-        (model_id.to_string(), model_id.replace('/', "."))
-    } else {
-        // Only the first dot separates the author; later dots belong to the slug (`gpt-4.1`).
-        (model_id.replacen('.', "/", 1), model_id.to_string())
-    };
-    list.split(',')
-        .map(str::trim)
-        .filter(|p| !p.is_empty())
-        .any(|p| glob_match(p, &slash) || glob_match(p, &dotted))
-}
-
-/// One pattern element; every element but `Star` consumes exactly one character.
-#[derive(Debug)]
-enum Token {
-    Star,
-    AnyChar,
-    Literal(char),
-    Class {
-        negated: bool,
-        ranges: Vec<(char, char)>,
-    },
-}
-
-/// Split a glob into tokens with Python `fnmatch` rules: `[!...]` negates, a `]` right after the
-/// opening `[` (or `[!`) is literal, a `-` at either end of a set is literal, and a `[` without
-/// a closing `]` is an ordinary character.
-fn tokenize(pattern: &str) -> Vec<Token> {
-    let chars: Vec<char> = pattern.chars().collect();
-    let mut tokens = Vec::new();
-    let mut i = 0;
-    while i < chars.len() {
-        match chars[i] {
-            '*' => {
-                // Consecutive stars mean the same as one; collapsing keeps matching linear.
-                if !matches!(tokens.last(), Some(Token::Star)) {
-                    tokens.push(Token::Star);
-                }
-                i += 1;
-            }
-            '?' => {
-                tokens.push(Token::AnyChar);
-                i += 1;
-            }
-            '[' => match parse_class(&chars, i + 1) {
-                Some((token, next)) => {
-                    tokens.push(token);
-                    i = next;
-                }
-                None => {
-                    tokens.push(Token::Literal('['));
-                    i += 1;
-                }
-            },
-            c => {
-                tokens.push(Token::Literal(c));
-                i += 1;
-            }
-        }
-    }
-    tokens
-}
-
-/// Parse a set starting just after `[`; returns the token and the index after `]`.
-fn parse_class(chars: &[char], start: usize) -> Option<(Token, usize)> {
-    let mut i = start;
-    let negated = chars.get(i) == Some(&'!');
-    if negated {
-        i += 1;
-    }
-    let body_start = i;
-    // The first character of the body may be `]` without closing the set.
-    if chars.get(i) == Some(&']') {
-        i += 1;
-    }
-    while i < chars.len() && chars[i] != ']' {
-        i += 1;
-    }
-    if i >= chars.len() {
-        return None;
-    }
-    let body = &chars[body_start..i];
-    let mut ranges = Vec::new();
-    let mut j = 0;
-    while j < body.len() {
-        if j + 2 < body.len() && body[j + 1] == '-' {
-            ranges.push((body[j], body[j + 2]));
-            j += 3;
-        } else {
-            ranges.push((body[j], body[j]));
-            j += 1;
-        }
-    }
-    Some((Token::Class { negated, ranges }, i + 1))
-}
-
-fn token_matches(token: &Token, c: char) -> bool {
-    match token {
-        Token::Star | Token::AnyChar => true,
-        Token::Literal(l) => *l == c,
-        Token::Class { negated, ranges } => {
-            ranges.iter().any(|(lo, hi)| *lo <= c && c <= *hi) != *negated
-        }
-    }
-}
-
-/// Shell-style wildcard match with Python `fnmatch.fnmatchcase` semantics: `*` any run (slashes
-/// included), `?` one character, `[...]`/`[!...]` sets with ranges; case-sensitive.
-pub fn glob_match(pattern: &str, text: &str) -> bool {
-    let tokens = tokenize(pattern);
-    let text: Vec<char> = text.chars().collect();
-    let (mut p, mut t) = (0usize, 0usize);
-    // Where the last `*` was and how much text it has swallowed so far, for backtracking. With
-    // single-character tokens, retrying only the last star is enough (classic wildcard matching).
-    let mut star: Option<(usize, usize)> = None;
-    while t < text.len() {
-        match tokens.get(p) {
-            Some(Token::Star) => {
-                star = Some((p, t));
-                p += 1;
-            }
-            Some(tok) if token_matches(tok, text[t]) => {
-                p += 1;
-                t += 1;
-            }
-            _ => match star {
-                Some((sp, st)) => {
-                    p = sp + 1;
-                    t = st + 1;
-                    star = Some((sp, st + 1));
-                }
-                None => return false,
-            },
-        }
-    }
-    tokens[p..].iter().all(|tok| matches!(tok, Token::Star))
 }
 
 /// OpenRouter error codes that say the model or provider does not serve `/responses`.
@@ -309,40 +164,6 @@ mod tests {
             force_chat_completions_models: chat.into(),
             force_responses_models: responses.into(),
             ..EndpointSettings::default()
-        }
-    }
-
-    #[test]
-    fn globs_follow_fnmatch_rules() {
-        let table: &[(&str, &str, bool)] = &[
-            ("openai/*", "openai/gpt-4o", true),
-            ("openai/*", "anthropic/claude", false),
-            ("*", "", true),
-            ("", "", true),
-            ("", "a", false),
-            ("a*b*c", "aXXbYYc", true),
-            ("a*b*c", "aXXbYY", false),
-            ("*gpt*", "openai/gpt-4o-mini", true),
-            ("gpt-?o", "gpt-4o", true),
-            ("gpt-?o", "gpt-4", false),
-            ("gpt-[45]o", "gpt-4o", true),
-            ("gpt-[45]o", "gpt-3o", false),
-            ("gpt-[!45]o", "gpt-3o", true),
-            ("gpt-[!45]o", "gpt-4o", false),
-            ("v[0-9]", "v7", true),
-            ("v[0-9]", "vx", false),
-            ("[]]x", "]x", true),
-            ("[a-]", "-", true),
-            ("a[b", "a[b", true),
-            ("a[b", "ab", false),
-            ("OpenAI/*", "openai/gpt-4o", false),
-            ("*.gpt-4.1", "openai.gpt-4.1", true),
-            ("a**b", "ab", true),
-            ("*a", "bbbbbbbbbbbbbbbbbbbba", true),
-            ("*a*a*a*a*b", "aaaaaaaaaaaaaaaaaaaaaaaaaaaaaa", false),
-        ];
-        for (pattern, text, want) in table {
-            assert_eq!(glob_match(pattern, text), *want, "{pattern:?} vs {text:?}");
         }
     }
 

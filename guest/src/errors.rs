@@ -4,6 +4,7 @@
 //! host's log line.
 
 use crate::caps::TransportError;
+use crate::timefmt;
 use crate::types::ErrorBody;
 use serde_json::Value;
 
@@ -266,11 +267,23 @@ fn truncate(s: &str, max_chars: usize) -> String {
     }
 }
 
-/// Map an upstream HTTP error status (with its body and `Retry-After`) to the caller's error.
+/// Map an upstream HTTP error status (with its body and `Retry-After`) to the caller's error;
+/// `now_ms` is the guest's clock, which an HTTP-date `Retry-After` is counted from.
 pub fn from_status(
     error_id: &str,
     status: u16,
     retry_after: Option<&str>,
+    body_bytes: &[u8],
+    now_ms: u64,
+) -> ErrorBody {
+    let seconds = retry_after.and_then(|v| parse_retry_after(v, now_ms));
+    with_retry_after(error_id, status, seconds, body_bytes)
+}
+
+fn with_retry_after(
+    error_id: &str,
+    status: u16,
+    retry_after_seconds: Option<u32>,
     body_bytes: &[u8],
 ) -> ErrorBody {
     let parsed = parse_openrouter_error(body_bytes);
@@ -338,7 +351,6 @@ pub fn from_status(
     {
         message.push_str(&format!(" (provider said: {up})"));
     }
-    let retry_after_seconds = retry_after.and_then(parse_retry_after);
     if let Some(secs) = retry_after_seconds {
         message.push_str(&format!(". Retry after {secs} s"));
     }
@@ -347,8 +359,18 @@ pub fn from_status(
     out
 }
 
-/// `Retry-After` as delta-seconds (HTTP dates are not used by OpenRouter; ignored).
-pub fn parse_retry_after(v: &str) -> Option<u32> {
+/// `Retry-After` in whole seconds from `now_ms`: delta-seconds, or an HTTP date (IMF-fixdate,
+/// `Wed, 21 Oct 2015 07:28:00 GMT`) turned into the seconds left until it (a date in the past
+/// is 0). Either form is capped at `u32::MAX`; anything else is `None`.
+pub fn parse_retry_after(v: &str, now_ms: u64) -> Option<u32> {
+    parse_retry_delta(v).or_else(|| {
+        let left = timefmt::http_date_ms(v)?.saturating_sub(now_ms);
+        Some(u32::try_from(left.div_ceil(1000)).unwrap_or(u32::MAX))
+    })
+}
+
+/// `Retry-After` as delta-seconds only (a fraction rounds up, a huge value is `u32::MAX`).
+fn parse_retry_delta(v: &str) -> Option<u32> {
     let v = v.trim();
     v.parse::<u32>().ok().or_else(|| {
         v.parse::<f64>()
@@ -428,12 +450,88 @@ mod tests {
             429,
             Some("7"),
             br#"{"error":{"code":429,"message":"slow down"}}"#,
+            0,
         );
         assert_eq!(e.http_status, 429);
         assert_eq!(e.retry_after_seconds, Some(7));
         assert_eq!(e.code.as_deref(), Some("rate_limited"));
         assert!(e.message.contains("slow down"));
         assert!(e.message.contains("00000000000000aa"));
+    }
+
+    /// `Wed, 21 Oct 2015 07:28:00 GMT` on the guest's clock.
+    const OCT_21_MS: u64 = 1_445_412_480_000;
+
+    #[test]
+    fn retry_after_takes_delta_seconds_or_an_http_date() {
+        let date = "Wed, 21 Oct 2015 07:28:00 GMT";
+        let table: &[(&str, u64, Option<u32>)] = &[
+            // Delta-seconds, whatever the clock says.
+            ("7", OCT_21_MS, Some(7)),
+            (" 0 ", 0, Some(0)),
+            ("2.5", 0, Some(3)),
+            ("4294967295", 0, Some(u32::MAX)),
+            ("99999999999999999999", 0, Some(u32::MAX)),
+            ("1e300", 0, Some(u32::MAX)),
+            // A date in the future: the seconds left, rounded up.
+            (date, OCT_21_MS - 120_000, Some(120)),
+            (date, OCT_21_MS - 500, Some(1)),
+            (date, 0, Some(1_445_412_480)),
+            ("Fri, 31 Dec 9999 23:59:59 GMT", OCT_21_MS, Some(u32::MAX)),
+            // Now or in the past: retry at once.
+            (date, OCT_21_MS, Some(0)),
+            (date, OCT_21_MS + 3_600_000, Some(0)),
+            (date, u64::MAX, Some(0)),
+            // Garbage.
+            ("", 0, None),
+            ("-1", 0, None),
+            ("NaN", 0, None),
+            ("inf", 0, None),
+            ("soon", 0, None),
+            ("Wed, 21 Oct 2015 07:28:00 PST", 0, None),
+            ("2015-10-21T07:28:00Z", 0, None),
+        ];
+        for (value, now_ms, want) in table {
+            assert_eq!(
+                parse_retry_after(value, *now_ms),
+                *want,
+                "{value:?} at {now_ms}"
+            );
+        }
+        assert_eq!(parse_retry_delta(date), None);
+        assert_eq!(parse_retry_delta("7"), Some(7));
+    }
+
+    #[test]
+    fn an_http_date_retry_after_is_counted_from_the_guest_clock() {
+        let body = br#"{"error":{"code":429,"message":"slow down"}}"#;
+        let e = from_status(
+            "00000000000000aa",
+            429,
+            Some("Wed, 21 Oct 2015 07:28:00 GMT"),
+            body,
+            OCT_21_MS - 30_000,
+        );
+        assert_eq!(e.retry_after_seconds, Some(30));
+        assert!(e.message.contains("Retry after 30 s"), "{}", e.message);
+    }
+
+    proptest::proptest! {
+        #[test]
+        fn any_retry_after_text_parses_without_panicking(v in ".{0,64}", now_ms: u64) {
+            let _ = parse_retry_after(&v, now_ms);
+        }
+
+        #[test]
+        fn any_date_shaped_retry_after_parses_without_panicking(
+            day in "[A-Za-z]{0,4}",
+            n in proptest::collection::vec(0u64..100_000, 6),
+            month in "[A-Za-z]{0,4}",
+            now_ms: u64,
+        ) {
+            let v = format!("{day}, {:02} {month} {} {:02}:{:02}:{:02} GMT", n[0], n[1], n[2], n[3], n[4]);
+            let _ = parse_retry_after(&v, now_ms);
+        }
     }
 
     #[test]
@@ -452,7 +550,7 @@ mod tests {
             e.message.as_deref(),
             Some("502 Bad Gateway Bad Gateway The server returned an invalid response & gave up.")
         );
-        let body = from_status("00000000000000aa", 502, None, BAD_GATEWAY_PAGE.as_bytes());
+        let body = from_status("00000000000000aa", 502, None, BAD_GATEWAY_PAGE.as_bytes(), 0);
         assert!(
             body.message
                 .starts_with("OpenRouter or the model provider failed (HTTP 502): 502 Bad Gateway"),

@@ -28,6 +28,8 @@ pub mod images;
 #[forbid(unsafe_code)]
 pub mod model;
 #[forbid(unsafe_code)]
+pub mod model_globs;
+#[forbid(unsafe_code)]
 pub mod openrouter;
 #[forbid(unsafe_code)]
 pub mod owui_events;
@@ -45,6 +47,8 @@ pub mod settings_document;
 pub mod stream;
 #[forbid(unsafe_code)]
 pub mod templates;
+#[forbid(unsafe_code)]
+pub mod timefmt;
 #[forbid(unsafe_code)]
 pub mod tool_loop;
 #[forbid(unsafe_code)]

@@ -1,10 +1,12 @@
 //! Open WebUI UI events as JSON text, the payload of
 //! `Event::OpenWebUiEvent`: status lines, citation sources and toast notifications. Also the two
-//! URL helpers citations need, written by hand because the guest carries no URL crate: dropping
-//! the `utm_source=openai` tag some providers add to cited links, and the host name shown on a
-//! citation chip. Pure: callers pass in timestamps.
+//! URL helpers citations need: dropping the `utm_source=openai` tag some providers add to cited
+//! links (textually, so the rest of the link stays exactly as the provider wrote it), and the
+//! host name shown on a citation chip (read with the `url` crate). Pure: callers pass in
+//! timestamps.
 
 use serde_json::json;
+use url::{ParseError, Url};
 
 /// A `status` event: a line in the message's status history.
 pub fn status(description: &str, done: bool, hidden: bool) -> String {
@@ -138,27 +140,26 @@ pub fn clean_citation_url(url: &str) -> String {
 }
 
 /// The lower-cased host of a URL without `www.`, user info or port (`""` when there is none).
-/// Accepts `scheme://host/…`, `//host/…` and a bare `host/…`; IPv6 literals keep their brackets.
+/// Accepts `scheme://host/…`, `//host/…` and a bare `host/…` (read as `http://host/…`); IPv6
+/// literals keep their brackets, internationalised names are shown in Unicode. The `url` crate
+/// parses the URL (WHATWG rules: the last `@` ends the user info); text it refuses has no host.
 pub fn host_of(url: &str) -> String {
     let url = url.trim();
-    let rest = match url.find("://") {
-        Some(i) => &url[i + 3..],
-        None => url.strip_prefix("//").unwrap_or(url),
-    };
-    let authority = rest.split(['/', '?', '#']).next().unwrap_or_default();
-    // User info ends at the last `@` of the authority (a password may itself contain `@`).
-    let host_port = authority
-        .rsplit_once('@')
-        .map_or(authority, |(_, host)| host);
-    let host = if host_port.starts_with('[') {
-        match host_port.find(']') {
-            Some(end) => &host_port[..=end],
-            None => "",
+    let parsed = match Url::parse(url) {
+        Ok(u) if u.has_host() => Some(u),
+        // No authority (`localhost:8080/x`, `mailto:a@b`) or no scheme: read it as a bare host.
+        Ok(_) | Err(ParseError::RelativeUrlWithoutBase) => {
+            let bare = url.strip_prefix("//").unwrap_or(url);
+            Url::parse(&format!("http://{bare}")).ok()
         }
-    } else {
-        host_port.split(':').next().unwrap_or_default()
+        Err(_) => None,
     };
-    let host = host.trim_end_matches('.').to_ascii_lowercase();
+    let Some(host) = parsed.as_ref().and_then(Url::host_str) else {
+        return String::new();
+    };
+    let host = host.trim_end_matches('.');
+    let (unicode, _) = idna::domain_to_unicode(host);
+    let host = unicode.to_lowercase();
     match host.strip_prefix("www.") {
         Some(bare) if !bare.is_empty() => bare.to_string(),
         _ => host,
@@ -284,6 +285,12 @@ mod tests {
             ("", ""),
             ("https://", ""),
             ("https://[::1", ""),
+            ("https://[2001:DB8:0::1]/", "[2001:db8::1]"),
+            ("localhost:8080/x", "localhost"),
+            ("https://www.Bücher.de/x", "bücher.de"),
+            ("https://xn--bcher-kva.de", "bücher.de"),
+            ("foo://Host.Example/x", "host.example"),
+            ("https://exa mple.com/", ""),
         ];
         for (input, expected) in cases {
             assert_eq!(host_of(input), expected, "{input}");

@@ -771,9 +771,26 @@ fn upstream_type(raw: Option<&Value>) -> Option<String> {
 }
 
 /// Template variables from an OpenRouter error response: its body (either error shape, or
-/// plain text), HTTP status and response headers. Caller context (`error_id`, `timestamp`,
+/// plain text), HTTP status and response headers; `now_ms` is the guest's clock, which an
+/// HTTP-date `Retry-After` is counted from. Caller context (`error_id`, `timestamp`,
 /// `requested_model`, …) is added by the caller.
-pub fn vars_from_openrouter_error(body: &[u8], status: u16, headers: &[(String, String)]) -> Vars {
+pub fn vars_from_openrouter_error(
+    body: &[u8],
+    status: u16,
+    headers: &[(String, String)],
+    now_ms: u64,
+) -> Vars {
+    vars_with_retry_after(body, status, headers, |v| {
+        errors::parse_retry_after(v, now_ms)
+    })
+}
+
+fn vars_with_retry_after(
+    body: &[u8],
+    status: u16,
+    headers: &[(String, String)],
+    retry_after_seconds: impl Fn(&str) -> Option<u32>,
+) -> Vars {
     let parsed = errors::parse_openrouter_error(body);
     // Only OpenRouter's error shape is read field by field; any other body (an HTML page, JSON
     // of another shape) reaches the caller only as the parser's plain-text excerpt.
@@ -842,7 +859,7 @@ pub fn vars_from_openrouter_error(body: &[u8], status: u16, headers: &[(String, 
         let value = value.trim();
         let var = match name.to_ascii_lowercase().as_str() {
             "retry-after" => {
-                retry_after = errors::parse_retry_after(value);
+                retry_after = retry_after_seconds(value);
                 continue;
             }
             "x-ratelimit-scope" => "rate_limit_type",
@@ -1147,7 +1164,7 @@ mod tests {
         let body = br#"{"error":{"code":400,"message":"Provider returned error","metadata":{
             "provider_name":"Anthropic","model_slug":"anthropic/claude-sonnet-4","request_id":"req-9",
             "raw":"{\"type\":\"error\",\"error\":{\"type\":\"invalid_request_error\",\"message\":\"thinking block cannot be modified\"}}"}}}"#;
-        let v = vars_from_openrouter_error(body, 400, &[]);
+        let v = vars_from_openrouter_error(body, 400, &[], 0);
         assert_eq!(v.get("status_code"), Some("400"));
         assert_eq!(v.get("reason"), Some("Bad Request"));
         assert_eq!(v.get("openrouter_code"), Some("400"));
@@ -1172,7 +1189,7 @@ mod tests {
     fn error_vars_come_from_metadata_raw_given_as_an_object() {
         let body = br#"{"error":{"code":502,"message":"Upstream failed","metadata":{
             "provider_name":"OpenAI","raw":{"error":{"message":"server overloaded","type":"server_error"}}}}}"#;
-        let v = vars_from_openrouter_error(body, 502, &[]);
+        let v = vars_from_openrouter_error(body, 502, &[], 0);
         assert_eq!(v.get("upstream_message"), Some("server overloaded"));
         assert_eq!(v.get("upstream_type"), Some("server_error"));
         assert_eq!(v.get("detail"), Some("server overloaded"));
@@ -1183,7 +1200,7 @@ mod tests {
     fn the_typed_shape_gives_error_type_and_availability() {
         let body = br#"{"error":{"code":"rate_limit_exceeded","message":"No capacity","type":"rate_limit_exceeded",
             "availability":{"code":"capacity_exhausted","retry_after":2.5,"fallback_models":["a/b","c/d"]}}}"#;
-        let v = vars_from_openrouter_error(body, 429, &[]);
+        let v = vars_from_openrouter_error(body, 429, &[], 0);
         assert_eq!(v.get("openrouter_code"), Some("rate_limit_exceeded"));
         assert_eq!(v.get("error_type"), Some("rate_limit_exceeded"));
         assert_eq!(v.get("availability"), Some("capacity_exhausted"));
@@ -1192,8 +1209,20 @@ mod tests {
         assert_eq!(v.get("detail"), Some("No capacity"));
 
         let skin = br#"{"error":{"code":"server_error","message":"masked"},"error_type":"provider_unavailable"}"#;
-        let v = vars_from_openrouter_error(skin, 503, &[]);
+        let v = vars_from_openrouter_error(skin, 503, &[], 0);
         assert_eq!(v.get("error_type"), Some("provider_unavailable"));
+    }
+
+    #[test]
+    fn an_http_date_retry_after_becomes_seconds_from_the_guest_clock() {
+        let headers = [(
+            "Retry-After".to_string(),
+            "Wed, 21 Oct 2015 07:28:00 GMT".to_string(),
+        )];
+        let body = br#"{"error":{"code":429,"message":"slow down"}}"#;
+        let now_ms = 1_445_412_480_000 - 45_000;
+        let v = vars_from_openrouter_error(body, 429, &headers, now_ms);
+        assert_eq!(v.get("retry_after_seconds"), Some("45"));
     }
 
     #[test]
@@ -1208,7 +1237,7 @@ mod tests {
         ];
         let body =
             br#"{"error":{"code":429,"message":"slow down","availability":{"retry_after":99}}}"#;
-        let v = vars_from_openrouter_error(body, 429, &headers);
+        let v = vars_from_openrouter_error(body, 429, &headers, 0);
         assert_eq!(v.get("retry_after_seconds"), Some("12"));
         assert_eq!(v.get("rate_limit_type"), Some("user"));
         assert_eq!(v.get("rate_limit_limit"), Some("20"));
@@ -1226,7 +1255,7 @@ mod tests {
         let body = serde_json::json!({"error":{"code":403,"message":"Input flagged","metadata":{
             "reasons":["violence","harassment"],"flagged_input":flagged,
             "provider_name":"OpenAI","model_slug":"openai/gpt-4o"}}});
-        let v = vars_from_openrouter_error(body.to_string().as_bytes(), 403, &[]);
+        let v = vars_from_openrouter_error(body.to_string().as_bytes(), 403, &[], 0);
         assert_eq!(v.get("moderation_reasons"), Some("violence, harassment"));
         let excerpt = v.get("flagged_excerpt").unwrap();
         assert!(excerpt.chars().count() <= 200);
@@ -1242,12 +1271,12 @@ mod tests {
 
     #[test]
     fn non_json_and_odd_bodies_still_give_a_message() {
-        let v = vars_from_openrouter_error(b"<html>Bad gateway</html>", 502, &[]);
+        let v = vars_from_openrouter_error(b"<html>Bad gateway</html>", 502, &[], 0);
         assert_eq!(v.get("openrouter_message"), Some("Bad gateway"));
         assert_eq!(v.get("detail"), Some("Bad gateway"));
-        let v = vars_from_openrouter_error(br#"{"error":"key revoked"}"#, 401, &[]);
+        let v = vars_from_openrouter_error(br#"{"error":"key revoked"}"#, 401, &[], 0);
         assert_eq!(v.get("openrouter_message"), Some("key revoked"));
-        let v = vars_from_openrouter_error(b"", 500, &[]);
+        let v = vars_from_openrouter_error(b"", 500, &[], 0);
         assert_eq!(v.get("detail"), None);
         assert_eq!(v.get("status_code"), Some("500"));
     }
@@ -1258,7 +1287,7 @@ mod tests {
         let body = serde_json::json!({"error": {"message": "x", "code": huge,
             "metadata": {"provider_name": huge, "model_slug": huge, "request_id": huge},
             "availability": {"code": huge}}});
-        let vars = vars_from_openrouter_error(body.to_string().as_bytes(), 503, &[]);
+        let vars = vars_from_openrouter_error(body.to_string().as_bytes(), 503, &[], 0);
         for name in [
             "openrouter_code",
             "provider",

@@ -916,7 +916,7 @@ fn a_chat_path_turns_signed_details_are_stored_and_replayed_on_either_endpoint()
     // The same history on `/responses` (a fresh store with the first turn only).
     let w = World::new();
     let (events, _) = chat(&w, &s, &ctx(), &turn1);
-    s.endpoint.force_chat_completions_models = String::new();
+    s.endpoint.force_chat_completions_models = "".into();
     let history = json!({"model": "fake/reasoner", "stream": true, "messages": [
         {"role": "user", "content": "hi"},
         {"role": "assistant", "content": text_of(&events)},

@@ -9,7 +9,7 @@
 //! the stream-interrupted template appended to the partial answer).
 
 use super::Pipe;
-use super::time::iso8601;
+use crate::timefmt::iso8601;
 use crate::caps::{Emit, Env, Kv, TransportError, Upstream};
 use crate::endpoint::Endpoint;
 use crate::errors;
@@ -59,6 +59,8 @@ pub(super) enum Failure {
         headers: Vec<(String, String)>,
         requested_model: String,
         model_id: String,
+        /// The guest clock when the answer arrived (an HTTP-date `Retry-After` counts from it).
+        now_ms: u64,
     },
     /// OpenRouter answered with success but not with an event stream (its content type,
     /// lowercased).
@@ -254,9 +256,11 @@ pub(super) fn shown(failure: Failure, moment: Moment, new_id: &mut dyn FnMut() -
             headers,
             requested_model,
             model_id,
+            now_ms,
         } => {
-            let body = errors::from_status(&new_id(), status, retry_after.as_deref(), &bytes);
-            let mut vars = vars_from_openrouter_error(&bytes, status, &headers);
+            let body =
+                errors::from_status(&new_id(), status, retry_after.as_deref(), &bytes, now_ms);
+            let mut vars = vars_from_openrouter_error(&bytes, status, &headers, now_ms);
             vars.set("requested_model", requested_model);
             vars.set("api_model_id", crate::model::api_model_id(&model_id));
             vars.set("status_code", status.to_string());
@@ -457,6 +461,7 @@ mod tests {
             headers: Vec::new(),
             requested_model: "a/b".into(),
             model_id: "a/b".into(),
+            now_ms: 0,
         }
     }
 

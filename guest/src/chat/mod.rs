@@ -18,13 +18,12 @@ mod relay;
 mod request_breaker;
 mod send;
 mod tasks;
-mod time;
 mod tool_round;
 
 pub use failure::{internal_error_text, request_vars};
 pub use recover::downgraded_effort;
 pub use tasks::{response_output_text, task_name, task_stub};
-pub use time::iso8601;
+pub use crate::timefmt::iso8601;
 
 use crate::caps::{Emit, Env, Kv, NoTools, Tools, Upstream};
 use crate::settings::Settings;

@@ -173,6 +173,7 @@ impl<U: Upstream, K: Kv, E: Emit, V: Env> Pipe<'_, U, K, E, V> {
             headers: response.headers,
             requested_model: admitted.request.model.clone(),
             model_id: admitted.model.id.clone(),
+            now_ms: self.env.now_ms(),
         })
     }
 }

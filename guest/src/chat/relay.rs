@@ -5,7 +5,7 @@
 
 use super::Pipe;
 use super::chat_turn::ChatTurn;
-use super::time::iso8601;
+use crate::timefmt::iso8601;
 use crate::caps::{Emit, Env, HttpResponse, Kv, TransportError, Upstream};
 use crate::chat_bridge::ChatStream;
 use crate::endpoint::Endpoint;

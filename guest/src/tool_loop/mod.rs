@@ -600,7 +600,8 @@ pub fn merge_usage(total: Option<Usage>, round: Option<Usage>) -> Option<Usage> 
     }
 }
 
-/// The http(s) URLs in a tool result, de-duplicated, in order (at most 10).
+/// The http(s) URLs in a tool result, de-duplicated, in order (at most 10); a candidate counts
+/// when the `url` crate finds a host in it, and is kept as written.
 pub fn urls_in(text: &str) -> Vec<String> {
     let mut out: Vec<String> = Vec::new();
     let mut rest = text;
@@ -612,8 +613,9 @@ pub fn urls_in(text: &str) -> Vec<String> {
             .unwrap_or(tail.len());
         if is_url {
             let url = tail[..end].trim_end_matches(['.', ',', ';', ':', '!', '?']);
-            let host = url.split("://").nth(1).unwrap_or("");
-            if !host.is_empty() && !host.starts_with('/') && !out.iter().any(|u| u == url) {
+            let has_host =
+                url::Url::parse(url).is_ok_and(|u| u.host_str().is_some_and(|h| !h.is_empty()));
+            if has_host && !out.iter().any(|u| u == url) {
                 out.push(url.to_string());
                 if out.len() >= MAX_CITED_URLS {
                     break;

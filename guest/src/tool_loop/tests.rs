@@ -349,6 +349,9 @@ fn usage_is_summed_over_rounds_and_urls_are_harvested() {
         "See https://ex.com/a, and (https://ex.com/b?x=1). Again https://ex.com/a! Not http:// nor httpx://y",
     );
     assert_eq!(urls, vec!["https://ex.com/a", "https://ex.com/b?x=1"]);
+    let urls =
+        urls_in("http://? https://[::1 https://a.com:99999/x http://%zz https://B.com/Path.");
+    assert_eq!(urls, vec!["https://B.com/Path"]);
 }
 
 #[test]

@@ -154,7 +154,7 @@ proptest! {
             0..4,
         ),
     ) {
-        let vars = vars_from_openrouter_error(&body, status, &headers);
+        let vars = vars_from_openrouter_error(&body, status, &headers, 0);
         let rendered = TemplateSettings::built_in().render(TemplateKind::for_status(status), &vars);
         prop_assert!(!rendered.contains("could not be displayed"));
         for name in [

@@ -9,6 +9,7 @@ use super::auth::Caller;
 use super::chunks::{ChunkEncoder, Collector, error_json};
 use super::error::ApiError;
 use super::limits::BodyError;
+use super::sse_frame;
 use crate::app::App;
 use crate::bindings::types::{Event, FinishReason, PipeError, RequestContext};
 use crate::instance::GuestFailure;
@@ -303,13 +304,13 @@ async fn explain_or_fail(
     let mut out = Vec::new();
     for ev in events {
         for l in enc.encode(ev, id) {
-            out.extend(sse(&l));
+            sse_frame::push(&mut out, &l);
         }
     }
     for l in enc.finish(None) {
-        out.extend(sse(&l));
+        sse_frame::push(&mut out, &l);
     }
-    out.extend(sse("[DONE]"));
+    sse_frame::push(&mut out, sse_frame::DONE);
     Ok(sse_response(Body::from(out)))
 }
 
@@ -330,10 +331,6 @@ fn finished(outcome: Result<GuestOutcome, tokio::task::JoinError>) -> Result<(),
             "the request task failed: {join}"
         )))),
     }
-}
-
-fn sse(data: &str) -> Bytes {
-    Bytes::from(format!("data: {data}\n\n"))
 }
 
 fn stream_response(
@@ -380,7 +377,10 @@ fn stream_response(
                     if lines.is_empty() {
                         continue;
                     }
-                    let out: Vec<u8> = lines.iter().flat_map(|l| sse(l).to_vec()).collect();
+                    let mut out = Vec::new();
+                    for l in &lines {
+                        sse_frame::push(&mut out, l);
+                    }
                     return Some((Ok::<Bytes, std::io::Error>(Bytes::from(out)), s));
                 }
                 None => {
@@ -398,24 +398,24 @@ fn stream_response(
                             // Open WebUI shows the partial answer, then what went wrong.
                             let id = s.id.clone();
                             for l in s.enc.encode(Event::TextDelta(format!("\n\n{text}")), &id) {
-                                out.extend(sse(&l));
+                                sse_frame::push(&mut out, &l);
                             }
                             for l in s.enc.finish(Some(FinishReason::Stop)) {
-                                out.extend(sse(&l));
+                                sse_frame::push(&mut out, &l);
                             }
                         } else {
                             let body = e.to_body();
                             tracing::warn!(error_id = %body.error_id, detail = %logsafe::escaped_to(&e.to_string(), 400), "chat failed after streaming began");
-                            out.extend(sse(&error_json(&body, &s.id).to_string()));
+                            sse_frame::push(&mut out, &error_json(&body, &s.id).to_string());
                             for l in s.enc.finish(Some(FinishReason::Error)) {
-                                out.extend(sse(&l));
+                                sse_frame::push(&mut out, &l);
                             }
                         }
                     }
                     for l in s.enc.finish(None) {
-                        out.extend(sse(&l));
+                        sse_frame::push(&mut out, &l);
                     }
-                    out.extend(sse("[DONE]"));
+                    sse_frame::push(&mut out, sse_frame::DONE);
                     s.done = true;
                     return Some((Ok(Bytes::from(out)), s));
                 }

@@ -68,30 +68,9 @@ fn header(headers: &HeaderMap, name: &str) -> Option<String> {
     if raw.is_empty() {
         return None;
     }
-    let decoded = percent_decode(raw);
+    // `%XY` becomes byte 0xXY, anything else is kept as is; bytes that are not UTF-8 become U+FFFD.
+    let decoded = percent_encoding::percent_decode_str(raw).decode_utf8_lossy();
     Some(decoded.chars().take(MAX_HEADER_CHARS).collect())
-}
-
-fn percent_decode(s: &str) -> String {
-    fn hex(b: u8) -> Option<u8> {
-        (b as char).to_digit(16).map(|d| d as u8)
-    }
-    let bytes = s.as_bytes();
-    let mut out = Vec::with_capacity(bytes.len());
-    let mut i = 0;
-    while i < bytes.len() {
-        if bytes[i] == b'%'
-            && i + 2 < bytes.len()
-            && let (Some(h), Some(l)) = (hex(bytes[i + 1]), hex(bytes[i + 2]))
-        {
-            out.push(h << 4 | l);
-            i += 3;
-            continue;
-        }
-        out.push(bytes[i]);
-        i += 1;
-    }
-    String::from_utf8_lossy(&out).into_owned()
 }
 
 /// The host-held secrets identity handling needs.
@@ -255,6 +234,31 @@ mod tests {
         h.insert("x-openwebui-message-id", HeaderValue::from_static("m1"));
         h.insert("x-openwebui-task", HeaderValue::from_static(""));
         h
+    }
+
+    #[test]
+    fn header_values_are_percent_decoded_leniently_and_capped() {
+        let long = "%41".repeat(600);
+        let table: &[(&str, Option<&str>)] = &[
+            ("Ada%20Lovelace", Some("Ada Lovelace")),
+            ("%C3%A9t%c3%a9", Some("été")),
+            ("100%", Some("100%")),
+            ("%2", Some("%2")),
+            ("a%2", Some("a%2")),
+            ("%zz%", Some("%zz%")),
+            ("%%41", Some("%A")),
+            ("%FF", Some("\u{FFFD}")),
+            ("  %20x  ", Some(" x")),
+            ("   ", None),
+        ];
+        for (raw, want) in table {
+            let mut h = HeaderMap::new();
+            h.insert("x-test", HeaderValue::from_str(raw).unwrap());
+            assert_eq!(header(&h, "x-test").as_deref(), *want, "{raw:?}");
+        }
+        let mut h = HeaderMap::new();
+        h.insert("x-test", HeaderValue::from_str(&long).unwrap());
+        assert_eq!(header(&h, "x-test"), Some("A".repeat(MAX_HEADER_CHARS)));
     }
 
     fn build(h: &HeaderMap, events: OpenWebUiEvents, who: &Caller) -> Built {

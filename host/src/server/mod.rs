@@ -14,6 +14,7 @@ pub mod guard;
 pub mod identity;
 pub mod limits;
 pub mod listener;
+mod sse_frame;
 
 use crate::app::App;
 use axum::Router;
