@@ -4,9 +4,8 @@
 //! connection, a refusal, the fake upstream seeing its stream closed, the running gauge at 0),
 //! each within a bound so a host that is pinned fails the test instead of hanging it.
 
-use crate::harness::{Harness, Options, content_of};
+use crate::harness::{Harness, content_of, pipeline};
 use fake_openrouter::fake_tools::Behaviour;
-use fake_openrouter::fake_tools::openapi::FakeOpenApi;
 use std::future::Future;
 use std::time::Duration;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
@@ -152,20 +151,7 @@ async fn a_client_that_disconnects_mid_stream_stops_its_guest_and_upstream_at_on
 
 #[tokio::test]
 async fn a_client_that_disconnects_mid_tool_call_closes_the_tool_request() {
-    let tools = FakeOpenApi::start().await.unwrap();
-    let h = Harness::with(Options {
-        env: vec![
-            ("TOOL_EXECUTION_MODE", "Pipeline".to_string()),
-            ("EGRESS_PRIVATE_HOSTS", format!("127.0.0.1:{}", tools.port())),
-        ],
-        config_toml: Some(format!(
-            "[[tool_servers]]\nname = \"fake\"\nkind = \"openapi\"\nurl = \"{}\"\nspec = \"/openapi.json\"\n",
-            tools.url()
-        )),
-        ..Options::default()
-    })
-    .await;
-    assert_eq!(h.app.tools.catalog().await.len(), 3);
+    let (h, tools) = pipeline(&[]).await;
     tools.recorder().set("get_weather", Behaviour::Hang);
     let mut client = TcpStream::connect(addr(&h)).await.unwrap();
     let body = serde_json::json!({"model": "fake/tool-call", "stream": true,

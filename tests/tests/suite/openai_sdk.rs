@@ -2,7 +2,7 @@
 //! host. The interpreter comes from `PIPE_TEST_PYTHON` or `.venv/bin/python` (the README's test
 //! command creates that virtualenv and installs the SDK).
 
-use crate::harness::{Harness, Options};
+use crate::harness::Harness;
 use std::path::PathBuf;
 
 fn python() -> PathBuf {
@@ -47,11 +47,7 @@ async fn the_openai_python_sdk_lists_models_and_streams_a_chat() {
 /// client do), in pass-through mode: streamed `tool_calls`, a `tool` message back, the answer.
 #[tokio::test]
 async fn the_openai_python_sdk_runs_its_own_tool_loop_through_the_host() {
-    let h = Harness::with(Options {
-        env: vec![("TOOL_EXECUTION_MODE", "Open-WebUI".to_string())],
-        ..Options::default()
-    })
-    .await;
+    let h = Harness::with_env(&[("TOOL_EXECUTION_MODE", "Open-WebUI")]).await;
     let script = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("python/openai_sdk_tools.py");
     let out = tokio::process::Command::new(python())
         .arg(&script)

@@ -223,16 +223,13 @@ async fn with_a_key_rows_are_sealed_and_nonces_never_repeat_across_instances() {
 
 #[tokio::test]
 async fn encrypt_all_off_still_seals_reasoning_and_no_key_stores_plain() {
-    let h = Harness::with(Options {
-        env: vec![
-            (
-                "ARTIFACT_ENCRYPTION_KEY",
-                "another-artifact-key-abcdef-0123456789".to_string(),
-            ),
-            ("ENCRYPT_ALL", "false".to_string()),
-        ],
-        ..Options::default()
-    })
+    let h = Harness::with_env(&[
+        (
+            "ARTIFACT_ENCRYPTION_KEY",
+            "another-artifact-key-abcdef-0123456789",
+        ),
+        ("ENCRYPT_ALL", "false"),
+    ])
     .await;
     let chat = fresh_chat("encrypt-all-off");
     let answer = h
@@ -325,28 +322,9 @@ async fn turn_chunks(h: &Harness, chat: &str, message: &str, messages: &Value) -
     (content_of(&chunks), raw)
 }
 
-/// A host whose artifacts go to the local PostgreSQL through a fault proxy, with these valves.
-async fn behind_fault_proxy(env: &[(&'static str, &str)]) -> (FaultProxy, Harness) {
-    let proxy = FaultProxy::start("127.0.0.1:5432".parse().unwrap())
-        .await
-        .unwrap();
-    let mut env: Vec<(&'static str, String)> =
-        env.iter().map(|(k, v)| (*k, (*v).to_string())).collect();
-    env.push((
-        "DATABASE_URL",
-        format!("postgres://postgres@{}/test", proxy.addr()),
-    ));
-    let h = Harness::with(Options {
-        env,
-        ..Options::default()
-    })
-    .await;
-    (proxy, h)
-}
-
 #[tokio::test]
 async fn a_database_outage_never_fails_the_chat_and_the_breaker_opens_and_closes() {
-    let (proxy, h) = behind_fault_proxy(&[
+    let (proxy, h) = Harness::behind_postgres_proxy(&[
         ("BREAKER_MAX_FAILURES", "2"),
         ("BREAKER_WINDOW_SECONDS", "5"),
         ("DB_ACQUIRE_TIMEOUT_MS", "500"),
@@ -409,7 +387,7 @@ async fn a_database_outage_never_fails_the_chat_and_the_breaker_opens_and_closes
 /// start-up report says so).
 #[tokio::test]
 async fn a_breaker_history_shorter_than_the_threshold_never_skips_the_database() {
-    let (proxy, h) = behind_fault_proxy(&[
+    let (proxy, h) = Harness::behind_postgres_proxy(&[
         ("BREAKER_MAX_FAILURES", "2"),
         ("BREAKER_HISTORY_SIZE", "1"),
         ("BREAKER_WINDOW_SECONDS", "60"),
@@ -632,7 +610,7 @@ async fn a_key_rotation_keeps_old_rows_readable_and_seals_new_ones_with_the_new_
 
 #[tokio::test]
 async fn a_stalled_database_times_out_the_write_and_the_chat_still_streams() {
-    let (proxy, h) = behind_fault_proxy(&[
+    let (proxy, h) = Harness::behind_postgres_proxy(&[
         ("DB_ACQUIRE_TIMEOUT_MS", "300"),
         ("DB_STATEMENT_TIMEOUT_MS", "300"),
     ])

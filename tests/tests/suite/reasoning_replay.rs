@@ -7,7 +7,7 @@
 //! recorded and checked against the spec too) and is then answered over `/chat/completions`.
 //! Every body the host sends is validated against OpenRouter's spec by the harness.
 
-use crate::harness::{Harness, Options, fresh_chat, marker_ids};
+use crate::harness::{Harness, fresh_chat, marker_ids};
 use fake_openrouter::scenarios::{BRIDGE_REASONING, BRIDGE_SIGNATURE, REASONING_SUMMARY};
 use serde_json::{Value, json};
 
@@ -162,11 +162,7 @@ async fn a_responses_turns_reasoning_goes_back_as_details_on_the_chat_path() {
 
 #[tokio::test]
 async fn next_reply_deletes_a_chat_path_turns_reasoning_once_it_was_replayed() {
-    let h = Harness::with(Options {
-        env: vec![("PERSIST_REASONING_TOKENS", "next_reply".to_string())],
-        ..Options::default()
-    })
-    .await;
+    let h = Harness::with_env(&[("PERSIST_REASONING_TOKENS", "next_reply")]).await;
     let chat = fresh_chat("next-reply");
     let answer = first_bridge_turn(&h, &chat).await;
     let ids = marker_ids(&answer);
