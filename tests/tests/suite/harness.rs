@@ -1,5 +1,7 @@
-//! Starts a fake OpenRouter and a host wired to it; captures every log line of the process so
-//! tests can check what was (and was not) logged.
+//! Starts a fake OpenRouter and a host wired to it (also in Pipeline mode with a tool server, or
+//! with its database behind a fault proxy); captures every log line of the process so tests can
+//! check what was (and was not) logged; and holds the helpers every suite shares for sending
+//! chats, reading what the fake recorded and reading answers.
 
 use fake_openrouter::fake_tools::openapi::FakeOpenApi;
 use fake_openrouter::fault_proxy::FaultProxy;
@@ -169,6 +171,17 @@ impl Harness {
             .send()
             .await
             .unwrap()
+    }
+
+    /// The status of `GET /healthz`.
+    pub async fn health(&self) -> u16 {
+        self.client
+            .get(format!("{}/healthz", self.url))
+            .send()
+            .await
+            .unwrap()
+            .status()
+            .as_u16()
     }
 
     /// The `/metrics` page as text.

@@ -10,43 +10,17 @@ use serde_json::{Value, json};
 #[tokio::test]
 async fn client_keys_are_required_when_configured() {
     let h = Harness::with_env(&[("PIPE_API_KEYS", "client-key-1,client-key-2")]).await;
-    let url = format!("{}/v1/models", h.url);
-    let none = h.client.get(&url).send().await.unwrap();
-    assert_eq!(none.status().as_u16(), 401);
-    assert!(none.headers().get("x-request-id").is_some());
-    let v: Value = none.json().await.unwrap();
-    assert_eq!(v["error"]["code"], "invalid_api_key");
-    let wrong = h
-        .client
-        .get(&url)
-        .bearer_auth("client-key-3")
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(wrong.status().as_u16(), 401);
-    let right = h
-        .client
-        .get(&url)
-        .bearer_auth("client-key-2")
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(right.status().as_u16(), 200);
-    let chat = h
-        .client
-        .post(format!("{}/v1/chat/completions", h.url))
-        .json(&Harness::chat_body("fake/echo", "hi", false))
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(chat.status().as_u16(), 401);
-    let health = h
-        .client
-        .get(format!("{}/healthz", h.url))
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(health.status().as_u16(), 200, "health needs no key");
+    let none = models(&h, None, &[]).await;
+    assert_eq!(none.status, 401);
+    assert!(none.header("x-request-id").is_some());
+    assert_eq!(none.code(), "invalid_api_key");
+    let wrong = models(&h, Some("client-key-3"), &[]).await;
+    assert_eq!(wrong.status, 401);
+    let right = models(&h, Some("client-key-2"), &[]).await;
+    assert_eq!(right.status, 200);
+    let chat = chat(&h, None, &[], &Harness::chat_body("fake/echo", "hi", false)).await;
+    assert_eq!(chat.status, 401);
+    assert_eq!(h.health().await, 200, "health needs no key");
 }
 
 #[tokio::test]

@@ -240,24 +240,29 @@ async fn a_provider_that_refuses_thoughts_is_asked_again_without_reasoning_and_o
     assert!(owui_events(&chunks).is_empty(), "{chunks:?}");
 }
 
-#[tokio::test]
-async fn a_thinking_signature_refusal_is_retried_without_the_replayed_reasoning() {
-    let h = Harness::with_env(&[("FORCE_CHAT_COMPLETIONS_MODELS", "fake/signature")]).await;
-    // Open WebUI replays the previous turn's `reasoning_details` on the assistant message.
-    let body = serde_json::json!({
+/// A `fake/signature` chat whose history replays the previous turn's `reasoning_details` (as Open
+/// WebUI does) signed with `signature`, which the provider refuses.
+fn replayed_foreign_signature(signature: &str) -> Value {
+    json!({
         "model": "fake/signature",
         "stream": true,
         "messages": [
             {"role": "user", "content": "first"},
             {"role": "assistant", "content": "earlier answer", "reasoning_details": [
-                {"type": "reasoning.text", "text": "old thoughts", "signature": "sig-from-another-key", "index": 0}
+                {"type": "reasoning.text", "text": "old thoughts", "signature": signature, "index": 0}
             ]},
             {"role": "user", "content": "second"},
         ],
-    });
-    let resp = h.post_chat(&body).await;
-    assert_eq!(resp.status().as_u16(), 200);
-    let chunks = crate::harness::sse_data(&resp.text().await.unwrap());
+    })
+}
+
+#[tokio::test]
+async fn a_thinking_signature_refusal_is_retried_without_the_replayed_reasoning() {
+    let h = Harness::with_env(&[("FORCE_CHAT_COMPLETIONS_MODELS", "fake/signature")]).await;
+    let body = replayed_foreign_signature("sig-from-another-key");
+    let (status, text) = h.post_with(&body, &[]).await;
+    assert_eq!(status, 200, "{text}");
+    let chunks = sse_data(&text);
     assert_eq!(content_of(&chunks), "echo: second");
     let sent = h.posted_bodies("/chat/completions");
     assert_eq!(sent.len(), 2, "refused once, then retried");
@@ -274,17 +279,7 @@ async fn a_thinking_signature_refusal_is_retried_without_the_replayed_reasoning(
 #[tokio::test]
 async fn open_webui_is_told_when_replayed_reasoning_is_stripped_and_the_request_retried() {
     let h = Harness::with_env(&[("FORCE_CHAT_COMPLETIONS_MODELS", "fake/signature")]).await;
-    let body = json!({
-        "model": "fake/signature",
-        "stream": true,
-        "messages": [
-            {"role": "user", "content": "first"},
-            {"role": "assistant", "content": "earlier answer", "reasoning_details": [
-                {"type": "reasoning.text", "text": "old thoughts", "signature": "sig-other-key", "index": 0}
-            ]},
-            {"role": "user", "content": "second"},
-        ],
-    });
+    let body = replayed_foreign_signature("sig-other-key");
     let (status, text) = h.post_with(&body, &OWUI).await;
     assert_eq!(status, 200, "{text}");
     let chunks = sse_data(&text);

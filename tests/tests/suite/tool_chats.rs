@@ -94,22 +94,15 @@ pub fn content_of_json(chunks: &[Value]) -> String {
 pub async fn owui_stream(h: &Harness, user: &str, model: &str, text: &str) -> Vec<Value> {
     let body =
         json!({"model": model, "stream": true, "messages": [{"role": "user", "content": text}]});
-    let resp = tokio::time::timeout(
-        BOUND,
-        h.client
-            .post(format!("{}/v1/chat/completions", h.url))
-            .header("X-OpenWebUI-User-Id", user)
-            .json(&body)
-            .send(),
-    )
-    .await
-    .expect("answered within the bound")
-    .unwrap();
-    assert_eq!(resp.status().as_u16(), 200);
-    let text = tokio::time::timeout(BOUND, resp.text())
+    bounded(h, &body, &[("X-OpenWebUI-User-Id", user)]).await
+}
+
+/// POST a chat with these headers; its parsed chunks, answered and streamed within the bound.
+async fn bounded(h: &Harness, body: &Value, headers: &[(&str, &str)]) -> Vec<Value> {
+    let (status, text) = tokio::time::timeout(BOUND, h.post_with(body, headers))
         .await
-        .expect("streamed within the bound")
-        .unwrap();
+        .expect("answered within the bound");
+    assert_eq!(status, 200, "{text}");
     json_chunks(&sse_data(&text))
 }
 
@@ -130,6 +123,17 @@ pub fn events_of(chunks: &[Value], kind: &str) -> Vec<Value> {
         .collect()
 }
 
+/// The `output` of every `function_call_output` item of a `/responses` body, in order.
+pub fn call_outputs(body: &Value) -> Vec<String> {
+    body["input"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|i| i["type"] == "function_call_output")
+        .map(|i| i["output"].as_str().unwrap().to_string())
+        .collect()
+}
+
 pub fn last_input(body: &Value) -> Value {
     body["input"].as_array().unwrap().last().cloned().unwrap()
 }
@@ -137,23 +141,11 @@ pub fn last_input(body: &Value) -> Value {
 /// One streamed Open WebUI chat turn with chat and message ids; the answer text (markers
 /// included).
 pub async fn chat_turn(h: &Harness, chat: &str, message: &str, messages: &Value) -> String {
-    let resp = tokio::time::timeout(
-        BOUND,
-        h.client
-            .post(format!("{}/v1/chat/completions", h.url))
-            .header("X-OpenWebUI-User-Id", "user-tools-persist")
-            .header("X-OpenWebUI-Chat-Id", chat)
-            .header("X-OpenWebUI-Message-Id", message)
-            .json(&json!({"model": "fake/tool-call", "stream": true, "messages": messages}))
-            .send(),
-    )
-    .await
-    .expect("answered within the bound")
-    .unwrap();
-    assert_eq!(resp.status().as_u16(), 200);
-    let text = tokio::time::timeout(BOUND, resp.text())
-        .await
-        .expect("streamed within the bound")
-        .unwrap();
-    content_of_json(&json_chunks(&sse_data(&text)))
+    let headers = [
+        ("X-OpenWebUI-User-Id", "user-tools-persist"),
+        ("X-OpenWebUI-Chat-Id", chat),
+        ("X-OpenWebUI-Message-Id", message),
+    ];
+    let body = json!({"model": "fake/tool-call", "stream": true, "messages": messages});
+    content_of_json(&bounded(h, &body, &headers).await)
 }

@@ -6,11 +6,12 @@
 
 use crate::harness::{Harness, content_of, pipeline};
 use crate::tool_chats::{
-    BOUND, chat_turn, content_of_json, events_of, finish_reason, last_input, owui_stream,
-    plain_stream, responses_bodies, tool_calls,
+    BOUND, call_outputs, chat_turn, content_of_json, events_of, finish_reason, last_input,
+    owui_stream, plain_stream, responses_bodies, tool_calls,
 };
-use fake_openrouter::fake_tools::Behaviour;
 use fake_openrouter::fake_tools::mcp::FakeMcp;
+use fake_openrouter::fake_tools::openapi::FakeOpenApi;
+use fake_openrouter::fake_tools::{Behaviour, Recorder};
 use fake_openrouter::scenarios::{
     BRIDGE_REASONING, BRIDGE_SIGNATURE, input_tokens, token_estimate,
 };
@@ -129,23 +130,33 @@ async fn pipeline_shows_statuses_cards_and_sources_to_open_webui() {
     assert!(text.contains("tool results: "), "{text}");
 }
 
-#[tokio::test]
-async fn parallel_calls_stay_within_the_per_request_and_global_limits() {
+/// A Pipeline host allowing two tool calls at once per request and three in the whole host, whose
+/// `search` holds every call until released.
+async fn limited_pipeline() -> (Harness, FakeOpenApi) {
     let (h, fake) = pipeline(&[
         ("MAX_PARALLEL_TOOLS_PER_REQUEST", "2"),
         ("MAX_PARALLEL_TOOLS_GLOBAL", "3"),
     ])
     .await;
+    fake.recorder().set("search", Behaviour::Hold);
+    (h, fake)
+}
+
+/// Release the held calls once `running` of them run at once (bounded).
+async fn release_at(rec: &Recorder, running: usize) {
+    tokio::time::timeout(BOUND, rec.wait_running(running))
+        .await
+        .unwrap();
+    rec.release();
+}
+
+#[tokio::test]
+async fn parallel_calls_stay_within_the_per_request_and_global_limits() {
+    let (h, fake) = limited_pipeline().await;
     let rec = fake.recorder();
-    rec.set("search", Behaviour::Hold);
     // One request, six calls of the same tool: at most two run at once.
     let one = plain_stream(&h, "fake/tool-many", "use:search times:6");
-    let watch = async {
-        tokio::time::timeout(BOUND, rec.wait_running(2))
-            .await
-            .unwrap();
-        rec.release();
-    };
+    let watch = release_at(rec, 2);
     let (chunks, ()) = tokio::join!(one, watch);
     assert_eq!(rec.calls_of("search"), 6);
     assert_eq!(rec.peak(), 2, "the per-request limit");
@@ -153,21 +164,11 @@ async fn parallel_calls_stay_within_the_per_request_and_global_limits() {
     assert_eq!(answer.matches("result for").count(), 6, "{answer}");
 
     // Two requests at once, two calls each allowed, three in the whole host.
-    let (h, fake) = pipeline(&[
-        ("MAX_PARALLEL_TOOLS_PER_REQUEST", "2"),
-        ("MAX_PARALLEL_TOOLS_GLOBAL", "3"),
-    ])
-    .await;
+    let (h, fake) = limited_pipeline().await;
     let rec = fake.recorder();
-    rec.set("search", Behaviour::Hold);
     let a = plain_stream(&h, "fake/tool-many", "use:search times:4");
     let b = plain_stream(&h, "fake/tool-many", "use:search times:4");
-    let watch = async {
-        tokio::time::timeout(BOUND, rec.wait_running(3))
-            .await
-            .unwrap();
-        rec.release();
-    };
+    let watch = release_at(rec, 3);
     let (a, b, ()) = tokio::join!(a, b, watch);
     assert_eq!(rec.calls_of("search"), 8);
     assert_eq!(rec.peak(), 3, "the global limit");
@@ -349,13 +350,7 @@ async fn pipeline_runs_mcp_tools_and_a_soft_tool_error_reaches_the_model() {
     let add = rec.calls().into_iter().find(|c| c.tool == "add").unwrap();
     assert_eq!(add.arguments, json!({"a": 2, "b": 2}));
     let bodies = responses_bodies(&h);
-    let outputs: Vec<String> = bodies[1]["input"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .filter(|i| i["type"] == "function_call_output")
-        .map(|i| i["output"].as_str().unwrap().to_string())
-        .collect();
+    let outputs = call_outputs(&bodies[1]);
     assert_eq!(outputs.len(), 2);
     assert!(outputs[0].contains('4'), "{outputs:?}");
     let answer = content_of_json(&chunks);
@@ -395,13 +390,7 @@ async fn malformed_calls_get_error_outputs_and_never_reach_the_tool_server() {
     let chunks = plain_stream(&h, "fake/tool-call-bad", "use:get_weather").await;
     assert!(fake.recorder().calls().is_empty());
     let bodies = responses_bodies(&h);
-    let outputs: Vec<String> = bodies[1]["input"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .filter(|i| i["type"] == "function_call_output")
-        .map(|i| i["output"].as_str().unwrap().to_string())
-        .collect();
+    let outputs = call_outputs(&bodies[1]);
     assert_eq!(outputs.len(), 3);
     assert!(outputs[0].contains("not valid JSON"), "{outputs:?}");
     assert!(outputs[1].contains("needs arguments (city)"), "{outputs:?}");
