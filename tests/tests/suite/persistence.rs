@@ -27,6 +27,15 @@ async fn payloads(h: &Harness, ids: &[String]) -> Vec<Vec<u8>> {
         .collect()
 }
 
+/// The stored payloads of one turn ("hi") as `user-persist` in a fresh chat tagged `tag`.
+async fn stored_turn(h: &Harness, tag: &str) -> Vec<Vec<u8>> {
+    let hi = json!([{"role": "user", "content": "hi"}]);
+    let answer = h
+        .chat_turn("user-persist", MODEL, &fresh_chat(tag), "msg-1", &hi)
+        .await;
+    payloads(h, &marker_ids(&answer)).await
+}
+
 /// First turn, then the second turn with the first answer in its history; returns the first
 /// answer and checks what the fake received the second time.
 async fn two_turns(first: &Harness, second: &Harness, chat: &str) -> String {
@@ -206,17 +215,7 @@ async fn encrypt_all_off_still_seals_reasoning_and_no_key_stores_plain() {
         ("ENCRYPT_ALL", "false"),
     ])
     .await;
-    let chat = fresh_chat("encrypt-all-off");
-    let answer = h
-        .chat_turn(
-            "user-persist",
-            MODEL,
-            &chat,
-            "msg-1",
-            &json!([{"role": "user", "content": "hi"}]),
-        )
-        .await;
-    let stored = payloads(&h, &marker_ids(&answer)).await;
+    let stored = stored_turn(&h, "encrypt-all-off").await;
     assert_eq!(
         stored[0][0], 1,
         "reasoning is always sealed when a key is set"
@@ -225,34 +224,19 @@ async fn encrypt_all_off_still_seals_reasoning_and_no_key_stores_plain() {
 
 #[tokio::test]
 async fn compression_follows_the_switch_and_the_threshold() {
-    async fn flag(env: Vec<(&'static str, String)>) -> u8 {
-        let h = Harness::with(Options {
-            env,
-            ..Options::default()
-        })
-        .await;
-        let chat = fresh_chat("lz4");
-        let answer = h
-            .chat_turn(
-                "user-persist",
-                MODEL,
-                &chat,
-                "msg-1",
-                &json!([{"role": "user", "content": "hi"}]),
-            )
-            .await;
-        let stored = payloads(&h, &marker_ids(&answer)).await;
+    async fn flag(env: &[(&'static str, &str)]) -> u8 {
+        let stored = stored_turn(&Harness::with_env(env).await, "lz4").await;
         assert_eq!(stored[0][0], 0, "no key: plain");
         stored[0][1]
     }
-    assert_eq!(flag(vec![]).await, 1, "LZ4 by default when it shrinks");
+    assert_eq!(flag(&[]).await, 1, "LZ4 by default when it shrinks");
     assert_eq!(
-        flag(vec![("MIN_COMPRESS_BYTES", "1000000".to_string())]).await,
+        flag(&[("MIN_COMPRESS_BYTES", "1000000")]).await,
         0,
         "below the threshold"
     );
     assert_eq!(
-        flag(vec![("ENABLE_LZ4_COMPRESSION", "false".to_string())]).await,
+        flag(&[("ENABLE_LZ4_COMPRESSION", "false")]).await,
         0,
         "switched off"
     );
