@@ -1,10 +1,15 @@
-//! Starts a fake OpenRouter and a host wired to it; captures every log line of the process so
-//! tests can check what was (and was not) logged.
+//! Starts a fake OpenRouter and a host wired to it (also in Pipeline mode with a tool server, or
+//! with its database behind a fault proxy); captures every log line of the process so tests can
+//! check what was (and was not) logged; and holds the helpers every suite shares for sending
+//! chats, reading what the fake recorded and reading answers.
 
-use fake_openrouter::{FakeConfig, FakeOpenRouter};
+use fake_openrouter::fake_tools::openapi::FakeOpenApi;
+use fake_openrouter::fault_proxy::FaultProxy;
+use fake_openrouter::{FakeConfig, FakeOpenRouter, RecordedRequest};
 use responses_pipe_host::app::{App, AppBuilder};
 use responses_pipe_host::config::Config;
 use responses_pipe_host::egress::resolver::Resolver;
+use serde_json::Value;
 use std::collections::HashMap;
 use std::io::Write;
 use std::sync::{Arc, Mutex, OnceLock};
@@ -94,14 +99,9 @@ impl Harness {
 
     pub async fn with(opts: Options) -> Harness {
         logs();
-        let fake = FakeOpenRouter::start(opts.fake.unwrap_or(FakeConfig {
-            expected_api_key: Some(API_KEY.to_string()),
-            slow_delay_ms: 40,
-            slow_deltas: 20,
-            validate_spec: true,
-        }))
-        .await
-        .unwrap();
+        let fake = FakeOpenRouter::start(opts.fake.unwrap_or_else(fake_config))
+            .await
+            .unwrap();
         let mut env: HashMap<String, String> = HashMap::new();
         env.insert("BASE_URL".into(), fake.base_url());
         env.insert("OPENROUTER_API_KEY".into(), API_KEY.into());
@@ -173,6 +173,17 @@ impl Harness {
             .unwrap()
     }
 
+    /// The status of `GET /healthz`.
+    pub async fn health(&self) -> u16 {
+        self.client
+            .get(format!("{}/healthz", self.url))
+            .send()
+            .await
+            .unwrap()
+            .status()
+            .as_u16()
+    }
+
     /// The `/metrics` page as text.
     pub async fn metrics(&self) -> String {
         self.client
@@ -188,10 +199,50 @@ impl Harness {
     /// Start with these valves set (as environment variables).
     pub async fn with_env(env: &[(&'static str, &str)]) -> Harness {
         Harness::with(Options {
-            env: env.iter().map(|(k, v)| (*k, (*v).to_string())).collect(),
+            env: owned(env),
             ..Options::default()
         })
         .await
+    }
+
+    /// Start in Pipeline mode with one declared tool server (`declaration`, a `[[tool_servers]]`
+    /// entry) listening on loopback `port`, once its `tools` tools are listed, and these valves.
+    pub async fn with_tool_server(
+        declaration: String,
+        port: u16,
+        tools: usize,
+        env: &[(&'static str, &str)],
+    ) -> Harness {
+        let mut all = vec![
+            ("TOOL_EXECUTION_MODE", "Pipeline".to_string()),
+            ("EGRESS_PRIVATE_HOSTS", format!("127.0.0.1:{port}")),
+        ];
+        all.extend(owned(env));
+        let h = Harness::with(Options {
+            env: all,
+            config_toml: Some(declaration),
+            ..Options::default()
+        })
+        .await;
+        // The tool list is fetched at start-up; wait for it rather than race it.
+        assert_eq!(h.app.tools.catalog().await.len(), tools);
+        h
+    }
+
+    /// Start with artifacts stored in the local PostgreSQL through a fault proxy, and these valves.
+    pub async fn behind_postgres_proxy(env: &[(&'static str, &str)]) -> (FaultProxy, Harness) {
+        let proxy = FaultProxy::start(PG_ADDR.parse().unwrap()).await.unwrap();
+        let mut env = owned(env);
+        env.push((
+            "DATABASE_URL",
+            format!("postgres://postgres@{}/test", proxy.addr()),
+        ));
+        let h = Harness::with(Options {
+            env,
+            ..Options::default()
+        })
+        .await;
+        (proxy, h)
     }
 
     /// POST a chat body with extra headers; the status and the body text.
@@ -276,6 +327,89 @@ impl Harness {
         content_of(&chunks)
     }
 
+    /// A streamed chat to `model` with `extra` merged into the body; asserts it was answered.
+    pub async fn chat_ok(&self, model: &str, extra: Value, headers: &[(&str, &str)]) -> String {
+        let mut body = Self::chat_body(model, "hello", true);
+        if let (Some(b), Value::Object(extra)) = (body.as_object_mut(), extra) {
+            b.extend(extra);
+        }
+        let (status, text) = self.post_with(&body, headers).await;
+        assert_eq!(status, 200, "{text}");
+        let content = content_of(&sse_data(&text));
+        assert!(content.starts_with("echo: "), "{text}");
+        content
+    }
+
+    /// A one-message chat's status, `Retry-After` header and JSON body (`null` when not JSON).
+    pub async fn error_of(&self, model: &str, stream: bool) -> (u16, Option<String>, Value) {
+        let resp = self.post_chat(&Self::chat_body(model, "hi", stream)).await;
+        let status = resp.status().as_u16();
+        let retry = resp
+            .headers()
+            .get("retry-after")
+            .map(|v| v.to_str().unwrap().to_string());
+        (status, retry, resp.json().await.unwrap_or(Value::Null))
+    }
+
+    /// `GET /v1/models`: the status and the JSON body (`null` when not JSON).
+    pub async fn models(&self) -> (u16, Value) {
+        let resp = self
+            .client
+            .get(format!("{}/v1/models", self.url))
+            .send()
+            .await
+            .unwrap();
+        let status = resp.status().as_u16();
+        (status, resp.json().await.unwrap_or(Value::Null))
+    }
+
+    /// The `/v1/models` entries.
+    pub async fn listed(&self) -> Vec<Value> {
+        let (status, body) = self.models().await;
+        assert_eq!(status, 200, "{body}");
+        body["data"].as_array().unwrap().clone()
+    }
+
+    /// The ids `/v1/models` lists.
+    pub async fn listed_ids(&self) -> Vec<String> {
+        self.listed()
+            .await
+            .iter()
+            .filter_map(|m| m["id"].as_str().map(str::to_string))
+            .collect()
+    }
+
+    /// The last `/responses` body sent so far.
+    pub fn last_responses(&self) -> Value {
+        self.posted_bodies("/responses")
+            .pop()
+            .expect("a /responses request")
+    }
+
+    /// How many POSTs the fake received.
+    pub fn post_count(&self) -> usize {
+        self.fake
+            .requests()
+            .iter()
+            .filter(|r| r.method == "POST")
+            .count()
+    }
+
+    /// The first POST the fake received on a path ending with `suffix`, headers included.
+    pub fn first_post(&self, suffix: &str) -> RecordedRequest {
+        self.fake
+            .requests()
+            .into_iter()
+            .find(|r| r.method == "POST" && r.path.ends_with(suffix))
+            .unwrap_or_else(|| panic!("a POST to {suffix}"))
+    }
+
+    /// Every body the host sent upstream so far satisfied OpenRouter's OpenAPI request schema.
+    pub fn assert_spec_clean(&self) {
+        let violations = self.fake.spec_violations();
+        assert!(violations.is_empty(), "{violations:#?}");
+    }
+
     /// The body of the last request the fake received on a path ending with `suffix`.
     pub fn last_body(&self, suffix: &str) -> serde_json::Value {
         let req = self
@@ -294,6 +428,39 @@ impl Harness {
         let text = resp.text().await.unwrap_or_default();
         (status, sse_data(&text))
     }
+}
+
+/// The fake OpenRouter every harness starts unless told otherwise: it requires [`API_KEY`],
+/// paces `fake/slow` at 20 deltas 40 ms apart, and checks every body against the spec.
+pub fn fake_config() -> FakeConfig {
+    FakeConfig {
+        expected_api_key: Some(API_KEY.to_string()),
+        slow_delay_ms: 40,
+        slow_deltas: 20,
+        validate_spec: true,
+    }
+}
+
+/// Valves as the owned pairs [`Options::env`] takes.
+pub fn owned(env: &[(&'static str, &str)]) -> Vec<(&'static str, String)> {
+    env.iter().map(|(k, v)| (*k, (*v).to_string())).collect()
+}
+
+/// The local PostgreSQL (database `test`, user `postgres`) the store suites use.
+pub const PG_ADDR: &str = "127.0.0.1:5432";
+
+/// The `[[tool_servers]]` entry for the fake OpenAPI tool server at `url`, named `fake`.
+pub fn openapi_server(url: &str) -> String {
+    format!(
+        "[[tool_servers]]\nname = \"fake\"\nkind = \"openapi\"\nurl = \"{url}\"\nspec = \"/openapi.json\"\n"
+    )
+}
+
+/// A host in Pipeline mode serving the fake OpenAPI tool server's three tools, with these valves.
+pub async fn pipeline(env: &[(&'static str, &str)]) -> (Harness, FakeOpenApi) {
+    let fake = FakeOpenApi::start().await.unwrap();
+    let h = Harness::with_tool_server(openapi_server(&fake.url()), fake.port(), 3, env).await;
+    (h, fake)
 }
 
 /// Headers that make the host treat the caller as Open WebUI.
@@ -361,6 +528,87 @@ pub fn sse_data(body: &str) -> Vec<String> {
             (!data.is_empty()).then(|| data.join("\n"))
         })
         .collect()
+}
+
+/// The answer text of a non-streamed chat completion (which must not be an error).
+pub fn message_content(text: &str) -> String {
+    let v: Value = serde_json::from_str(text).unwrap();
+    assert!(v.get("error").is_none(), "{v}");
+    v["choices"][0]["message"]["content"]
+        .as_str()
+        .unwrap_or_default()
+        .to_string()
+}
+
+/// The answer text of a chat body: the joined deltas when streamed, the message when not.
+pub fn answer_text(stream: bool, text: &str) -> String {
+    if stream {
+        content_of(&sse_data(text))
+    } else {
+        message_content(text)
+    }
+}
+
+/// The last non-null `usage` object of a stream.
+pub fn usage_chunk(chunks: &[String]) -> Value {
+    json_chunks(chunks)
+        .into_iter()
+        .rfind(|c| c.get("usage").is_some_and(|u| !u.is_null()))
+        .map(|mut c| c["usage"].take())
+        .expect("a usage chunk")
+}
+
+/// The `type` of every tool in a request body.
+pub fn tool_types(body: &Value) -> Vec<String> {
+    body["tools"]
+        .as_array()
+        .map(|tools| {
+            tools
+                .iter()
+                .filter_map(|t| t["type"].as_str().map(str::to_string))
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
+/// The distinct error ids (runs of exactly 16 lowercase hex digits) in a text.
+pub fn error_ids(text: &str) -> Vec<String> {
+    let mut ids: Vec<String> = text
+        .split(|c: char| !c.is_ascii_alphanumeric())
+        .filter(|w| {
+            w.len() == 16
+                && w.chars()
+                    .all(|c| c.is_ascii_hexdigit() && !c.is_ascii_uppercase())
+        })
+        .map(str::to_string)
+        .collect();
+    ids.dedup();
+    ids
+}
+
+/// Whether `text` still holds a `{{…}}` tag or a `{name}` placeholder (letters, digits, `_`, `.`).
+pub fn has_template_syntax(text: &str) -> bool {
+    text.contains("{{")
+        || text.split('{').skip(1).any(|rest| {
+            rest.split_once('}').is_some_and(|(name, _)| {
+                !name.is_empty()
+                    && name
+                        .chars()
+                        .all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '.')
+            })
+        })
+}
+
+/// The guest's log lines reach the host's log when the call ends, which can be just after the
+/// caller read the last byte: wait (bounded) until `needle` shows up.
+pub async fn wait_for_log(needle: &str) -> bool {
+    for _ in 0..500 {
+        if logs_text().contains(needle) {
+            return true;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    }
+    false
 }
 
 /// Join the `delta.content` of chunks.

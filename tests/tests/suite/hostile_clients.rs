@@ -4,9 +4,8 @@
 //! connection, a refusal, the fake upstream seeing its stream closed, the running gauge at 0),
 //! each within a bound so a host that is pinned fails the test instead of hanging it.
 
-use crate::harness::{Harness, Options, content_of};
+use crate::harness::{Harness, content_of, pipeline};
 use fake_openrouter::fake_tools::Behaviour;
-use fake_openrouter::fake_tools::openapi::FakeOpenApi;
 use std::future::Future;
 use std::time::Duration;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
@@ -41,7 +40,12 @@ fn addr(h: &Harness) -> String {
 
 /// A raw streamed-chat request for `model`.
 fn raw_chat(h: &Harness, model: &str, headers: &[(&str, &str)]) -> Vec<u8> {
-    let body = Harness::chat_body(model, "hi", true).to_string();
+    raw_post(h, &Harness::chat_body(model, "hi", true), headers)
+}
+
+/// A raw chat request carrying `body`.
+fn raw_post(h: &Harness, body: &serde_json::Value, headers: &[(&str, &str)]) -> Vec<u8> {
+    let body = body.to_string();
     let extra: String = headers
         .iter()
         .map(|(k, v)| format!("{k}: {v}\r\n"))
@@ -82,6 +86,16 @@ async fn read_to_close(stream: &mut TcpStream) -> String {
     let mut got = Vec::new();
     let _ = stream.read_to_end(&mut got).await;
     String::from_utf8_lossy(&got).into_owned()
+}
+
+/// The running gauge drops back to 0 within 2 s (a client went away mid-answer).
+async fn gauge_back_to_zero(h: &Harness) {
+    until(
+        Duration::from_secs(2),
+        "the running gauge back to 0",
+        || async { running(h) == 0 },
+    )
+    .await;
 }
 
 fn running(h: &Harness) -> usize {
@@ -132,12 +146,7 @@ async fn a_client_that_disconnects_mid_stream_stops_its_guest_and_upstream_at_on
     assert_eq!(running(&h), 1);
     // The fake now holds its stream open and silent; the client goes away.
     drop(client);
-    until(
-        Duration::from_secs(2),
-        "the running gauge back to 0",
-        || async { running(&h) == 0 },
-    )
-    .await;
+    gauge_back_to_zero(&h).await;
     until(BOUND, "the fake saw its stream closed", || async {
         h.fake.streams_abandoned() >= 1
     })
@@ -152,42 +161,18 @@ async fn a_client_that_disconnects_mid_stream_stops_its_guest_and_upstream_at_on
 
 #[tokio::test]
 async fn a_client_that_disconnects_mid_tool_call_closes_the_tool_request() {
-    let tools = FakeOpenApi::start().await.unwrap();
-    let h = Harness::with(Options {
-        env: vec![
-            ("TOOL_EXECUTION_MODE", "Pipeline".to_string()),
-            ("EGRESS_PRIVATE_HOSTS", format!("127.0.0.1:{}", tools.port())),
-        ],
-        config_toml: Some(format!(
-            "[[tool_servers]]\nname = \"fake\"\nkind = \"openapi\"\nurl = \"{}\"\nspec = \"/openapi.json\"\n",
-            tools.url()
-        )),
-        ..Options::default()
-    })
-    .await;
-    assert_eq!(h.app.tools.catalog().await.len(), 3);
+    let (h, tools) = pipeline(&[]).await;
     tools.recorder().set("get_weather", Behaviour::Hang);
     let mut client = TcpStream::connect(addr(&h)).await.unwrap();
     let body = serde_json::json!({"model": "fake/tool-call", "stream": true,
-        "messages": [{"role": "user", "content": "use:get_weather"}]})
-    .to_string();
-    let request = format!(
-        "POST /v1/chat/completions HTTP/1.1\r\nhost: {}\r\ncontent-type: application/json\r\ncontent-length: {}\r\n\r\n{body}",
-        addr(&h),
-        body.len()
-    );
-    client.write_all(request.as_bytes()).await.unwrap();
+        "messages": [{"role": "user", "content": "use:get_weather"}]});
+    client.write_all(&raw_post(&h, &body, &[])).await.unwrap();
     until(BOUND, "the tool call reached the tool server", || async {
         tools.recorder().current() == 1
     })
     .await;
     drop(client);
-    until(
-        Duration::from_secs(2),
-        "the running gauge back to 0",
-        || async { running(&h) == 0 },
-    )
-    .await;
+    gauge_back_to_zero(&h).await;
     until(BOUND, "the tool server saw its request closed", || async {
         tools.recorder().current() == 0
     })

@@ -6,7 +6,6 @@
 
 use crate::harness::{Harness, OWUI, content_of};
 use fake_openrouter::scenarios::EXCERPT_MARKERS;
-use serde_json::Value;
 
 /// Text a sanitised error may never contain: markup, and what the page's script and style say.
 const NEVER_SHOWN: [&str; 8] = [
@@ -20,17 +19,11 @@ const NEVER_SHOWN: [&str; 8] = [
     "&amp;",
 ];
 
-async fn error_of(h: &Harness, model: &str, stream: bool) -> (u16, Value) {
-    let resp = h.post_chat(&Harness::chat_body(model, "hi", stream)).await;
-    let status = resp.status().as_u16();
-    (status, resp.json().await.unwrap_or(Value::Null))
-}
-
 #[tokio::test]
 async fn an_html_502_page_reaches_the_caller_as_its_status_and_a_short_plain_excerpt() {
     let h = Harness::with_env(&[("BREAKER_MAX_FAILURES", "50")]).await;
     for stream in [true, false] {
-        let (status, body) = error_of(&h, "fake/html-502", stream).await;
+        let (status, _, body) = h.error_of("fake/html-502", stream).await;
         assert_eq!(status, 502, "{body}");
         assert_eq!(body["error"]["code"], "upstream_unavailable", "{body}");
         let message = body["error"]["message"].as_str().unwrap();
@@ -73,7 +66,7 @@ async fn an_html_502_page_reaches_the_caller_as_its_status_and_a_short_plain_exc
 async fn an_endless_line_ends_the_answer_with_the_event_size_error() {
     // The default per-event cap (32 MiB) is crossed long before the 80 MiB line would end.
     let h = Harness::with_env(&[("BREAKER_MAX_FAILURES", "50")]).await;
-    let (status, body) = error_of(&h, "fake/endless-line", true).await;
+    let (status, _, body) = h.error_of("fake/endless-line", true).await;
     assert_eq!(status, 502, "{body}");
     assert_eq!(
         body["error"]["code"], "upstream_response_too_large",
@@ -97,7 +90,7 @@ async fn an_endless_line_ends_the_answer_at_the_response_cap_when_that_is_smalle
         ("HTTP_MAX_RESPONSE_BYTES", "16777216"),
     ])
     .await;
-    let (status, body) = error_of(&h, "fake/endless-line", false).await;
+    let (status, _, body) = h.error_of("fake/endless-line", false).await;
     assert_eq!(status, 502, "{body}");
     assert_eq!(
         body["error"]["code"], "upstream_response_too_large",

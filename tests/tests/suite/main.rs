@@ -8,26 +8,35 @@
     reason = "test code: a failed unwrap is a failed test"
 )]
 
+mod callers;
 mod harness;
+mod tool_chats;
 
-mod chat;
-mod failures;
-mod fidelity;
-mod fidelity_request;
-mod fidelity_server_tools;
-mod fidelity_stream;
+mod breakers;
+mod browser_guard;
+mod catalog;
+mod client_tools;
+mod endpoint_choice;
+mod error_templates;
 mod front_door;
 mod hostile_clients;
 mod hostile_upstream;
+mod identifiers;
 mod identity;
 mod log_forging;
-mod models;
 mod openai_sdk;
 mod persistence;
+mod reasoning;
 mod reasoning_replay;
+mod request_translation;
 mod sandbox;
 mod secrets;
+mod server_tools;
 mod settings;
 mod store;
-mod tools;
-mod tools_host;
+mod streaming;
+mod tasks;
+mod tool_loop;
+mod tool_servers;
+mod upstream_failures;
+mod usage;

@@ -2,7 +2,7 @@
 //! host. The interpreter comes from `PIPE_TEST_PYTHON` or `.venv/bin/python` (the README's test
 //! command creates that virtualenv and installs the SDK).
 
-use crate::harness::{Harness, Options};
+use crate::harness::Harness;
 use std::path::PathBuf;
 
 fn python() -> PathBuf {
@@ -18,22 +18,28 @@ fn python() -> PathBuf {
     venv
 }
 
-#[tokio::test]
-async fn the_openai_python_sdk_lists_models_and_streams_a_chat() {
-    let h = Harness::start().await;
-    let script = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("python/openai_sdk_check.py");
+/// Run `python/<name>.py` against the host; its standard output, once it exited successfully.
+async fn run_script(h: &Harness, name: &str) -> String {
+    let script = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join(format!("python/{name}.py"));
     let out = tokio::process::Command::new(python())
         .arg(&script)
         .env("PIPE_URL", format!("{}/v1", h.url))
         .output()
         .await
         .unwrap();
-    let stdout = String::from_utf8_lossy(&out.stdout);
+    let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(
         out.status.success(),
         "the SDK script failed:\n{stdout}\n{stderr}"
     );
+    stdout
+}
+
+#[tokio::test]
+async fn the_openai_python_sdk_lists_models_and_streams_a_chat() {
+    let h = Harness::start().await;
+    let stdout = run_script(&h, "openai_sdk_check").await;
     assert!(stdout.contains("models ok"), "{stdout}");
     assert!(
         stdout.contains("stream ok: echo: hello from the sdk"),
@@ -47,24 +53,8 @@ async fn the_openai_python_sdk_lists_models_and_streams_a_chat() {
 /// client do), in pass-through mode: streamed `tool_calls`, a `tool` message back, the answer.
 #[tokio::test]
 async fn the_openai_python_sdk_runs_its_own_tool_loop_through_the_host() {
-    let h = Harness::with(Options {
-        env: vec![("TOOL_EXECUTION_MODE", "Open-WebUI".to_string())],
-        ..Options::default()
-    })
-    .await;
-    let script = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("python/openai_sdk_tools.py");
-    let out = tokio::process::Command::new(python())
-        .arg(&script)
-        .env("PIPE_URL", format!("{}/v1", h.url))
-        .output()
-        .await
-        .unwrap();
-    let stdout = String::from_utf8_lossy(&out.stdout);
-    let stderr = String::from_utf8_lossy(&out.stderr);
-    assert!(
-        out.status.success(),
-        "the SDK script failed:\n{stdout}\n{stderr}"
-    );
+    let h = Harness::with_env(&[("TOOL_EXECUTION_MODE", "Open-WebUI")]).await;
+    let stdout = run_script(&h, "openai_sdk_tools").await;
     for model in ["fake/tool-call", "fake/tool-call-late"] {
         assert!(
             stdout.contains(&format!("{model} call ok: get_weather(")),
@@ -80,11 +70,8 @@ async fn the_openai_python_sdk_runs_its_own_tool_loop_through_the_host() {
     assert!(stdout.contains("non-streamed call ok"), "{stdout}");
     // Every round went to /responses; the follow-ups carried the tool output.
     let outputs = h
-        .fake
-        .requests()
-        .into_iter()
-        .filter(|r| r.path.ends_with("/responses"))
-        .filter_map(|r| r.json())
+        .posted_bodies("/responses")
+        .iter()
         .filter(|b| {
             b["input"]
                 .as_array()

@@ -1,12 +1,14 @@
-//! Artifact persistence and replay through the real host and component (issue 5): the first
+//! Artifact persistence and replay through the real host and component: the first
 //! turn's reasoning item is stored at the end of the turn with a marker line in the answer; the
 //! second turn, carrying that answer in its history, sends the item back to OpenRouter before the
 //! answer it belongs to. SQLite (the embedded default, also across a host restart) and PostgreSQL
 //! (127.0.0.1:5432, database `test`); encryption, `ENCRYPT_ALL` and the compression threshold are
-//! checked on the rows the host stored.
+//! checked on the rows the host stored; key rotation, retention, rows copied or planted behind the
+//! host's back, another user claiming the chat, and a database outage or stall that never fails
+//! the chat.
 
 use crate::harness::{Harness, Options, content_of, fresh_chat, logs_text, marker_ids, sse_data};
-use fake_openrouter::fault_proxy::{FaultMode, FaultProxy};
+use fake_openrouter::fault_proxy::FaultMode;
 use serde_json::{Value, json};
 
 const MODEL: &str = "fake/reasoning";
@@ -23,6 +25,15 @@ async fn payloads(h: &Harness, ids: &[String]) -> Vec<Vec<u8>> {
         .into_iter()
         .map(|r| r.payload)
         .collect()
+}
+
+/// The stored payloads of one turn ("hi") as `user-persist` in a fresh chat tagged `tag`.
+async fn stored_turn(h: &Harness, tag: &str) -> Vec<Vec<u8>> {
+    let hi = json!([{"role": "user", "content": "hi"}]);
+    let answer = h
+        .chat_turn("user-persist", MODEL, &fresh_chat(tag), "msg-1", &hi)
+        .await;
+    payloads(h, &marker_ids(&answer)).await
 }
 
 /// First turn, then the second turn with the first answer in its history; returns the first
@@ -49,11 +60,7 @@ async fn two_turns(first: &Harness, second: &Harness, chat: &str) -> String {
         "nothing to replay in the first turn"
     );
 
-    let history = json!([
-        {"role": "user", "content": "hello there"},
-        {"role": "assistant", "content": answer},
-        {"role": "user", "content": "and again"},
-    ]);
+    let history = after(&answer);
     let second_answer = second
         .chat_turn("user-persist", MODEL, chat, "msg-2", &history)
         .await;
@@ -116,19 +123,9 @@ async fn sqlite_two_turns_replay_the_first_turns_reasoning_before_its_answer() {
 #[tokio::test]
 async fn a_host_restart_between_turns_changes_nothing() {
     let data = tempfile::tempdir().unwrap();
-    let key = || {
-        vec![(
-            "ARTIFACT_ENCRYPTION_KEY",
-            "restart-key-0123456789abcdef-0123".to_string(),
-        )]
-    };
+    let key = || sealed_with("restart-key-0123456789abcdef-0123");
     let chat = fresh_chat("restart");
-    let mut first = Harness::with(Options {
-        data_dir: Some(data.path().to_path_buf()),
-        env: key(),
-        ..Options::default()
-    })
-    .await;
+    let mut first = host_on(data.path(), key()).await;
     let history = json!([{"role": "user", "content": "hello there"}]);
     let answer = first
         .chat_turn("user-persist", MODEL, &chat, "msg-1", &history)
@@ -139,17 +136,8 @@ async fn a_host_restart_between_turns_changes_nothing() {
     }
     drop(first);
 
-    let second = Harness::with(Options {
-        data_dir: Some(data.path().to_path_buf()),
-        env: key(),
-        ..Options::default()
-    })
-    .await;
-    let history = json!([
-        {"role": "user", "content": "hello there"},
-        {"role": "assistant", "content": answer},
-        {"role": "user", "content": "and again"},
-    ]);
+    let second = host_on(data.path(), key()).await;
+    let history = after(&answer);
     second
         .chat_turn("user-persist", MODEL, &chat, "msg-2", &history)
         .await;
@@ -176,11 +164,7 @@ async fn a_plain_api_call_without_a_chat_id_persists_nothing() {
 #[tokio::test]
 async fn with_a_key_rows_are_sealed_and_nonces_never_repeat_across_instances() {
     const KEY: &str = "artifact-key-for-the-e2e-suite-0123456789";
-    let h = Harness::with(Options {
-        env: vec![("ARTIFACT_ENCRYPTION_KEY", KEY.to_string())],
-        ..Options::default()
-    })
-    .await;
+    let h = Harness::with_env(&[("ARTIFACT_ENCRYPTION_KEY", KEY)]).await;
     // Four separate requests: four fresh component instances.
     let mut ids = Vec::new();
     for i in 0..4 {
@@ -223,28 +207,15 @@ async fn with_a_key_rows_are_sealed_and_nonces_never_repeat_across_instances() {
 
 #[tokio::test]
 async fn encrypt_all_off_still_seals_reasoning_and_no_key_stores_plain() {
-    let h = Harness::with(Options {
-        env: vec![
-            (
-                "ARTIFACT_ENCRYPTION_KEY",
-                "another-artifact-key-abcdef-0123456789".to_string(),
-            ),
-            ("ENCRYPT_ALL", "false".to_string()),
-        ],
-        ..Options::default()
-    })
+    let h = Harness::with_env(&[
+        (
+            "ARTIFACT_ENCRYPTION_KEY",
+            "another-artifact-key-abcdef-0123456789",
+        ),
+        ("ENCRYPT_ALL", "false"),
+    ])
     .await;
-    let chat = fresh_chat("encrypt-all-off");
-    let answer = h
-        .chat_turn(
-            "user-persist",
-            MODEL,
-            &chat,
-            "msg-1",
-            &json!([{"role": "user", "content": "hi"}]),
-        )
-        .await;
-    let stored = payloads(&h, &marker_ids(&answer)).await;
+    let stored = stored_turn(&h, "encrypt-all-off").await;
     assert_eq!(
         stored[0][0], 1,
         "reasoning is always sealed when a key is set"
@@ -253,34 +224,19 @@ async fn encrypt_all_off_still_seals_reasoning_and_no_key_stores_plain() {
 
 #[tokio::test]
 async fn compression_follows_the_switch_and_the_threshold() {
-    async fn flag(env: Vec<(&'static str, String)>) -> u8 {
-        let h = Harness::with(Options {
-            env,
-            ..Options::default()
-        })
-        .await;
-        let chat = fresh_chat("lz4");
-        let answer = h
-            .chat_turn(
-                "user-persist",
-                MODEL,
-                &chat,
-                "msg-1",
-                &json!([{"role": "user", "content": "hi"}]),
-            )
-            .await;
-        let stored = payloads(&h, &marker_ids(&answer)).await;
+    async fn flag(env: &[(&'static str, &str)]) -> u8 {
+        let stored = stored_turn(&Harness::with_env(env).await, "lz4").await;
         assert_eq!(stored[0][0], 0, "no key: plain");
         stored[0][1]
     }
-    assert_eq!(flag(vec![]).await, 1, "LZ4 by default when it shrinks");
+    assert_eq!(flag(&[]).await, 1, "LZ4 by default when it shrinks");
     assert_eq!(
-        flag(vec![("MIN_COMPRESS_BYTES", "1000000".to_string())]).await,
+        flag(&[("MIN_COMPRESS_BYTES", "1000000")]).await,
         0,
         "below the threshold"
     );
     assert_eq!(
-        flag(vec![("ENABLE_LZ4_COMPRESSION", "false".to_string())]).await,
+        flag(&[("ENABLE_LZ4_COMPRESSION", "false")]).await,
         0,
         "switched off"
     );
@@ -325,28 +281,9 @@ async fn turn_chunks(h: &Harness, chat: &str, message: &str, messages: &Value) -
     (content_of(&chunks), raw)
 }
 
-/// A host whose artifacts go to the local PostgreSQL through a fault proxy, with these valves.
-async fn behind_fault_proxy(env: &[(&'static str, &str)]) -> (FaultProxy, Harness) {
-    let proxy = FaultProxy::start("127.0.0.1:5432".parse().unwrap())
-        .await
-        .unwrap();
-    let mut env: Vec<(&'static str, String)> =
-        env.iter().map(|(k, v)| (*k, (*v).to_string())).collect();
-    env.push((
-        "DATABASE_URL",
-        format!("postgres://postgres@{}/test", proxy.addr()),
-    ));
-    let h = Harness::with(Options {
-        env,
-        ..Options::default()
-    })
-    .await;
-    (proxy, h)
-}
-
 #[tokio::test]
 async fn a_database_outage_never_fails_the_chat_and_the_breaker_opens_and_closes() {
-    let (proxy, h) = behind_fault_proxy(&[
+    let (proxy, h) = Harness::behind_postgres_proxy(&[
         ("BREAKER_MAX_FAILURES", "2"),
         ("BREAKER_WINDOW_SECONDS", "5"),
         ("DB_ACQUIRE_TIMEOUT_MS", "500"),
@@ -395,11 +332,7 @@ async fn a_database_outage_never_fails_the_chat_and_the_breaker_opens_and_closes
     }
     let answer = resumed.expect("persistence resumed after the database came back");
     // And what was stored after recovery replays.
-    let history = json!([
-        {"role": "user", "content": "hello there"},
-        {"role": "assistant", "content": answer},
-        {"role": "user", "content": "and again"},
-    ]);
+    let history = after(&answer);
     turn_chunks(&h, &chat, "msg-last", &history).await;
     assert_eq!(h.last_body("/responses")["input"][1]["type"], "reasoning");
 }
@@ -409,7 +342,7 @@ async fn a_database_outage_never_fails_the_chat_and_the_breaker_opens_and_closes
 /// start-up report says so).
 #[tokio::test]
 async fn a_breaker_history_shorter_than_the_threshold_never_skips_the_database() {
-    let (proxy, h) = behind_fault_proxy(&[
+    let (proxy, h) = Harness::behind_postgres_proxy(&[
         ("BREAKER_MAX_FAILURES", "2"),
         ("BREAKER_HISTORY_SIZE", "1"),
         ("BREAKER_WINDOW_SECONDS", "60"),
@@ -435,11 +368,10 @@ async fn a_breaker_history_shorter_than_the_threshold_never_skips_the_database()
 #[tokio::test]
 async fn maintain_deletes_rows_unused_for_the_retention_and_keeps_fresh_ones() {
     let data = tempfile::tempdir().unwrap();
-    let h = Harness::with(Options {
-        data_dir: Some(data.path().to_path_buf()),
-        env: vec![("ARTIFACT_CLEANUP_DAYS", "1".to_string())],
-        ..Options::default()
-    })
+    let h = host_on(
+        data.path(),
+        vec![("ARTIFACT_CLEANUP_DAYS", "1".to_string())],
+    )
     .await;
     let hi = json!([{"role": "user", "content": "hello there"}]);
     let old = marker_ids(
@@ -452,11 +384,7 @@ async fn maintain_deletes_rows_unused_for_the_retention_and_keeps_fresh_ones() {
     );
     assert_eq!((old.len(), fresh.len()), (1, 1));
     // Age one row: last used two days ago.
-    let options = sqlx::sqlite::SqliteConnectOptions::new().filename(
-        data.path()
-            .join(responses_pipe_host::store::SQLITE_FILE_NAME),
-    );
-    let db = sqlx::SqlitePool::connect_with(options).await.unwrap();
+    let db = sqlite_db(data.path()).await;
     let two_days_ago = std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .unwrap()
@@ -497,7 +425,7 @@ async fn first_turn_under_key_a(
     data: &std::path::Path,
     chat: &str,
 ) -> (String, Vec<String>, Vec<Vec<u8>>, String) {
-    let mut first = host_on(data, vec![("ARTIFACT_ENCRYPTION_KEY", KEY_A.to_string())]).await;
+    let mut first = host_on(data, sealed_with(KEY_A)).await;
     let hi = json!([{"role": "user", "content": "hello there"}]);
     let answer = first
         .chat_turn("user-persist", MODEL, chat, "msg-1", &hi)
@@ -507,6 +435,11 @@ async fn first_turn_under_key_a(
     let table = first.app.store.table_name().to_string();
     first.shutdown();
     (answer, ids, stored, table)
+}
+
+/// Valves that seal artifacts with `key`.
+fn sealed_with(key: &str) -> Vec<(&'static str, String)> {
+    vec![("ARTIFACT_ENCRYPTION_KEY", key.to_string())]
 }
 
 /// The rotation's valves: key B current, key A previous.
@@ -548,21 +481,9 @@ async fn maintenance_moves_rows_to_the_new_key_so_dropping_the_old_key_strands_n
     drop(rotated);
 
     // The previous key is dropped: the first turn's reasoning still replays.
-    let after = host_on(
-        data.path(),
-        vec![("ARTIFACT_ENCRYPTION_KEY", KEY_B.to_string())],
-    )
-    .await;
-    let history = json!([
-        {"role": "user", "content": "hello there"},
-        {"role": "assistant", "content": answer},
-        {"role": "user", "content": "and again"},
-    ]);
-    after
-        .chat_turn("user-persist", MODEL, &chat, "msg-2", &history)
-        .await;
+    let later = host_on(data.path(), sealed_with(KEY_B)).await;
     assert_eq!(
-        after.last_body("/responses")["input"][1]["type"],
+        replayed_kind(&later, "user-persist", &chat, "msg-2", &answer).await,
         "reasoning",
         "the moved row replays without the old key"
     );
@@ -575,11 +496,7 @@ async fn a_key_rotation_keeps_old_rows_readable_and_seals_new_ones_with_the_new_
     let (answer, _, old, _) = first_turn_under_key_a(data.path(), &chat).await;
 
     let rotated = host_on(data.path(), rotating()).await;
-    let history = json!([
-        {"role": "user", "content": "hello there"},
-        {"role": "assistant", "content": answer},
-        {"role": "user", "content": "and again"},
-    ]);
+    let history = after(&answer);
     let second = rotated
         .chat_turn("user-persist", MODEL, &chat, "msg-2", &history)
         .await;
@@ -599,11 +516,7 @@ async fn a_key_rotation_keeps_old_rows_readable_and_seals_new_ones_with_the_new_
     // The rotation is over: the previous key is dropped. Rows written since the rotation live in
     // the new key's table and keep replaying; rows of the retired key's table no longer do
     // (no maintenance pass moved them here).
-    let after = host_on(
-        data.path(),
-        vec![("ARTIFACT_ENCRYPTION_KEY", KEY_B.to_string())],
-    )
-    .await;
+    let later = host_on(data.path(), sealed_with(KEY_B)).await;
     let history = json!([
         {"role": "user", "content": "hello there"},
         {"role": "assistant", "content": answer},
@@ -611,10 +524,10 @@ async fn a_key_rotation_keeps_old_rows_readable_and_seals_new_ones_with_the_new_
         {"role": "assistant", "content": second},
         {"role": "user", "content": "once more"},
     ]);
-    after
+    later
         .chat_turn("user-persist", MODEL, &chat, "msg-3", &history)
         .await;
-    let input = after.last_body("/responses")["input"]
+    let input = later.last_body("/responses")["input"]
         .as_array()
         .cloned()
         .unwrap_or_default();
@@ -632,7 +545,7 @@ async fn a_key_rotation_keeps_old_rows_readable_and_seals_new_ones_with_the_new_
 
 #[tokio::test]
 async fn a_stalled_database_times_out_the_write_and_the_chat_still_streams() {
-    let (proxy, h) = behind_fault_proxy(&[
+    let (proxy, h) = Harness::behind_postgres_proxy(&[
         ("DB_ACQUIRE_TIMEOUT_MS", "300"),
         ("DB_STATEMENT_TIMEOUT_MS", "300"),
     ])
@@ -654,14 +567,10 @@ async fn a_stalled_database_times_out_the_write_and_the_chat_still_streams() {
 #[tokio::test]
 async fn a_sealed_payload_copied_onto_another_row_is_not_replayed() {
     let data = tempfile::tempdir().unwrap();
-    let h = Harness::with(Options {
-        data_dir: Some(data.path().to_path_buf()),
-        env: vec![(
-            "ARTIFACT_ENCRYPTION_KEY",
-            "copy-attack-key-0123456789abcdef-x".to_string(),
-        )],
-        ..Options::default()
-    })
+    let h = host_on(
+        data.path(),
+        sealed_with("copy-attack-key-0123456789abcdef-x"),
+    )
     .await;
     let hi = json!([{"role": "user", "content": "hello there"}]);
     let (chat_a, chat_b) = (fresh_chat("copy-a"), fresh_chat("copy-b"));
@@ -674,11 +583,7 @@ async fn a_sealed_payload_copied_onto_another_row_is_not_replayed() {
         .await;
     let b = marker_ids(&answer_b);
     // Someone with database access puts chat A's sealed payload on chat B's row.
-    let options = sqlx::sqlite::SqliteConnectOptions::new().filename(
-        data.path()
-            .join(responses_pipe_host::store::SQLITE_FILE_NAME),
-    );
-    let db = sqlx::SqlitePool::connect_with(options).await.unwrap();
+    let db = sqlite_db(data.path()).await;
     let table = h.app.store.table_name().to_string();
     let sql = format!(
         "UPDATE {table} SET payload = (SELECT payload FROM {table} WHERE id = '{}') WHERE id = '{}'",
@@ -687,11 +592,7 @@ async fn a_sealed_payload_copied_onto_another_row_is_not_replayed() {
     sqlx::query(&sql).execute(&db).await.unwrap();
     db.close().await;
 
-    let history = json!([
-        {"role": "user", "content": "hello there"},
-        {"role": "assistant", "content": answer_b},
-        {"role": "user", "content": "and again"},
-    ]);
+    let history = after(&answer_b);
     let answer = h
         .chat_turn("user-persist", MODEL, &chat_b, "msg-2", &history)
         .await;
@@ -710,6 +611,14 @@ async fn sqlite_db(data: &std::path::Path) -> sqlx::SqlitePool {
     let options = sqlx::sqlite::SqliteConnectOptions::new()
         .filename(data.join(responses_pipe_host::store::SQLITE_FILE_NAME));
     sqlx::SqlitePool::connect_with(options).await.unwrap()
+}
+
+/// A second turn after `answer` as `user` in `chat`; the type of the input item sent before that
+/// answer (`reasoning` when the first turn's row replayed).
+async fn replayed_kind(h: &Harness, user: &str, chat: &str, message: &str, answer: &str) -> Value {
+    h.chat_turn(user, MODEL, chat, message, &after(answer))
+        .await;
+    h.last_body("/responses")["input"][1]["type"].clone()
 }
 
 /// The history of a second turn after `answer`.
@@ -766,10 +675,8 @@ async fn another_user_claiming_the_same_chat_id_gets_none_of_its_artifacts() {
     );
 
     // A gets the row back.
-    h.chat_turn("user-a", MODEL, &chat, "msg-3", &after(&answer))
-        .await;
     assert_eq!(
-        h.last_body("/responses")["input"][1]["type"],
+        replayed_kind(&h, "user-a", &chat, "msg-3", &answer).await,
         "reasoning",
         "the owner still replays it"
     );
@@ -778,14 +685,10 @@ async fn another_user_claiming_the_same_chat_id_gets_none_of_its_artifacts() {
 #[tokio::test]
 async fn with_a_key_a_plain_row_planted_in_the_table_is_refused() {
     let data = tempfile::tempdir().unwrap();
-    let h = Harness::with(Options {
-        data_dir: Some(data.path().to_path_buf()),
-        env: vec![(
-            "ARTIFACT_ENCRYPTION_KEY",
-            "plant-attack-key-0123456789abcdef-x".to_string(),
-        )],
-        ..Options::default()
-    })
+    let h = host_on(
+        data.path(),
+        sealed_with("plant-attack-key-0123456789abcdef-x"),
+    )
     .await;
     let chat = fresh_chat("plant");
     let hi = json!([{"role": "user", "content": "hello there"}]);

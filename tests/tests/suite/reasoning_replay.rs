@@ -7,7 +7,7 @@
 //! recorded and checked against the spec too) and is then answered over `/chat/completions`.
 //! Every body the host sends is validated against OpenRouter's spec by the harness.
 
-use crate::harness::{Harness, Options, fresh_chat, marker_ids};
+use crate::harness::{Harness, fresh_chat, marker_ids};
 use fake_openrouter::scenarios::{BRIDGE_REASONING, BRIDGE_SIGNATURE, REASONING_SUMMARY};
 use serde_json::{Value, json};
 
@@ -52,6 +52,18 @@ async fn first_bridge_turn(h: &Harness, chat: &str) -> String {
     answer
 }
 
+/// The second turn, with `answer` in its history, to the bridge model; its answer.
+async fn second_bridge_turn(h: &Harness, chat: &str, answer: &str) -> String {
+    h.chat_turn(
+        "user-reasoning-replay",
+        BRIDGE,
+        chat,
+        "msg-2",
+        &second_history(answer),
+    )
+    .await
+}
+
 #[tokio::test]
 async fn a_chat_path_turns_signed_reasoning_goes_back_on_both_endpoints() {
     let h = Harness::start().await;
@@ -59,15 +71,7 @@ async fn a_chat_path_turns_signed_reasoning_goes_back_on_both_endpoints() {
     let answer = first_bridge_turn(&h, &chat).await;
     h.fake.clear_requests();
 
-    let second = h
-        .chat_turn(
-            "user-reasoning-replay",
-            BRIDGE,
-            &chat,
-            "msg-2",
-            &second_history(&answer),
-        )
-        .await;
+    let second = second_bridge_turn(&h, &chat, &answer).await;
     assert!(second.starts_with("echo: and again"), "{second:?}");
 
     // The `/responses` attempt carries a spec-valid `reasoning` input item before the answer.
@@ -131,14 +135,7 @@ async fn a_responses_turns_reasoning_goes_back_as_details_on_the_chat_path() {
     assert_eq!(marker_ids(&answer).len(), 1, "{answer:?}");
     h.fake.clear_requests();
 
-    h.chat_turn(
-        "user-reasoning-replay",
-        BRIDGE,
-        &chat,
-        "msg-2",
-        &second_history(&answer),
-    )
-    .await;
+    second_bridge_turn(&h, &chat, &answer).await;
     let chat_body = h.last_body("/chat/completions");
     let assistant = &chat_body["messages"][1];
     assert_eq!(assistant["role"], "assistant", "{chat_body}");
@@ -162,11 +159,7 @@ async fn a_responses_turns_reasoning_goes_back_as_details_on_the_chat_path() {
 
 #[tokio::test]
 async fn next_reply_deletes_a_chat_path_turns_reasoning_once_it_was_replayed() {
-    let h = Harness::with(Options {
-        env: vec![("PERSIST_REASONING_TOKENS", "next_reply".to_string())],
-        ..Options::default()
-    })
-    .await;
+    let h = Harness::with_env(&[("PERSIST_REASONING_TOKENS", "next_reply")]).await;
     let chat = fresh_chat("next-reply");
     let answer = first_bridge_turn(&h, &chat).await;
     let ids = marker_ids(&answer);
@@ -180,9 +173,7 @@ async fn next_reply_deletes_a_chat_path_turns_reasoning_once_it_was_replayed() {
     assert_eq!(stored.len(), 1);
     assert_eq!(stored[0].item_type, "reasoning");
 
-    let history = second_history(&answer);
-    h.chat_turn("user-reasoning-replay", BRIDGE, &chat, "msg-2", &history)
-        .await;
+    second_bridge_turn(&h, &chat, &answer).await;
     let replayed = h.last_body("/chat/completions");
     assert_eq!(
         replayed["messages"][1]["reasoning_details"],
@@ -195,8 +186,14 @@ async fn next_reply_deletes_a_chat_path_turns_reasoning_once_it_was_replayed() {
     );
 
     // The same history again: the row is gone, so nothing rides on the answer any more.
-    h.chat_turn("user-reasoning-replay", BRIDGE, &chat, "msg-3", &history)
-        .await;
+    h.chat_turn(
+        "user-reasoning-replay",
+        BRIDGE,
+        &chat,
+        "msg-3",
+        &second_history(&answer),
+    )
+    .await;
     let again = h.last_body("/chat/completions");
     assert!(
         again["messages"][1].get("reasoning_details").is_none(),

@@ -41,13 +41,7 @@ async fn still_serving(h: &Harness) {
     let (status, chunks) = h.stream_chat("hostile/healthy", "").await;
     assert_eq!(status, 200);
     assert_eq!(content_of(&chunks), "reached: status 200");
-    let health = h
-        .client
-        .get(format!("{}/healthz", h.url))
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(health.status().as_u16(), 200);
+    assert_eq!(h.health().await, 200);
 }
 
 #[tokio::test]

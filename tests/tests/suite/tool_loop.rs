@@ -1,275 +1,22 @@
-//! Tool calls through the real host and component: pass-through to the client (Open WebUI's
-//! native tool loop, any OpenAI SDK), and the pipeline loop over the host's tool servers.
+//! The Pipeline tool loop through the real host and component: the component runs the host's tools
+//! (OpenAPI and MCP) and answers with their output and the turns' usage summed; statuses, cards and
+//! sources for Open WebUI; per-request and global parallel limits; call order; the loop limit and
+//! its synthesis turn; timeouts; the tool breaker and the request breaker it feeds; malformed calls
+//! never reaching the server; a round over `/chat/completions`; tool calls persisted and replayed.
 
-use crate::harness::{Harness, Options, content_of, json_chunks, sse_data};
-use serde_json::{Value, json};
-
-/// The tools a client (Open WebUI) sends, in the Chat Completions shape.
-fn client_tools() -> Value {
-    json!([{
-        "type": "function",
-        "function": {
-            "name": "get_weather",
-            "description": "Current weather for a city",
-            "parameters": {
-                "type": "object",
-                "properties": {"city": {"type": "string"}},
-                "required": ["city"]
-            }
-        }
-    }, {
-        "type": "function",
-        "function": {"name": "get_time", "description": "The time now", "parameters": {"type": "object", "properties": {}}}
-    }])
-}
-
-/// POST a streamed chat and return its parsed chunks.
-async fn stream(h: &Harness, body: &Value) -> Vec<Value> {
-    let resp = h.post_chat(body).await;
-    assert_eq!(resp.status().as_u16(), 200);
-    let text = resp.text().await.unwrap();
-    let chunks = sse_data(&text);
-    assert_eq!(chunks.last().map(String::as_str), Some("[DONE]"), "{text}");
-    json_chunks(&chunks)
-}
-
-/// The `delta.tool_calls` entries of a stream, merged by index: `(id, name, arguments)`.
-fn tool_calls(chunks: &[Value]) -> Vec<(String, String, String)> {
-    let mut calls: Vec<(String, String, String)> = Vec::new();
-    for c in chunks {
-        for tc in c["choices"][0]["delta"]["tool_calls"]
-            .as_array()
-            .into_iter()
-            .flatten()
-        {
-            let i = tc["index"].as_u64().unwrap() as usize;
-            if calls.len() <= i {
-                calls.resize(i + 1, Default::default());
-            }
-            let slot = &mut calls[i];
-            if let Some(id) = tc["id"].as_str() {
-                slot.0 = id.into();
-            }
-            if let Some(n) = tc["function"]["name"].as_str() {
-                slot.1 = n.into();
-            }
-            if let Some(a) = tc["function"]["arguments"].as_str() {
-                slot.2.push_str(a);
-            }
-        }
-    }
-    calls
-}
-
-fn finish_reason(chunks: &[Value]) -> String {
-    chunks
-        .iter()
-        .find_map(|c| c["choices"][0]["finish_reason"].as_str())
-        .unwrap_or_default()
-        .to_string()
-}
-
-/// The bodies the host sent to `/responses`, in order.
-fn responses_bodies(h: &Harness) -> Vec<Value> {
-    h.fake
-        .requests()
-        .into_iter()
-        .filter(|r| r.path.ends_with("/responses"))
-        .filter_map(|r| r.json())
-        .collect()
-}
-
-fn mode(mode: &str) -> Options {
-    Options {
-        env: vec![("TOOL_EXECUTION_MODE", mode.to_string())],
-        ..Options::default()
-    }
-}
-
-/// Open-WebUI mode: the model's call streams back as `delta.tool_calls` (arguments that came only
-/// in `response.completed` included), the chunk ends with `tool_calls`, and the client's
-/// follow-up with `role:"tool"` messages reaches the model as `function_call_output` items.
-#[tokio::test]
-async fn pass_through_round_trip_hands_calls_back_and_continues_with_the_tool_outputs() {
-    let h = Harness::with(mode("Open-WebUI")).await;
-    for model in ["fake/tool-call", "fake/tool-call-late"] {
-        h.fake.clear_requests();
-        let question = json!({"role": "user", "content": "What is the weather? use:get_weather"});
-        let chunks = stream(
-            &h,
-            &json!({"model": model, "stream": true, "messages": [question], "tools": client_tools()}),
-        )
-        .await;
-        let calls = tool_calls(&chunks);
-        assert_eq!(calls.len(), 1, "{model}: {chunks:?}");
-        let (id, name, args) = calls[0].clone();
-        assert!(!id.is_empty());
-        assert_eq!(name, "get_weather");
-        let parsed: Value = serde_json::from_str(&args).unwrap();
-        assert_eq!(parsed, json!({"city": "Paris"}), "{model}");
-        assert_eq!(finish_reason(&chunks), "tool_calls");
-        assert!(
-            chunks.last().unwrap()["usage"]["total_tokens"]
-                .as_u64()
-                .unwrap()
-                > 0
-        );
-        // The host offered the client's tools, nothing of its own.
-        let first = &responses_bodies(&h)[0];
-        let offered: Vec<&str> = first["tools"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .filter(|t| t["type"] == "function")
-            .map(|t| t["name"].as_str().unwrap())
-            .collect();
-        assert_eq!(offered, ["get_weather", "get_time"]);
-
-        // The client ran the tool; its follow-up continues the conversation.
-        let follow = json!({"model": model, "stream": true, "tools": client_tools(), "messages": [
-            question,
-            {"role": "assistant", "content": "", "tool_calls": [
-                {"id": id, "type": "function", "function": {"name": name, "arguments": args}}]},
-            {"role": "tool", "tool_call_id": id, "content": "Sunny and 21C in Paris"},
-        ]});
-        let chunks = stream(&h, &follow).await;
-        assert_eq!(
-            content_of_json(&chunks),
-            "tool results: Sunny and 21C in Paris"
-        );
-        assert_eq!(finish_reason(&chunks), "stop");
-        let second = responses_bodies(&h).pop().unwrap();
-        let input = second["input"].as_array().unwrap();
-        let call = input.iter().find(|i| i["type"] == "function_call").unwrap();
-        assert_eq!(call["call_id"], id.as_str());
-        let output = input
-            .iter()
-            .find(|i| i["type"] == "function_call_output")
-            .unwrap();
-        assert_eq!(output["call_id"], id.as_str());
-        assert_eq!(output["output"], "Sunny and 21C in Paris");
-    }
-}
-
-/// A tool without required parameters whose call came with empty arguments gets `{}`.
-#[tokio::test]
-async fn pass_through_never_hands_back_empty_arguments() {
-    let h = Harness::with(mode("Open-WebUI")).await;
-    let body = json!({"model": "fake/tool-call-late", "stream": true, "tools": client_tools(),
-        "messages": [{"role": "user", "content": "use:get_time now"}]});
-    let chunks = stream(&h, &body).await;
-    let calls = tool_calls(&chunks);
-    assert_eq!(calls.len(), 1);
-    assert_eq!(calls[0].1, "get_time");
-    assert_eq!(calls[0].2, "{}");
-    // Non-streamed: one completion with `tool_calls` and that finish.
-    let mut body = body;
-    body["stream"] = json!(false);
-    let resp = h.post_chat(&body).await;
-    assert_eq!(resp.status().as_u16(), 200);
-    let v: Value = resp.json().await.unwrap();
-    assert_eq!(v["choices"][0]["finish_reason"], "tool_calls");
-    let tc = &v["choices"][0]["message"]["tool_calls"][0];
-    assert_eq!(tc["function"]["name"], "get_time");
-    assert_eq!(tc["function"]["arguments"], "{}");
-}
-
-/// Pipeline mode (the default) with a request tool the host does not serve: the call is handed
-/// back to the client as in pass-through mode, so Open WebUI's own tools keep working.
-#[tokio::test]
-async fn pipeline_mode_hands_back_calls_to_request_tools_the_host_does_not_serve() {
-    let h = Harness::start().await;
-    let body = json!({"model": "fake/tool-parallel", "stream": true, "tools": client_tools(),
-        "messages": [{"role": "user", "content": "weather and time"}]});
-    let chunks = stream(&h, &body).await;
-    let calls = tool_calls(&chunks);
-    let names: Vec<&str> = calls.iter().map(|c| c.1.as_str()).collect();
-    assert_eq!(names, ["get_weather", "get_time"]);
-    assert_eq!(finish_reason(&chunks), "tool_calls");
-    assert_eq!(responses_bodies(&h).len(), 1, "nothing was run by the pipe");
-}
-
-fn content_of_json(chunks: &[Value]) -> String {
-    let raw: Vec<String> = chunks.iter().map(Value::to_string).collect();
-    content_of(&raw)
-}
-
-// ---- Pipeline mode: the component runs the host's tools ----------------------------------------
-
-use fake_openrouter::fake_tools::Behaviour;
+use crate::harness::{Harness, content_of, pipeline};
+use crate::tool_chats::{
+    BOUND, call_outputs, chat_turn, content_of_json, events_of, finish_reason, last_input,
+    owui_stream, plain_stream, responses_bodies, tool_calls,
+};
+use fake_openrouter::fake_tools::mcp::FakeMcp;
 use fake_openrouter::fake_tools::openapi::FakeOpenApi;
-use fake_openrouter::scenarios::{input_tokens, token_estimate};
+use fake_openrouter::fake_tools::{Behaviour, Recorder};
+use fake_openrouter::scenarios::{
+    BRIDGE_REASONING, BRIDGE_SIGNATURE, input_tokens, token_estimate,
+};
+use serde_json::{Value, json};
 use std::time::Duration;
-
-/// Every pipeline test is bounded, so a loop that never ends fails instead of hanging the suite.
-const BOUND: Duration = Duration::from_secs(120);
-
-/// A host in Pipeline mode serving the fake OpenAPI tool server's three tools.
-async fn pipeline(env: &[(&'static str, &str)]) -> (Harness, FakeOpenApi) {
-    let fake = FakeOpenApi::start().await.unwrap();
-    let mut all = vec![
-        ("TOOL_EXECUTION_MODE", "Pipeline".to_string()),
-        ("EGRESS_PRIVATE_HOSTS", format!("127.0.0.1:{}", fake.port())),
-    ];
-    all.extend(env.iter().map(|(k, v)| (*k, (*v).to_string())));
-    let h = Harness::with(Options {
-        env: all,
-        config_toml: Some(format!(
-            "[[tool_servers]]\nname = \"fake\"\nkind = \"openapi\"\nurl = \"{}\"\nspec = \"/openapi.json\"\n",
-            fake.url()
-        )),
-        ..Options::default()
-    })
-    .await;
-    // The tool list is fetched at start-up; wait for it rather than race it.
-    assert_eq!(h.app.tools.catalog().await.len(), 3);
-    (h, fake)
-}
-
-/// POST a streamed chat as Open WebUI user `user` (so status, source and notification events
-/// are in the stream), bounded.
-async fn owui_stream(h: &Harness, user: &str, model: &str, text: &str) -> Vec<Value> {
-    let body =
-        json!({"model": model, "stream": true, "messages": [{"role": "user", "content": text}]});
-    let resp = tokio::time::timeout(
-        BOUND,
-        h.client
-            .post(format!("{}/v1/chat/completions", h.url))
-            .header("X-OpenWebUI-User-Id", user)
-            .json(&body)
-            .send(),
-    )
-    .await
-    .expect("answered within the bound")
-    .unwrap();
-    assert_eq!(resp.status().as_u16(), 200);
-    let text = tokio::time::timeout(BOUND, resp.text())
-        .await
-        .expect("streamed within the bound")
-        .unwrap();
-    json_chunks(&sse_data(&text))
-}
-
-async fn plain_stream(h: &Harness, model: &str, text: &str) -> Vec<Value> {
-    let body =
-        json!({"model": model, "stream": true, "messages": [{"role": "user", "content": text}]});
-    tokio::time::timeout(BOUND, stream(h, &body))
-        .await
-        .expect("answered within the bound")
-}
-
-/// The Open WebUI events (`{"event":{...}}` lines) of a stream.
-fn events_of(chunks: &[Value], kind: &str) -> Vec<Value> {
-    chunks
-        .iter()
-        .filter(|c| c["event"]["type"] == kind)
-        .map(|c| c["event"]["data"].clone())
-        .collect()
-}
-
-fn last_input(body: &Value) -> Value {
-    body["input"].as_array().unwrap().last().cloned().unwrap()
-}
 
 #[tokio::test]
 async fn pipeline_runs_a_host_tool_and_answers_with_its_output_and_usage_summed() {
@@ -383,23 +130,33 @@ async fn pipeline_shows_statuses_cards_and_sources_to_open_webui() {
     assert!(text.contains("tool results: "), "{text}");
 }
 
-#[tokio::test]
-async fn parallel_calls_stay_within_the_per_request_and_global_limits() {
+/// A Pipeline host allowing two tool calls at once per request and three in the whole host, whose
+/// `search` holds every call until released.
+async fn limited_pipeline() -> (Harness, FakeOpenApi) {
     let (h, fake) = pipeline(&[
         ("MAX_PARALLEL_TOOLS_PER_REQUEST", "2"),
         ("MAX_PARALLEL_TOOLS_GLOBAL", "3"),
     ])
     .await;
+    fake.recorder().set("search", Behaviour::Hold);
+    (h, fake)
+}
+
+/// Release the held calls once `running` of them run at once (bounded).
+async fn release_at(rec: &Recorder, running: usize) {
+    tokio::time::timeout(BOUND, rec.wait_running(running))
+        .await
+        .unwrap();
+    rec.release();
+}
+
+#[tokio::test]
+async fn parallel_calls_stay_within_the_per_request_and_global_limits() {
+    let (h, fake) = limited_pipeline().await;
     let rec = fake.recorder();
-    rec.set("search", Behaviour::Hold);
     // One request, six calls of the same tool: at most two run at once.
     let one = plain_stream(&h, "fake/tool-many", "use:search times:6");
-    let watch = async {
-        tokio::time::timeout(BOUND, rec.wait_running(2))
-            .await
-            .unwrap();
-        rec.release();
-    };
+    let watch = release_at(rec, 2);
     let (chunks, ()) = tokio::join!(one, watch);
     assert_eq!(rec.calls_of("search"), 6);
     assert_eq!(rec.peak(), 2, "the per-request limit");
@@ -407,21 +164,11 @@ async fn parallel_calls_stay_within_the_per_request_and_global_limits() {
     assert_eq!(answer.matches("result for").count(), 6, "{answer}");
 
     // Two requests at once, two calls each allowed, three in the whole host.
-    let (h, fake) = pipeline(&[
-        ("MAX_PARALLEL_TOOLS_PER_REQUEST", "2"),
-        ("MAX_PARALLEL_TOOLS_GLOBAL", "3"),
-    ])
-    .await;
+    let (h, fake) = limited_pipeline().await;
     let rec = fake.recorder();
-    rec.set("search", Behaviour::Hold);
     let a = plain_stream(&h, "fake/tool-many", "use:search times:4");
     let b = plain_stream(&h, "fake/tool-many", "use:search times:4");
-    let watch = async {
-        tokio::time::timeout(BOUND, rec.wait_running(3))
-            .await
-            .unwrap();
-        rec.release();
-    };
+    let watch = release_at(rec, 3);
     let (a, b, ()) = tokio::join!(a, b, watch);
     assert_eq!(rec.calls_of("search"), 8);
     assert_eq!(rec.peak(), 3, "the global limit");
@@ -589,50 +336,13 @@ async fn a_turn_of_skipped_calls_counts_against_the_user_request_breaker() {
 }
 
 #[tokio::test]
-async fn pipeline_hands_back_a_request_tool_even_with_host_tools_offered() {
-    let (h, fake) = pipeline(&[]).await;
-    let body = json!({"model": "fake/tool-call", "stream": true, "tools": client_tools(),
-        "messages": [{"role": "user", "content": "use:get_time please"}]});
-    let chunks = tokio::time::timeout(BOUND, stream(&h, &body))
-        .await
-        .unwrap();
-    let calls = tool_calls(&chunks);
-    assert_eq!(calls.len(), 1);
-    assert_eq!(calls[0].1, "get_time");
-    assert_eq!(calls[0].2, "{}");
-    assert_eq!(finish_reason(&chunks), "tool_calls");
-    assert!(fake.recorder().calls().is_empty());
-    let offered: Vec<String> = responses_bodies(&h)[0]["tools"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .filter(|t| t["type"] == "function")
-        .map(|t| t["name"].as_str().unwrap().to_string())
-        .collect();
-    // The client's get_weather keeps its name; the host's get_weather is not offered twice.
-    assert_eq!(
-        offered,
-        ["get_weather", "get_time", "create_note", "search"]
-    );
-}
-
-#[tokio::test]
 async fn pipeline_runs_mcp_tools_and_a_soft_tool_error_reaches_the_model() {
-    use fake_openrouter::fake_tools::mcp::FakeMcp;
     let mcp = FakeMcp::start(true).await.unwrap();
-    let h = Harness::with(Options {
-        env: vec![
-            ("TOOL_EXECUTION_MODE", "Pipeline".to_string()),
-            ("EGRESS_PRIVATE_HOSTS", format!("127.0.0.1:{}", mcp.port())),
-        ],
-        config_toml: Some(format!(
-            "[[tool_servers]]\nname = \"mcp\"\nkind = \"mcp\"\nurl = \"{}\"\n",
-            mcp.url()
-        )),
-        ..Options::default()
-    })
-    .await;
-    assert_eq!(h.app.tools.catalog().await.len(), 3);
+    let declaration = format!(
+        "[[tool_servers]]\nname = \"mcp\"\nkind = \"mcp\"\nurl = \"{}\"\n",
+        mcp.url()
+    );
+    let h = Harness::with_tool_server(declaration, mcp.port(), 3, &[]).await;
     let chunks = plain_stream(&h, "fake/tool-parallel", "use:add use:fails_softly").await;
     let rec = mcp.recorder();
     assert_eq!(rec.calls_of("add"), 1);
@@ -640,13 +350,7 @@ async fn pipeline_runs_mcp_tools_and_a_soft_tool_error_reaches_the_model() {
     let add = rec.calls().into_iter().find(|c| c.tool == "add").unwrap();
     assert_eq!(add.arguments, json!({"a": 2, "b": 2}));
     let bodies = responses_bodies(&h);
-    let outputs: Vec<String> = bodies[1]["input"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .filter(|i| i["type"] == "function_call_output")
-        .map(|i| i["output"].as_str().unwrap().to_string())
-        .collect();
+    let outputs = call_outputs(&bodies[1]);
     assert_eq!(outputs.len(), 2);
     assert!(outputs[0].contains('4'), "{outputs:?}");
     let answer = content_of_json(&chunks);
@@ -686,13 +390,7 @@ async fn malformed_calls_get_error_outputs_and_never_reach_the_tool_server() {
     let chunks = plain_stream(&h, "fake/tool-call-bad", "use:get_weather").await;
     assert!(fake.recorder().calls().is_empty());
     let bodies = responses_bodies(&h);
-    let outputs: Vec<String> = bodies[1]["input"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .filter(|i| i["type"] == "function_call_output")
-        .map(|i| i["output"].as_str().unwrap().to_string())
-        .collect();
+    let outputs = call_outputs(&bodies[1]);
     assert_eq!(outputs.len(), 3);
     assert!(outputs[0].contains("not valid JSON"), "{outputs:?}");
     assert!(outputs[1].contains("needs arguments (city)"), "{outputs:?}");
@@ -711,28 +409,31 @@ async fn malformed_calls_get_error_outputs_and_never_reach_the_tool_server() {
     assert!(content_of_json(&chunks).contains("not valid JSON"));
 }
 
-/// One streamed Open WebUI chat turn with chat and message ids; the answer text (markers
-/// included).
-async fn chat_turn(h: &Harness, chat: &str, message: &str, messages: &Value) -> String {
-    let resp = tokio::time::timeout(
-        BOUND,
-        h.client
-            .post(format!("{}/v1/chat/completions", h.url))
-            .header("X-OpenWebUI-User-Id", "user-tools-persist")
-            .header("X-OpenWebUI-Chat-Id", chat)
-            .header("X-OpenWebUI-Message-Id", message)
-            .json(&json!({"model": "fake/tool-call", "stream": true, "messages": messages}))
-            .send(),
-    )
-    .await
-    .expect("answered within the bound")
-    .unwrap();
-    assert_eq!(resp.status().as_u16(), 200);
-    let text = tokio::time::timeout(BOUND, resp.text())
-        .await
-        .expect("streamed within the bound")
-        .unwrap();
-    content_of_json(&json_chunks(&sse_data(&text)))
+#[tokio::test]
+async fn a_host_tool_round_over_chat_completions_sends_back_the_turns_text_and_signed_reasoning() {
+    let (h, tools) = pipeline(&[]).await;
+    let (status, chunks) = h.stream_chat("fake/chat-bridge", "weather in Paris").await;
+    assert_eq!(status, 200, "{chunks:?}");
+    assert!(
+        content_of(&chunks).ends_with("echo: weather in Paris"),
+        "{chunks:?}"
+    );
+    assert_eq!(tools.recorder().calls().len(), 1, "the host ran the call");
+    let sent = h.posted_bodies("/chat/completions");
+    assert_eq!(sent.len(), 2, "{sent:?}");
+    let messages = sent[1]["messages"].as_array().unwrap();
+    let assistant = &messages[messages.len() - 2];
+    assert_eq!(
+        assistant["tool_calls"][0]["function"]["name"],
+        "get_weather"
+    );
+    assert_eq!(assistant["content"], "echo: weather in Paris");
+    assert_eq!(
+        assistant["reasoning_details"],
+        json!([{"type": "reasoning.text", "text": BRIDGE_REASONING.concat(),
+                "format": "anthropic-claude-v1", "signature": BRIDGE_SIGNATURE, "index": 0}])
+    );
+    assert_eq!(messages[messages.len() - 1]["role"], "tool");
 }
 
 #[tokio::test]

@@ -1,11 +1,20 @@
-//! OpenRouter's server-side tools and Fusion through the real host and component: the Fusion
-//! run's statuses and live panel, its endpoint pinned to `/responses`, the web search's
-//! "Searched N sites" status, `SHOW_TOOL_CARDS` cards for finished server tools, and Claude's
-//! `max` verbosity at effort `xhigh` (every body checked against OpenRouter's spec by the harness).
+//! OpenRouter's server-side tools and Fusion through the real host and component: web tools
+//! attached only when the chat asks or the default is on, never to image models or when disabled;
+//! the Fusion run's statuses and live panel, its endpoint pinned to `/responses`; the web search's
+//! "Searched N sites" status and `SHOW_TOOL_CARDS` cards for finished server tools only.
 
-use crate::harness::{Harness, OWUI, Options, content_of, json_chunks, owui_events, status_lines};
+use crate::harness::{
+    Harness, OWUI, content_of, json_chunks, owui_events, status_lines, tool_types,
+};
 use fake_openrouter::scenarios::{FUSION_PANEL, FUSION_SOURCE, SERVER_TOOLS_SEARCH};
 use serde_json::{Value, json};
+
+/// The server tools OpenRouter offers a chat that asks for web tools.
+const SERVER_TOOLS: [&str; 3] = [
+    "openrouter:web_search",
+    "openrouter:web_fetch",
+    "openrouter:datetime",
+];
 
 fn fusion_body() -> Value {
     json!({
@@ -18,15 +27,121 @@ fn fusion_body() -> Value {
 }
 
 #[tokio::test]
+async fn server_tools_go_to_tool_models_but_never_to_image_models_or_when_disabled() {
+    // The chat asks for web tools, as Open WebUI's per-chat switch does.
+    let asks = || json!({"openrouter_web_search": true});
+    let h = Harness::with_env(&[]).await;
+    h.chat_ok("fake/echo", asks(), &[]).await;
+    let types = tool_types(&h.last_responses());
+    for tool in SERVER_TOOLS {
+        assert!(types.contains(&tool.to_string()), "{tool}: {types:?}");
+    }
+    // An image-output model's providers fail on tool use: no server tool at all.
+    let mut draw = Harness::chat_body("fake/image", "draw", true);
+    draw["openrouter_web_search"] = json!(true);
+    let (status, _) = h.post_with(&draw, &[]).await;
+    assert_eq!(status, 200);
+    let types = tool_types(&h.last_responses());
+    assert!(
+        !types.iter().any(|t| t.starts_with("openrouter:")),
+        "{types:?}"
+    );
+    // `disable_native_websearch` strips the search tool and the legacy `web` plugin only.
+    h.chat_ok(
+        "fake/echo",
+        json!({"disable_native_websearch": true, "plugins": [{"id": "web"}],
+            "openrouter_web_search": true}),
+        &[],
+    )
+    .await;
+    let body = h.last_responses();
+    let types = tool_types(&body);
+    assert!(
+        !types.contains(&"openrouter:web_search".to_string()),
+        "{types:?}"
+    );
+    assert!(
+        types.contains(&"openrouter:web_fetch".to_string()),
+        "{types:?}"
+    );
+    assert!(
+        !body.to_string().contains("\"web\""),
+        "the web plugin is gone: {body}"
+    );
+    assert!(body.get("disable_native_websearch").is_none());
+
+    let off = Harness::with_env(&[
+        ("ENABLE_WEB_SEARCH", "false"),
+        ("ENABLE_WEB_FETCH", "false"),
+        ("ENABLE_DATETIME", "false"),
+    ])
+    .await;
+    off.chat_ok("fake/echo", asks(), &[]).await;
+    let types = tool_types(&off.last_responses());
+    for tool in SERVER_TOOLS {
+        assert!(!types.contains(&tool.to_string()), "{tool}: {types:?}");
+    }
+    let search_only =
+        Harness::with_env(&[("ENABLE_WEB_FETCH", "false"), ("ENABLE_DATETIME", "false")]).await;
+    search_only.chat_ok("fake/echo", asks(), &[]).await;
+    let types = tool_types(&search_only.last_responses());
+    assert!(
+        types.contains(&"openrouter:web_search".to_string()),
+        "{types:?}"
+    );
+    assert!(
+        !types.contains(&"openrouter:datetime".to_string()),
+        "{types:?}"
+    );
+    h.assert_spec_clean();
+    off.assert_spec_clean();
+    search_only.assert_spec_clean();
+}
+
+#[tokio::test]
+async fn server_tools_are_attached_only_when_the_chat_asks_or_the_default_is_switched_on() {
+    let server_tools = |body: &Value| -> Vec<String> {
+        tool_types(body)
+            .into_iter()
+            .filter(|t| t.starts_with("openrouter:"))
+            .collect()
+    };
+    let h = Harness::with_env(&[]).await;
+    // Available (ENABLE_WEB_SEARCH and friends are on by default) but not attached unasked.
+    for unasked in [json!({}), json!({"openrouter_web_search": false})] {
+        h.chat_ok("fake/echo", unasked.clone(), &[]).await;
+        let body = h.last_responses();
+        assert!(server_tools(&body).is_empty(), "{unasked}: {body}");
+        assert!(body.get("openrouter_web_search").is_none(), "{body}");
+    }
+    h.chat_ok("fake/echo", json!({"openrouter_web_search": true}), &OWUI)
+        .await;
+    let body = h.last_responses();
+    assert_eq!(server_tools(&body), SERVER_TOOLS, "{body}");
+    assert!(
+        body.get("openrouter_web_search").is_none(),
+        "never sent upstream: {body}"
+    );
+
+    // AUTO_DEFAULT_WEB_TOOLS_FILTER attaches them to every chat that does not say no.
+    let default_on = Harness::with_env(&[("AUTO_DEFAULT_WEB_TOOLS_FILTER", "true")]).await;
+    default_on.chat_ok("fake/echo", json!({}), &[]).await;
+    assert_eq!(server_tools(&default_on.last_responses()), SERVER_TOOLS);
+    default_on
+        .chat_ok("fake/echo", json!({"openrouter_web_search": false}), &[])
+        .await;
+    assert!(server_tools(&default_on.last_responses()).is_empty());
+    h.assert_spec_clean();
+    default_on.assert_spec_clean();
+}
+
+#[tokio::test]
 async fn a_fusion_run_is_narrated_live_and_its_panel_saved_once_for_open_webui() {
     // Even a force list that sends the model to /chat/completions cannot take Fusion there.
-    let h = Harness::with(Options {
-        env: vec![
-            ("FORCE_CHAT_COMPLETIONS_MODELS", "fake/fusion".into()),
-            ("PERSIST_REASONING_TOKENS", "disabled".into()),
-        ],
-        ..Options::default()
-    })
+    let h = Harness::with_env(&[
+        ("FORCE_CHAT_COMPLETIONS_MODELS", "fake/fusion"),
+        ("PERSIST_REASONING_TOKENS", "disabled"),
+    ])
     .await;
     let (status, chunks) = h.stream_with(&fusion_body(), &OWUI).await;
     assert_eq!(status, 200, "{chunks:?}");
@@ -108,13 +223,10 @@ async fn a_plain_client_gets_the_answer_and_the_sources_of_a_fusion_run_without_
 
 #[tokio::test]
 async fn server_tools_show_searched_n_sites_and_cards_for_finished_calls_only() {
-    let h = Harness::with(Options {
-        env: vec![
-            ("SHOW_TOOL_CARDS", "true".into()),
-            ("PERSIST_REASONING_TOKENS", "disabled".into()),
-        ],
-        ..Options::default()
-    })
+    let h = Harness::with_env(&[
+        ("SHOW_TOOL_CARDS", "true"),
+        ("PERSIST_REASONING_TOKENS", "disabled"),
+    ])
     .await;
     let body = Harness::chat_body("fake/server-tools", "look it up", true);
     let (status, chunks) = h.stream_with(&body, &OWUI).await;
@@ -176,47 +288,16 @@ async fn server_tools_show_searched_n_sites_and_cards_for_finished_calls_only() 
 
 #[tokio::test]
 async fn without_show_tool_cards_or_for_plain_clients_there_are_no_cards() {
-    let h = Harness::with(Options {
-        env: vec![("PERSIST_REASONING_TOKENS", "disabled".into())],
-        ..Options::default()
-    })
-    .await;
+    let h = Harness::with_env(&[("PERSIST_REASONING_TOKENS", "disabled")]).await;
     let body = Harness::chat_body("fake/server-tools", "look it up", true);
     let (status, chunks) = h.stream_with(&body, &OWUI).await;
     assert_eq!(status, 200, "{chunks:?}");
     assert_eq!(content_of(&chunks), "echo: look it up");
     assert!(!owui_events(&chunks).is_empty());
 
-    let h = Harness::with(Options {
-        env: vec![("SHOW_TOOL_CARDS", "true".into())],
-        ..Options::default()
-    })
-    .await;
+    let h = Harness::with_env(&[("SHOW_TOOL_CARDS", "true")]).await;
     let (status, chunks) = h.stream_with(&body, &[]).await;
     assert_eq!(status, 200, "{chunks:?}");
     assert_eq!(content_of(&chunks), "echo: look it up");
     assert!(owui_events(&chunks).is_empty(), "{chunks:?}");
-}
-
-#[tokio::test]
-async fn claude_at_xhigh_effort_asks_for_max_verbosity_within_the_spec() {
-    let h = Harness::start().await;
-    let body = json!({
-        "model": "anthropic/claude-sonnet-4.5",
-        "stream": true,
-        "reasoning_effort": "xhigh",
-        "messages": [{"role": "user", "content": "say it all"}],
-    });
-    let (status, chunks) = h.stream_with(&body, &[]).await;
-    assert_eq!(status, 200, "{chunks:?}");
-    let requests = h.fake.requests();
-    let sent = requests
-        .iter()
-        .find(|r| r.method == "POST" && r.path.ends_with("/responses"))
-        .unwrap()
-        .json()
-        .unwrap();
-    assert_eq!(sent["text"]["verbosity"], "max", "{sent}");
-    assert_eq!(sent["reasoning"]["effort"], "xhigh", "{sent}");
-    // The harness fails the test on drop if this body broke OpenRouter's schema.
 }
