@@ -28,6 +28,7 @@ mod reasoning_replay;
 mod sandbox;
 mod secrets;
 mod settings;
+mod shared_kv;
 mod store;
 mod tools;
 mod tools_host;
