@@ -32,6 +32,8 @@ pub enum StartError {
     Egress(String),
     #[error("the artifact store could not be set up: {0}")]
     Store(#[from] crate::store::StoreSetupError),
+    #[error("the shared kv could not be set up: {0}")]
+    Kv(#[from] crate::kv::KvSetupError),
     #[error("the data directory {path} is unusable: {source}")]
     DataDir {
         path: PathBuf,
@@ -188,7 +190,7 @@ impl AppBuilder {
             engine,
             policy,
             hooks,
-            kv: Arc::new(KvBackend::memory()),
+            kv: Arc::new(KvBackend::from_config(&config, metrics.clone())?),
             store: store.clone(),
             metrics: metrics.clone(),
             tools: tools.clone(),

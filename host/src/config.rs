@@ -208,6 +208,7 @@ pub struct Config {
     guest_settings_json: String,
     artifact_table: String,
     artifact_table_previous: Option<String>,
+    pipe_id: String,
     typed: Typed,
     /// Settings given a value other than their default that have no effect here (the feature is
     /// not built, or the setting has no meaning here), for the start-up report.
@@ -258,6 +259,7 @@ struct Typed {
     db_max_connections: u32,
     db_acquire_timeout: Duration,
     db_statement_timeout: Duration,
+    redis_timeout: Duration,
     artifact_cleanup_interval: Duration,
 }
 
@@ -408,6 +410,7 @@ impl Config {
             guest_settings_json,
             artifact_table,
             artifact_table_previous,
+            pipe_id,
             typed,
             notes: Vec::new(),
         })
@@ -607,6 +610,21 @@ impl Config {
         self.secrets.get("DATABASE_URL")
     }
 
+    /// `REDIS_URL`, if set: kv is shared through Redis. A secret: it may carry a password.
+    pub fn redis_url(&self) -> Option<&SecretString> {
+        self.secrets.get("REDIS_URL")
+    }
+
+    /// `REDIS_TIMEOUT_MS`: budget of one Redis command and of connecting.
+    pub fn redis_timeout(&self) -> Duration {
+        self.typed.redis_timeout
+    }
+
+    /// `PIPE_ID`: names the artifact table and prefixes every shared kv key.
+    pub fn pipe_id(&self) -> &str {
+        &self.pipe_id
+    }
+
     /// The artifact table new rows go to: `response_items_{PIPE_ID}_{hash8}`, where hash8 is the
     /// first 8 hex digits of SHA-256(`ARTIFACT_ENCRYPTION_KEY` + `PIPE_ID`) (an unset key counts
     /// as empty). A new key therefore means a new table, as in the reference.
@@ -764,6 +782,7 @@ impl Typed {
             db_max_connections: u32::try_from(int("DB_MAX_CONNECTIONS")?).unwrap_or(u32::MAX),
             db_acquire_timeout: Duration::from_millis(int("DB_ACQUIRE_TIMEOUT_MS")?),
             db_statement_timeout: Duration::from_millis(int("DB_STATEMENT_TIMEOUT_MS")?),
+            redis_timeout: Duration::from_millis(int("REDIS_TIMEOUT_MS")?),
             artifact_cleanup_interval: Duration::from_secs_f64(
                 values
                     .get("ARTIFACT_CLEANUP_INTERVAL_HOURS")

@@ -505,7 +505,7 @@ pub static VALVES: &[ValveSpec] = &[
     flag("ENABLE_REDIS_CACHE", false)
         .not_built()
         .deviates("the Python pipe defaults to `true`. Redis mode is not built, so our default says what happens; `true` warns at start-up.")
-        .doc("Share state between workers through Redis (not built: each host keeps kv, breakers and the catalog cache in its own memory)."),
+        .doc("Artifact write-behind through Redis (not built: end-of-turn rows go straight to the database). Shared kv between hosts is `REDIS_URL`."),
     int("REDIS_CACHE_TTL_SECONDS", 600, 60, 3600)
         .not_built()
         .doc("Redis mode (not built): lifetime of cached artifacts."),
@@ -873,6 +873,11 @@ pub static VALVES: &[ValveSpec] = &[
     // Per-statement budget of a store call; past it the call answers `timeout`.
     host(int("DB_STATEMENT_TIMEOUT_MS", 5000, 50, 600_000))
         .doc("Statement budget of one store call; past it the call answers `timeout`."),
+    // Shared kv on Redis (URL may carry a password): environment only; unset = in-memory kv.
+    host(secret("REDIS_URL"))
+        .doc("Redis (or a Redis-compatible service) for the shared kv of many hosts: breakers, the catalog cache and its refresh lock, counters and locks (`redis://[:password@]host:6379/0`, `rediss://` for TLS). Keys start with `PIPE_ID`, every value has a TTL. Unset: kv in this process's memory. While Redis is unreachable the host serves kv from memory and returns to Redis by itself. Only the backend kind and host are logged."),
+    host(int("REDIS_TIMEOUT_MS", 500, 10, 60_000))
+        .doc("Budget of one Redis command and of connecting to Redis; past it the command is served from the in-memory kv and Redis is probed in the background until it answers."),
 ];
 
 #[cfg(test)]

@@ -33,6 +33,7 @@ mod sandbox;
 mod secrets;
 mod server_tools;
 mod settings;
+mod shared_kv;
 mod store;
 mod streaming;
 mod tasks;

@@ -1,17 +1,13 @@
-//! The `kv` capability: shared state for caches, breakers, counters and locks. The embedded
-//! backend keeps it in host memory (one process); a Redis backend joins later for many workers.
-//! Every value and key is size-capped and the store holds a bounded number of keys, so a guest
-//! cannot grow host memory without limit.
+//! The in-memory kv backend: one process's caches, breakers, counters and locks. It is the
+//! embedded default, and the fallback of the Redis backend while Redis is unreachable. It holds
+//! a bounded number of keys, so a guest cannot grow host memory without limit.
 
-use crate::bindings::kv::{self, KvError};
+use super::{check_key, check_value};
+use crate::bindings::kv::KvError;
 use std::collections::HashMap;
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
-/// Longest key accepted.
-pub const MAX_KEY_BYTES: usize = 512;
-/// Largest value accepted (the cached OpenRouter catalog is the biggest, ~1–2 MB).
-pub const MAX_VALUE_BYTES: usize = 16 << 20;
 /// Most keys (values and locks together) held at once.
 pub const MAX_KEYS: usize = 100_000;
 
@@ -62,22 +58,6 @@ impl Inner {
 #[derive(Debug, Default)]
 pub struct MemoryKv {
     inner: Mutex<Inner>,
-}
-
-fn check_key(key: &str) -> Result<(), KvError> {
-    if key.is_empty() || key.len() > MAX_KEY_BYTES {
-        return Err(KvError::InvalidArgument(format!(
-            "keys must be 1 to {MAX_KEY_BYTES} bytes"
-        )));
-    }
-    Ok(())
-}
-
-fn check_value(value: &[u8]) -> Result<(), KvError> {
-    if value.len() > MAX_VALUE_BYTES {
-        return Err(KvError::TooLarge);
-    }
-    Ok(())
 }
 
 fn poisoned() -> KvError {
@@ -199,58 +179,10 @@ impl MemoryKv {
     }
 }
 
-/// The backend chosen at start-up.
-#[derive(Debug)]
-pub enum KvBackend {
-    Memory(MemoryKv),
-}
-
-impl KvBackend {
-    pub fn memory() -> Self {
-        KvBackend::Memory(MemoryKv::default())
-    }
-
-    fn mem(&self) -> &MemoryKv {
-        match self {
-            KvBackend::Memory(m) => m,
-        }
-    }
-}
-
-/// The per-instance view the guest's `kv` calls land on.
-pub struct KvView<'a> {
-    pub backend: &'a KvBackend,
-}
-
-impl kv::Host for KvView<'_> {
-    async fn get(&mut self, key: String, max_bytes: u32) -> Result<Option<Vec<u8>>, KvError> {
-        self.backend.mem().get(&key, max_bytes)
-    }
-    async fn set(
-        &mut self,
-        key: String,
-        value: Vec<u8>,
-        ttl_ms: Option<u64>,
-    ) -> Result<(), KvError> {
-        self.backend.mem().set(&key, value, ttl_ms)
-    }
-    async fn delete(&mut self, key: String) -> Result<bool, KvError> {
-        self.backend.mem().delete(&key)
-    }
-    async fn incr(&mut self, key: String, delta: i64, ttl_ms: Option<u64>) -> Result<i64, KvError> {
-        self.backend.mem().incr(&key, delta, ttl_ms)
-    }
-    async fn lock(&mut self, name: String, ttl_ms: u64) -> Result<Option<String>, KvError> {
-        self.backend.mem().lock(&name, ttl_ms)
-    }
-    async fn unlock(&mut self, name: String, token: String) -> Result<bool, KvError> {
-        self.backend.mem().unlock(&name, &token)
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::kv::{MAX_KEY_BYTES, MAX_VALUE_BYTES};
 
     #[test]
     fn values_expire_after_their_ttl() {
