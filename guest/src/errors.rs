@@ -550,7 +550,13 @@ mod tests {
             e.message.as_deref(),
             Some("502 Bad Gateway Bad Gateway The server returned an invalid response & gave up.")
         );
-        let body = from_status("00000000000000aa", 502, None, BAD_GATEWAY_PAGE.as_bytes(), 0);
+        let body = from_status(
+            "00000000000000aa",
+            502,
+            None,
+            BAD_GATEWAY_PAGE.as_bytes(),
+            0,
+        );
         assert!(
             body.message
                 .starts_with("OpenRouter or the model provider failed (HTTP 502): 502 Bad Gateway"),

@@ -12,12 +12,12 @@ use crate::artifacts::replay::Replayed;
 use crate::auth_window;
 use crate::caps::{Emit, Env, Kv, Tools, Upstream};
 use crate::catalog::Catalog;
-use crate::model::ModelInfo;
+use crate::chat_body::{self, ChatRequest};
 use crate::endpoint::Endpoint;
 use crate::errors;
+use crate::model::ModelInfo;
 use crate::request::{self, Built, Identity};
 use crate::tool_loop::{self, ToolSet};
-use crate::chat_body::{self, ChatRequest};
 use crate::types::RequestContext;
 use serde_json::Value;
 

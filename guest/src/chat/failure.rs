@@ -9,11 +9,11 @@
 //! the stream-interrupted template appended to the partial answer).
 
 use super::Pipe;
-use crate::timefmt::iso8601;
 use crate::caps::{Emit, Env, Kv, TransportError, Upstream};
 use crate::endpoint::Endpoint;
 use crate::errors;
 use crate::templates::{TemplateKind, TemplateSettings, Vars, vars_from_openrouter_error};
+use crate::timefmt::iso8601;
 use crate::types::{ErrorBody, Event, FinishReason, PipeError, RequestContext};
 
 /// The status and notice shown when a user's request breaker is open.
@@ -54,7 +54,6 @@ pub(super) enum Failure {
     /// OpenRouter answered with an HTTP error that no recovery or fallback could mend.
     Status {
         status: u16,
-        retry_after: Option<String>,
         body: Vec<u8>,
         headers: Vec<(String, String)>,
         requested_model: String,
@@ -251,15 +250,19 @@ pub(super) fn shown(failure: Failure, moment: Moment, new_id: &mut dyn FnMut() -
         }
         Failure::Status {
             status,
-            retry_after,
             body: bytes,
             headers,
             requested_model,
             model_id,
             now_ms,
         } => {
-            let body =
-                errors::from_status(&new_id(), status, retry_after.as_deref(), &bytes, now_ms);
+            let body = errors::from_status(
+                &new_id(),
+                status,
+                header(&headers, "retry-after"),
+                &bytes,
+                now_ms,
+            );
             let mut vars = vars_from_openrouter_error(&bytes, status, &headers, now_ms);
             vars.set("requested_model", requested_model);
             vars.set("api_model_id", crate::model::api_model_id(&model_id));
@@ -433,6 +436,14 @@ impl<U: Upstream, K: Kv, E: Emit, V: Env> Pipe<'_, U, K, E, V> {
     }
 }
 
+/// A response header by name (names compare without case).
+fn header<'h>(headers: &'h [(String, String)], name: &str) -> Option<&'h str> {
+    headers
+        .iter()
+        .find(|(k, _)| k.eq_ignore_ascii_case(name))
+        .map(|(_, v)| v.as_str())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -456,7 +467,6 @@ mod tests {
     fn status_failure(status: u16) -> Failure {
         Failure::Status {
             status,
-            retry_after: None,
             body: br#"{"error":{"message":"no"}}"#.to_vec(),
             headers: Vec::new(),
             requested_model: "a/b".into(),

@@ -20,10 +20,10 @@ mod send;
 mod tasks;
 mod tool_round;
 
+pub use crate::timefmt::iso8601;
 pub use failure::{internal_error_text, request_vars};
 pub use recover::downgraded_effort;
 pub use tasks::{response_output_text, task_name, task_stub};
-pub use crate::timefmt::iso8601;
 
 use crate::caps::{Emit, Env, Kv, NoTools, Tools, Upstream};
 use crate::settings::Settings;

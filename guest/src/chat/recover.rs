@@ -145,7 +145,6 @@ impl<U: Upstream, K: Kv, E: Emit, V: Env> Pipe<'_, U, K, E, V> {
         mut response: HttpResponse<U::Body>,
     ) -> Result<(), Failure> {
         let status = response.status;
-        let retry_after = response.header("retry-after").map(str::to_string);
         let bytes = read_body(&mut response.body, MAX_ERROR_BODY_BYTES)
             .await
             .unwrap_or_default();
@@ -168,7 +167,6 @@ impl<U: Upstream, K: Kv, E: Emit, V: Env> Pipe<'_, U, K, E, V> {
         }
         Err(Failure::Status {
             status,
-            retry_after,
             body: bytes,
             headers: response.headers,
             requested_model: admitted.request.model.clone(),

@@ -5,13 +5,13 @@
 
 use super::Pipe;
 use super::chat_turn::ChatTurn;
-use crate::timefmt::iso8601;
 use crate::caps::{Emit, Env, HttpResponse, Kv, TransportError, Upstream};
 use crate::chat_bridge::ChatStream;
 use crate::endpoint::Endpoint;
 use crate::errors;
 use crate::owui_events;
 use crate::stream::{ResponsesStream, Step};
+use crate::timefmt::iso8601;
 use crate::types::{ErrorBody, Event, FinishReason, RequestContext, Usage};
 use futures::{FutureExt, StreamExt};
 use responses_pipe_sse::StreamError;

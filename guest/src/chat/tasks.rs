@@ -6,9 +6,9 @@ use super::backoff::Backoff;
 use super::entry::identity_of;
 use crate::auth_window;
 use crate::caps::{Emit, Env, Kv, Upstream, read_body};
+use crate::chat_body::{self, ChatRequest};
 use crate::endpoint::Endpoint;
 use crate::request::{self, Built};
-use crate::chat_body::{self, ChatRequest};
 use crate::types::{Event, FinishReason, PipeError, RequestContext, Usage};
 use serde_json::Value;
 

@@ -2,8 +2,8 @@
 
 use super::*;
 use crate::caps::TransportError;
-use crate::testing::{Canned, FixedEnv, MemKv, ScriptedUpstream, VecEmit, block_on};
 use crate::chat_body;
+use crate::testing::{Canned, FixedEnv, MemKv, ScriptedUpstream, VecEmit, block_on};
 use crate::types::{Event, FinishReason, Usage};
 use serde_json::Value;
 
