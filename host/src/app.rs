@@ -50,6 +50,8 @@ pub struct App {
     pub tools: Arc<ToolHost>,
     /// The artifact store (also reachable by the guest through `store`).
     pub store: Arc<ArtifactStore>,
+    /// Cost snapshots to Redis, when `COSTS_REDIS_DUMP` is on.
+    pub costs: Option<crate::costs::CostSnapshots>,
     pub admission: Admission,
     /// The budget of request-body bytes being read at once (`MAX_INFLIGHT_BODY_BYTES`).
     pub body_budget: crate::server::limits::BodyBudget,
@@ -186,11 +188,13 @@ impl AppBuilder {
             StoreSettings::from_config(&config, &data_dir),
             metrics.clone(),
         )?);
+        let kv = Arc::new(KvBackend::from_config(&config, metrics.clone())?);
+        let costs = crate::costs::CostSnapshots::from_config(&config, &kv, metrics.clone());
         let runner = Runner::new(RunnerParts {
             engine,
             policy,
             hooks,
-            kv: Arc::new(KvBackend::from_config(&config, metrics.clone())?),
+            kv: kv.clone(),
             store: store.clone(),
             metrics: metrics.clone(),
             tools: tools.clone(),
@@ -222,6 +226,7 @@ impl AppBuilder {
             metrics,
             tools,
             store,
+            costs,
             shutting_down: AtomicBool::new(false),
         }))
     }

@@ -169,6 +169,11 @@ pub enum ConfigError {
         "MAX_INFLIGHT_BODY_BYTES={budget} is smaller than MAX_REQUEST_BODY_BYTES={body}: a body of the largest allowed size could never be read; raise MAX_INFLIGHT_BODY_BYTES or lower MAX_REQUEST_BODY_BYTES"
     )]
     BodyBudget { budget: usize, body: usize },
+    /// Cost snapshots were asked for, but there is no Redis to write them to.
+    #[error(
+        "COSTS_REDIS_DUMP=true needs REDIS_URL: cost snapshots are written to Redis; set REDIS_URL or turn COSTS_REDIS_DUMP off"
+    )]
+    CostsWithoutRedis,
     #[error("{} configuration errors:{}", .0.len(), list_errors(.0))]
     Several(Vec<ConfigError>),
 }
@@ -260,6 +265,8 @@ struct Typed {
     db_acquire_timeout: Duration,
     db_statement_timeout: Duration,
     redis_timeout: Duration,
+    /// `COSTS_REDIS_TTL_SECONDS` when `COSTS_REDIS_DUMP` is on; `None` when it is off.
+    costs_redis_ttl: Option<Duration>,
     artifact_cleanup_interval: Duration,
 }
 
@@ -385,6 +392,9 @@ impl Config {
         values.insert("BASE_URL", Value::String(render_base_url(&base_url)));
 
         let typed = Typed::from_values(&values)?;
+        if typed.costs_redis_ttl.is_some() && !secrets.contains_key("REDIS_URL") {
+            return Err(ConfigError::CostsWithoutRedis);
+        }
         if typed.max_inflight_body_bytes < typed.max_request_body_bytes {
             return Err(ConfigError::BodyBudget {
                 budget: typed.max_inflight_body_bytes,
@@ -620,6 +630,11 @@ impl Config {
         self.typed.redis_timeout
     }
 
+    /// The lifetime of cost snapshots when `COSTS_REDIS_DUMP` is on (then `REDIS_URL` is set).
+    pub fn costs_redis_ttl(&self) -> Option<Duration> {
+        self.typed.costs_redis_ttl
+    }
+
     /// `PIPE_ID`: names the artifact table and prefixes every shared kv key.
     pub fn pipe_id(&self) -> &str {
         &self.pipe_id
@@ -783,6 +798,12 @@ impl Typed {
             db_acquire_timeout: Duration::from_millis(int("DB_ACQUIRE_TIMEOUT_MS")?),
             db_statement_timeout: Duration::from_millis(int("DB_STATEMENT_TIMEOUT_MS")?),
             redis_timeout: Duration::from_millis(int("REDIS_TIMEOUT_MS")?),
+            costs_redis_ttl: values
+                .get("COSTS_REDIS_DUMP")
+                .and_then(Value::as_bool)
+                .ok_or(ConfigError::Table("COSTS_REDIS_DUMP"))?
+                .then(|| int("COSTS_REDIS_TTL_SECONDS").map(Duration::from_secs))
+                .transpose()?,
             artifact_cleanup_interval: Duration::from_secs_f64(
                 values
                     .get("ARTIFACT_CLEANUP_INTERVAL_HOURS")
@@ -2051,7 +2072,6 @@ mod tests {
         for (key, value) in [
             ("SESSION_LOG_STORE_ENABLED", "true"),
             ("ENABLE_SSRF_PROTECTION", "false"),
-            ("COSTS_REDIS_DUMP", "yes"),
             ("FUSION_BACKEND", "internal"),
             ("ENABLE_OPENROUTER_FUSION", "off"),
             ("ADMIN_PROVIDER_ROUTING_MODELS", "openai/*"),

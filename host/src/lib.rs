@@ -7,6 +7,7 @@ pub mod app;
 pub mod bindings;
 pub mod cli;
 pub mod config;
+pub mod costs;
 pub mod crypto;
 pub mod egress;
 pub mod emit;

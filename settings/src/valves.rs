@@ -516,11 +516,11 @@ pub static VALVES: &[ValveSpec] = &[
         .not_built()
         .doc("Redis mode (not built): failed flushes in a row before a critical alert."),
     flag("COSTS_REDIS_DUMP", false)
-        .safety_not_built()
-        .doc("Write each request's usage and cost to Redis for accounting. Not built, so `true` stops the start-up: an operator who turns it on relies on those records."),
+        .read_by_host()
+        .doc("After each answer or task with usage, write one cost snapshot to Redis: key `costs:<PIPE_ID>:<user id>:<uuid4>:<epoch seconds>`, value `{guid, email, name, model, usage, ts, chat_id?, message_id?, kind: generation|task}`, expiring after `COSTS_REDIS_TTL_SECONDS`. Needs `REDIS_URL` (the host does not start without it). A request without a user id, email or name, or without usage, writes none (counted in `responses_pipe_cost_snapshots_total`)."),
     int("COSTS_REDIS_TTL_SECONDS", 900, 60, 3600)
-        .not_built()
-        .doc("Cost records in Redis (not built): their lifetime."),
+        .read_by_host()
+        .doc("Lifetime of a cost snapshot in Redis."),
     int("ARTIFACT_CLEANUP_DAYS", 90, 1, 365)
         .read_by_guest()
         .doc("Stored artifacts not read for this many days are deleted by maintenance."),
@@ -1053,7 +1053,6 @@ mod tests {
             [
                 "ENABLE_SSRF_PROTECTION",
                 "SESSION_LOG_STORE_ENABLED",
-                "COSTS_REDIS_DUMP",
                 "ENABLE_OPENROUTER_FUSION",
                 "FUSION_BACKEND",
                 "ADMIN_PROVIDER_ROUTING_MODELS",

@@ -8,7 +8,7 @@ mod redis_store;
 mod shared;
 
 pub use memory::{MAX_KEYS, MemoryKv};
-pub use redis_store::{KvSetupError, RedisKv};
+pub use redis_store::{KvSetupError, RedisFailure, RedisKv};
 pub use shared::SharedKv;
 
 use crate::bindings::kv::{self, KvError};

@@ -167,6 +167,27 @@ impl RedisKv {
         .await
     }
 
+    /// `SET key value EX ttl` on a key outside the kv namespace (the cost snapshots' own key
+    /// shape). The caller builds the key; values stay bounded like kv values.
+    pub async fn set_record(&self, key: &str, value: Vec<u8>, ttl: Duration) -> Outcome<()> {
+        if value.len() > super::MAX_VALUE_BYTES {
+            return Err(RedisFailure::Refused(KvError::TooLarge));
+        }
+        let mut conn = self.conn.clone();
+        let key = key.to_owned();
+        let ttl = ttl.as_secs().max(1);
+        self.bounded(async move {
+            redis::cmd("SET")
+                .arg(key)
+                .arg(value)
+                .arg("EX")
+                .arg(ttl)
+                .query_async::<()>(&mut conn)
+                .await
+        })
+        .await
+    }
+
     pub async fn get(&self, key: &str, max_bytes: u32) -> Outcome<Option<Vec<u8>>> {
         let mut conn = self.conn.clone();
         let key = self.value_key(key);

@@ -59,6 +59,11 @@ impl SharedKv {
         self.health.up.load(Ordering::Acquire)
     }
 
+    /// The Redis side, for records written outside the kv namespace (cost snapshots).
+    pub fn redis(&self) -> &RedisKv {
+        &self.redis
+    }
+
     fn prober(&self) -> Prober {
         Prober {
             redis: self.redis.clone(),

@@ -11,7 +11,8 @@ use super::error::ApiError;
 use super::limits::BodyError;
 use super::sse_frame;
 use crate::app::App;
-use crate::bindings::types::{Event, FinishReason, PipeError, RequestContext};
+use crate::bindings::types::{Event, FinishReason, PipeError, RequestContext, Usage};
+use crate::costs::PendingSnapshot;
 use crate::instance::GuestFailure;
 use crate::logsafe;
 use axum::body::{Body, Bytes};
@@ -133,6 +134,10 @@ async fn run(app: Arc<App>, req: Request, id: &str) -> Result<Response, ApiError
         .await
         .map_err(|busy| busy_error(&app, &busy))?;
     let openwebui = ctx.openwebui_caller;
+    let cost = app
+        .costs
+        .as_ref()
+        .map(|c| c.pending(ctx.clone(), model.clone()));
     let explainer = openwebui.then(|| Explainer {
         app: app.clone(),
         ctx: ctx.clone(),
@@ -190,9 +195,14 @@ async fn run(app: Arc<App>, req: Request, id: &str) -> Result<Response, ApiError
                 model,
             },
             explainer,
+            cost,
         ))
     } else {
-        collect_response(first, rx, task, id, created, &model, explainer.as_ref()).await
+        let out = collect_response(first, rx, task, id, created, &model, explainer.as_ref()).await;
+        if let (Some(cost), Ok((_, usage))) = (cost, &out) {
+            cost.finish(usage.as_ref());
+        }
+        out.map(|(resp, _)| resp)
     }
 }
 
@@ -339,6 +349,7 @@ fn stream_response(
     task: Option<GuestTask>,
     meta: Meta,
     explainer: Option<Explainer>,
+    cost: Option<PendingSnapshot>,
 ) -> Response {
     let enc = ChunkEncoder::new(&meta.id, meta.created, &meta.model, explainer.is_some());
     struct S {
@@ -348,6 +359,8 @@ fn stream_response(
         enc: ChunkEncoder,
         id: String,
         explainer: Option<Explainer>,
+        cost: Option<PendingSnapshot>,
+        usage: Option<Usage>,
         done: bool,
         errored: bool,
     }
@@ -358,6 +371,8 @@ fn stream_response(
         enc,
         id: meta.id,
         explainer,
+        cost,
+        usage: None,
         done: false,
         errored: false,
     };
@@ -373,6 +388,9 @@ fn stream_response(
             match next {
                 Some(ev) => {
                     s.errored |= matches!(ev, Event::Error(_));
+                    if let Event::Usage(u) = &ev {
+                        s.usage = Some(*u);
+                    }
                     let lines = s.enc.encode(ev, &s.id);
                     if lines.is_empty() {
                         continue;
@@ -416,6 +434,9 @@ fn stream_response(
                         sse_frame::push(&mut out, &l);
                     }
                     sse_frame::push(&mut out, sse_frame::DONE);
+                    if let Some(cost) = s.cost.take() {
+                        cost.finish(s.usage.as_ref());
+                    }
                     s.done = true;
                     return Some((Ok(Bytes::from(out)), s));
                 }
@@ -446,7 +467,7 @@ async fn collect_response(
     created: u64,
     model: &str,
     explainer: Option<&Explainer>,
-) -> Result<Response, ApiError> {
+) -> Result<(Response, Option<Usage>), ApiError> {
     let mut c = Collector::default();
     if let Some(ev) = first {
         c.push(ev);
@@ -470,5 +491,9 @@ async fn collect_response(
     if let Some(err) = c.error.take() {
         return Err(ApiError::Pipe(err));
     }
-    Ok(axum::Json(c.completion(id, created, model)).into_response())
+    let usage = c.usage;
+    Ok((
+        axum::Json(c.completion(id, created, model)).into_response(),
+        usage,
+    ))
 }

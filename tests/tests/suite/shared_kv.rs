@@ -272,3 +272,83 @@ async fn a_breaker_opened_through_one_host_refuses_on_another() {
         .await;
     assert_eq!(content_of(&chunks), "echo: hi");
 }
+
+/// Every cost snapshot Redis holds for `pipe_id`: its TTL in seconds and its value.
+async fn cost_snapshots(pipe_id: &str) -> Vec<(String, i64, serde_json::Value)> {
+    let mut conn = raw_redis().await;
+    let keys: Vec<String> = redis::cmd("KEYS")
+        .arg(format!("costs:{pipe_id}:*"))
+        .query_async(&mut conn)
+        .await
+        .unwrap();
+    let mut out = Vec::new();
+    for key in keys {
+        let ttl: i64 = redis::cmd("TTL")
+            .arg(&key)
+            .query_async(&mut conn)
+            .await
+            .unwrap();
+        let value: String = redis::cmd("GET")
+            .arg(&key)
+            .query_async(&mut conn)
+            .await
+            .unwrap();
+        out.push((key, ttl, serde_json::from_str(&value).unwrap()));
+    }
+    out
+}
+
+#[tokio::test]
+async fn each_answer_with_usage_leaves_one_cost_snapshot_with_its_ttl() {
+    let id = fresh_pipe_id();
+    let env = [
+        ("REDIS_URL", format!("redis://{REDIS}")),
+        ("PIPE_ID", id.clone()),
+        ("COSTS_REDIS_DUMP", "true".to_owned()),
+        ("COSTS_REDIS_TTL_SECONDS", "120".to_owned()),
+    ];
+    let env: Vec<(&'static str, &str)> = env.iter().map(|(k, v)| (*k, v.as_str())).collect();
+    let h = Harness::with_env(&env).await;
+    let user = [
+        ("X-OpenWebUI-User-Id", "u-cost"),
+        ("X-OpenWebUI-User-Email", "ada@example.com"),
+        ("X-OpenWebUI-User-Name", "Ada"),
+        ("X-OpenWebUI-Chat-Id", "chat-cost"),
+    ];
+    let (status, _) = h.stream_chat_with("fake/echo", "hi", &user).await;
+    assert_eq!(status, 200);
+    // Without an email (a required field) no snapshot is written; the skip is counted.
+    let (status, _) = h
+        .stream_chat_with("fake/echo", "hi", &[("X-OpenWebUI-User-Id", "u-anon")])
+        .await;
+    assert_eq!(status, 200);
+    eventually("the snapshot is written", async || {
+        h.app.metrics.get("cost_snapshots", "written") == 1
+    })
+    .await;
+    assert_eq!(h.app.metrics.get("cost_snapshots", "missing_field"), 1);
+    let snaps = cost_snapshots(&id).await;
+    assert_eq!(snaps.len(), 1, "{snaps:?}");
+    let (key, ttl, v) = &snaps[0];
+    assert!(key.starts_with(&format!("costs:{id}:u-cost:")), "{key}");
+    assert!(*ttl > 0 && *ttl <= 120, "{ttl}");
+    assert_eq!(v["guid"], "u-cost");
+    assert_eq!(v["email"], "ada@example.com");
+    assert_eq!(v["name"], "Ada");
+    assert_eq!(v["model"], "fake/echo");
+    assert_eq!(v["kind"], "generation");
+    assert_eq!(v["chat_id"], "chat-cost");
+    assert!(v["usage"]["total_tokens"].as_u64().unwrap() > 0, "{v}");
+    assert!(v["ts"].as_u64().unwrap() > 1_700_000_000);
+}
+
+#[tokio::test]
+async fn cost_snapshots_without_redis_stop_the_start_up() {
+    let env: HashMap<String, String> = [("COSTS_REDIS_DUMP".to_owned(), "true".to_owned())].into();
+    let e = Config::load(None, &|name| env.get(name).cloned()).unwrap_err();
+    assert!(
+        e.to_string()
+            .contains("COSTS_REDIS_DUMP=true needs REDIS_URL"),
+        "{e}"
+    );
+}
