@@ -50,6 +50,10 @@ pub struct App {
     pub tools: Arc<ToolHost>,
     /// The artifact store (also reachable by the guest through `store`).
     pub store: Arc<ArtifactStore>,
+    /// The kv backend (also reachable by the guest through `kv`); readiness pings it.
+    pub kv: Arc<KvBackend>,
+    /// Set once a model listing through the component succeeded (readiness).
+    pub catalog_loaded: AtomicBool,
     pub admission: Admission,
     /// The budget of request-body bytes being read at once (`MAX_INFLIGHT_BODY_BYTES`).
     pub body_budget: crate::server::limits::BodyBudget,
@@ -186,11 +190,12 @@ impl AppBuilder {
             StoreSettings::from_config(&config, &data_dir),
             metrics.clone(),
         )?);
+        let kv = Arc::new(KvBackend::from_config(&config, metrics.clone())?);
         let runner = Runner::new(RunnerParts {
             engine,
             policy,
             hooks,
-            kv: Arc::new(KvBackend::from_config(&config, metrics.clone())?),
+            kv: kv.clone(),
             store: store.clone(),
             metrics: metrics.clone(),
             tools: tools.clone(),
@@ -222,6 +227,8 @@ impl AppBuilder {
             metrics,
             tools,
             store,
+            kv,
+            catalog_loaded: AtomicBool::new(false),
             shutting_down: AtomicBool::new(false),
         }))
     }

@@ -184,6 +184,18 @@ impl Harness {
             .as_u16()
     }
 
+    /// `GET /readyz` without a key: the status and the JSON report.
+    pub async fn ready(&self) -> (u16, Value) {
+        let resp = self
+            .client
+            .get(format!("{}/readyz", self.url))
+            .send()
+            .await
+            .unwrap();
+        let status = resp.status().as_u16();
+        (status, resp.json().await.unwrap_or(Value::Null))
+    }
+
     /// The `/metrics` page as text.
     pub async fn metrics(&self) -> String {
         self.client
