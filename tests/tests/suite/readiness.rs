@@ -47,6 +47,20 @@ fn ready_report(kv: &str) -> Value {
     })
 }
 
+/// Ready after the warm-up; while `proxy` refuses, not ready with `field` down and everything
+/// else as before; ready again once it passes.
+async fn readiness_follows(h: &Harness, proxy: &FaultProxy, field: &str, kv: &str) {
+    let _warm_up = CatalogWarmUp::spawn(h.app.clone());
+    assert_eq!(ready_becomes(h, 200).await, ready_report(kv));
+    proxy.set_mode(FaultMode::Refuse);
+    let mut expected = ready_report(kv);
+    expected["ready"] = json!(false);
+    expected[field] = json!("down");
+    assert_eq!(ready_becomes(h, 503).await, expected);
+    proxy.set_mode(FaultMode::Pass);
+    assert_eq!(ready_becomes(h, 200).await, ready_report(kv));
+}
+
 #[tokio::test]
 async fn the_start_up_warm_up_makes_the_host_ready_without_any_chat_or_key() {
     let h = Harness::with_env(&[("PIPE_API_KEYS", "ready-key-SECRET-1")]).await;
@@ -100,14 +114,7 @@ async fn not_ready_while_the_catalog_fails_and_ready_once_it_answers() {
 #[tokio::test]
 async fn a_database_that_stops_answering_makes_the_host_not_ready_until_it_is_back() {
     let (proxy, h) = Harness::behind_postgres_proxy(&[]).await;
-    let _warm_up = CatalogWarmUp::spawn(h.app.clone());
-    assert_eq!(ready_becomes(&h, 200).await, ready_report("memory"));
-    proxy.set_mode(FaultMode::Refuse);
-    let report = ready_becomes(&h, 503).await;
-    assert_eq!(report["database"], "down", "{report}");
-    assert_eq!(report["catalog"], "ok");
-    proxy.set_mode(FaultMode::Pass);
-    assert_eq!(ready_becomes(&h, 200).await, ready_report("memory"));
+    readiness_follows(&h, &proxy, "database", "memory").await;
 }
 
 #[tokio::test]
@@ -121,12 +128,5 @@ async fn redis_that_stops_answering_makes_the_host_not_ready_until_it_is_back() 
         ("REDIS_TIMEOUT_MS", "500"),
     ])
     .await;
-    let _warm_up = CatalogWarmUp::spawn(h.app.clone());
-    assert_eq!(ready_becomes(&h, 200).await, ready_report("ok"));
-    proxy.set_mode(FaultMode::Refuse);
-    let report = ready_becomes(&h, 503).await;
-    assert_eq!(report["kv"], "down", "{report}");
-    assert_eq!(report["database"], "ok");
-    proxy.set_mode(FaultMode::Pass);
-    assert_eq!(ready_becomes(&h, 200).await, ready_report("ok"));
+    readiness_follows(&h, &proxy, "kv", "ok").await;
 }
