@@ -52,6 +52,10 @@ pub struct App {
     pub store: Arc<ArtifactStore>,
     /// Cost snapshots to Redis, when `COSTS_REDIS_DUMP` is on.
     pub costs: Option<crate::costs::CostSnapshots>,
+    /// The kv backend (also reachable by the guest through `kv`); readiness pings it.
+    pub kv: Arc<KvBackend>,
+    /// Set once a model listing through the component succeeded (readiness).
+    pub catalog_loaded: AtomicBool,
     pub admission: Admission,
     /// The budget of request-body bytes being read at once (`MAX_INFLIGHT_BODY_BYTES`).
     pub body_budget: crate::server::limits::BodyBudget,
@@ -227,6 +231,8 @@ impl AppBuilder {
             tools,
             store,
             costs,
+            kv,
+            catalog_loaded: AtomicBool::new(false),
             shutting_down: AtomicBool::new(false),
         }))
     }

@@ -5,6 +5,7 @@
 pub mod admission;
 pub mod app;
 pub mod bindings;
+pub mod catalog_warm_up;
 pub mod cli;
 pub mod config;
 pub mod costs;
@@ -17,6 +18,7 @@ pub mod kv;
 pub mod logsafe;
 pub mod maintenance;
 pub mod metrics;
+pub mod readiness;
 pub mod server;
 pub mod store;
 pub mod tools;

@@ -5,6 +5,7 @@
 use anyhow::Context;
 use clap::Parser;
 use responses_pipe_host::app::AppBuilder;
+use responses_pipe_host::catalog_warm_up::CatalogWarmUp;
 use responses_pipe_host::cli::{Cli, Command, MaintainArgs, ServeArgs};
 use responses_pipe_host::config::Config;
 use responses_pipe_host::maintenance::{FIRST_RUN_DELAY, MaintenanceTask, PassOutcome};
@@ -103,6 +104,8 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
         .await
         .with_context(|| format!("could not listen on {listen}"))?;
     tracing::info!(address = %listener.local_addr()?, "listening");
+    // Load the catalog once in the background so `/readyz` turns ready without user traffic.
+    let warm_up = CatalogWarmUp::spawn(app.clone());
     let maintenance = MaintenanceTask::spawn(
         app.clone(),
         FIRST_RUN_DELAY,
@@ -118,6 +121,7 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
         },
     ));
     shutdown_signal().await;
+    warm_up.stop();
     maintenance.stop().await;
     let _ = stop_tx.send(true);
     match tokio::time::timeout(grace, server).await {

@@ -37,7 +37,7 @@ pub enum MaintenanceError {
     Guest(#[from] GuestFailure),
 }
 
-fn pipe_error_message(e: &PipeError) -> &str {
+pub(crate) fn pipe_error_message(e: &PipeError) -> &str {
     match e {
         PipeError::InvalidRequest(b)
         | PipeError::Upstream(b)

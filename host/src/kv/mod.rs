@@ -68,6 +68,21 @@ impl KvBackend {
         }
     }
 
+    /// For readiness: `memory` (nothing to reach), `ok` when Redis answers a `PING`, else
+    /// `down`.
+    pub async fn readiness(&self) -> &'static str {
+        match self {
+            KvBackend::Memory(_) => "memory",
+            KvBackend::Redis(r) => {
+                if r.ping().await {
+                    "ok"
+                } else {
+                    "down"
+                }
+            }
+        }
+    }
+
     pub async fn get(&self, key: &str, max_bytes: u32) -> Result<Option<Vec<u8>>, KvError> {
         check_key(key)?;
         match self {

@@ -64,6 +64,11 @@ impl SharedKv {
         &self.redis
     }
 
+    /// Whether Redis answers a `PING` now, within the Redis timeout (readiness).
+    pub async fn ping(&self) -> bool {
+        self.redis.ping().await.is_ok()
+    }
+
     fn prober(&self) -> Prober {
         Prober {
             redis: self.redis.clone(),

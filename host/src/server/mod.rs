@@ -1,5 +1,5 @@
-//! The front doors (axum): `GET /v1/models`, `POST /v1/chat/completions`, `GET /healthz`,
-//! `GET /metrics`. Every request gets an id (returned as `X-Request-Id`, carried in its span and
+//! The front doors (axum): `GET /v1/models`, `POST /v1/chat/completions`, `GET /healthz`
+//! (liveness), `GET /readyz` (readiness, see `crate::readiness`), `GET /metrics`. Every request gets an id (returned as `X-Request-Id`, carried in its span and
 //! error bodies); the browser guard (`guard`) and bearer auth are checked before any work, and
 //! the authenticated key's name is the span's `key` field; sockets get `TCP_NODELAY` (Nagle would
 //! delay small SSE writes by ~40 ms); shutdown lets in-flight streams finish. Connections are
@@ -41,6 +41,7 @@ pub fn router(app: Arc<App>) -> Router {
         .route_layer(middleware::from_fn_with_state(app.clone(), require_key));
     Router::new()
         .route("/healthz", get(healthz))
+        .route("/readyz", get(readyz))
         .merge(protected)
         .fallback(not_found)
         .layer(tower_http::catch_panic::CatchPanicLayer::custom(
@@ -126,6 +127,17 @@ async fn healthz(State(app): State<Arc<App>>) -> Response {
     .into_response()
 }
 
+/// 200 when ready, else 503; the body names the state of each dependency.
+async fn readyz(State(app): State<Arc<App>>) -> Response {
+    let report = crate::readiness::check(&app).await;
+    let status = if report.ready {
+        StatusCode::OK
+    } else {
+        StatusCode::SERVICE_UNAVAILABLE
+    };
+    (status, axum::Json(report)).into_response()
+}
+
 async fn metrics(State(app): State<Arc<App>>) -> Response {
     let mut body = app.metrics.render();
     body.push_str(&app.tools.metrics().render());
@@ -158,17 +170,7 @@ async fn models(State(app): State<Arc<App>>, req: Request) -> Response {
             .admit()
             .await
             .map_err(|busy| chat::busy_error(&app, &busy))?;
-        let cap = app.config.request_timeout();
-        let run = app.runner.models(app.config.guest_settings_json(), &id);
-        let out = match tokio::time::timeout(cap, run).await {
-            Ok(outcome) => outcome??,
-            Err(_) => {
-                app.metrics.incr("request_timeouts", "wall_clock");
-                return Err(ApiError::Guest(crate::instance::GuestFailure::TimedOut(
-                    cap,
-                )));
-            }
-        };
+        let out = crate::readiness::list_models(&app, &id).await??;
         Ok::<_, ApiError>(out)
     }
     .await;

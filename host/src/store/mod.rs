@@ -203,6 +203,27 @@ where
     }
 }
 
+/// Take a pooled connection and ping it, both within `timeout`.
+async fn ping_pool<DB: sqlx::Database>(
+    pool: &sqlx::Pool<DB>,
+    breaks: &Breaks,
+    timeout: Duration,
+) -> bool {
+    use sqlx::Connection as _;
+    let deadline = tokio::time::Instant::now() + timeout;
+    let Ok(Ok(mut conn)) = tokio::time::timeout_at(deadline, pool.acquire()).await else {
+        return false;
+    };
+    match tokio::time::timeout_at(deadline, conn.ping()).await {
+        Ok(Ok(())) => true,
+        Ok(Err(_)) | Err(_) => {
+            breaks.mark();
+            drop(conn.detach());
+            false
+        }
+    }
+}
+
 /// Dispatch one operation to the backend's instance of the `ops` functions.
 macro_rules! on_backend {
     ($self:ident, |$conn:ident, $m:ident| $body:expr) => {
@@ -333,6 +354,16 @@ impl ArtifactStore {
         match &self.backend {
             Backend::Sqlite(pool) => (pool.size(), pool.num_idle()),
             Backend::Postgres(pool) => (pool.size(), pool.num_idle()),
+        }
+    }
+
+    /// Whether the database answers a ping within `timeout`, waiting for a connection included
+    /// (readiness). A connection whose ping failed or timed out is dropped, like one whose call
+    /// broke.
+    pub async fn ping(&self, timeout: Duration) -> bool {
+        match &self.backend {
+            Backend::Sqlite(pool) => ping_pool(pool, &self.breaks, timeout).await,
+            Backend::Postgres(pool) => ping_pool(pool, &self.breaks, timeout).await,
         }
     }
 

@@ -184,6 +184,23 @@ impl Harness {
             .as_u16()
     }
 
+    /// `GET /readyz` without a key: the status and the JSON report.
+    pub async fn ready(&self) -> (u16, Value) {
+        self.get_json("/readyz").await
+    }
+
+    /// `GET path` without a key: the status and the JSON body (`null` when not JSON).
+    async fn get_json(&self, path: &str) -> (u16, Value) {
+        let resp = self
+            .client
+            .get(format!("{}{path}", self.url))
+            .send()
+            .await
+            .unwrap();
+        let status = resp.status().as_u16();
+        (status, resp.json().await.unwrap_or(Value::Null))
+    }
+
     /// The `/metrics` page as text.
     pub async fn metrics(&self) -> String {
         self.client
@@ -353,14 +370,7 @@ impl Harness {
 
     /// `GET /v1/models`: the status and the JSON body (`null` when not JSON).
     pub async fn models(&self) -> (u16, Value) {
-        let resp = self
-            .client
-            .get(format!("{}/v1/models", self.url))
-            .send()
-            .await
-            .unwrap();
-        let status = resp.status().as_u16();
-        (status, resp.json().await.unwrap_or(Value::Null))
+        self.get_json("/v1/models").await
     }
 
     /// The `/v1/models` entries.

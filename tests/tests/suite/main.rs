@@ -26,6 +26,7 @@ mod identity;
 mod log_forging;
 mod openai_sdk;
 mod persistence;
+mod readiness;
 mod reasoning;
 mod reasoning_replay;
 mod request_translation;

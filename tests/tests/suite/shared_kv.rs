@@ -12,10 +12,10 @@ use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-const REDIS: &str = "127.0.0.1:6379";
+pub(crate) const REDIS: &str = "127.0.0.1:6379";
 
 /// A `PIPE_ID` no other test uses.
-fn fresh_pipe_id() -> String {
+pub(crate) fn fresh_pipe_id() -> String {
     format!("t{}", &uuid::Uuid::now_v7().simple().to_string()[..24])
 }
 
