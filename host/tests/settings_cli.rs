@@ -32,7 +32,6 @@ fn an_unbuilt_safety_setting_stops_serve_and_maintain_naming_it() {
         ("SESSION_LOG_STORE_ENABLED", "true"),
         ("FUSION_BACKEND", "internal"),
         ("ENABLE_SSRF_PROTECTION", "false"),
-        ("COSTS_REDIS_DUMP", "true"),
     ] {
         for command in ["serve", "maintain"] {
             let args: &[&str] = if command == "serve" {
@@ -48,6 +47,23 @@ fn an_unbuilt_safety_setting_stops_serve_and_maintain_naming_it() {
             assert!(!log.contains("listening"), "{log}");
         }
     }
+}
+
+#[test]
+fn cost_snapshots_without_redis_stop_serve_naming_both_settings() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = run(
+        &["serve", "--listen", "127.0.0.1:0"],
+        dir.path(),
+        &[("COSTS_REDIS_DUMP", "true")],
+    );
+    let log = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success(), "{log}");
+    assert!(
+        log.contains("COSTS_REDIS_DUMP=true needs REDIS_URL"),
+        "{log}"
+    );
+    assert!(!log.contains("listening"), "{log}");
 }
 
 #[test]
