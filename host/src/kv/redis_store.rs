@@ -202,20 +202,16 @@ impl RedisKv {
         }
     }
 
-    pub async fn set(&self, key: &str, value: Vec<u8>, ttl_ms: Option<u64>) -> Outcome<()> {
+    pub async fn set(&self, key: &str, value: &[u8], ttl_ms: Option<u64>) -> Outcome<()> {
         let mut conn = self.conn.clone();
-        let key = self.value_key(key);
-        let ttl = ttl_millis(ttl_ms);
-        self.bounded(async move {
-            redis::cmd("SET")
-                .arg(key)
-                .arg(value)
-                .arg("PX")
-                .arg(ttl)
-                .query_async::<()>(&mut conn)
-                .await
-        })
-        .await
+        // The command holds its own copy of the value; the caller keeps the original.
+        let mut cmd = redis::cmd("SET");
+        cmd.arg(self.value_key(key))
+            .arg(value)
+            .arg("PX")
+            .arg(ttl_millis(ttl_ms));
+        self.bounded(async move { cmd.query_async::<()>(&mut conn).await })
+            .await
     }
 
     pub async fn delete(&self, key: &str) -> Outcome<bool> {

@@ -105,18 +105,11 @@ impl SharedKv {
     }
 
     pub async fn set(&self, key: &str, value: Vec<u8>, ttl_ms: Option<u64>) -> Result<(), KvError> {
-        // The value goes to one side only; the memory copy is made only when it is needed.
-        if self.redis_up() {
-            match self.redis.set(key, value.clone(), ttl_ms).await {
-                Ok(()) => return Ok(()),
-                Err(RedisFailure::Refused(e)) => return Err(e),
-                Err(RedisFailure::Unreachable(reason)) => {
-                    self.prober().went_down(&reason, "Redis stopped answering");
-                }
-            }
-        }
-        self.metrics.incr("kv_fallbacks", "redis_unavailable");
-        self.memory.set(key, value, ttl_ms)
+        // Only a fallback to memory copies the value.
+        self.run(self.redis.set(key, &value, ttl_ms), |m| {
+            m.set(key, value.clone(), ttl_ms)
+        })
+        .await
     }
 
     pub async fn delete(&self, key: &str) -> Result<bool, KvError> {
